@@ -1,0 +1,21 @@
+// The one matrix-multiply entry point. Row-major:
+//   C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C
+// op(X) is X or X^T; lda/ldb/ldc are the row strides of A, B, C as stored.
+// Backed by OpenBLAS (scipy-openblas32), looked up at runtime, see gemm.cpp.
+#pragma once
+#include <string>
+
+namespace pycvnn {
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int m, int n, int k, T alpha,
+          const T* A, int lda,   // (m, k), or (k, m) if trans_a
+          const T* B, int ldb,   // (k, n), or (n, k) if trans_b
+          T beta, T* C, int ldc); // (m, n)
+
+bool blas_load();              // resolve the BLAS symbols; false if none are loaded
+std::string blas_name();       // which BLAS (for messages and the bench)
+void blas_set_num_threads(int n);
+int blas_get_num_threads();
+
+}  // namespace pycvnn

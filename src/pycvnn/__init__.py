@@ -1,0 +1,16 @@
+"""pycvnn: feed-forward neural networks with a C++ core and a NumPy twin."""
+
+__version__ = "0.1.0"
+
+from ._backend import get_backend, set_backend, using_backend, set_num_threads, get_num_threads
+from . import reference
+
+__all__ = [
+    "__version__",
+    "get_backend",
+    "set_backend",
+    "using_backend",
+    "set_num_threads",
+    "get_num_threads",
+    "reference",
+]

@@ -1,0 +1,53 @@
+"""Backend choice: "cpp" (pycvnn._core) or "numpy" (pycvnn.reference), process-wide."""
+
+import contextlib
+
+import scipy_openblas32  # noqa: F401  (loads OpenBLAS with RTLD_GLOBAL; _core finds its symbols)
+
+from . import _core, reference
+
+if not _core._blas_load():
+    raise ImportError("pycvnn: OpenBLAS symbols not found; is scipy-openblas32 installed?")
+
+_BACKENDS = {"cpp": _core, "numpy": reference}
+_current = "cpp"
+
+
+def set_backend(name):
+    """Select the backend every public function and fit use: "cpp" or "numpy"."""
+    global _current
+    if name not in _BACKENDS:
+        raise ValueError(f"backend: expected one of {sorted(_BACKENDS)}, got {name!r}")
+    _current = name
+
+
+def get_backend():
+    """The name of the current backend."""
+    return _current
+
+
+@contextlib.contextmanager
+def using_backend(name):
+    """`with using_backend("numpy"):` runs the block on that backend, then restores the previous."""
+    previous = _current
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def backend():
+    """The module implementing the current backend (_core or reference)."""
+    return _BACKENDS[_current]
+
+
+def set_num_threads(n):
+    """Threads used by the compiled core (its BLAS included)."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n: expected a positive int, got {n!r}")
+    _core._set_num_threads(n)
+
+
+def get_num_threads():
+    return _core._get_num_threads()

@@ -1,0 +1,129 @@
+"""Stub of pycvnn._core, the compiled core. pycvnn.reference mirrors it name for name.
+
+Conventions for every function:
+- dtype: float64 input runs in float64; any other numeric input is converted to float32.
+  The second array (target, dout, w, ...) is cast to the first array's dtype; integer class
+  ids stay integers. Non-numeric input raises TypeError; a wrong ndim/shape, an empty array
+  or an unknown name raises ValueError naming the argument.
+- Inputs may be non-contiguous or Fortran-ordered (copied); outputs are new C-contiguous
+  arrays. The *_update optimizer kernels instead work in place on C-contiguous float32 or
+  float64 buffers of one dtype and raise if they are not.
+- reduction is "none", "mean" or "sum". With "none" a loss returns the unreduced array
+  (per element for l1/l2/huber, per sample (N,) for the others); "mean"/"sum" return a float.
+  A *_backward returns d loss / d pred with pred's shape (for "none": of the sum).
+"""
+
+from typing import Tuple
+
+import numpy as np
+
+Array = np.ndarray
+__version__: str
+
+# ---- gemm ---------------------------------------------------------------------------------
+def matmul(a: Array, b: Array, trans_a: bool = False, trans_b: bool = False) -> Array:
+    """op(a) (m, k) @ op(b) (k, n) -> (m, n) through the GEMM entry point."""
+
+# ---- activations: <name>_forward(z) -> f(z); <name>_backward(z, dout) -> dout * f'(z) ----
+# z and dout: any shape (same shape). softmax works over the last axis (z.ndim >= 1).
+def sigmoid_forward(z: Array) -> Array: ...
+def sigmoid_backward(z: Array, dout: Array) -> Array: ...
+def tanh_forward(z: Array) -> Array: ...
+def tanh_backward(z: Array, dout: Array) -> Array: ...
+def relu_forward(z: Array) -> Array: ...
+def relu_backward(z: Array, dout: Array) -> Array:
+    """relu'(0) = 0."""
+def leaky_relu_forward(z: Array, alpha: float = 0.01) -> Array: ...
+def leaky_relu_backward(z: Array, dout: Array, alpha: float = 0.01) -> Array:
+    """leaky_relu'(z) = 1 for z > 0, else alpha (so alpha at 0)."""
+def softmax_forward(z: Array) -> Array:
+    """Max-subtracted softmax over the last axis."""
+def softmax_backward(z: Array, dout: Array) -> Array:
+    """Vector-Jacobian product: s * (dout - sum(dout * s, axis=-1, keepdims=True))."""
+
+# ---- losses: <name>_forward -> value; <name>_backward -> d loss / d pred ------------------
+# Elementwise losses: pred any shape, target.shape == pred.shape.
+def l1_forward(pred: Array, target: Array, reduction: str = "mean") -> float | Array: ...
+def l1_backward(pred: Array, target: Array, reduction: str = "mean") -> Array:
+    """sign(pred - target), 0 at pred == target; divided by pred.size for "mean"."""
+def l2_forward(pred: Array, target: Array, reduction: str = "mean") -> float | Array:
+    """(pred - target)^2."""
+def l2_backward(pred: Array, target: Array, reduction: str = "mean") -> Array:
+    """2 (pred - target); divided by pred.size for "mean"."""
+def huber_forward(pred: Array, target: Array, delta: float = 1.0,
+                  reduction: str = "mean") -> float | Array:
+    """0.5 r^2 if |r| <= delta else delta (|r| - 0.5 delta), r = pred - target; delta > 0."""
+def huber_backward(pred: Array, target: Array, delta: float = 1.0,
+                   reduction: str = "mean") -> Array: ...
+
+# pred (N, C). target: int class ids (N,) in [0, C), or probabilities (N, C) (float dtype).
+# from_logits=True: pred are logits, stable log-softmax. False: pred are probabilities,
+# clipped to [eps, 1] (eps 1e-7 float32, 1e-12 float64) before the log.
+# Per-sample loss: -sum_c target_c log p_c. Mean is over the N samples.
+def cross_entropy_forward(pred: Array, target: Array, from_logits: bool = True,
+                          reduction: str = "mean") -> float | Array: ...
+def cross_entropy_backward(pred: Array, target: Array, from_logits: bool = True,
+                           reduction: str = "mean") -> Array:
+    """From logits: softmax(pred) * sum_c(target_c) - target (p - onehot for class ids).
+    From probabilities: -target / clip(p) where p > eps, 0 where p was clipped."""
+
+# pred (N,) or (N, 1); target the same shape, values in [0, 1].
+# from_logits=True: softplus form, max(x,0) - x t + log1p(exp(-|x|)); grad sigmoid(x) - t.
+# False: -(t log p + (1-t) log(1-p)), p clipped to [eps, 1-eps].
+def binary_cross_entropy_forward(pred: Array, target: Array, from_logits: bool = True,
+                                 reduction: str = "mean") -> float | Array: ...
+def binary_cross_entropy_backward(pred: Array, target: Array, from_logits: bool = True,
+                                  reduction: str = "mean") -> Array: ...
+
+# Binary: scores (N,) or (N, 1), target the same shape with values in {-1, +1}:
+#   max(0, 1 - y s). Multiclass: scores (N, C), target int class ids (N,):
+#   sum_{j != y} max(0, 1 - s_y + s_j). squared_hinge squares each term.
+# Subgradient 0 where a margin term is exactly 0. Per-sample values (N,) for "none".
+def hinge_forward(pred: Array, target: Array, reduction: str = "mean") -> float | Array: ...
+def hinge_backward(pred: Array, target: Array, reduction: str = "mean") -> Array: ...
+def squared_hinge_forward(pred: Array, target: Array,
+                          reduction: str = "mean") -> float | Array: ...
+def squared_hinge_backward(pred: Array, target: Array, reduction: str = "mean") -> Array: ...
+
+# pred (N, ...) probabilities, target same shape. Per sample over all non-batch axes:
+#   1 - (2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth). smooth >= 0.
+def dice_forward(pred: Array, target: Array, smooth: float = 1e-6,
+                 reduction: str = "mean") -> float | Array: ...
+def dice_backward(pred: Array, target: Array, smooth: float = 1e-6,
+                  reduction: str = "mean") -> Array: ...
+
+# ---- dense layer ----------------------------------------------------------------------------
+# x (N, in), w (out, in), b (out,). activation: "none", "sigmoid", "tanh", "relu",
+# "leaky_relu" (alpha >= 0), "softmax". Forward returns a = f(x w^T + b) (N, out).
+# Backward takes the forward's output a (every f' here is a function of a) and
+# dout = d loss / d a (N, out); returns (dx (N, in), dw (out, in), db (out,)).
+def dense_forward(x: Array, w: Array, b: Array, activation: str = "none",
+                  alpha: float = 0.01) -> Array: ...
+def dense_backward(dout: Array, x: Array, w: Array, a: Array, activation: str = "none",
+                   alpha: float = 0.01) -> Tuple[Array, Array, Array]: ...
+
+# ---- optimizers: in place over flat C-contiguous buffers of one float dtype ----------------
+# param, grad and state buffers have the same size; state starts at zeros.
+def gd_update(param: Array, grad: Array, lr: float) -> None:
+    """param -= lr * grad."""
+def momentum_update(param: Array, grad: Array, velocity: Array, lr: float, beta: float = 0.9,
+                    form: str = "ema", nesterov: bool = False) -> None:
+    """ema: v = beta v + (1 - beta) g; heavy_ball: v = beta v + g.
+    param -= lr * v, or with nesterov (heavy_ball only): param -= lr * (g + beta v).
+    form "ema" with nesterov=True is a ValueError."""
+def rmsprop_update(param: Array, grad: Array, sq: Array, lr: float, rho: float = 0.9,
+                   eps: float = 1e-8) -> None:
+    """s = rho s + (1 - rho) g^2; param -= lr g / (sqrt(s) + eps)."""
+def adam_update(param: Array, grad: Array, m: Array, v: Array, lr: float, beta1: float,
+                beta2: float, eps: float, t: int) -> None:
+    """t >= 1 is the step number after increment. m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+    param -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)."""
+def adamw_update(param: Array, grad: Array, m: Array, v: Array, lr: float, beta1: float,
+                 beta2: float, eps: float, t: int, weight_decay: float) -> None:
+    """param -= lr * weight_decay * param, then the Adam step (PyTorch's AdamW)."""
+def add_weight_decay(grad: Array, param: Array, weight_decay: float) -> None:
+    """Coupled L2, in place: grad += weight_decay * param."""
+def global_norm(grad: Array) -> float:
+    """sqrt(sum(grad^2)) over the flat buffer, accumulated in float64."""
+def clip_by_global_norm(grad: Array, max_norm: float) -> float:
+    """In place: if norm > max_norm, grad *= max_norm / norm. Returns the norm before clipping."""
