@@ -1,0 +1,78 @@
+"""The package itself: version from one source, the _core stub and the NumPy twin in step."""
+
+import ast
+import importlib.metadata
+import inspect
+import pathlib
+import re
+
+import pycvnn
+from pycvnn import _core, reference
+
+STUB = pathlib.Path(pycvnn.__file__).with_name("_core.pyi")
+
+
+def stub_functions():
+    """name -> [(arg name, default source or None)] for each public function in _core.pyi."""
+    tree = ast.parse(STUB.read_text())
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+            args = node.args.args
+            defaults = [None] * (len(args) - len(node.args.defaults)) + node.args.defaults
+            out[node.name] = [
+                (a.arg, None if d is None else ast.literal_eval(d)) for a, d in zip(args, defaults)
+            ]
+    return out
+
+
+def core_functions():
+    return {
+        n for n in dir(_core)
+        if not n.startswith("_") and callable(getattr(_core, n))
+    }
+
+
+def test_version_single_source():
+    assert re.fullmatch(r"\d+\.\d+\.\d+", pycvnn.__version__)
+    assert importlib.metadata.version("pycvnn") == pycvnn.__version__
+    assert _core.__version__ == pycvnn.__version__
+
+
+def test_stub_lists_exactly_the_compiled_functions():
+    assert set(stub_functions()) == core_functions()
+
+
+def split_top_level(text):
+    """Split "a: T[x, y] = 1, b: U" on the commas outside brackets."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch in "[("
+        depth -= ch in "])"
+        if ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    return parts + [text[start:].strip()] if text.strip() else parts
+
+
+def test_compiled_signatures_match_stub():
+    # pybind11 puts "name(arg: type = default, ...) -> ret" first in each docstring.
+    for name, params in stub_functions().items():
+        doc = getattr(_core, name).__doc__.splitlines()[0]
+        inner = doc[doc.index("(") + 1 : doc.rindex(") ->")]
+        got = []
+        for part in split_top_level(inner):
+            pname, _, rest = part.partition(":")
+            default = rest.partition(" = ")[2]
+            got.append((pname.strip(), ast.literal_eval(default) if default else None))
+        assert got == params, name
+
+
+def test_reference_mirrors_stub():
+    for name, params in stub_functions().items():
+        fn = getattr(reference, name)
+        sig = inspect.signature(fn)
+        assert [p for p in sig.parameters] == [p[0] for p in params], name
+        for pname, default in params:
+            d = sig.parameters[pname].default
+            assert (d is inspect.Parameter.empty) if default is None else d == default, (name, pname)
