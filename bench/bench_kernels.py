@@ -1,0 +1,66 @@
+"""Each kernel family, cpp vs numpy, on realistic sizes. Checked against the reference, then timed.
+
+Run: python -m pytest bench/bench_kernels.py --benchmark-json=bench/kernels.json
+     python bench/report.py bench/kernels.json
+"""
+
+import numpy as np
+import pytest
+
+from pycvnn import _core, reference
+
+BACKENDS = {"cpp": _core, "numpy": reference}
+rng = np.random.default_rng(0)
+
+
+def f32(*shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+N, C, F, H = 256, 10, 784, 256  # a batch of 256 images of 28x28, 256 hidden units, 10 classes
+Z = f32(N, 1024)
+LOGITS, IDS = f32(N, C), rng.integers(0, C, N)
+X, W, B = f32(128, F), f32(H, F, scale=0.05), f32(H)
+A_RELU = reference.dense_forward(X, W, B, activation="relu")
+DOUT = f32(128, H)
+MASK_P = rng.uniform(0, 1, (16, 64, 64)).astype(np.float32)
+MASK_G = (rng.uniform(0, 1, (16, 64, 64)) > 0.5).astype(np.float32)
+P = 1_000_000  # parameters in the flat buffer
+
+# (family, kernel, args builder): builders return fresh args, so in-place kernels are safe.
+CASES = [
+    ("activations", "sigmoid_forward", lambda: (Z,)),
+    ("activations", "relu_backward", lambda: (Z, Z)),
+    ("activations", "softmax_forward", lambda: (LOGITS,)),
+    ("activations", "softmax_backward", lambda: (LOGITS, LOGITS)),
+    ("losses", "cross_entropy_forward", lambda: (LOGITS, IDS)),
+    ("losses", "cross_entropy_backward", lambda: (LOGITS, IDS)),
+    ("losses", "l2_backward", lambda: (Z, Z[::-1].copy())),
+    ("losses", "dice_backward", lambda: (MASK_P, MASK_G)),
+    ("dense", "dense_forward", lambda: (X, W, B, "relu")),
+    ("dense", "dense_backward", lambda: (DOUT, X, W, A_RELU, "relu")),
+    ("gemm", "matmul", lambda: (f32(256, 1024), f32(1024, 1024))),
+    ("optimizers", "gd_update", lambda: (f32(P), f32(P), 0.01)),
+    ("optimizers", "adam_update",
+     lambda: (f32(P), f32(P), np.zeros(P, np.float32), np.zeros(P, np.float32),
+              1e-3, 0.9, 0.999, 1e-8, 1)),
+]
+
+
+def check(got, want):
+    if isinstance(want, tuple):
+        for g, w in zip(got, want):
+            check(g, w)
+    elif want is not None:
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("family,kernel,make", CASES, ids=[c[1] for c in CASES])
+def bench_kernel(benchmark, family, kernel, make, backend):
+    fn = getattr(BACKENDS[backend], kernel)
+    got_args, want_args = make(), make()
+    # Outputs and in-place buffers must match the reference before anything is timed.
+    check((fn(*got_args), *got_args), (getattr(reference, kernel)(*want_args), *want_args))
+    benchmark.group = f"{family}:{kernel}"
+    benchmark(fn, *make())
