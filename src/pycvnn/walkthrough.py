@@ -1,0 +1,44 @@
+"""The lecture's walkthrough: batch gradient descent on y_hat = w x + b with the MSE loss."""
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Row(NamedTuple):
+    iteration: int  # numbered from 0, as in the lecture
+    w: float  # after this iteration's update
+    b: float  # after this iteration's update
+    loss: float  # MSE computed before the update
+
+
+def linear_regression(X, y, lr, w0=0.0, b0=0.0, iterations=5):
+    """Run `iterations` steps of batch GD; return one Row per step.
+
+    dL/dw = -2/n sum x (y - y_hat),  dL/db = -2/n sum (y - y_hat).
+    """
+    x = np.asarray(X, dtype=np.float64).ravel()
+    t = np.asarray(y, dtype=np.float64).ravel()
+    if x.size == 0 or x.shape != t.shape:
+        raise ValueError(f"X, y: expected two non-empty arrays of one length, got {x.shape} and {t.shape}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(t))):
+        raise ValueError("X, y: expected finite values, got NaN or Inf")
+    if not isinstance(iterations, int) or iterations < 0:
+        raise ValueError(f"iterations: expected a non-negative int, got {iterations!r}")
+    w, b, n = float(w0), float(b0), x.size
+    rows = []
+    for i in range(iterations):
+        residual = t - (w * x + b)
+        loss = float(np.mean(residual**2))
+        dw = -2.0 / n * float(np.sum(x * residual))
+        db = -2.0 / n * float(np.sum(residual))
+        w, b = w - lr * dw, b - lr * db
+        rows.append(Row(i, w, b, loss))
+    return rows
+
+
+def format_table(rows):
+    """The rows as a fixed-width table, values to 6 decimals."""
+    lines = [f"{'iteration':>9}  {'w':>12}  {'b':>12}  {'loss':>12}"]
+    lines += [f"{r.iteration:>9d}  {r.w:>12.6f}  {r.b:>12.6f}  {r.loss:>12.6f}" for r in rows]
+    return "\n".join(lines)
