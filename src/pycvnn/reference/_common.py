@@ -1,0 +1,72 @@
+"""Helpers shared by the reference kernels: the dtype rule, shape checks and reductions.
+
+These mirror the checks the compiled core makes on its arguments (wrong dtype kind, ndim,
+shape, empty, unknown name). The richer value checks (NaN, label ranges) live in the
+public layer, pycvnn._validate.
+"""
+
+import numpy as np
+
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def as_float(a, name):
+    """The dtype rule: float64 stays float64, any other real numeric array becomes float32."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+    if a.size == 0:
+        raise ValueError(f"{name}: expected a non-empty array, got shape {a.shape}")
+    dtype = np.float64 if a.dtype == np.float64 else np.float32
+    return np.asarray(a, dtype=dtype, order="C")
+
+
+def like(b, a, name, a_name):
+    """b cast to a's dtype; b must have a's shape exactly (no broadcasting)."""
+    b = np.asarray(b)
+    if b.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {b.dtype}")
+    if b.shape != a.shape:
+        raise ValueError(f"{name}: expected shape {a.shape} (as {a_name}), got {b.shape}")
+    return np.asarray(b, dtype=a.dtype, order="C")
+
+
+def check_ndim(a, name, ndims, expected):
+    if a.ndim not in ndims:
+        raise ValueError(f"{name}: expected {expected}, got shape {a.shape}")
+
+
+def class_ids(target, n, c, name="target"):
+    """Integer class ids (n,) in [0, c), as int64."""
+    target = np.asarray(target)
+    if target.dtype.kind not in "iu":
+        raise ValueError(f"{name}: expected integer class ids, got dtype {target.dtype}")
+    if target.shape != (n,):
+        raise ValueError(f"{name}: expected class ids of shape ({n},), got {target.shape}")
+    if target.min() < 0 or target.max() >= c:
+        raise ValueError(f"{name}: expected class ids in [0, {c}), got [{target.min()}, {target.max()}]")
+    return target.astype(np.int64)
+
+
+def check_reduction(reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+
+
+def reduce(per, reduction):
+    """"none": the array itself; "mean"/"sum": its mean/sum as a Python float."""
+    check_reduction(reduction)
+    if reduction == "none":
+        return per
+    return float(per.mean() if reduction == "mean" else per.sum())
+
+
+def grad_scale(reduction, count):
+    """Factor on the gradient of the sum: 1/count for "mean", else 1."""
+    check_reduction(reduction)
+    return 1.0 / count if reduction == "mean" else 1.0
+
+
+def eps_for(dtype):
+    """Probability clip: 1e-7 in float32, 1e-12 in float64."""
+    return 1e-12 if dtype == np.float64 else 1e-7

@@ -1,0 +1,77 @@
+"""Activations: <name>_forward(z) = f(z) and <name>_backward(z, dout) = dout * f'(z).
+
+z and dout have any one shape; softmax works over the last axis.
+"""
+
+import numpy as np
+
+from ._common import as_float, like
+
+
+def _pair(z, dout):
+    z = as_float(z, "z")
+    return z, like(dout, z, "dout", "z")
+
+
+def sigmoid_forward(z):
+    """1 / (1 + exp(-z)); any shape -> same shape."""
+    z = as_float(z, "z")
+    e = np.exp(-np.abs(z))  # in (0, 1], so exp never overflows, even for |z| = 1000
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_backward(z, dout):
+    """dout * s (1 - s), s = sigmoid(z)."""
+    z, dout = _pair(z, dout)
+    s = sigmoid_forward(z)
+    return dout * s * (1 - s)
+
+
+def tanh_forward(z):
+    """tanh(z); any shape -> same shape."""
+    return np.tanh(as_float(z, "z"))
+
+
+def tanh_backward(z, dout):
+    """dout * (1 - tanh(z)^2)."""
+    z, dout = _pair(z, dout)
+    return dout * (1 - np.tanh(z) ** 2)
+
+
+def relu_forward(z):
+    """max(z, 0); any shape -> same shape."""
+    return np.maximum(as_float(z, "z"), 0)
+
+
+def relu_backward(z, dout):
+    """dout * [z > 0]  (relu'(0) = 0)."""
+    z, dout = _pair(z, dout)
+    return dout * (z > 0)
+
+
+def leaky_relu_forward(z, alpha=0.01):
+    """z if z > 0 else alpha z; any shape -> same shape."""
+    z = as_float(z, "z")
+    return np.where(z > 0, z, float(alpha) * z)
+
+
+def leaky_relu_backward(z, dout, alpha=0.01):
+    """dout * (1 if z > 0 else alpha)  (alpha at 0)."""
+    z, dout = _pair(z, dout)
+    return np.where(z > 0, dout, float(alpha) * dout)
+
+
+def softmax_forward(z):
+    """exp(z - max z) / sum exp(z - max z) over the last axis; (..., C) -> (..., C)."""
+    z = as_float(z, "z")
+    if z.ndim < 1:
+        raise ValueError(f"z: expected at least 1 dimension for softmax, got shape {z.shape}")
+    e = np.exp(z - z.max(axis=-1, keepdims=True))  # largest term is exp(0) = 1: no overflow
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_backward(z, dout):
+    """Vector-Jacobian product s * (dout - sum(dout * s)) over the last axis, s = softmax(z)."""
+    z, dout = _pair(z, dout)
+    s = softmax_forward(z)
+    return s * (dout - (dout * s).sum(axis=-1, keepdims=True))

@@ -1,0 +1,75 @@
+"""The dense layer: a = f(x w^T + b), and its backward pass from the forward's output a.
+
+x (N, in), w (out, in), b (out,), a and dout (N, out).
+"""
+
+import numpy as np
+
+from ._common import as_float, check_ndim, like
+from .activations import (leaky_relu_forward, relu_forward, sigmoid_forward, softmax_forward,
+                          tanh_forward)
+from .gemm import matmul
+
+ACTIVATIONS = ("none", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
+
+
+def _check_activation(activation, alpha):
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
+    if not alpha >= 0:
+        raise ValueError(f"alpha: expected a number >= 0, got {alpha!r}")
+    return float(alpha)
+
+
+def _check_shapes(x, w, b):
+    check_ndim(x, "x", (2,), "shape (N, in)")
+    check_ndim(w, "w", (2,), "shape (out, in)")
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(f"w: expected shape (out, {x.shape[1]}) to match x's features, got {w.shape}")
+    if b is not None and b.shape != (w.shape[0],):
+        raise ValueError(f"b: expected shape ({w.shape[0]},) to match w, got {b.shape}")
+
+
+def dense_forward(x, w, b, activation="none", alpha=0.01):
+    """a = f(x w^T + b): (N, in), (out, in), (out,) -> (N, out)."""
+    alpha = _check_activation(activation, alpha)
+    x = as_float(x, "x")
+    w, b = as_float(w, "w").astype(x.dtype), as_float(b, "b").astype(x.dtype)
+    _check_shapes(x, w, b)
+    z = matmul(x, w, trans_b=True) + b
+    if activation == "none":
+        return z
+    if activation == "leaky_relu":
+        return leaky_relu_forward(z, alpha)
+    f = {"sigmoid": sigmoid_forward, "tanh": tanh_forward, "relu": relu_forward,
+         "softmax": softmax_forward}[activation]
+    return f(z)
+
+
+def _dz(dout, a, activation, alpha):
+    """d loss / d z from d loss / d a, with f' written in terms of a = f(z)."""
+    if activation == "none":
+        return dout
+    if activation == "sigmoid":
+        return dout * a * (1 - a)
+    if activation == "tanh":
+        return dout * (1 - a**2)
+    if activation == "relu":
+        return dout * (a > 0)
+    if activation == "leaky_relu":
+        return np.where(a > 0, dout, alpha * dout)  # a > 0 exactly when z > 0 (alpha >= 0)
+    return a * (dout - (dout * a).sum(axis=1, keepdims=True))  # softmax's vector-Jacobian product
+
+
+def dense_backward(dout, x, w, a, activation="none", alpha=0.01):
+    """(dx (N, in), dw (out, in), db (out,)): dz = dout * f'; dx = dz w, dw = dz^T x, db = sum_n dz."""
+    alpha = _check_activation(activation, alpha)
+    dout = as_float(dout, "dout")
+    x, w, a = (as_float(v, name).astype(dout.dtype) for v, name in ((x, "x"), (w, "w"), (a, "a")))
+    _check_shapes(x, w, None)
+    expected = (x.shape[0], w.shape[0])
+    for v, name in ((dout, "dout"), (a, "a")):
+        if v.shape != expected:
+            raise ValueError(f"{name}: expected shape {expected} (N, out), got {v.shape}")
+    dz = _dz(dout, a, activation, alpha)
+    return matmul(dz, w), matmul(dz, x, trans_a=True), dz.sum(axis=0)

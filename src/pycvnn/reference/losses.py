@@ -1,0 +1,210 @@
+"""Losses: <name>_forward(pred, target, ...) -> value, <name>_backward -> d loss / d pred.
+
+reduction "none" gives the unreduced array (per element for l1/l2/huber, per sample (N,)
+for the others); "mean" and "sum" give its mean and sum as a float. A backward returns
+pred's shape; for "none" it is the gradient of the sum.
+"""
+
+import numpy as np
+
+from ._common import as_float, check_ndim, class_ids, eps_for, grad_scale, like, reduce
+from .activations import sigmoid_forward, softmax_forward
+
+
+# ---- elementwise: pred any shape, target the same shape ---------------------------------
+
+def _residual(pred, target):
+    pred = as_float(pred, "pred")
+    return pred - like(target, pred, "target", "pred")
+
+
+def l1_forward(pred, target, reduction="mean"):
+    """|pred - target| per element."""
+    return reduce(np.abs(_residual(pred, target)), reduction)
+
+
+def l1_backward(pred, target, reduction="mean"):
+    """sign(pred - target), 0 at a tie; / pred.size for "mean"."""
+    r = _residual(pred, target)
+    return np.sign(r) * grad_scale(reduction, r.size)
+
+
+def l2_forward(pred, target, reduction="mean"):
+    """(pred - target)^2 per element."""
+    return reduce(_residual(pred, target) ** 2, reduction)
+
+
+def l2_backward(pred, target, reduction="mean"):
+    """2 (pred - target); / pred.size for "mean"."""
+    r = _residual(pred, target)
+    return 2 * r * grad_scale(reduction, r.size)
+
+
+def _check_delta(delta):
+    if not delta > 0:
+        raise ValueError(f"delta: expected a number > 0, got {delta!r}")
+    return float(delta)
+
+
+def huber_forward(pred, target, delta=1.0, reduction="mean"):
+    """0.5 r^2 if |r| <= delta else delta (|r| - 0.5 delta), r = pred - target."""
+    delta = _check_delta(delta)
+    r = _residual(pred, target)
+    return reduce(np.where(np.abs(r) <= delta, 0.5 * r**2, delta * (np.abs(r) - 0.5 * delta)), reduction)
+
+
+def huber_backward(pred, target, delta=1.0, reduction="mean"):
+    """r if |r| <= delta else delta sign(r); / pred.size for "mean"."""
+    delta = _check_delta(delta)
+    r = _residual(pred, target)
+    return np.clip(r, -delta, delta) * grad_scale(reduction, r.size)
+
+
+# ---- cross-entropy: pred (N, C), target class ids (N,) or probabilities (N, C) ----------
+
+def _ce_inputs(pred, target):
+    """pred (N, C) and the target as an (N, C) matrix (one-hot for class ids)."""
+    pred = as_float(pred, "pred")
+    check_ndim(pred, "pred", (2,), "shape (N, C)")
+    n, c = pred.shape
+    if np.ndim(target) == 1:
+        onehot = np.zeros_like(pred)
+        onehot[np.arange(n), class_ids(target, n, c)] = 1
+        return pred, onehot
+    return pred, like(target, pred, "target", "pred")
+
+
+def _log_softmax(z):
+    """z - logsumexp(z) per row, with the max subtracted first."""
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def cross_entropy_forward(pred, target, from_logits=True, reduction="mean"):
+    """-sum_c t_c log p_c per sample (N,); log p = log_softmax(pred), or log clip(pred, eps, 1)."""
+    pred, t = _ce_inputs(pred, target)
+    log_p = _log_softmax(pred) if from_logits else np.log(np.clip(pred, eps_for(pred.dtype), 1))
+    return reduce(-(t * log_p).sum(axis=1), reduction)
+
+
+def cross_entropy_backward(pred, target, from_logits=True, reduction="mean"):
+    """softmax(pred) sum_c t_c - t from logits; -t / p where p > eps (else 0) from probabilities."""
+    pred, t = _ce_inputs(pred, target)
+    if from_logits:
+        g = softmax_forward(pred) * t.sum(axis=1, keepdims=True) - t
+    else:
+        eps = eps_for(pred.dtype)
+        g = -t / np.clip(pred, eps, 1) * (pred > eps)  # the clip is flat below eps
+    return g * grad_scale(reduction, pred.shape[0])
+
+
+# ---- binary cross-entropy: pred (N,) or (N, 1), target the same shape in [0, 1] ---------
+
+def _binary_inputs(pred, target):
+    pred = as_float(pred, "pred")
+    if not (pred.ndim == 1 or (pred.ndim == 2 and pred.shape[1] == 1)):
+        raise ValueError(f"pred: expected binary scores of shape (N,) or (N, 1), got {pred.shape}")
+    return pred, like(target, pred, "target", "pred")
+
+
+def binary_cross_entropy_forward(pred, target, from_logits=True, reduction="mean"):
+    """Per sample (N,): max(x,0) - x t + log1p(exp(-|x|)) from logits x; else -(t log p + (1-t) log(1-p))."""
+    x, t = _binary_inputs(pred, target)
+    if from_logits:
+        per = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))  # softplus form: no overflow
+    else:
+        eps = eps_for(x.dtype)
+        p = np.clip(x, eps, 1 - eps)
+        per = -(t * np.log(p) + (1 - t) * np.log1p(-p))
+    return reduce(per.reshape(x.shape[0]), reduction)
+
+
+def binary_cross_entropy_backward(pred, target, from_logits=True, reduction="mean"):
+    """sigmoid(x) - t from logits; (p - t) / (p (1 - p)) where eps < p < 1 - eps (else 0)."""
+    x, t = _binary_inputs(pred, target)
+    if from_logits:
+        g = sigmoid_forward(x) - t
+    else:
+        eps = eps_for(x.dtype)
+        p = np.clip(x, eps, 1 - eps)
+        g = (p - t) / (p * (1 - p)) * ((x > eps) & (x < 1 - eps))  # the clip is flat outside
+    return g * grad_scale(reduction, x.shape[0])
+
+
+# ---- hinge: binary scores (N,)/(N, 1) with y in {-1, +1}, or (N, C) with class ids -------
+
+def _margins(pred, target):
+    """Margin terms m (N, K): binary 1 - y s (K = 1); multiclass 1 - s_y + s_j, 0 at j = y.
+
+    Returns (pred, m, dm_ds) where dm_ds maps d loss / d m (N, K) to d loss / d pred.
+    """
+    pred = as_float(pred, "pred")
+    check_ndim(pred, "pred", (1, 2), "scores of shape (N,), (N, 1) or (N, C)")
+    n = pred.shape[0]
+    if pred.ndim == 1 or pred.shape[1] == 1:
+        y = like(target, pred, "target", "pred").reshape(n, 1)
+        m = 1 - y * pred.reshape(n, 1)
+        return pred, m, lambda dm: (-y * dm).reshape(pred.shape)
+    rows, ids = np.arange(n), class_ids(target, n, pred.shape[1])
+    m = 1 - pred[rows, ids][:, None] + pred
+    m[rows, ids] = 0  # no term for j = y
+
+    def dm_ds(dm):
+        ds = dm.copy()
+        ds[rows, ids] = -dm.sum(axis=1)  # s_y enters every term with a minus sign
+        return ds
+
+    return pred, m, dm_ds
+
+
+def hinge_forward(pred, target, reduction="mean"):
+    """Per sample (N,): sum over terms of max(0, m)."""
+    _, m, _ = _margins(pred, target)
+    return reduce(np.maximum(m, 0).sum(axis=1), reduction)
+
+
+def hinge_backward(pred, target, reduction="mean"):
+    """d/dm max(0, m) = [m > 0] (0 at the kink), chained to the scores."""
+    pred, m, dm_ds = _margins(pred, target)
+    return dm_ds((m > 0).astype(pred.dtype)) * grad_scale(reduction, pred.shape[0])
+
+
+def squared_hinge_forward(pred, target, reduction="mean"):
+    """Per sample (N,): sum over terms of max(0, m)^2."""
+    _, m, _ = _margins(pred, target)
+    return reduce((np.maximum(m, 0) ** 2).sum(axis=1), reduction)
+
+
+def squared_hinge_backward(pred, target, reduction="mean"):
+    """d/dm max(0, m)^2 = 2 max(0, m), chained to the scores."""
+    pred, m, dm_ds = _margins(pred, target)
+    return dm_ds(2 * np.maximum(m, 0)) * grad_scale(reduction, pred.shape[0])
+
+
+# ---- dice: pred (N, ...) probabilities, target the same shape ---------------------------
+
+def _dice_parts(pred, target, smooth):
+    if not smooth >= 0:
+        raise ValueError(f"smooth: expected a number >= 0, got {smooth!r}")
+    pred = as_float(pred, "pred")
+    if pred.ndim < 1:
+        raise ValueError(f"pred: expected shape (N, ...), got {pred.shape}")
+    n = pred.shape[0]
+    p, g = pred.reshape(n, -1), like(target, pred, "target", "pred").reshape(n, -1)
+    num = 2 * (p * g).sum(axis=1) + float(smooth)  # 2 sum(p g) + smooth
+    den = p.sum(axis=1) + g.sum(axis=1) + float(smooth)  # sum(p) + sum(g) + smooth
+    return pred, g, num, den
+
+
+def dice_forward(pred, target, smooth=1e-6, reduction="mean"):
+    """Per sample (N,): 1 - (2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth)."""
+    _, _, num, den = _dice_parts(pred, target, smooth)
+    return reduce(1 - num / den, reduction)
+
+
+def dice_backward(pred, target, smooth=1e-6, reduction="mean"):
+    """d/dp_k = -(2 g_k den - num) / den^2, per sample."""
+    pred, g, num, den = _dice_parts(pred, target, smooth)
+    num, den = num[:, None], den[:, None]
+    grad = -(2 * g * den - num) / den**2
+    return grad.reshape(pred.shape) * grad_scale(reduction, pred.shape[0])

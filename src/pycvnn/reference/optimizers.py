@@ -1,0 +1,105 @@
+"""Optimizer steps, in place over flat buffers (param, grad and state of one size and dtype).
+
+Like the compiled core, they take C-contiguous float32 or float64 arrays of one dtype,
+update them in place and return None; state buffers start at zeros.
+"""
+
+import numpy as np
+
+MOMENTUM_FORMS = ("ema", "heavy_ball")
+
+
+def _check_buffers(**buffers):
+    """Every buffer a C-contiguous float32/float64 ndarray, all of one dtype and one size."""
+    first_name, first = next(iter(buffers.items()))
+    for name, a in buffers.items():
+        if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
+            got = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
+            raise TypeError(f"{name}: expected a float32 or float64 ndarray, got {got}")
+        if a.dtype != first.dtype:
+            raise TypeError(f"{name}: expected dtype {first.dtype} (as {first_name}), got {a.dtype}")
+        if not a.flags.c_contiguous or not a.flags.writeable:
+            raise ValueError(f"{name}: expected a writeable C-contiguous buffer (updated in place)")
+        if a.size != first.size:
+            raise ValueError(f"{name}: expected size {first.size} (as {first_name}), got {a.size}")
+
+
+def _check_step(t):
+    if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)) or t < 1:
+        raise ValueError(f"t: expected the step number, an int >= 1, got {t!r}")
+
+
+def gd_update(param, grad, lr):
+    """param -= lr grad."""
+    _check_buffers(param=param, grad=grad)
+    param -= float(lr) * grad.reshape(param.shape)
+
+
+def momentum_update(param, grad, velocity, lr, beta=0.9, form="ema", nesterov=False):
+    """ema: v = beta v + (1 - beta) g; heavy_ball: v = beta v + g; param -= lr v (nesterov: lr (g + beta v))."""
+    _check_buffers(param=param, grad=grad, velocity=velocity)
+    if form not in MOMENTUM_FORMS:
+        raise ValueError(f"form: expected one of {MOMENTUM_FORMS}, got {form!r}")
+    if nesterov and form == "ema":
+        raise ValueError("nesterov: expected False with form='ema' (Nesterov needs heavy_ball), got True")
+    lr, beta = float(lr), float(beta)
+    g, v = grad.reshape(param.shape), velocity.reshape(param.shape)
+    v *= beta
+    v += (1 - beta) * g if form == "ema" else g
+    param -= lr * (g + beta * v) if nesterov else lr * v
+
+
+def rmsprop_update(param, grad, sq, lr, rho=0.9, eps=1e-8):
+    """s = rho s + (1 - rho) g^2; param -= lr g / (sqrt(s) + eps)."""
+    _check_buffers(param=param, grad=grad, sq=sq)
+    lr, rho, eps = float(lr), float(rho), float(eps)
+    g, s = grad.reshape(param.shape), sq.reshape(param.shape)
+    s *= rho
+    s += (1 - rho) * g**2
+    param -= lr * g / (np.sqrt(s) + eps)
+
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
+    """m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; param -= lr m^ / (sqrt(v^) + eps), m^ = m/(1-b1^t), v^ = v/(1-b2^t)."""
+    _check_buffers(param=param, grad=grad, m=m, v=v)
+    _check_step(t)
+    lr, beta1, beta2, eps = float(lr), float(beta1), float(beta2), float(eps)
+    g, m, v = grad.reshape(param.shape), m.reshape(param.shape), v.reshape(param.shape)
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g**2
+    m_hat = m / (1 - beta1**t)  # bias correction: m and v start at zero
+    v_hat = v / (1 - beta2**t)
+    param -= lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
+def adamw_update(param, grad, m, v, lr, beta1, beta2, eps, t, weight_decay):
+    """param -= lr weight_decay param (decoupled decay), then the Adam step."""
+    _check_buffers(param=param, grad=grad, m=m, v=v)
+    _check_step(t)  # before the decay, so a bad call changes nothing
+    param -= float(lr) * float(weight_decay) * param
+    adam_update(param, grad, m, v, lr, beta1, beta2, eps, t)
+
+
+def add_weight_decay(grad, param, weight_decay):
+    """Coupled L2, in place: grad += weight_decay param."""
+    _check_buffers(grad=grad, param=param)
+    grad += float(weight_decay) * param.reshape(grad.shape)
+
+
+def global_norm(grad):
+    """sqrt(sum(grad^2)), accumulated in float64."""
+    _check_buffers(grad=grad)
+    return float(np.sqrt(np.sum(np.square(grad, dtype=np.float64))))
+
+
+def clip_by_global_norm(grad, max_norm):
+    """In place: grad *= max_norm / norm if norm > max_norm. Returns the norm before clipping."""
+    _check_buffers(grad=grad)
+    if not max_norm > 0:
+        raise ValueError(f"max_norm: expected a number > 0, got {max_norm!r}")
+    norm = global_norm(grad)
+    if norm > max_norm:
+        grad *= float(max_norm) / norm
+    return norm
