@@ -1,0 +1,26 @@
+"""The lecture's single neuron f(w·x + b), computed as a one-output dense layer.
+
+(A private module name so that `pycvnn.neuron` stays the function, not a module.)
+"""
+
+import numpy as np
+
+from . import _validate as v
+from ._backend import backend
+
+NEURON_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "none")
+
+
+def neuron(x, w, b, activation="sigmoid"):
+    """f(w·x + b): x (F,) -> float, x (N, F) -> (N,); w (F,), b a number."""
+    activation = v.name_in(activation, "activation", NEURON_ACTIVATIONS)
+    x = v.floating(x, "x")
+    v.ndim(x, "x", (1, 2), "shape (F,) or (N, F)")
+    rows = x.reshape(-1, x.shape[-1])  # (N, F)
+    w = v.like(w, rows[0], "w", "one sample of x")
+    b = v.numeric(b, "b")
+    if b.shape not in ((), (1,)):
+        raise ValueError(f"b: expected a single number, got shape {b.shape}")
+    b = v.like(b.reshape(1), rows[0, :1], "b", "one bias")
+    a = np.asarray(backend().dense_forward(rows, w.reshape(1, -1), b, activation)).reshape(-1)
+    return float(a[0]) if x.ndim == 1 else a
