@@ -31,3 +31,7 @@ __all__ = [
     "gd_update", "momentum_update", "rmsprop_update", "adam_update", "adamw_update",
     "add_weight_decay", "global_norm", "clip_by_global_norm",
 ]
+
+from .network import LossSpec, Network, UpdateRule  # noqa: E402  (the training core's twin)
+
+__all__ += ["Network", "LossSpec", "UpdateRule"]

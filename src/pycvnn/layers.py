@@ -1,0 +1,99 @@
+"""Layers: Dense (z = W a + b, W of shape (out, in)) and the activation layers.
+
+A layer holds no arrays of its own until a model places it: the model owns one flat
+parameter arena, and Dense.W / Dense.b are views into it (see pycvnn.model).
+"""
+
+import numpy as np
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softmax")
+INITS = ("he", "xavier", "normal", "zeros")
+
+
+def _positive_int(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    return int(value)
+
+
+def initial_weights(init, fan_in, fan_out, rng):
+    """W (fan_out, fan_in) in float64, drawn from rng. he: N(0, 2/fan_in);
+    xavier: U(±sqrt(6/(fan_in + fan_out))); normal: N(0, 0.01^2); zeros."""
+    shape = (fan_out, fan_in)
+    if init == "he":
+        return rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
+    if init == "xavier":
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-limit, limit, shape)
+    if init == "normal":
+        return rng.normal(0.0, 0.01, shape)
+    return np.zeros(shape)
+
+
+class Layer:
+    """Base class; `activation` is the kernel name for activation layers, None otherwise."""
+
+    activation = None
+    alpha = 0.01
+
+
+class Dense(Layer):
+    """Fully connected: z = a W^T + b for a batch of rows a (N, in); W (out, in), b (out,)."""
+
+    def __init__(self, in_features, out_features, activation=None, init="he"):
+        self.in_features = _positive_int("in_features", in_features)
+        self.out_features = _positive_int("out_features", out_features)
+        if activation is not None and activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected None or one of {ACTIVATIONS}, got {activation!r}")
+        if init not in INITS:
+            raise ValueError(f"init: expected one of {INITS}, got {init!r}")
+        self.dense_activation, self.init = activation, init
+        self.W = self.b = self.dW = self.db = None  # views, set by the model
+
+    def __repr__(self):
+        act = f", activation={self.dense_activation!r}" if self.dense_activation else ""
+        return f"Dense({self.in_features}, {self.out_features}{act})"
+
+
+class Sigmoid(Layer):
+    activation = "sigmoid"
+
+    def __repr__(self):
+        return "Sigmoid()"
+
+
+class Tanh(Layer):
+    activation = "tanh"
+
+    def __repr__(self):
+        return "Tanh()"
+
+
+class ReLU(Layer):
+    activation = "relu"
+
+    def __repr__(self):
+        return "ReLU()"
+
+
+class LeakyReLU(Layer):
+    activation = "leaky_relu"
+
+    def __init__(self, alpha=0.01):
+        if not np.isfinite(alpha) or alpha < 0:
+            raise ValueError(f"alpha: expected a finite value >= 0, got {alpha!r}")
+        self.alpha = float(alpha)
+
+    def __repr__(self):
+        return f"LeakyReLU({self.alpha})"
+
+
+class Softmax(Layer):
+    activation = "softmax"
+
+    def __repr__(self):
+        return "Softmax()"
+
+
+ACTIVATION_LAYERS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "leaky_relu": LeakyReLU,
+                     "softmax": Softmax}

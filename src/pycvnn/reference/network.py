@@ -1,0 +1,191 @@
+"""The training core's NumPy twin: a network of ops over one flat parameter arena.
+
+Arena layout, shared with the C++ core and pycvnn.model: [W1, ..., WL, b1, ..., bL], each
+Wi (out_i, in_i) row-major. The first n_decay entries are the weights, the only entries
+weight decay touches. grads and optimizer state buffers have the arena's size and dtype.
+"""
+
+import numpy as np
+
+from . import activations as A
+from . import dense as D
+from . import losses as L
+from . import optimizers as O
+
+OP_KINDS = ("dense", "act")
+ACTIVATIONS = ("none", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
+RULES = ("gd", "momentum", "rmsprop", "adam", "adamw")
+LOSSES = ("l1", "l2", "huber", "cross_entropy", "binary_cross_entropy", "hinge",
+          "squared_hinge", "dice")
+
+
+class UpdateRule:
+    """One optimizer's rule and hyperparameters; lr and the step number t come per step.
+
+    A step: clip the raw gradients by their global norm (clip_norm > 0), add coupled weight
+    decay to the weights' gradients (not for adamw, whose decay is decoupled), update.
+    state1 is the velocity / RMSProp's s / Adam's m; state2 is Adam's v.
+    """
+
+    def __init__(self, rule, beta=0.9, form="ema", nesterov=False, rho=0.9, beta1=0.9,
+                 beta2=0.999, eps=1e-8, weight_decay=0.0, clip_norm=0.0):
+        if rule not in RULES:
+            raise ValueError(f"rule: expected one of {RULES}, got {rule!r}")
+        if form not in O.MOMENTUM_FORMS:
+            raise ValueError(f"form: expected one of {O.MOMENTUM_FORMS}, got {form!r}")
+        if nesterov and form == "ema":
+            raise ValueError("nesterov: expected False with form='ema' (Nesterov needs heavy_ball), got True")
+        for name, value in (("weight_decay", weight_decay), ("clip_norm", clip_norm)):
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name}: expected a finite value >= 0, got {value!r}")
+        self.rule, self.beta, self.form, self.nesterov = rule, beta, form, nesterov
+        self.rho, self.beta1, self.beta2, self.eps = rho, beta1, beta2, eps
+        self.weight_decay, self.clip_norm = weight_decay, clip_norm
+
+    def step(self, params, grads, state1, state2, n_decay, lr, t):
+        """One update of params in place; t >= 1 is this step's number."""
+        if params.size == 0:
+            return
+        if self.clip_norm > 0:
+            O.clip_by_global_norm(grads, self.clip_norm)
+        wd = self.weight_decay
+        if wd > 0 and self.rule != "adamw" and n_decay > 0:
+            O.add_weight_decay(grads[:n_decay], params[:n_decay], wd)
+        if self.rule == "gd":
+            O.gd_update(params, grads, lr)
+        elif self.rule == "momentum":
+            O.momentum_update(params, grads, state1, lr, self.beta, self.form, self.nesterov)
+        elif self.rule == "rmsprop":
+            O.rmsprop_update(params, grads, state1, lr, self.rho, self.eps)
+        elif self.rule == "adam":
+            O.adam_update(params, grads, state1, state2, lr, self.beta1, self.beta2, self.eps, t)
+        else:  # adamw: decoupled decay on the weights only
+            for lo, hi, decay in ((0, n_decay, wd), (n_decay, params.size, 0.0)):
+                if hi > lo:
+                    O.adamw_update(params[lo:hi], grads[lo:hi], state1[lo:hi], state2[lo:hi],
+                                   lr, self.beta1, self.beta2, self.eps, t, decay)
+
+
+class LossSpec:
+    """A loss by name with its options; value and gradient with reduction "mean"."""
+
+    def __init__(self, name, delta=1.0, smooth=1e-6, from_logits=True):
+        if name not in LOSSES:
+            raise ValueError(f"name: expected one of {LOSSES}, got {name!r}")
+        self.name, self.delta, self.smooth, self.from_logits = name, delta, smooth, from_logits
+
+    def _options(self):
+        if self.name == "huber":
+            return {"delta": self.delta}
+        if self.name == "dice":
+            return {"smooth": self.smooth}
+        if self.name in ("cross_entropy", "binary_cross_entropy"):
+            return {"from_logits": self.from_logits}
+        return {}
+
+    def value(self, pred, target):
+        return getattr(L, f"{self.name}_forward")(pred, target, **self._options())
+
+    def grad(self, pred, target):
+        return getattr(L, f"{self.name}_backward")(pred, target, **self._options())
+
+
+def _activation_forward(name, z, alpha):
+    if name == "none":
+        return z
+    if name == "leaky_relu":
+        return A.leaky_relu_forward(z, alpha)
+    return getattr(A, f"{name}_forward")(z)
+
+
+def _activation_backward(name, z, dout, alpha):
+    if name == "none":
+        return dout
+    if name == "leaky_relu":
+        return A.leaky_relu_backward(z, dout, alpha)
+    return getattr(A, f"{name}_backward")(z, dout)
+
+
+class Network:
+    """ops: [(kind, in, out, activation, alpha)]; "dense" is a Dense layer fused with the
+    activation after it, "act" a lone activation layer (in == out)."""
+
+    def __init__(self, ops):
+        self.ops, n_w, n_b = [], 0, 0
+        width = None
+        for i, op in enumerate(ops):
+            kind, fin, fout, act, alpha = op
+            if kind not in OP_KINDS or act not in ACTIVATIONS:
+                raise ValueError(f"ops[{i}]: expected kind in {OP_KINDS} and activation in {ACTIVATIONS}, got {op!r}")
+            if fin < 1 or fout < 1 or (kind == "act" and fin != fout) or (width not in (None, fin)):
+                raise ValueError(f"ops[{i}]: sizes ({fin}, {fout}) do not chain (previous width {width})")
+            self.ops.append((kind, int(fin), int(fout), act, float(alpha)))
+            width = fout
+            if kind == "dense":
+                n_w += fin * fout
+        if not self.ops:
+            raise ValueError("ops: expected at least one op, got none")
+        # Offsets: all weights first, then all biases.
+        self._w_offsets, self._b_offsets, off_w, off_b = [], [], 0, n_w
+        for kind, fin, fout, _, _ in self.ops:
+            self._w_offsets.append(off_w if kind == "dense" else -1)
+            self._b_offsets.append(off_b if kind == "dense" else -1)
+            if kind == "dense":
+                off_w, off_b = off_w + fin * fout, off_b + fout
+        self.n_decay, self.n_params = n_w, off_b
+        self.in_features, self.out_features = self.ops[0][1], width
+        self._cache = None  # per op: (input, output) of the last forward
+
+    def _views(self, buf, i):
+        _, fin, fout, _, _ = self.ops[i]
+        w, b = self._w_offsets[i], self._b_offsets[i]
+        return buf[w : w + fout * fin].reshape(fout, fin), buf[b : b + fout]
+
+    def forward(self, params, x):
+        """x (N, in) -> the last op's output (N, out); keeps what backward needs."""
+        self._cache = []
+        for i, (kind, _, _, act, alpha) in enumerate(self.ops):
+            if kind == "dense":
+                w, b = self._views(params, i)
+                a = D.dense_forward(x, w, b, act, alpha)
+            else:
+                a = _activation_forward(act, x, alpha)
+            self._cache.append((x, a))
+            x = a
+        return x
+
+    def backward(self, params, grads, dout):
+        """dout = d loss / d output (N, out); writes every op's gradients into grads, returns dx."""
+        if self._cache is None:
+            raise ValueError("backward: expected a forward pass first")
+        for i in reversed(range(len(self.ops))):
+            kind, _, _, act, alpha = self.ops[i]
+            x, a = self._cache[i]
+            if kind == "dense":
+                w, _ = self._views(params, i)
+                dw_view, db_view = self._views(grads, i)
+                dout, dw, db = D.dense_backward(dout, x, w, a, act, alpha)
+                dw_view[...] = dw
+                db_view[...] = db
+            else:
+                dout = _activation_backward(act, x, dout, alpha)
+        return dout
+
+    def train_epoch(self, params, grads, state1, state2, x, y, order, batch_size, lr, t,
+                    loss, rule):
+        """One epoch over the rows of x, y in `order`, in batches of batch_size (the last
+        partial batch used): forward, mean loss and its gradient, backward, rule.step with
+        step number t + batch + 1. Returns the batch losses (float64), stopping after the
+        first non-finite one (its update not applied)."""
+        losses = []
+        for k, start in enumerate(range(0, len(order), batch_size)):
+            idx = order[start : start + batch_size]
+            xb, yb = x[idx], y[idx]
+            pred = self.forward(params, xb)
+            value = loss.value(pred, yb)
+            losses.append(value)
+            if not np.isfinite(value):
+                break
+            self.backward(params, grads, loss.grad(pred, yb))
+            rule.step(params, grads, state1, state2, self.n_decay, lr, t + k + 1)
+        return np.asarray(losses, dtype=np.float64)

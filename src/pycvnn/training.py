@@ -1,0 +1,281 @@
+"""fit and evaluate: the glue around the backend's epoch loop, History, callbacks, progress.
+
+On either backend an epoch is one call (a few, for the progress bar) to Network.train_epoch,
+which shuffles nothing itself: the order comes from np.random.default_rng(seed), one
+permutation per epoch, so both backends visit the samples in the same order.
+"""
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from . import _validate as v
+from . import losses as L
+from . import optim
+from ._backend import backend
+from .model import strip_output
+
+
+class TrainingDiverged(RuntimeError):
+    """A batch loss became NaN or Inf; the weights held at the start of that epoch are restored."""
+
+
+# ---- losses and targets -------------------------------------------------------------------
+
+def loss_spec(loss):
+    """A loss name or pycvnn.losses object -> (name, options). Training always takes the
+    batch mean, whatever reduction the object was built with."""
+    if not isinstance(loss, (str, L.Loss)):
+        raise ValueError(f"loss: expected a loss name or a pycvnn.losses object, got {loss!r}")
+    obj = L.get(loss)
+    return ("l2" if obj.name == "mse" else obj.name), dict(obj.options)
+
+
+def prepare_targets(y, name, n, out, dtype):
+    """y checked and shaped for the loss kernels on an output of (n, out).
+    Returns (targets, labels) where labels are class ids for accuracy, or None."""
+    y = v.numeric(y, "y")
+    if y.shape[0] != n:
+        raise ValueError(f"y: expected {n} rows (as X), got {y.shape[0]}")
+    if name in ("cross_entropy", "hinge", "squared_hinge") and out > 1:
+        if y.ndim == 1:
+            ids = v.class_ids(y, "y", n, out)
+            return ids, ids
+        if name == "cross_entropy" and y.shape == (n, out):
+            probs = v.like(y, np.empty((n, out), dtype), "y", "the model output")
+            v.in_range(probs, "y", 0, 1, "class probabilities")
+            return probs, probs.argmax(axis=1)
+        raise ValueError(f"y: expected class ids ({n},) or probabilities ({n}, {out}), got {y.shape}")
+    if name in ("cross_entropy", "hinge", "squared_hinge", "binary_cross_entropy") and out == 1:
+        if y.shape not in ((n,), (n, 1)):
+            raise ValueError(f"y: expected binary labels of shape ({n},) or ({n}, 1), got {y.shape}")
+        y = v.floating(y, "y").astype(dtype).reshape(n, 1)
+        labels = set(np.unique(y).tolist())
+        if name == "binary_cross_entropy":
+            v.in_range(y, "y", 0, 1, "labels")
+            return y, (y[:, 0] > 0.5).astype(np.int64) if labels <= {0, 1} else None
+        if name == "cross_entropy":
+            raise ValueError("loss: cross_entropy needs at least two outputs; use "
+                             "binary_cross_entropy for one sigmoid output")
+        if labels <= {0, 1}:
+            y = 2 * y - 1
+        elif not labels <= {-1, 1}:
+            raise ValueError(f"y: expected binary labels in {{-1, +1}} or {{0, 1}}, got {sorted(labels)[:4]}")
+        return y, (y[:, 0] > 0).astype(np.int64)
+    if y.ndim == 1 and out == 1:
+        y = y.reshape(n, 1)
+    if y.shape != (n, out):
+        raise ValueError(f"y: expected shape ({n}, {out}) (the model output), got {y.shape}")
+    y = v.like(y, np.empty((n, out), dtype), "y", "the model output")
+    if name == "dice":
+        v.in_range(y, "y", 0, 1, "mask values")
+    return y, None
+
+
+def _plan(model, loss):
+    """(network, LossSpec, loss name, fused) for training or evaluating model with loss."""
+    name, opts = loss_spec(loss)
+    ops, fused = strip_output(model.ops, name)
+    if fused:
+        opts["from_logits"] = True
+    spec = backend().LossSpec(name, **opts)
+    return model.network(ops), spec, name, fused
+
+
+def _decisions(pred, fused, last_activation):
+    """Class decisions from the training network's output."""
+    if pred.shape[1] > 1:
+        return pred.argmax(axis=1)
+    threshold = 0.5 if (last_activation == "sigmoid" and not fused) else 0.0
+    return (pred[:, 0] > threshold).astype(np.int64)
+
+
+def evaluate(model, X, y, loss="cross_entropy"):
+    """{"loss": mean loss over X, "accuracy": fraction correct (class targets only)}."""
+    X = model._input(X)
+    net, spec, name, fused = _plan(model, loss)
+    targets, labels = prepare_targets(y, name, X.shape[0], model.out_features, model.dtype)
+    pred = net.forward(model._params, X)
+    result = {"loss": float(spec.value(pred, targets))}
+    if labels is not None:
+        result["accuracy"] = float(np.mean(_decisions(pred, fused, model.ops[-1][3]) == labels))
+    return result
+
+
+# ---- history, callbacks, progress ---------------------------------------------------------
+
+class History:
+    """One record per epoch: epoch, loss, lr, seconds, and accuracy / val_loss / val_accuracy
+    where they apply. history["loss"] is a column; history.table() a printable table."""
+
+    def __init__(self):
+        self.records = []
+
+    def append(self, record):
+        self.records.append(dict(record))
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, key):
+        if not self.records or key not in self.records[0]:
+            known = list(self.records[0]) if self.records else []
+            raise KeyError(f"history: no column {key!r}; columns are {known}")
+        return [r[key] for r in self.records]
+
+    @property
+    def columns(self):
+        return list(self.records[0]) if self.records else []
+
+    def table(self):
+        cols = self.columns
+        lines = ["  ".join(f"{c:>12}" for c in cols)]
+        for r in self.records:
+            cells = [f"{r[c]:>12d}" if isinstance(r[c], int) else f"{r[c]:>12.6g}" for c in cols]
+            lines.append("  ".join(cells))
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return f"History({len(self)} epochs)"
+
+
+class EarlyStopping:
+    """Stop when `monitor` has not improved for `patience` epochs; with restore_best, put back
+    the weights of the best epoch at the end. Losses improve downwards, accuracies upwards."""
+
+    def __init__(self, monitor="val_loss", patience=5, restore_best=True, min_delta=0.0):
+        if not isinstance(patience, int) or isinstance(patience, bool) or patience < 0:
+            raise ValueError(f"patience: expected a non-negative int, got {patience!r}")
+        self.monitor, self.patience, self.restore_best = monitor, patience, restore_best
+        self.min_delta = v.number(min_delta, "min_delta", minimum=0)
+        self.sign = -1.0 if "acc" in monitor else 1.0
+
+    def on_train_begin(self, model):
+        self.model, self.best, self.wait, self.best_weights, self.best_epoch = model, math.inf, 0, None, None
+
+    def on_epoch_end(self, epoch, logs):
+        if self.monitor not in logs:
+            raise ValueError(f"monitor: {self.monitor!r} is not logged; logged are {sorted(logs)}")
+        value = self.sign * logs[self.monitor]
+        if value < self.best - self.min_delta:
+            self.best, self.wait, self.best_epoch = value, 0, epoch
+            if self.restore_best:
+                self.best_weights = self.model._params.copy()
+            return False
+        self.wait += 1
+        return self.wait >= self.patience
+
+    def on_train_end(self, model):
+        if self.restore_best and self.best_weights is not None:
+            model._params[...] = self.best_weights
+
+
+class ProgressBar:
+    """A one-line bar on stderr: epoch 1/10, batches done, running loss."""
+
+    def __init__(self, epochs, n_batches, stream=None):
+        self.epochs, self.n_batches = epochs, n_batches
+        self.stream = stream or sys.stderr
+        self.live = getattr(self.stream, "isatty", lambda: False)()
+
+    def update(self, epoch, done, running_loss):
+        if self.live:
+            filled = int(20 * done / self.n_batches)
+            self.stream.write(f"\repoch {epoch + 1}/{self.epochs} [{'#' * filled}{'.' * (20 - filled)}] "
+                              f"{done}/{self.n_batches} loss {running_loss:.4f}")
+            self.stream.flush()
+
+    def end_epoch(self, epoch, logs):
+        figures = "  ".join(f"{k} {logs[k]:.4g}" for k in logs if k not in ("epoch",))
+        self.stream.write(f"\repoch {epoch + 1}/{self.epochs} {figures}\x1b[K\n" if self.live else
+                          f"epoch {epoch + 1}/{self.epochs} {figures}\n")
+        self.stream.flush()
+
+
+# ---- fit ----------------------------------------------------------------------------------
+
+def _positive_int(value, name, minimum=1):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs=10, batch_size=32,
+        shuffle=True, seed=None, validation_data=None, schedule=None, callbacks=(),
+        verbose=True):
+    """Train model; see Sequential.fit. Returns a History."""
+    X = model._input(X)
+    n = X.shape[0]
+    net, spec, name, fused = _plan(model, loss)
+    targets, labels = prepare_targets(y, name, n, model.out_features, model.dtype)
+    epochs = _positive_int(epochs, "epochs", minimum=0)
+    batch = n if batch_size is None else min(_positive_int(batch_size, "batch_size"), n)
+    shuffle = v.flag(shuffle, "shuffle")
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data: expected a pair (X_val, y_val), got "
+                             f"{type(validation_data).__name__}")
+        model._input(validation_data[0])
+    if schedule is not None and not callable(schedule):
+        raise ValueError(f"schedule: expected a callable schedule(epoch) -> lr, got {schedule!r}")
+    callbacks = list(callbacks)
+    opt = optim.get(optimizer)
+    state1, state2 = opt.state(model)
+    rule = opt.update_rule()
+    model.last_loss = loss
+    rng = np.random.default_rng(seed)
+    n_batches = math.ceil(n / batch)
+    # Batches per call: the whole epoch when quiet; ~20 bar updates per epoch when verbose.
+    chunk = n_batches if not verbose else max(1, math.ceil(n_batches / 20))
+    bar = ProgressBar(epochs, n_batches) if verbose else None
+    history = History()
+    for cb in callbacks:
+        getattr(cb, "on_train_begin", lambda m: None)(model)
+
+    for epoch in range(epochs):
+        if schedule is not None:
+            opt.lr = schedule(epoch)
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        saved = (model._params.copy(), state1.copy(), state2.copy(), opt.t)
+        start = time.perf_counter()
+        batch_losses = []
+        for first in range(0, n_batches, chunk):
+            part = order[first * batch : (first + chunk) * batch]
+            out = net.train_epoch(model._params, model._grads, state1, state2, X, targets, part,
+                                  batch, opt.lr, opt.t, spec, rule)
+            batch_losses.extend(out.tolist())
+            if not math.isfinite(batch_losses[-1]):
+                model._params[...], state1[...], state2[...], opt.t = saved
+                raise TrainingDiverged(
+                    f"training diverged at epoch {epoch}, batch {len(batch_losses) - 1}: the loss "
+                    f"is {batch_losses[-1]}; the weights from the start of epoch {epoch} were "
+                    f"restored (try a smaller lr or clip_norm)")
+            opt.t += len(out)
+            if bar:
+                sizes = np.minimum(batch, n - batch * np.arange(len(batch_losses)))
+                bar.update(epoch, len(batch_losses), float(np.dot(sizes, batch_losses) / sizes.sum()))
+        sizes = np.minimum(batch, n - batch * np.arange(n_batches))
+        logs = {"epoch": epoch, "loss": float(np.dot(sizes, batch_losses) / n), "lr": opt.lr,
+                "seconds": time.perf_counter() - start}
+        if labels is not None:
+            logs["accuracy"] = float(np.mean(_decisions(net.forward(model._params, X), fused,
+                                                        model.ops[-1][3]) == labels))
+        if validation_data is not None:
+            val = evaluate(model, *validation_data, loss=loss)
+            logs.update({f"val_{k}": val[k] for k in val})
+        if hasattr(schedule, "step"):
+            schedule.step(logs.get("val_loss", logs["loss"]))
+        history.append(logs)
+        if bar:
+            bar.end_epoch(epoch, logs)
+        stop = False
+        for cb in callbacks:
+            stop = bool(getattr(cb, "on_epoch_end", lambda e, lg: False)(epoch, dict(logs))) or stop
+        if stop:
+            break
+
+    for cb in callbacks:
+        getattr(cb, "on_train_end", lambda m: None)(model)
+    return history
