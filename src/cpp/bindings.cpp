@@ -1,72 +1,837 @@
 // PYBIND11_MODULE(_core): check arrays, allocate outputs, release the GIL, call kernels. No math.
+// Every function validates before it computes (DESIGN §6): non-numeric input is a TypeError,
+// a wrong ndim/shape/value/name a ValueError whose message names the argument, the expected
+// and the received value. float64 input runs the double kernel, any other numeric input the
+// float one; the other arrays are cast to the first array's dtype (class ids to int64).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <type_traits>
+#include <vector>
 
+#include "activations.hpp"
 #include "common.hpp"
+#include "dense.hpp"
 #include "gemm.hpp"
+#include "losses.hpp"
+#include "optimizers.hpp"
 
 namespace py = pybind11;
+using pycvnn::Activation;
 using pycvnn::idx;
+using pycvnn::Reduction;
+
+namespace {
+
+// An input array: anything np.asarray accepts (lists, scalars, arrays of any layout).
+struct ArrayIn {
+    py::array a;
+};
+// An array updated in place: taken as is, checked by require_inplace (never converted, so a
+// list or a copy is never silently updated instead of the caller's buffer).
+struct ArrayInOut {
+    py::object o;
+};
+
+}  // namespace
+
+namespace pybind11 {
+namespace detail {
+template <>
+struct type_caster<ArrayIn> {
+    PYBIND11_TYPE_CASTER(ArrayIn, const_name("numpy.ndarray"));
+    bool load(handle src, bool) {
+        value.a = py::array::ensure(src);
+        if (!value.a) PyErr_Clear();
+        return bool(value.a);
+    }
+};
+template <>
+struct type_caster<ArrayInOut> {
+    PYBIND11_TYPE_CASTER(ArrayInOut, const_name("numpy.ndarray"));
+    bool load(handle src, bool) {
+        value.o = reinterpret_borrow<object>(src);
+        return true;
+    }
+};
+}  // namespace detail
+}  // namespace pybind11
 
 namespace {
 
 template <typename T>
 using carray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+using ids_array = carray<std::int64_t>;
+using shape_t = std::vector<py::ssize_t>;
+
+// The element type behind a kernel's pointer argument (for the generic kernel lambdas).
+template <typename P>
+using elem_t = std::remove_const_t<std::remove_pointer_t<P>>;
+
+// ---- messages and checks ----------------------------------------------------------------
+
+std::string shape_str(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+    return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+std::string dtype_str(const py::array& a) { return std::string(py::str(a.dtype())); }
+
+std::string num_str(double v) { return std::string(py::repr(py::float_(v))); }
+
+[[noreturn]] void fail(const std::string& name, const std::string& expected,
+                       const std::string& got) {
+    throw py::value_error(name + ": expected " + expected + ", got " + got);
+}
 
 // float64 input runs the double kernel; any other numeric input is converted to float32.
-bool is_f64(const py::array& a) { return a.dtype().is(py::dtype::of<double>()); }
+bool is_f64(const py::array& a) { return a.dtype().kind() == 'f' && a.dtype().itemsize() == 8; }
+
+// 4 or 8 for a float32/float64 array in native byte order, else 0 (the dtypes the in-place
+// kernels accept).
+py::ssize_t native_float_size(const py::array& a) {
+    const py::dtype d = a.dtype();
+    const bool native = d.byteorder() != (PY_BIG_ENDIAN ? '<' : '>');
+    return (d.kind() == 'f' && native && (d.itemsize() == 4 || d.itemsize() == 8)) ? d.itemsize() : 0;
+}
+
+bool is_integer(const py::array& a) {
+    const char k = a.dtype().kind();
+    return k == 'i' || k == 'u';
+}
 
 void require_numeric(const py::array& a, const char* name) {
     const char k = a.dtype().kind();
     if (k != 'f' && k != 'i' && k != 'u' && k != 'b')
         throw py::type_error(std::string(name) + ": expected a numeric array, got dtype " +
-                             std::string(py::str(a.dtype())));
+                             dtype_str(a));
 }
 
 void require_ndim(const py::array& a, const char* name, py::ssize_t ndim) {
     if (a.ndim() != ndim)
-        throw py::value_error(std::string(name) + ": expected " + std::to_string(ndim) +
-                              "-d array, got " + std::to_string(a.ndim()) + "-d");
+        fail(name, std::to_string(ndim) + "-d array", std::to_string(a.ndim()) + "-d array of shape " + shape_str(a));
+}
+
+void require_min_ndim(const py::array& a, const char* name, py::ssize_t ndim) {
+    if (a.ndim() < ndim)
+        fail(name, "an array with at least " + std::to_string(ndim) + " dimension(s)",
+             std::to_string(a.ndim()) + "-d array");
 }
 
 void require_nonempty(const py::array& a, const char* name) {
-    if (a.size() == 0) throw py::value_error(std::string(name) + ": expected a non-empty array");
+    if (a.size() == 0) fail(name, "a non-empty array", "shape " + shape_str(a));
+}
+
+// Numeric and non-empty: what every input array must be.
+void require_input(const py::array& a, const char* name) {
+    require_numeric(a, name);
+    require_nonempty(a, name);
+}
+
+void require_same_shape(const py::array& a, const char* name, const py::array& ref,
+                        const char* ref_name) {
+    bool same = a.ndim() == ref.ndim();
+    for (py::ssize_t i = 0; same && i < a.ndim(); ++i) same = a.shape(i) == ref.shape(i);
+    if (!same) fail(name, "shape " + shape_str(ref) + " (" + ref_name + "'s shape)", shape_str(a));
+}
+
+void require_dim(const py::array& a, const char* name, py::ssize_t axis, py::ssize_t want,
+                 const std::string& what) {
+    if (a.shape(axis) != want)
+        fail(name, "shape[" + std::to_string(axis) + "] == " + std::to_string(want) + " (" + what + ")",
+             "shape " + shape_str(a));
+}
+
+// The GEMM takes int sizes.
+void require_int_sizes(const py::array& a, const char* name) {
+    for (py::ssize_t i = 0; i < a.ndim(); ++i)
+        if (a.shape(i) > INT_MAX) fail(name, "dimensions below 2^31", "shape " + shape_str(a));
+}
+
+void require_finite(double v, const char* name) {
+    if (!std::isfinite(v)) fail(name, "a finite number", num_str(v));
+}
+
+void require_at_least(double v, const char* name, double lo, bool strict) {
+    require_finite(v, name);
+    if (strict ? !(v > lo) : !(v >= lo)) fail(name, std::string(strict ? "> " : ">= ") + num_str(lo), num_str(v));
+}
+
+void require_unit_interval(double v, const char* name) {  // [0, 1)
+    require_finite(v, name);
+    if (!(v >= 0.0 && v < 1.0)) fail(name, "a value in [0, 1)", num_str(v));
+}
+
+Reduction parse_reduction(const std::string& s) {
+    if (s == "mean") return Reduction::Mean;
+    if (s == "sum") return Reduction::Sum;
+    if (s == "none") return Reduction::None;
+    fail("reduction", "one of 'none', 'mean', 'sum'", "'" + s + "'");
+}
+
+Activation parse_activation(const std::string& s) {
+    if (s == "none") return Activation::None;
+    if (s == "sigmoid") return Activation::Sigmoid;
+    if (s == "tanh") return Activation::Tanh;
+    if (s == "relu") return Activation::ReLU;
+    if (s == "leaky_relu") return Activation::LeakyReLU;
+    if (s == "softmax") return Activation::Softmax;
+    fail("activation", "one of 'none', 'sigmoid', 'tanh', 'relu', 'leaky_relu', 'softmax'",
+         "'" + s + "'");
+}
+
+// Integer class ids (N,) in [0, C), as int64.
+ids_array class_ids(const py::array& target, py::ssize_t N, py::ssize_t C) {
+    if (!is_integer(target))
+        fail("target", "integer class ids of shape (" + std::to_string(N) + ",) or probabilities of shape (" +
+                           std::to_string(N) + ", " + std::to_string(C) + ")",
+             dtype_str(target) + " array of shape " + shape_str(target));
+    require_ndim(target, "target", 1);
+    require_dim(target, "target", 0, N, "pred's batch size");
+    ids_array ids(target);
+    const std::int64_t* p = ids.data();
+    for (py::ssize_t i = 0; i < N; ++i)
+        if (p[i] < 0 || p[i] >= C)
+            fail("target", "class ids in [0, " + std::to_string(C) + ")",
+                 std::to_string(p[i]) + " at index " + std::to_string(i));
+    return ids;
+}
+
+// Binary targets: BCE needs values in [0, 1], hinge values in {-1, +1}.
+template <typename T>
+void require_values_in(const carray<T>& t, const char* name, bool plus_minus_one) {
+    const T* p = t.data();
+    for (py::ssize_t i = 0; i < t.size(); ++i) {
+        const T v = p[i];
+        const bool ok = plus_minus_one ? (v == T(1) || v == T(-1)) : (v >= T(0) && v <= T(1));
+        if (!ok)
+            fail(name, plus_minus_one ? "values in {-1, +1}" : "values in [0, 1]",
+                 num_str(double(v)) + " at flat index " + std::to_string(i));
+    }
+}
+
+shape_t shape_of(const py::array& a) { return shape_t(a.shape(), a.shape() + a.ndim()); }
+
+// Run f(T{}) with T the kernel's dtype, chosen by the first input array.
+template <typename F>
+py::object dispatch(const py::array& first, F&& f) {
+    if (is_f64(first)) return f(double());
+    return f(float());
+}
+
+// A loss value: the unreduced array for "none", else a Python float.
+template <typename T>
+py::object loss_result(py::array_t<T>& out, double value, Reduction r) {
+    if (r == Reduction::None) return std::move(out);
+    return py::float_(value);
 }
 
 // ---- gemm -------------------------------------------------------------------------------
 
-template <typename T>
-py::array_t<T> matmul_impl(const py::array& a_in, const py::array& b_in, bool ta, bool tb) {
-    carray<T> a(a_in), b(b_in);
+py::object matmul(const ArrayIn& a_in, const ArrayIn& b_in, bool ta, bool tb) {
+    const py::array &a = a_in.a, &b = b_in.a;
+    require_input(a, "a");
+    require_input(b, "b");
+    require_ndim(a, "a", 2);
+    require_ndim(b, "b", 2);
+    require_int_sizes(a, "a");
+    require_int_sizes(b, "b");
     const idx m = ta ? a.shape(1) : a.shape(0), ka = ta ? a.shape(0) : a.shape(1);
     const idx kb = tb ? b.shape(1) : b.shape(0), n = tb ? b.shape(0) : b.shape(1);
     if (ka != kb)
-        throw py::value_error("b: inner dimension " + std::to_string(kb) + " does not match a's " +
-                              std::to_string(ka));
-    py::array_t<T> c({m, n});
-    const T* A = a.data();
-    const T* B = b.data();
-    T* C = c.mutable_data();
-    {
-        py::gil_scoped_release nogil;
-        pycvnn::gemm<T>(ta, tb, int(m), int(n), int(ka), T(1), A, int(a.shape(1)), B,
-                        int(b.shape(1)), T(0), C, int(n));
-    }
-    return c;
+        fail("b", "inner dimension " + std::to_string(ka) + " (a's)", std::to_string(kb));
+    return dispatch(a, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        carray<T> A(a), B(b);
+        py::array_t<T> c({m, n});
+        const T* pa = A.data();
+        const T* pb = B.data();
+        T* pc = c.mutable_data();
+        const int lda = int(A.shape(1)), ldb = int(B.shape(1));
+        {
+            py::gil_scoped_release nogil;
+            pycvnn::gemm<T>(ta, tb, int(m), int(n), int(ka), T(1), pa, lda, pb, ldb, T(0), pc,
+                            int(n));
+        }
+        return std::move(c);
+    });
 }
 
-py::array matmul(const py::array& a, const py::array& b, bool trans_a, bool trans_b) {
-    require_numeric(a, "a");
-    require_numeric(b, "b");
+// ---- activations ------------------------------------------------------------------------
+// kernel(out, z, n, cols): cols is the last axis (softmax's rows), unused by the elementwise ones.
+
+template <typename K>
+py::object activation_forward(const ArrayIn& z_in, K kernel, bool rows) {
+    const py::array& z = z_in.a;
+    require_input(z, "z");
+    if (rows) require_min_ndim(z, "z", 1);
+    return dispatch(z, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        carray<T> zc(z);
+        py::array_t<T> out(shape_of(zc));
+        const T* zp = zc.data();
+        T* op = out.mutable_data();
+        const idx n = zc.size(), cols = zc.ndim() ? zc.shape(zc.ndim() - 1) : 1;
+        {
+            py::gil_scoped_release nogil;
+            kernel(op, zp, n, cols);
+        }
+        return std::move(out);
+    });
+}
+
+// kernel(dz, z, dout, n, cols)
+template <typename K>
+py::object activation_backward(const ArrayIn& z_in, const ArrayIn& dout_in, K kernel, bool rows) {
+    const py::array &z = z_in.a, &dout = dout_in.a;
+    require_input(z, "z");
+    require_numeric(dout, "dout");
+    require_same_shape(dout, "dout", z, "z");
+    if (rows) require_min_ndim(z, "z", 1);
+    return dispatch(z, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        carray<T> zc(z), dc(dout);
+        py::array_t<T> dz(shape_of(zc));
+        const T* zp = zc.data();
+        const T* dp = dc.data();
+        T* op = dz.mutable_data();
+        const idx n = zc.size(), cols = zc.ndim() ? zc.shape(zc.ndim() - 1) : 1;
+        {
+            py::gil_scoped_release nogil;
+            kernel(op, zp, dp, n, cols);
+        }
+        return std::move(dz);
+    });
+}
+
+// ---- elementwise losses -----------------------------------------------------------------
+
+void check_elementwise(const py::array& pred, const py::array& target) {
+    require_input(pred, "pred");
+    require_numeric(target, "target");
+    require_same_shape(target, "target", pred, "pred");
+}
+
+// kernel(out, pred, target, n, reduction) -> double
+template <typename K>
+py::object elementwise_loss_forward(const ArrayIn& pred_in, const ArrayIn& target_in,
+                                    const std::string& reduction, K kernel) {
+    const py::array &pred = pred_in.a, &target = target_in.a;
+    check_elementwise(pred, target);
+    const Reduction r = parse_reduction(reduction);
+    return dispatch(pred, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        carray<T> p(pred), t(target);
+        py::array_t<T> out(r == Reduction::None ? shape_of(p) : shape_t{0});
+        T* op = r == Reduction::None ? out.mutable_data() : nullptr;
+        const T* pp = p.data();
+        const T* tp = t.data();
+        double v;
+        {
+            py::gil_scoped_release nogil;
+            v = kernel(op, pp, tp, idx(p.size()), r);
+        }
+        return loss_result(out, v, r);
+    });
+}
+
+// kernel(dpred, pred, target, n, reduction)
+template <typename K>
+py::object elementwise_loss_backward(const ArrayIn& pred_in, const ArrayIn& target_in,
+                                     const std::string& reduction, K kernel) {
+    const py::array &pred = pred_in.a, &target = target_in.a;
+    check_elementwise(pred, target);
+    const Reduction r = parse_reduction(reduction);
+    return dispatch(pred, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        carray<T> p(pred), t(target);
+        py::array_t<T> g(shape_of(p));
+        T* gp = g.mutable_data();
+        const T* pp = p.data();
+        const T* tp = t.data();
+        {
+            py::gil_scoped_release nogil;
+            kernel(gp, pp, tp, idx(p.size()), r);
+        }
+        return std::move(g);
+    });
+}
+
+// ---- cross_entropy ----------------------------------------------------------------------
+
+py::object cross_entropy(const ArrayIn& pred_in, const ArrayIn& target_in, bool from_logits,
+                         const std::string& reduction, bool backward) {
+    const py::array &pred = pred_in.a, &target = target_in.a;
+    require_input(pred, "pred");
+    require_ndim(pred, "pred", 2);
+    require_numeric(target, "target");
+    const Reduction r = parse_reduction(reduction);
+    const idx N = pred.shape(0), C = pred.shape(1);
+    const bool soft = target.ndim() == 2;
+    ids_array ids;
+    if (soft)
+        require_same_shape(target, "target", pred, "pred");
+    else
+        ids = class_ids(target, N, C);
+    return dispatch(pred, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        carray<T> p(pred);
+        carray<T> t = soft ? carray<T>(target) : carray<T>(shape_t{0});
+        const T* pp = p.data();
+        const T* tp = t.data();
+        const std::int64_t* ip = soft ? nullptr : ids.data();
+        if (backward) {
+            py::array_t<T> g(shape_of(p));
+            T* gp = g.mutable_data();
+            {
+                py::gil_scoped_release nogil;
+                if (soft)
+                    pycvnn::cross_entropy_backward(gp, pp, tp, N, C, from_logits, r);
+                else
+                    pycvnn::cross_entropy_backward(gp, pp, ip, N, C, from_logits, r);
+            }
+            return std::move(g);
+        }
+        py::array_t<T> out(r == Reduction::None ? shape_t{N} : shape_t{0});
+        T* op = r == Reduction::None ? out.mutable_data() : nullptr;
+        double v;
+        {
+            py::gil_scoped_release nogil;
+            v = soft ? pycvnn::cross_entropy_forward(op, pp, tp, N, C, from_logits, r)
+                     : pycvnn::cross_entropy_forward(op, pp, ip, N, C, from_logits, r);
+        }
+        return loss_result(out, v, r);
+    });
+}
+
+// ---- binary_cross_entropy ---------------------------------------------------------------
+
+// Binary outputs: pred (N,) or (N, 1).
+void require_binary_pred(const py::array& pred) {
+    if (!(pred.ndim() == 1 || (pred.ndim() == 2 && pred.shape(1) == 1)))
+        fail("pred", "shape (N,) or (N, 1)", "shape " + shape_str(pred));
+}
+
+py::object binary_cross_entropy(const ArrayIn& pred_in, const ArrayIn& target_in,
+                                bool from_logits, const std::string& reduction, bool backward) {
+    const py::array &pred = pred_in.a, &target = target_in.a;
+    require_input(pred, "pred");
+    require_binary_pred(pred);
+    require_numeric(target, "target");
+    require_same_shape(target, "target", pred, "pred");
+    const Reduction r = parse_reduction(reduction);
+    const idx N = pred.shape(0);
+    return dispatch(pred, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        carray<T> p(pred), t(target);
+        require_values_in(t, "target", false);
+        const T* pp = p.data();
+        const T* tp = t.data();
+        if (backward) {
+            py::array_t<T> g(shape_of(p));
+            T* gp = g.mutable_data();
+            {
+                py::gil_scoped_release nogil;
+                pycvnn::binary_cross_entropy_backward(gp, pp, tp, N, from_logits, r);
+            }
+            return std::move(g);
+        }
+        py::array_t<T> out(r == Reduction::None ? shape_t{N} : shape_t{0});
+        T* op = r == Reduction::None ? out.mutable_data() : nullptr;
+        double v;
+        {
+            py::gil_scoped_release nogil;
+            v = pycvnn::binary_cross_entropy_forward(op, pp, tp, N, from_logits, r);
+        }
+        return loss_result(out, v, r);
+    });
+}
+
+// ---- hinge / squared_hinge --------------------------------------------------------------
+
+py::object hinge(const ArrayIn& pred_in, const ArrayIn& target_in, const std::string& reduction,
+                 bool squared, bool backward) {
+    const py::array &pred = pred_in.a, &target = target_in.a;
+    require_input(pred, "pred");
+    require_numeric(target, "target");
+    const bool binary = pred.ndim() == 1 || (pred.ndim() == 2 && pred.shape(1) == 1);
+    if (!binary && pred.ndim() != 2)
+        fail("pred", "scores of shape (N,), (N, 1) or (N, C)", "shape " + shape_str(pred));
+    const Reduction r = parse_reduction(reduction);
+    const idx N = pred.shape(0), C = binary ? 1 : pred.shape(1);
+    ids_array ids;
+    if (binary)
+        require_same_shape(target, "target", pred, "pred");
+    else
+        ids = class_ids(target, N, C);
+    return dispatch(pred, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        carray<T> p(pred);
+        carray<T> t = binary ? carray<T>(target) : carray<T>(shape_t{0});
+        if (binary) require_values_in(t, "target", true);
+        const T* pp = p.data();
+        const T* tp = t.data();
+        const std::int64_t* ip = binary ? nullptr : ids.data();
+        if (backward) {
+            py::array_t<T> g(shape_of(p));
+            T* gp = g.mutable_data();
+            {
+                py::gil_scoped_release nogil;
+                if (binary)
+                    pycvnn::hinge_binary_backward(gp, pp, tp, N, squared, r);
+                else
+                    pycvnn::hinge_multiclass_backward(gp, pp, ip, N, C, squared, r);
+            }
+            return std::move(g);
+        }
+        py::array_t<T> out(r == Reduction::None ? shape_t{N} : shape_t{0});
+        T* op = r == Reduction::None ? out.mutable_data() : nullptr;
+        double v;
+        {
+            py::gil_scoped_release nogil;
+            v = binary ? pycvnn::hinge_binary_forward(op, pp, tp, N, squared, r)
+                       : pycvnn::hinge_multiclass_forward(op, pp, ip, N, C, squared, r);
+        }
+        return loss_result(out, v, r);
+    });
+}
+
+// ---- dice -------------------------------------------------------------------------------
+
+py::object dice(const ArrayIn& pred_in, const ArrayIn& target_in, double smooth,
+                const std::string& reduction, bool backward) {
+    const py::array &pred = pred_in.a, &target = target_in.a;
+    require_input(pred, "pred");
+    require_min_ndim(pred, "pred", 1);
+    require_numeric(target, "target");
+    require_same_shape(target, "target", pred, "pred");
+    require_at_least(smooth, "smooth", 0.0, false);
+    const Reduction r = parse_reduction(reduction);
+    const idx N = pred.shape(0), M = pred.size() / N;
+    return dispatch(pred, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        carray<T> p(pred), t(target);
+        const T* pp = p.data();
+        const T* tp = t.data();
+        if (backward) {
+            py::array_t<T> g(shape_of(p));
+            T* gp = g.mutable_data();
+            {
+                py::gil_scoped_release nogil;
+                pycvnn::dice_backward(gp, pp, tp, N, M, T(smooth), r);
+            }
+            return std::move(g);
+        }
+        py::array_t<T> out(r == Reduction::None ? shape_t{N} : shape_t{0});
+        T* op = r == Reduction::None ? out.mutable_data() : nullptr;
+        double v;
+        {
+            py::gil_scoped_release nogil;
+            v = pycvnn::dice_forward(op, pp, tp, N, M, T(smooth), r);
+        }
+        return loss_result(out, v, r);
+    });
+}
+
+// ---- dense ------------------------------------------------------------------------------
+
+Activation dense_activation(const std::string& activation, double alpha) {
+    const Activation act = parse_activation(activation);
+    require_finite(alpha, "alpha");
+    // Backward reads f' off the output a: needs a > 0 exactly where z > 0.
+    if (act == Activation::LeakyReLU) require_at_least(alpha, "alpha", 0.0, false);
+    return act;
+}
+
+// x (N, in), w (out, in); b (out,) when given.
+void check_dense(const py::array& x, const char* xname, const py::array& w) {
+    require_input(x, xname);
+    require_input(w, "w");
+    require_ndim(x, xname, 2);
+    require_ndim(w, "w", 2);
+    require_int_sizes(x, xname);
+    require_int_sizes(w, "w");
+    require_dim(x, xname, 1, w.shape(1), "in_features, w.shape[1]");
+}
+
+py::object dense_forward(const ArrayIn& x_in, const ArrayIn& w_in, const ArrayIn& b_in,
+                         const std::string& activation, double alpha) {
+    const py::array &x = x_in.a, &w = w_in.a, &b = b_in.a;
+    check_dense(x, "x", w);
+    require_input(b, "b");
+    require_ndim(b, "b", 1);
+    require_dim(b, "b", 0, w.shape(0), "out_features, w.shape[0]");
+    const Activation act = dense_activation(activation, alpha);
+    const idx N = x.shape(0), in = x.shape(1), out = w.shape(0);
+    return dispatch(x, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        carray<T> X(x), W(w), B(b);
+        py::array_t<T> a({N, out});
+        const T* xp = X.data();
+        const T* wp = W.data();
+        const T* bp = B.data();
+        T* ap = a.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            pycvnn::dense_forward(ap, xp, wp, bp, N, in, out, act, T(alpha));
+        }
+        return std::move(a);
+    });
+}
+
+py::object dense_backward(const ArrayIn& dout_in, const ArrayIn& x_in, const ArrayIn& w_in,
+                          const ArrayIn& a_in, const std::string& activation, double alpha) {
+    const py::array &dout = dout_in.a, &x = x_in.a, &w = w_in.a, &a = a_in.a;
+    require_input(dout, "dout");
+    check_dense(x, "x", w);
+    require_input(a, "a");
+    require_ndim(dout, "dout", 2);
     require_ndim(a, "a", 2);
-    require_ndim(b, "b", 2);
-    require_nonempty(a, "a");
-    require_nonempty(b, "b");
-    if (is_f64(a)) return matmul_impl<double>(a, b, trans_a, trans_b);
-    return matmul_impl<float>(a, b, trans_a, trans_b);
+    require_dim(dout, "dout", 0, x.shape(0), "batch size, x.shape[0]");
+    require_dim(dout, "dout", 1, w.shape(0), "out_features, w.shape[0]");
+    require_same_shape(a, "a", dout, "dout");
+    const Activation act = dense_activation(activation, alpha);
+    const idx N = x.shape(0), in = x.shape(1), out = w.shape(0);
+    return dispatch(dout, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        carray<T> D(dout), X(x), W(w), A(a);
+        py::array_t<T> dx({N, in}), dw({out, in}), db(shape_t{out});
+        std::vector<T> dz(act == Activation::None ? 0 : size_t(N * out));  // workspace
+        const T *dp = D.data(), *xp = X.data(), *wp = W.data(), *ap = A.data();
+        T *dxp = dx.mutable_data(), *dwp = dw.mutable_data(), *dbp = db.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            pycvnn::dense_backward(dxp, dwp, dbp, dz.empty() ? nullptr : dz.data(), dp, xp, wp,
+                                   ap, N, in, out, act, T(alpha));
+        }
+        return py::make_tuple(dx, dw, db);
+    });
+}
+
+// ---- optimizers: in place, never converted ----------------------------------------------
+
+struct Buffer {
+    const char* name;
+    const ArrayInOut& in;
+    bool written;
+};
+
+// The checked in-place buffers, in the order given; f64 selects the double kernel.
+struct Buffers {
+    std::vector<py::array> arrays;
+    bool f64;
+    idx n;
+    void* w(size_t i) { return arrays[i].mutable_data(); }  // taken with the GIL held
+    const void* r(size_t i) const { return arrays[i].data(); }
+};
+
+// All buffers: numpy arrays of one float dtype (the first's: float32 or float64, native byte
+// order), C-contiguous, of the first's size, non-empty; the written ones writeable, and no
+// written buffer shares memory with another (the kernels take __restrict pointers).
+Buffers require_inplace(std::initializer_list<Buffer> bufs) {
+    Buffers out;
+    const Buffer& first = *bufs.begin();
+    for (const Buffer& b : bufs) {
+        if (!py::isinstance<py::array>(b.in.o))
+            throw py::type_error(std::string(b.name) + ": expected a numpy.ndarray (" +
+                                 (b.written ? "updated in place" : "read") + "), got " +
+                                 std::string(py::str(b.in.o.get_type().attr("__name__"))));
+        py::array a = py::reinterpret_borrow<py::array>(b.in.o);
+        const py::ssize_t size = native_float_size(a);
+        if (out.arrays.empty()) {
+            if (!size)
+                throw py::type_error(std::string(b.name) +
+                                     ": expected a float32 or float64 array, got dtype " +
+                                     dtype_str(a));
+            require_nonempty(a, b.name);
+        } else {
+            const py::array& p = out.arrays.front();
+            if (size != p.itemsize())
+                throw py::type_error(std::string(b.name) + ": expected dtype " + dtype_str(p) +
+                                     " (" + first.name + "'s dtype), got " + dtype_str(a));
+            if (a.size() != p.size())
+                fail(b.name, std::to_string(p.size()) + " elements (" + first.name + "'s size)",
+                     std::to_string(a.size()));
+        }
+        if (!(a.flags() & py::array::c_style))
+            fail(b.name, "a C-contiguous array (it is updated in place, never copied)",
+                 "a non-contiguous array with strides " + std::string(py::str(a.attr("strides"))));
+        if (b.written && !a.writeable()) fail(b.name, "a writeable array", "a read-only array");
+        out.arrays.push_back(a);
+    }
+    size_t i = 0;
+    for (const Buffer& b : bufs) {
+        const char* lo = static_cast<const char*>(out.arrays[i].data());
+        const char* hi = lo + out.arrays[i].nbytes();
+        size_t j = 0;
+        for (const Buffer& o : bufs) {
+            const char* olo = static_cast<const char*>(out.arrays[j].data());
+            const char* ohi = olo + out.arrays[j].nbytes();
+            if (j != i && (b.written || o.written) && lo < ohi && olo < hi)
+                fail(b.name, "an array sharing no memory with " + std::string(o.name),
+                     "overlapping arrays");
+            ++j;
+        }
+        ++i;
+    }
+    out.f64 = out.arrays.front().itemsize() == 8;
+    out.n = idx(out.arrays.front().size());
+    return out;
+}
+
+// Run f(T{}) with T the buffers' dtype, the GIL released.
+template <typename F>
+void run_inplace(bool f64, F&& f) {
+    py::gil_scoped_release nogil;
+    if (f64)
+        f(double());
+    else
+        f(float());
+}
+
+void gd_update(const ArrayInOut& param, const ArrayInOut& grad, double lr) {
+    Buffers b = require_inplace({{"param", param, true}, {"grad", grad, false}});
+    require_at_least(lr, "lr", 0.0, false);
+    void* p = b.w(0);
+    const void* g = b.r(1);
+    run_inplace(b.f64, [&](auto tag) {
+        using T = decltype(tag);
+        pycvnn::gd_update(static_cast<T*>(p), static_cast<const T*>(g), T(lr), b.n);
+    });
+}
+
+void momentum_update(const ArrayInOut& param, const ArrayInOut& grad, const ArrayInOut& velocity,
+                     double lr, double beta, const std::string& form, bool nesterov) {
+    Buffers b = require_inplace(
+        {{"param", param, true}, {"grad", grad, false}, {"velocity", velocity, true}});
+    require_at_least(lr, "lr", 0.0, false);
+    require_unit_interval(beta, "beta");
+    pycvnn::MomentumForm f = pycvnn::MomentumForm::EMA;
+    if (form == "heavy_ball")
+        f = pycvnn::MomentumForm::HeavyBall;
+    else if (form != "ema")
+        fail("form", "one of 'ema', 'heavy_ball'", "'" + form + "'");
+    if (nesterov && f == pycvnn::MomentumForm::EMA)
+        fail("nesterov", "False with form='ema' (Nesterov needs form='heavy_ball')", "True");
+    void* p = b.w(0);
+    const void* g = b.r(1);
+    void* v = b.w(2);
+    run_inplace(b.f64, [&](auto tag) {
+        using T = decltype(tag);
+        pycvnn::momentum_update(static_cast<T*>(p), static_cast<T*>(v), static_cast<const T*>(g),
+                                T(lr), T(beta), f, nesterov, b.n);
+    });
+}
+
+void rmsprop_update(const ArrayInOut& param, const ArrayInOut& grad, const ArrayInOut& sq,
+                    double lr, double rho, double eps) {
+    Buffers b = require_inplace({{"param", param, true}, {"grad", grad, false}, {"sq", sq, true}});
+    require_at_least(lr, "lr", 0.0, false);
+    require_unit_interval(rho, "rho");
+    require_at_least(eps, "eps", 0.0, true);
+    void* p = b.w(0);
+    const void* g = b.r(1);
+    void* s = b.w(2);
+    run_inplace(b.f64, [&](auto tag) {
+        using T = decltype(tag);
+        pycvnn::rmsprop_update(static_cast<T*>(p), static_cast<T*>(s), static_cast<const T*>(g),
+                               T(lr), T(rho), T(eps), b.n);
+    });
+}
+
+Buffers check_adam(const ArrayInOut& param, const ArrayInOut& grad, const ArrayInOut& m,
+                   const ArrayInOut& v, double lr, double beta1, double beta2, double eps,
+                   long long t) {
+    Buffers b = require_inplace(
+        {{"param", param, true}, {"grad", grad, false}, {"m", m, true}, {"v", v, true}});
+    require_at_least(lr, "lr", 0.0, false);
+    require_unit_interval(beta1, "beta1");
+    require_unit_interval(beta2, "beta2");
+    require_at_least(eps, "eps", 0.0, true);
+    if (t < 1) fail("t", "a step number >= 1", std::to_string(t));
+    return b;
+}
+
+void adam_update(const ArrayInOut& param, const ArrayInOut& grad, const ArrayInOut& m,
+                 const ArrayInOut& v, double lr, double beta1, double beta2, double eps,
+                 long long t) {
+    Buffers b = check_adam(param, grad, m, v, lr, beta1, beta2, eps, t);
+    void* p = b.w(0);
+    const void* g = b.r(1);
+    void* mp = b.w(2);
+    void* vp = b.w(3);
+    run_inplace(b.f64, [&](auto tag) {
+        using T = decltype(tag);
+        pycvnn::adam_update(static_cast<T*>(p), static_cast<T*>(mp), static_cast<T*>(vp),
+                            static_cast<const T*>(g), T(lr), T(beta1), T(beta2), T(eps), t, b.n);
+    });
+}
+
+void adamw_update(const ArrayInOut& param, const ArrayInOut& grad, const ArrayInOut& m,
+                  const ArrayInOut& v, double lr, double beta1, double beta2, double eps,
+                  long long t, double weight_decay) {
+    Buffers b = check_adam(param, grad, m, v, lr, beta1, beta2, eps, t);
+    require_at_least(weight_decay, "weight_decay", 0.0, false);
+    void* p = b.w(0);
+    const void* g = b.r(1);
+    void* mp = b.w(2);
+    void* vp = b.w(3);
+    run_inplace(b.f64, [&](auto tag) {
+        using T = decltype(tag);
+        pycvnn::adamw_update(static_cast<T*>(p), static_cast<T*>(mp), static_cast<T*>(vp),
+                             static_cast<const T*>(g), T(lr), T(beta1), T(beta2), T(eps), t,
+                             T(weight_decay), b.n);
+    });
+}
+
+void add_weight_decay(const ArrayInOut& grad, const ArrayInOut& param, double weight_decay) {
+    Buffers b = require_inplace({{"grad", grad, true}, {"param", param, false}});
+    require_at_least(weight_decay, "weight_decay", 0.0, false);
+    void* g = b.w(0);
+    const void* p = b.r(1);
+    run_inplace(b.f64, [&](auto tag) {
+        using T = decltype(tag);
+        pycvnn::add_weight_decay(static_cast<T*>(g), static_cast<const T*>(p), T(weight_decay),
+                                 b.n);
+    });
+}
+
+// global_norm only reads: any numeric array-like is accepted (float64 stays float64).
+double global_norm(const ArrayIn& grad_in) {
+    const py::array& grad = grad_in.a;
+    require_input(grad, "grad");
+    double norm = 0;
+    dispatch(grad, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        carray<T> g(grad);
+        const T* gp = g.data();
+        const idx n = g.size();
+        {
+            py::gil_scoped_release nogil;
+            norm = pycvnn::global_norm(gp, n);
+        }
+        return py::none();
+    });
+    return norm;
+}
+
+double clip_by_global_norm(const ArrayInOut& grad, double max_norm) {
+    Buffers b = require_inplace({{"grad", grad, true}});
+    require_at_least(max_norm, "max_norm", 0.0, true);
+    void* g = b.w(0);
+    double norm = 0;
+    run_inplace(b.f64, [&](auto tag) {
+        using T = decltype(tag);
+        norm = pycvnn::clip_by_global_norm(static_cast<T*>(g), max_norm, b.n);
+    });
+    return norm;
 }
 
 }  // namespace
@@ -82,4 +847,143 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
           py::arg("trans_b") = false, "op(a) @ op(b) through the GEMM entry point.");
+
+    // ---- activations ----
+    m.def("sigmoid_forward", [](const ArrayIn& z) {
+        return activation_forward(z, [](auto* o, const auto* zp, idx n, idx) { pycvnn::sigmoid_forward(o, zp, n); }, false);
+    }, py::arg("z"));
+    m.def("sigmoid_backward", [](const ArrayIn& z, const ArrayIn& dout) {
+        return activation_backward(z, dout, [](auto* o, const auto* zp, const auto* d, idx n, idx) { pycvnn::sigmoid_backward(o, zp, d, n); }, false);
+    }, py::arg("z"), py::arg("dout"));
+    m.def("tanh_forward", [](const ArrayIn& z) {
+        return activation_forward(z, [](auto* o, const auto* zp, idx n, idx) { pycvnn::tanh_forward(o, zp, n); }, false);
+    }, py::arg("z"));
+    m.def("tanh_backward", [](const ArrayIn& z, const ArrayIn& dout) {
+        return activation_backward(z, dout, [](auto* o, const auto* zp, const auto* d, idx n, idx) { pycvnn::tanh_backward(o, zp, d, n); }, false);
+    }, py::arg("z"), py::arg("dout"));
+    m.def("relu_forward", [](const ArrayIn& z) {
+        return activation_forward(z, [](auto* o, const auto* zp, idx n, idx) { pycvnn::relu_forward(o, zp, n); }, false);
+    }, py::arg("z"));
+    m.def("relu_backward", [](const ArrayIn& z, const ArrayIn& dout) {
+        return activation_backward(z, dout, [](auto* o, const auto* zp, const auto* d, idx n, idx) { pycvnn::relu_backward(o, zp, d, n); }, false);
+    }, py::arg("z"), py::arg("dout"), "relu'(0) = 0.");
+    m.def("leaky_relu_forward", [](const ArrayIn& z, double alpha) {
+        require_finite(alpha, "alpha");
+        return activation_forward(z, [alpha](auto* o, const auto* zp, idx n, idx) {
+            pycvnn::leaky_relu_forward(o, zp, n, elem_t<decltype(o)>(alpha));
+        }, false);
+    }, py::arg("z"), py::arg("alpha") = 0.01);
+    m.def("leaky_relu_backward", [](const ArrayIn& z, const ArrayIn& dout, double alpha) {
+        require_finite(alpha, "alpha");
+        return activation_backward(z, dout, [alpha](auto* o, const auto* zp, const auto* d, idx n, idx) {
+            pycvnn::leaky_relu_backward(o, zp, d, n, elem_t<decltype(o)>(alpha));
+        }, false);
+    }, py::arg("z"), py::arg("dout"), py::arg("alpha") = 0.01,
+       "leaky_relu'(z) = 1 for z > 0, else alpha (so alpha at 0).");
+    m.def("softmax_forward", [](const ArrayIn& z) {
+        return activation_forward(z, [](auto* o, const auto* zp, idx n, idx c) { pycvnn::softmax_forward(o, zp, n / c, c); }, true);
+    }, py::arg("z"), "Max-subtracted softmax over the last axis.");
+    m.def("softmax_backward", [](const ArrayIn& z, const ArrayIn& dout) {
+        return activation_backward(z, dout, [](auto* o, const auto* zp, const auto* d, idx n, idx c) { pycvnn::softmax_backward(o, zp, d, n / c, c); }, true);
+    }, py::arg("z"), py::arg("dout"),
+       "Vector-Jacobian product: s * (dout - sum(dout * s, axis=-1, keepdims=True)).");
+
+    // ---- losses ----
+    m.def("l1_forward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
+        return elementwise_loss_forward(pred, target, reduction, [](auto* o, const auto* p, const auto* t, idx n, Reduction r) {
+            return pycvnn::l1_forward(o, p, t, n, r);
+        });
+    }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
+    m.def("l1_backward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
+        return elementwise_loss_backward(pred, target, reduction, [](auto* g, const auto* p, const auto* t, idx n, Reduction r) {
+            pycvnn::l1_backward(g, p, t, n, r);
+        });
+    }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean",
+       "sign(pred - target), 0 at pred == target; divided by pred.size for \"mean\".");
+    m.def("l2_forward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
+        return elementwise_loss_forward(pred, target, reduction, [](auto* o, const auto* p, const auto* t, idx n, Reduction r) {
+            return pycvnn::l2_forward(o, p, t, n, r);
+        });
+    }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean", "(pred - target)^2.");
+    m.def("l2_backward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
+        return elementwise_loss_backward(pred, target, reduction, [](auto* g, const auto* p, const auto* t, idx n, Reduction r) {
+            pycvnn::l2_backward(g, p, t, n, r);
+        });
+    }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean",
+       "2 (pred - target); divided by pred.size for \"mean\".");
+    m.def("huber_forward", [](const ArrayIn& pred, const ArrayIn& target, double delta, const std::string& reduction) {
+        require_at_least(delta, "delta", 0.0, true);
+        return elementwise_loss_forward(pred, target, reduction, [delta](auto* o, const auto* p, const auto* t, idx n, Reduction r) {
+            return pycvnn::huber_forward(o, p, t, n, elem_t<decltype(o)>(delta), r);
+        });
+    }, py::arg("pred"), py::arg("target"), py::arg("delta") = 1.0, py::arg("reduction") = "mean",
+       "0.5 r^2 if |r| <= delta else delta (|r| - 0.5 delta), r = pred - target; delta > 0.");
+    m.def("huber_backward", [](const ArrayIn& pred, const ArrayIn& target, double delta, const std::string& reduction) {
+        require_at_least(delta, "delta", 0.0, true);
+        return elementwise_loss_backward(pred, target, reduction, [delta](auto* g, const auto* p, const auto* t, idx n, Reduction r) {
+            pycvnn::huber_backward(g, p, t, n, elem_t<decltype(g)>(delta), r);
+        });
+    }, py::arg("pred"), py::arg("target"), py::arg("delta") = 1.0, py::arg("reduction") = "mean");
+
+    m.def("cross_entropy_forward", [](const ArrayIn& pred, const ArrayIn& target, bool from_logits, const std::string& reduction) {
+        return cross_entropy(pred, target, from_logits, reduction, false);
+    }, py::arg("pred"), py::arg("target"), py::arg("from_logits") = true, py::arg("reduction") = "mean");
+    m.def("cross_entropy_backward", [](const ArrayIn& pred, const ArrayIn& target, bool from_logits, const std::string& reduction) {
+        return cross_entropy(pred, target, from_logits, reduction, true);
+    }, py::arg("pred"), py::arg("target"), py::arg("from_logits") = true, py::arg("reduction") = "mean",
+       "From logits: softmax(pred) * sum_c(target_c) - target (p - onehot for class ids).\n"
+       "From probabilities: -target / min(p, 1) where p > eps, 0 where p was clipped below.");
+    m.def("binary_cross_entropy_forward", [](const ArrayIn& pred, const ArrayIn& target, bool from_logits, const std::string& reduction) {
+        return binary_cross_entropy(pred, target, from_logits, reduction, false);
+    }, py::arg("pred"), py::arg("target"), py::arg("from_logits") = true, py::arg("reduction") = "mean");
+    m.def("binary_cross_entropy_backward", [](const ArrayIn& pred, const ArrayIn& target, bool from_logits, const std::string& reduction) {
+        return binary_cross_entropy(pred, target, from_logits, reduction, true);
+    }, py::arg("pred"), py::arg("target"), py::arg("from_logits") = true, py::arg("reduction") = "mean");
+    m.def("hinge_forward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
+        return hinge(pred, target, reduction, false, false);
+    }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
+    m.def("hinge_backward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
+        return hinge(pred, target, reduction, false, true);
+    }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
+    m.def("squared_hinge_forward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
+        return hinge(pred, target, reduction, true, false);
+    }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
+    m.def("squared_hinge_backward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
+        return hinge(pred, target, reduction, true, true);
+    }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
+    m.def("dice_forward", [](const ArrayIn& pred, const ArrayIn& target, double smooth, const std::string& reduction) {
+        return dice(pred, target, smooth, reduction, false);
+    }, py::arg("pred"), py::arg("target"), py::arg("smooth") = 1e-6, py::arg("reduction") = "mean");
+    m.def("dice_backward", [](const ArrayIn& pred, const ArrayIn& target, double smooth, const std::string& reduction) {
+        return dice(pred, target, smooth, reduction, true);
+    }, py::arg("pred"), py::arg("target"), py::arg("smooth") = 1e-6, py::arg("reduction") = "mean");
+
+    // ---- dense ----
+    m.def("dense_forward", &dense_forward, py::arg("x"), py::arg("w"), py::arg("b"),
+          py::arg("activation") = "none", py::arg("alpha") = 0.01,
+          "a = f(x w^T + b) (N, out); bias and activation fused in one pass.");
+    m.def("dense_backward", &dense_backward, py::arg("dout"), py::arg("x"), py::arg("w"),
+          py::arg("a"), py::arg("activation") = "none", py::arg("alpha") = 0.01,
+          "(dx, dw, db) from dout = d loss / d a and the forward's output a.");
+
+    // ---- optimizers ----
+    m.def("gd_update", &gd_update, py::arg("param"), py::arg("grad"), py::arg("lr"),
+          "param -= lr * grad.");
+    m.def("momentum_update", &momentum_update, py::arg("param"), py::arg("grad"),
+          py::arg("velocity"), py::arg("lr"), py::arg("beta") = 0.9, py::arg("form") = "ema",
+          py::arg("nesterov") = false);
+    m.def("rmsprop_update", &rmsprop_update, py::arg("param"), py::arg("grad"), py::arg("sq"),
+          py::arg("lr"), py::arg("rho") = 0.9, py::arg("eps") = 1e-8);
+    m.def("adam_update", &adam_update, py::arg("param"), py::arg("grad"), py::arg("m"),
+          py::arg("v"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+          py::arg("t"));
+    m.def("adamw_update", &adamw_update, py::arg("param"), py::arg("grad"), py::arg("m"),
+          py::arg("v"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+          py::arg("t"), py::arg("weight_decay"));
+    m.def("add_weight_decay", &add_weight_decay, py::arg("grad"), py::arg("param"),
+          py::arg("weight_decay"), "Coupled L2, in place: grad += weight_decay * param.");
+    m.def("global_norm", &global_norm, py::arg("grad"),
+          "sqrt(sum(grad^2)) over the flat buffer, accumulated in float64.");
+    m.def("clip_by_global_norm", &clip_by_global_norm, py::arg("grad"), py::arg("max_norm"),
+          "In place: if norm > max_norm, grad *= max_norm / norm. Returns the norm before.");
 }

@@ -1,0 +1,207 @@
+// Activation kernels: <name>_forward(out, z) and <name>_backward(dz, z, dout) = dout * f'(z)
+// (for softmax the vector-Jacobian product). Elementwise kernels see the array as flat (n);
+// softmax works on rows (rows, cols) = (everything but the last axis, the last axis).
+// The *_backward_from_output variants take the forward's output a instead of z: every f'
+// here is a function of a, so a layer keeps a and never needs z (used by dense.hpp).
+#pragma once
+#include "common.hpp"
+#include "vmath.hpp"
+
+namespace pycvnn {
+
+enum class Activation { None, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax };
+
+// ---- sigmoid: 1 / (1 + exp(-z)), no overflow at any |z| (vmath::sigmoid branches on sign) ----
+
+template <typename T>
+void sigmoid_forward(T* __restrict out,      // (n)
+                     const T* __restrict z,  // (n)
+                     idx n) {
+    FlushDenormals ftz;  // exp(-|z|) for moderate |z| would otherwise produce denormals
+    for (idx i = 0; i < n; ++i) out[i] = vmath::sigmoid(z[i]);
+}
+
+template <typename T>
+void sigmoid_backward(T* __restrict dz,          // (n)
+                      const T* __restrict z,     // (n)
+                      const T* __restrict dout,  // (n)
+                      idx n) {
+    FlushDenormals ftz;
+    for (idx i = 0; i < n; ++i) {
+        const T s = vmath::sigmoid(z[i]);
+        dz[i] = dout[i] * s * (T(1) - s);
+    }
+}
+
+template <typename T>
+void sigmoid_backward_from_output(T* __restrict dz,          // (n)
+                                  const T* __restrict a,     // (n) sigmoid(z)
+                                  const T* __restrict dout,  // (n)
+                                  idx n) {
+    FlushDenormals ftz;
+    for (idx i = 0; i < n; ++i) dz[i] = dout[i] * a[i] * (T(1) - a[i]);
+}
+
+// ---- tanh -----------------------------------------------------------------------------------
+
+template <typename T>
+void tanh_forward(T* __restrict out,      // (n)
+                  const T* __restrict z,  // (n)
+                  idx n) {
+    FlushDenormals ftz;
+    for (idx i = 0; i < n; ++i) out[i] = vmath::tanh(z[i]);
+}
+
+template <typename T>
+void tanh_backward(T* __restrict dz,          // (n)
+                   const T* __restrict z,     // (n)
+                   const T* __restrict dout,  // (n)
+                   idx n) {
+    FlushDenormals ftz;
+    for (idx i = 0; i < n; ++i) {
+        const T t = vmath::tanh(z[i]);
+        dz[i] = dout[i] * (T(1) - t * t);
+    }
+}
+
+template <typename T>
+void tanh_backward_from_output(T* __restrict dz,          // (n)
+                               const T* __restrict a,     // (n) tanh(z)
+                               const T* __restrict dout,  // (n)
+                               idx n) {
+    FlushDenormals ftz;
+    for (idx i = 0; i < n; ++i) dz[i] = dout[i] * (T(1) - a[i] * a[i]);
+}
+
+// ---- relu: relu'(0) = 0 (as PyTorch) --------------------------------------------------------
+
+template <typename T>
+void relu_forward(T* __restrict out,      // (n)
+                  const T* __restrict z,  // (n)
+                  idx n) {
+    for (idx i = 0; i < n; ++i) out[i] = z[i] > T(0) ? z[i] : T(0);
+}
+
+template <typename T>
+void relu_backward(T* __restrict dz,          // (n)
+                   const T* __restrict z,     // (n)
+                   const T* __restrict dout,  // (n)
+                   idx n) {
+    for (idx i = 0; i < n; ++i) dz[i] = z[i] > T(0) ? dout[i] : T(0);
+}
+
+// a > 0 exactly where z > 0, so the same mask works on the output.
+template <typename T>
+void relu_backward_from_output(T* __restrict dz,          // (n)
+                               const T* __restrict a,     // (n) relu(z)
+                               const T* __restrict dout,  // (n)
+                               idx n) {
+    relu_backward(dz, a, dout, n);
+}
+
+// ---- leaky_relu: z for z > 0, alpha z otherwise; derivative alpha at 0 (as PyTorch) ----------
+
+template <typename T>
+void leaky_relu_forward(T* __restrict out,      // (n)
+                        const T* __restrict z,  // (n)
+                        idx n, T alpha) {
+    for (idx i = 0; i < n; ++i) out[i] = z[i] > T(0) ? z[i] : alpha * z[i];
+}
+
+template <typename T>
+void leaky_relu_backward(T* __restrict dz,          // (n)
+                         const T* __restrict z,     // (n)
+                         const T* __restrict dout,  // (n)
+                         idx n, T alpha) {
+    for (idx i = 0; i < n; ++i) dz[i] = z[i] > T(0) ? dout[i] : alpha * dout[i];
+}
+
+// Needs alpha >= 0: then a > 0 exactly where z > 0.
+template <typename T>
+void leaky_relu_backward_from_output(T* __restrict dz,          // (n)
+                                     const T* __restrict a,     // (n) leaky_relu(z)
+                                     const T* __restrict dout,  // (n)
+                                     idx n, T alpha) {
+    leaky_relu_backward(dz, a, dout, n, alpha);
+}
+
+// ---- softmax over the last axis: max, exp + sum, scale (the max subtraction keeps exp <= 1) ----
+
+template <typename T>
+void softmax_forward(T* __restrict out,      // (rows, cols)
+                     const T* __restrict z,  // (rows, cols)
+                     idx rows, idx cols) {
+    FlushDenormals ftz;  // exp(z - max) underflows to denormals for far-below-max entries
+    for (idx r = 0; r < rows; ++r) {
+        const T* zr = z + r * cols;
+        T* o = out + r * cols;
+        T m = zr[0];
+#pragma omp simd reduction(max : m)
+        for (idx j = 0; j < cols; ++j) m = zr[j] > m ? zr[j] : m;
+        T s = 0;
+#pragma omp simd reduction(+ : s)
+        for (idx j = 0; j < cols; ++j) {
+            o[j] = vmath::exp_nonpos(zr[j] - m);
+            s += o[j];
+        }
+        const T inv = T(1) / s;  // s >= 1: the max entry contributes exp(0)
+        for (idx j = 0; j < cols; ++j) o[j] *= inv;
+    }
+}
+
+// VJP from the output: dz = a * (dout - sum(dout * a)) per row.
+template <typename T>
+void softmax_backward_from_output(T* __restrict dz,          // (rows, cols)
+                                  const T* __restrict a,     // (rows, cols) softmax(z)
+                                  const T* __restrict dout,  // (rows, cols)
+                                  idx rows, idx cols) {
+    FlushDenormals ftz;
+    for (idx r = 0; r < rows; ++r) {
+        const T* ar = a + r * cols;
+        const T* dr = dout + r * cols;
+        T* o = dz + r * cols;
+        T dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (idx j = 0; j < cols; ++j) dot += dr[j] * ar[j];
+        for (idx j = 0; j < cols; ++j) o[j] = ar[j] * (dr[j] - dot);
+    }
+}
+
+// From z: recompute s = softmax(z) into dz, then apply the VJP in place.
+template <typename T>
+void softmax_backward(T* __restrict dz,          // (rows, cols)
+                      const T* __restrict z,     // (rows, cols)
+                      const T* __restrict dout,  // (rows, cols)
+                      idx rows, idx cols) {
+    FlushDenormals ftz;
+    softmax_forward(dz, z, rows, cols);
+    for (idx r = 0; r < rows; ++r) {
+        T* s = dz + r * cols;
+        const T* dr = dout + r * cols;
+        T dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (idx j = 0; j < cols; ++j) dot += dr[j] * s[j];
+        for (idx j = 0; j < cols; ++j) s[j] = s[j] * (dr[j] - dot);
+    }
+}
+
+// dz = dout * f'(z) from the output a of activation act, for a (rows, cols) block.
+template <typename T>
+void activation_backward_from_output(T* __restrict dz,          // (rows, cols)
+                                     const T* __restrict a,     // (rows, cols)
+                                     const T* __restrict dout,  // (rows, cols)
+                                     idx rows, idx cols, Activation act, T alpha) {
+    const idx n = rows * cols;
+    switch (act) {
+        case Activation::None:
+            for (idx i = 0; i < n; ++i) dz[i] = dout[i];
+            break;
+        case Activation::Sigmoid: sigmoid_backward_from_output(dz, a, dout, n); break;
+        case Activation::Tanh: tanh_backward_from_output(dz, a, dout, n); break;
+        case Activation::ReLU: relu_backward_from_output(dz, a, dout, n); break;
+        case Activation::LeakyReLU: leaky_relu_backward_from_output(dz, a, dout, n, alpha); break;
+        case Activation::Softmax: softmax_backward_from_output(dz, a, dout, rows, cols); break;
+    }
+}
+
+}  // namespace pycvnn

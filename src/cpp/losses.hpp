@@ -1,0 +1,463 @@
+// Loss kernels: <name>_forward returns the loss value, <name>_backward writes d loss / d pred.
+// Forward returns the mean or the sum (accumulated in double: float sums over large batches
+// lose digits); with Reduction::None it also writes the unreduced values to out (per element
+// for l1/l2/huber, per sample for the others) and returns their sum. out may be null
+// otherwise. Backward for None is the gradient of the sum; for Mean it is divided by the count
+// (elements for l1/l2/huber, samples N for the others).
+// At a kink (l1 at r = 0, a hinge margin of exactly 0) the subgradient is 0.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "common.hpp"
+#include "vmath.hpp"
+
+namespace pycvnn {
+
+enum class Reduction { None, Mean, Sum };
+
+// Probability clipping for the losses on probabilities (DESIGN §4).
+template <typename T> constexpr T prob_eps();
+template <> constexpr float prob_eps<float>() { return 1e-7f; }
+template <> constexpr double prob_eps<double>() { return 1e-12; }
+
+namespace detail {
+
+inline double reduced(double sum, idx count, Reduction r) {
+    return r == Reduction::Mean ? sum / double(count) : sum;
+}
+
+template <typename T>
+inline T grad_scale(idx count, Reduction r) {
+    return r == Reduction::Mean ? T(1.0 / double(count)) : T(1);
+}
+
+// The shared forward of the elementwise losses: out[i] = f(pred[i], target[i]) when unreduced,
+// sum in double either way.
+template <typename T, typename F>
+double elementwise_forward(T* __restrict out, const T* __restrict pred,
+                           const T* __restrict target, idx n, Reduction r, F f) {
+    FlushDenormals ftz;
+    double sum = 0;
+    if (r == Reduction::None) {
+#pragma omp simd reduction(+ : sum)
+        for (idx i = 0; i < n; ++i) {
+            const T v = f(pred[i] - target[i]);
+            out[i] = v;
+            sum += v;
+        }
+    } else {
+#pragma omp simd reduction(+ : sum)
+        for (idx i = 0; i < n; ++i) sum += f(pred[i] - target[i]);
+    }
+    return reduced(sum, n, r);
+}
+
+template <typename T, typename F>
+void elementwise_backward(T* __restrict dpred, const T* __restrict pred,
+                          const T* __restrict target, idx n, Reduction r, F df) {
+    FlushDenormals ftz;
+    const T scale = grad_scale<T>(n, r);
+    for (idx i = 0; i < n; ++i) dpred[i] = scale * df(pred[i] - target[i]);
+}
+
+template <typename T>
+inline T sign(T x) {
+    return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
+}
+
+}  // namespace detail
+
+// ---- l1: |pred - target| ---------------------------------------------------------------------
+
+template <typename T>
+double l1_forward(T* out,           // (n) per element, written for Reduction::None
+                  const T* pred,    // (n)
+                  const T* target,  // (n)
+                  idx n, Reduction reduction) {
+    return detail::elementwise_forward(out, pred, target, n, reduction,
+                                       [](T r) { return std::fabs(r); });
+}
+
+template <typename T>
+void l1_backward(T* dpred,          // (n)
+                 const T* pred,     // (n)
+                 const T* target,   // (n)
+                 idx n, Reduction reduction) {
+    detail::elementwise_backward(dpred, pred, target, n, reduction,
+                                 [](T r) { return detail::sign(r); });
+}
+
+// ---- l2: (pred - target)^2 -------------------------------------------------------------------
+
+template <typename T>
+double l2_forward(T* out,           // (n) per element, written for Reduction::None
+                  const T* pred,    // (n)
+                  const T* target,  // (n)
+                  idx n, Reduction reduction) {
+    return detail::elementwise_forward(out, pred, target, n, reduction,
+                                       [](T r) { return r * r; });
+}
+
+template <typename T>
+void l2_backward(T* dpred,          // (n)
+                 const T* pred,     // (n)
+                 const T* target,   // (n)
+                 idx n, Reduction reduction) {
+    detail::elementwise_backward(dpred, pred, target, n, reduction,
+                                 [](T r) { return T(2) * r; });
+}
+
+// ---- huber: 0.5 r^2 for |r| <= delta, delta (|r| - 0.5 delta) beyond (delta > 0) -----------
+
+template <typename T>
+double huber_forward(T* out,           // (n) per element, written for Reduction::None
+                     const T* pred,    // (n)
+                     const T* target,  // (n)
+                     idx n, T delta, Reduction reduction) {
+    return detail::elementwise_forward(out, pred, target, n, reduction, [delta](T r) {
+        const T a = std::fabs(r);
+        return a <= delta ? T(0.5) * r * r : delta * (a - T(0.5) * delta);
+    });
+}
+
+template <typename T>
+void huber_backward(T* dpred,          // (n)
+                    const T* pred,     // (n)
+                    const T* target,   // (n)
+                    idx n, T delta, Reduction reduction) {
+    detail::elementwise_backward(dpred, pred, target, n, reduction, [delta](T r) {
+        return r > delta ? delta : (r < -delta ? -delta : r);  // clip(r, -delta, delta)
+    });
+}
+
+// ---- cross_entropy ---------------------------------------------------------------------------
+// pred (N, C): logits (from_logits) or probabilities. Target either class ids (N,) in [0, C)
+// (checked by the caller) or probabilities (N, C). Per sample -sum_c t_c log p_c with
+// log p = z - lse(z), lse(z) = m + log(sum exp(z - m)), m = max z (no overflow, no log(0)).
+
+namespace detail {
+
+// Max and log(sum exp(z - max)) of one row.
+template <typename T>
+inline void row_max_logsumexp(const T* __restrict z, idx C, T& m, T& log_s) {
+    m = z[0];
+#pragma omp simd reduction(max : m)
+    for (idx j = 0; j < C; ++j) m = z[j] > m ? z[j] : m;
+    T s = 0;
+#pragma omp simd reduction(+ : s)
+    for (idx j = 0; j < C; ++j) s += vmath::exp_nonpos(z[j] - m);
+    log_s = std::log(s);  // s >= 1
+}
+
+template <typename T>
+inline T clip_prob(T p) {
+    return p < prob_eps<T>() ? prob_eps<T>() : (p > T(1) ? T(1) : p);
+}
+
+}  // namespace detail
+
+template <typename T>
+double cross_entropy_forward(T* out,                  // (N) per sample, for Reduction::None
+                             const T* pred,           // (N, C)
+                             const std::int64_t* ids, // (N) class ids
+                             idx N, idx C, bool from_logits, Reduction reduction) {
+    FlushDenormals ftz;
+    double sum = 0;
+    for (idx i = 0; i < N; ++i) {
+        const T* z = pred + i * C;
+        T v;
+        if (from_logits) {
+            T m, log_s;
+            detail::row_max_logsumexp(z, C, m, log_s);
+            v = (m - z[ids[i]]) + log_s;  // lse - z_y, the difference of large terms first
+        } else {
+            v = -std::log(detail::clip_prob(z[ids[i]]));
+        }
+        if (out) out[i] = v;
+        sum += v;
+    }
+    return detail::reduced(sum, N, reduction);
+}
+
+template <typename T>
+double cross_entropy_forward(T* out,           // (N) per sample, for Reduction::None
+                             const T* pred,    // (N, C)
+                             const T* target,  // (N, C) probabilities
+                             idx N, idx C, bool from_logits, Reduction reduction) {
+    FlushDenormals ftz;
+    double sum = 0;
+    for (idx i = 0; i < N; ++i) {
+        const T* __restrict z = pred + i * C;
+        const T* __restrict t = target + i * C;
+        T v = 0;
+        if (from_logits) {
+            // -sum t (z - m - log s) = sum t (m - z) + log s * sum t
+            T m, log_s;
+            detail::row_max_logsumexp(z, C, m, log_s);
+            T tz = 0, ts = 0;
+#pragma omp simd reduction(+ : tz, ts)
+            for (idx j = 0; j < C; ++j) {
+                tz += t[j] * (m - z[j]);
+                ts += t[j];
+            }
+            v = tz + log_s * ts;
+        } else {
+            for (idx j = 0; j < C; ++j) v -= t[j] * std::log(detail::clip_prob(z[j]));
+        }
+        if (out) out[i] = v;
+        sum += v;
+    }
+    return detail::reduced(sum, N, reduction);
+}
+
+// From logits the fused softmax + CE gradient: p - onehot (class ids), p sum(t) - t (soft).
+// From probabilities: -t / clip(p) where p > eps, 0 where p was clipped below.
+template <typename T>
+void cross_entropy_backward(T* dpred,                // (N, C)
+                            const T* pred,           // (N, C)
+                            const std::int64_t* ids, // (N) class ids
+                            idx N, idx C, bool from_logits, Reduction reduction) {
+    FlushDenormals ftz;
+    const T scale = detail::grad_scale<T>(N, reduction);
+    for (idx i = 0; i < N; ++i) {
+        const T* __restrict z = pred + i * C;
+        T* __restrict g = dpred + i * C;
+        const idx y = idx(ids[i]);
+        if (from_logits) {
+            T m = z[0];
+#pragma omp simd reduction(max : m)
+            for (idx j = 0; j < C; ++j) m = z[j] > m ? z[j] : m;
+            T s = 0;
+#pragma omp simd reduction(+ : s)
+            for (idx j = 0; j < C; ++j) {
+                g[j] = vmath::exp_nonpos(z[j] - m);
+                s += g[j];
+            }
+            const T k = scale / s;
+            for (idx j = 0; j < C; ++j) g[j] *= k;
+            g[y] -= scale;
+        } else {
+            for (idx j = 0; j < C; ++j) g[j] = T(0);
+            const T p = z[y];
+            g[y] = p > prob_eps<T>() ? -scale / detail::clip_prob(p) : T(0);
+        }
+    }
+}
+
+template <typename T>
+void cross_entropy_backward(T* dpred,          // (N, C)
+                            const T* pred,     // (N, C)
+                            const T* target,   // (N, C) probabilities
+                            idx N, idx C, bool from_logits, Reduction reduction) {
+    FlushDenormals ftz;
+    const T scale = detail::grad_scale<T>(N, reduction);
+    for (idx i = 0; i < N; ++i) {
+        const T* __restrict z = pred + i * C;
+        const T* __restrict t = target + i * C;
+        T* __restrict g = dpred + i * C;
+        if (from_logits) {
+            T m = z[0];
+#pragma omp simd reduction(max : m)
+            for (idx j = 0; j < C; ++j) m = z[j] > m ? z[j] : m;
+            T s = 0, ts = 0;
+#pragma omp simd reduction(+ : s, ts)
+            for (idx j = 0; j < C; ++j) {
+                g[j] = vmath::exp_nonpos(z[j] - m);
+                s += g[j];
+                ts += t[j];
+            }
+            const T k = scale * ts / s;
+            for (idx j = 0; j < C; ++j) g[j] = g[j] * k - scale * t[j];
+        } else {
+            const T eps = prob_eps<T>();
+            for (idx j = 0; j < C; ++j)
+                g[j] = z[j] > eps ? -scale * t[j] / detail::clip_prob(z[j]) : T(0);
+        }
+    }
+}
+
+// ---- binary_cross_entropy: one output per sample, target in [0, 1] -------------------------
+// From logits x, the softplus form max(x, 0) - x t + log1p(exp(-|x|)) (no overflow, no
+// log(0)); gradient sigmoid(x) - t. From probabilities p clipped to [eps, 1 - eps]:
+// -(t log p + (1 - t) log(1 - p)); gradient (p - t) / (p (1 - p)), 0 where p was clipped.
+
+template <typename T>
+double binary_cross_entropy_forward(T* out,           // (N) per sample, for Reduction::None
+                                    const T* pred,    // (N)
+                                    const T* target,  // (N)
+                                    idx N, bool from_logits, Reduction reduction) {
+    FlushDenormals ftz;
+    const T eps = prob_eps<T>();
+    double sum = 0;
+    for (idx i = 0; i < N; ++i) {
+        const T x = pred[i], t = target[i];
+        T v;
+        if (from_logits) {
+            v = (x > T(0) ? x : T(0)) - x * t + std::log1p(vmath::exp_nonpos(-std::fabs(x)));
+        } else {
+            const T p = x < eps ? eps : (x > T(1) - eps ? T(1) - eps : x);
+            v = -(t * std::log(p) + (T(1) - t) * std::log1p(-p));
+        }
+        if (out) out[i] = v;
+        sum += v;
+    }
+    return detail::reduced(sum, N, reduction);
+}
+
+template <typename T>
+void binary_cross_entropy_backward(T* __restrict dpred,         // (N)
+                                   const T* __restrict pred,    // (N)
+                                   const T* __restrict target,  // (N)
+                                   idx N, bool from_logits, Reduction reduction) {
+    FlushDenormals ftz;
+    const T scale = detail::grad_scale<T>(N, reduction);
+    const T eps = prob_eps<T>();
+    if (from_logits) {
+        for (idx i = 0; i < N; ++i) dpred[i] = scale * (vmath::sigmoid(pred[i]) - target[i]);
+    } else {
+        for (idx i = 0; i < N; ++i) {
+            const T p = pred[i];
+            const bool inside = p > eps && p < T(1) - eps;
+            dpred[i] = inside ? scale * (p - target[i]) / (p * (T(1) - p)) : T(0);
+        }
+    }
+}
+
+// ---- hinge and squared_hinge -----------------------------------------------------------------
+// Binary: scores (N), targets y in {-1, +1}: max(0, 1 - y s) (squared: its square).
+// Multiclass: scores (N, C), class ids: sum_{j != y} max(0, 1 - s_y + s_j) (squared: each
+// term squared). Subgradient 0 where a margin is exactly 0.
+
+template <typename T>
+double hinge_binary_forward(T* out,           // (N) per sample, for Reduction::None
+                            const T* scores,  // (N)
+                            const T* target,  // (N) in {-1, +1}
+                            idx N, bool squared, Reduction reduction) {
+    FlushDenormals ftz;
+    double sum = 0;
+    for (idx i = 0; i < N; ++i) {
+        const T m = T(1) - target[i] * scores[i];
+        const T h = m > T(0) ? m : T(0);
+        const T v = squared ? h * h : h;
+        if (out) out[i] = v;
+        sum += v;
+    }
+    return detail::reduced(sum, N, reduction);
+}
+
+template <typename T>
+void hinge_binary_backward(T* __restrict dscores,       // (N)
+                           const T* __restrict scores,  // (N)
+                           const T* __restrict target,  // (N) in {-1, +1}
+                           idx N, bool squared, Reduction reduction) {
+    const T scale = detail::grad_scale<T>(N, reduction);
+    for (idx i = 0; i < N; ++i) {
+        const T m = T(1) - target[i] * scores[i];
+        const T dm = m > T(0) ? (squared ? T(2) * m : T(1)) : T(0);  // d loss / d margin
+        dscores[i] = -scale * dm * target[i];
+    }
+}
+
+template <typename T>
+double hinge_multiclass_forward(T* out,                   // (N) per sample, for Reduction::None
+                                const T* scores,          // (N, C)
+                                const std::int64_t* ids,  // (N) class ids
+                                idx N, idx C, bool squared, Reduction reduction) {
+    FlushDenormals ftz;
+    double sum = 0;
+    for (idx i = 0; i < N; ++i) {
+        const T* __restrict s = scores + i * C;
+        const idx y = idx(ids[i]);
+        const T sy = s[y];
+        T v = 0;
+#pragma omp simd reduction(+ : v)
+        for (idx j = 0; j < C; ++j) {
+            const T m = T(1) - sy + s[j];
+            const T h = (j != y && m > T(0)) ? m : T(0);
+            v += squared ? h * h : h;
+        }
+        if (out) out[i] = v;
+        sum += v;
+    }
+    return detail::reduced(sum, N, reduction);
+}
+
+template <typename T>
+void hinge_multiclass_backward(T* dscores,                // (N, C)
+                               const T* scores,           // (N, C)
+                               const std::int64_t* ids,   // (N) class ids
+                               idx N, idx C, bool squared, Reduction reduction) {
+    FlushDenormals ftz;
+    const T scale = detail::grad_scale<T>(N, reduction);
+    for (idx i = 0; i < N; ++i) {
+        const T* __restrict s = scores + i * C;
+        T* __restrict g = dscores + i * C;
+        const idx y = idx(ids[i]);
+        const T sy = s[y];
+        T total = 0;  // d/ds_y = -sum_j d/ds_j
+#pragma omp simd reduction(+ : total)
+        for (idx j = 0; j < C; ++j) {
+            const T m = T(1) - sy + s[j];
+            const T d = (j != y && m > T(0)) ? scale * (squared ? T(2) * m : T(1)) : T(0);
+            g[j] = d;
+            total += d;
+        }
+        g[y] = -total;
+    }
+}
+
+// ---- dice: per sample over its M elements, 1 - (2 sum(p g) + smooth) / (sum p + sum g + smooth)
+// A sample with a zero denominator (all zeros, smooth = 0) has loss 0 and gradient 0.
+
+template <typename T>
+double dice_forward(T* out,           // (N) per sample, for Reduction::None
+                    const T* pred,    // (N, M) probabilities
+                    const T* target,  // (N, M)
+                    idx N, idx M, T smooth, Reduction reduction) {
+    FlushDenormals ftz;
+    double sum = 0;
+    for (idx i = 0; i < N; ++i) {
+        const T* __restrict p = pred + i * M;
+        const T* __restrict g = target + i * M;
+        double inter = 0, total = 0;  // sums over a whole image: accumulate in double
+#pragma omp simd reduction(+ : inter, total)
+        for (idx j = 0; j < M; ++j) {
+            inter += double(p[j] * g[j]);
+            total += double(p[j] + g[j]);
+        }
+        const double den = total + double(smooth);
+        const double v = den > 0 ? 1.0 - (2.0 * inter + double(smooth)) / den : 0.0;
+        if (out) out[i] = T(v);
+        sum += v;
+    }
+    return detail::reduced(sum, N, reduction);
+}
+
+// d loss / d p_k = ((2I + smooth) - 2 g_k (U + smooth)) / (U + smooth)^2,
+// I = sum(p g), U = sum p + sum g.
+template <typename T>
+void dice_backward(T* dpred,          // (N, M)
+                   const T* pred,     // (N, M) probabilities
+                   const T* target,   // (N, M)
+                   idx N, idx M, T smooth, Reduction reduction) {
+    FlushDenormals ftz;
+    const double scale = reduction == Reduction::Mean ? 1.0 / double(N) : 1.0;
+    for (idx i = 0; i < N; ++i) {
+        const T* __restrict p = pred + i * M;
+        const T* __restrict g = target + i * M;
+        T* __restrict d = dpred + i * M;
+        double inter = 0, total = 0;
+#pragma omp simd reduction(+ : inter, total)
+        for (idx j = 0; j < M; ++j) {
+            inter += double(p[j] * g[j]);
+            total += double(p[j] + g[j]);
+        }
+        const double den = total + double(smooth);
+        const T a = den > 0 ? T(scale * (2.0 * inter + double(smooth)) / (den * den)) : T(0);
+        const T b = den > 0 ? T(scale * 2.0 / den) : T(0);
+        for (idx j = 0; j < M; ++j) d[j] = a - b * g[j];
+    }
+}
+
+}  // namespace pycvnn

@@ -1,0 +1,223 @@
+// Network, LossSpec and UpdateRule: see network.hpp. Instantiated for float and double.
+#include "network.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include "dense.hpp"
+#include "losses.hpp"
+
+namespace pycvnn {
+namespace {
+
+template <typename T>
+void activation_forward(T* out,      // (rows, cols)
+                        const T* z,  // (rows, cols)
+                        idx rows, idx cols, Activation act, T alpha) {
+    const idx n = rows * cols;
+    switch (act) {
+        case Activation::None: std::copy(z, z + n, out); break;
+        case Activation::Sigmoid: sigmoid_forward(out, z, n); break;
+        case Activation::Tanh: tanh_forward(out, z, n); break;
+        case Activation::ReLU: relu_forward(out, z, n); break;
+        case Activation::LeakyReLU: leaky_relu_forward(out, z, n, alpha); break;
+        case Activation::Softmax: softmax_forward(out, z, rows, cols); break;
+    }
+}
+
+constexpr Reduction Mean = Reduction::Mean;
+
+}  // namespace
+
+// ---- LossSpec ------------------------------------------------------------------------------
+
+template <typename T>
+double LossSpec::value(const T* pred, const T* y, const std::int64_t* ids, idx N, idx C) const {
+    const bool squared = kind == LossKind::SquaredHinge;
+    switch (kind) {
+        case LossKind::L1: return l1_forward<T>(nullptr, pred, y, N * C, Mean);
+        case LossKind::L2: return l2_forward<T>(nullptr, pred, y, N * C, Mean);
+        case LossKind::Huber: return huber_forward<T>(nullptr, pred, y, N * C, T(delta), Mean);
+        case LossKind::CrossEntropy:
+            return ids ? cross_entropy_forward<T>(nullptr, pred, ids, N, C, from_logits, Mean)
+                       : cross_entropy_forward<T>(nullptr, pred, y, N, C, from_logits, Mean);
+        case LossKind::BinaryCrossEntropy:
+            return binary_cross_entropy_forward<T>(nullptr, pred, y, N * C, from_logits, Mean);
+        case LossKind::Hinge:
+        case LossKind::SquaredHinge:
+            return ids ? hinge_multiclass_forward<T>(nullptr, pred, ids, N, C, squared, Mean)
+                       : hinge_binary_forward<T>(nullptr, pred, y, N * C, squared, Mean);
+        case LossKind::Dice: return dice_forward<T>(nullptr, pred, y, N, C, T(smooth), Mean);
+    }
+    throw std::logic_error("unknown loss");
+}
+
+template <typename T>
+void LossSpec::grad(T* dpred, const T* pred, const T* y, const std::int64_t* ids, idx N,
+                    idx C) const {
+    const bool squared = kind == LossKind::SquaredHinge;
+    switch (kind) {
+        case LossKind::L1: return l1_backward<T>(dpred, pred, y, N * C, Mean);
+        case LossKind::L2: return l2_backward<T>(dpred, pred, y, N * C, Mean);
+        case LossKind::Huber: return huber_backward<T>(dpred, pred, y, N * C, T(delta), Mean);
+        case LossKind::CrossEntropy:
+            return ids ? cross_entropy_backward<T>(dpred, pred, ids, N, C, from_logits, Mean)
+                       : cross_entropy_backward<T>(dpred, pred, y, N, C, from_logits, Mean);
+        case LossKind::BinaryCrossEntropy:
+            return binary_cross_entropy_backward<T>(dpred, pred, y, N * C, from_logits, Mean);
+        case LossKind::Hinge:
+        case LossKind::SquaredHinge:
+            return ids ? hinge_multiclass_backward<T>(dpred, pred, ids, N, C, squared, Mean)
+                       : hinge_binary_backward<T>(dpred, pred, y, N * C, squared, Mean);
+        case LossKind::Dice: return dice_backward<T>(dpred, pred, y, N, C, T(smooth), Mean);
+    }
+}
+
+// ---- UpdateRule ----------------------------------------------------------------------------
+
+template <typename T>
+void UpdateRule::step(T* params, T* grads, T* state1, T* state2, idx n, idx n_decay, double lr,
+                      long long t) const {
+    if (n == 0) return;
+    if (clip_norm > 0) clip_by_global_norm(grads, clip_norm, n);
+    const T wd = T(weight_decay);
+    if (weight_decay > 0 && rule != Rule::AdamW && n_decay > 0)
+        add_weight_decay(grads, params, wd, n_decay);
+    const T lr_ = T(lr);
+    switch (rule) {
+        case Rule::GD: gd_update(params, grads, lr_, n); break;
+        case Rule::Momentum:
+            momentum_update(params, state1, grads, lr_, T(beta), form, nesterov, n);
+            break;
+        case Rule::RMSProp: rmsprop_update(params, state1, grads, lr_, T(rho), T(eps), n); break;
+        case Rule::Adam:
+            adam_update(params, state1, state2, grads, lr_, T(beta1), T(beta2), T(eps), t, n);
+            break;
+        case Rule::AdamW:  // decoupled decay on the weights, none on the biases
+            adamw_update(params, state1, state2, grads, lr_, T(beta1), T(beta2), T(eps), t, wd,
+                         n_decay);
+            adamw_update(params + n_decay, state1 + n_decay, state2 + n_decay, grads + n_decay,
+                         lr_, T(beta1), T(beta2), T(eps), t, T(0), n - n_decay);
+            break;
+    }
+}
+
+// ---- Network -------------------------------------------------------------------------------
+
+template <typename T>
+Network<T>::Network(std::vector<Op> ops) : ops_(std::move(ops)) {
+    if (ops_.empty()) throw std::invalid_argument("ops: expected at least one op");
+    for (const Op& op : ops_) {
+        if (op.dense) n_decay_ += op.in * op.out;
+        max_width_ = std::max({max_width_, op.in, op.out});
+    }
+    idx w = 0, b = n_decay_;
+    for (Op& op : ops_) {
+        if (!op.dense) continue;
+        op.w_off = w;
+        op.b_off = b;
+        w += op.in * op.out;
+        b += op.out;
+    }
+    n_params_ = b;
+    out_.resize(ops_.size());
+}
+
+template <typename T>
+void Network<T>::reserve(idx N) {
+    if (N <= rows_) return;
+    rows_ = N;
+    for (size_t i = 0; i < ops_.size(); ++i) out_[i].resize(size_t(N * ops_[i].out));
+    grad_a_.resize(size_t(N * max_width_));
+    grad_b_.resize(size_t(N * max_width_));
+    dz_.resize(size_t(N * max_width_));
+    xb_.resize(size_t(N * in_features()));
+    yb_.resize(size_t(N * out_features()));
+    idb_.resize(size_t(N));
+}
+
+template <typename T>
+const T* Network<T>::forward(const T* params, const T* x, idx N) {
+    reserve(N);
+    input_ = x;
+    const T* in = x;
+    for (size_t i = 0; i < ops_.size(); ++i) {
+        const Op& op = ops_[i];
+        T* out = out_[i].data();
+        if (op.dense)
+            dense_forward(out, in, params + op.w_off, params + op.b_off, N, op.in, op.out, op.act,
+                          T(op.alpha));
+        else
+            activation_forward(out, in, N, op.out, op.act, T(op.alpha));
+        in = out;
+    }
+    return in;
+}
+
+template <typename T>
+const T* Network<T>::backward(const T* params, T* grads, const T* dout, idx N, bool need_dx) {
+    T* bufs[2] = {grad_a_.data(), grad_b_.data()};
+    int next = dout == bufs[0] ? 1 : 0;  // never write over the gradient being read
+    const T* g = dout;
+    for (size_t k = ops_.size(); k-- > 0;) {
+        const Op& op = ops_[k];
+        const bool want_dx = k > 0 || need_dx;
+        T* dx = want_dx ? bufs[next] : nullptr;
+        const T* x = k > 0 ? out_[k - 1].data() : input_;
+        if (op.dense)
+            dense_backward(dx, grads + op.w_off, grads + op.b_off, dz_.data(), g, x,
+                           params + op.w_off, out_[k].data(), N, op.in, op.out, op.act,
+                           T(op.alpha));
+        else if (want_dx)
+            activation_backward_from_output(dx, out_[k].data(), g, N, op.out, op.act,
+                                            T(op.alpha));
+        if (!want_dx) return nullptr;
+        g = dx;
+        next ^= 1;
+    }
+    return g;
+}
+
+template <typename T>
+idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* x, const T* y,
+                            const std::int64_t* ids, const std::int64_t* order, idx n_order,
+                            idx batch, double lr, long long t, const LossSpec& loss,
+                            const UpdateRule& rule, double* losses) {
+    const idx in = in_features(), C = out_features();
+    reserve(std::min(batch, n_order));
+    idx nb = 0;
+    for (idx start = 0; start < n_order; start += batch, ++nb) {
+        const idx rows = std::min(batch, n_order - start);
+        for (idx r = 0; r < rows; ++r) {  // gather the batch: contiguous rows for the GEMMs
+            const idx row = idx(order[start + r]);
+            std::memcpy(&xb_[size_t(r * in)], x + row * in, sizeof(T) * size_t(in));
+            if (y)
+                std::memcpy(&yb_[size_t(r * C)], y + row * C, sizeof(T) * size_t(C));
+            else
+                idb_[size_t(r)] = ids[row];
+        }
+        const T* yb = y ? yb_.data() : nullptr;
+        const std::int64_t* ib = y ? nullptr : idb_.data();
+        const T* pred = forward(params, xb_.data(), rows);
+        const double value = loss.value(pred, yb, ib, rows, C);
+        losses[nb] = value;
+        if (!std::isfinite(value)) return nb + 1;
+        loss.grad(grad_a_.data(), pred, yb, ib, rows, C);
+        backward(params, grads, grad_a_.data(), rows, false);
+        rule.step(params, grads, state1, state2, n_params_, n_decay_, lr, t + nb + 1);
+    }
+    return nb;
+}
+
+template class Network<float>;
+template class Network<double>;
+template double LossSpec::value<float>(const float*, const float*, const std::int64_t*, idx, idx) const;
+template double LossSpec::value<double>(const double*, const double*, const std::int64_t*, idx, idx) const;
+template void LossSpec::grad<float>(float*, const float*, const float*, const std::int64_t*, idx, idx) const;
+template void LossSpec::grad<double>(double*, const double*, const double*, const std::int64_t*, idx, idx) const;
+template void UpdateRule::step<float>(float*, float*, float*, float*, idx, idx, double, long long) const;
+template void UpdateRule::step<double>(double*, double*, double*, double*, idx, idx, double, long long) const;
+
+}  // namespace pycvnn

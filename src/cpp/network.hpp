@@ -1,0 +1,107 @@
+// A network: ops over one flat parameter arena, a workspace reused across batches, and the
+// whole training epoch (gather batch, forward, loss, backward, update) in one call.
+// Mirrors pycvnn/reference/network.py. Arena layout (shared with pycvnn.model):
+// [W1, ..., WL, b1, ..., bL], Wi (out_i, in_i) row-major; the first n_decay entries are the
+// weights, the only entries weight decay touches.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "activations.hpp"
+#include "common.hpp"
+#include "optimizers.hpp"
+
+namespace pycvnn {
+
+// A Dense layer fused with the activation after it ("dense"), or a lone activation ("act").
+struct Op {
+    bool dense;
+    idx in, out;
+    Activation act;
+    double alpha;
+    idx w_off = 0, b_off = 0;  // into the arena, set by Network
+};
+
+enum class LossKind { L1, L2, Huber, CrossEntropy, BinaryCrossEntropy, Hinge, SquaredHinge, Dice };
+
+// A training loss: the batch mean and its gradient. Targets are class ids (ids) for
+// cross-entropy with ids and multiclass hinge, else values of pred's shape (y).
+struct LossSpec {
+    LossKind kind;
+    double delta = 1.0, smooth = 1e-6;
+    bool from_logits = true;
+
+    template <typename T>
+    double value(const T* pred,            // (N, C)
+                 const T* y,               // (N, C) or null
+                 const std::int64_t* ids,  // (N) or null
+                 idx N, idx C) const;
+    template <typename T>
+    void grad(T* dpred,                   // (N, C)
+              const T* pred,              // (N, C)
+              const T* y,                 // (N, C) or null
+              const std::int64_t* ids,    // (N) or null
+              idx N, idx C) const;
+};
+
+enum class Rule { GD, Momentum, RMSProp, Adam, AdamW };
+
+// One optimizer step: clip raw gradients by global norm (clip_norm > 0), coupled weight decay
+// on the weights (not AdamW: its decay is decoupled), then the rule's update.
+struct UpdateRule {
+    Rule rule;
+    double beta = 0.9;
+    MomentumForm form = MomentumForm::EMA;
+    bool nesterov = false;
+    double rho = 0.9, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0, clip_norm = 0.0;
+
+    template <typename T>
+    void step(T* params,  // (n)
+              T* grads,   // (n)
+              T* state1,  // (n) velocity / sq / m, or null if the rule keeps none
+              T* state2,  // (n) Adam's v, or null
+              idx n, idx n_decay, double lr, long long t) const;
+};
+
+template <typename T>
+class Network {
+public:
+    explicit Network(std::vector<Op> ops);
+
+    idx n_params() const { return n_params_; }
+    idx n_decay() const { return n_decay_; }
+    idx in_features() const { return ops_.front().in; }
+    idx out_features() const { return ops_.back().out; }
+    const std::vector<Op>& ops() const { return ops_; }
+
+    // x (N, in) -> the last op's output (N, out), in the workspace until the next call.
+    // Keeps every op's output for backward; x must stay alive until then.
+    const T* forward(const T* params, const T* x, idx N);
+    // dout (N, out) -> writes every op's gradients into grads; returns dx (N, in) in the
+    // workspace, or null if !need_dx (the first layer's dx is then never computed).
+    const T* backward(const T* params, T* grads, const T* dout, idx N, bool need_dx);
+    // One epoch over the rows of x, y / ids in `order`, batches of `batch` rows (last partial
+    // batch used). Writes each batch loss to losses; returns the number of batches run,
+    // stopping after the first non-finite loss (its update not applied).
+    idx train_epoch(T* params, T* grads, T* state1, T* state2,
+                    const T* x,                 // (rows, in)
+                    const T* y,                 // (rows, out) targets, or null with ids
+                    const std::int64_t* ids,    // (rows) class ids, or null with y
+                    const std::int64_t* order,  // (n_order) row indices
+                    idx n_order, idx batch, double lr, long long t, const LossSpec& loss,
+                    const UpdateRule& rule, double* losses);
+
+private:
+    void reserve(idx N);  // grow the workspace to N rows; no-op once large enough
+
+    std::vector<Op> ops_;
+    idx n_params_ = 0, n_decay_ = 0, max_width_ = 0, rows_ = 0;
+    std::vector<std::vector<T>> out_;  // per op output (rows_, op.out)
+    std::vector<T> grad_a_, grad_b_;   // ping-pong d loss / d activations (rows_, max_width_)
+    std::vector<T> dz_;                // dense backward scratch (rows_, max_width_)
+    std::vector<T> xb_, yb_;           // the gathered batch
+    std::vector<std::int64_t> idb_;
+    const T* input_ = nullptr;  // x of the last forward
+};
+
+}  // namespace pycvnn
