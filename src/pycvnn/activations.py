@@ -25,44 +25,52 @@ def _alpha(alpha):
 
 def sigmoid(z):
     """1 / (1 + exp(-z)), elementwise."""
-    return backend().sigmoid_forward(_z(z))
+    z = _z(z)  # validate before looking up the kernel
+    return backend().sigmoid_forward(z)
 
 
 def sigmoid_backward(z, dout):
     """dout * sigmoid(z) (1 - sigmoid(z))."""
-    return backend().sigmoid_backward(*_z_dout(z, dout))
+    z, dout = _z_dout(z, dout)
+    return backend().sigmoid_backward(z, dout)
 
 
 def tanh(z):
     """tanh(z), elementwise."""
-    return backend().tanh_forward(_z(z))
+    z = _z(z)
+    return backend().tanh_forward(z)
 
 
 def tanh_backward(z, dout):
     """dout * (1 - tanh(z)^2)."""
-    return backend().tanh_backward(*_z_dout(z, dout))
+    z, dout = _z_dout(z, dout)
+    return backend().tanh_backward(z, dout)
 
 
 def relu(z):
     """max(z, 0), elementwise."""
-    return backend().relu_forward(_z(z))
+    z = _z(z)
+    return backend().relu_forward(z)
 
 
 def relu_backward(z, dout):
     """dout * [z > 0] (relu'(0) = 0)."""
-    return backend().relu_backward(*_z_dout(z, dout))
+    z, dout = _z_dout(z, dout)
+    return backend().relu_backward(z, dout)
 
 
 def leaky_relu(z, alpha=0.01):
     """z if z > 0 else alpha z, elementwise (alpha >= 0)."""
     alpha = _alpha(alpha)
-    return backend().leaky_relu_forward(_z(z), alpha)
+    z = _z(z)
+    return backend().leaky_relu_forward(z, alpha)
 
 
 def leaky_relu_backward(z, dout, alpha=0.01):
     """dout * (1 if z > 0 else alpha) (alpha at 0)."""
     alpha = _alpha(alpha)
-    return backend().leaky_relu_backward(*_z_dout(z, dout), alpha)
+    z, dout = _z_dout(z, dout)
+    return backend().leaky_relu_backward(z, dout, alpha)
 
 
 def _at_least_1d(z):
@@ -73,13 +81,15 @@ def _at_least_1d(z):
 
 def softmax(z):
     """exp(z - max z) / sum exp(z - max z) over the last axis."""
-    return backend().softmax_forward(_at_least_1d(_z(z)))
+    z = _at_least_1d(_z(z))
+    return backend().softmax_forward(z)
 
 
 def softmax_backward(z, dout):
     """s * (dout - sum(dout * s)) over the last axis, s = softmax(z)."""
     z, dout = _z_dout(z, dout)
-    return backend().softmax_backward(_at_least_1d(z), dout)
+    z = _at_least_1d(z)
+    return backend().softmax_backward(z, dout)
 
 
 @dataclass(frozen=True)

@@ -83,25 +83,29 @@ def _dice_args(pred, target, smooth):
 def l1(pred, target, reduction="mean"):
     """|pred - target| (mean: MAE)."""
     reduction = v.reduction(reduction)
-    return _value(backend().l1_forward(*_elementwise(pred, target), reduction), reduction)
+    pred, target = _elementwise(pred, target)
+    return _value(backend().l1_forward(pred, target, reduction), reduction)
 
 
 def l1_grad(pred, target, reduction="mean"):
     """sign(pred - target), 0 at a tie; / pred.size for "mean"."""
     reduction = v.reduction(reduction)
-    return backend().l1_backward(*_elementwise(pred, target), reduction)
+    pred, target = _elementwise(pred, target)
+    return backend().l1_backward(pred, target, reduction)
 
 
 def l2(pred, target, reduction="mean"):
     """(pred - target)^2 (mean: MSE)."""
     reduction = v.reduction(reduction)
-    return _value(backend().l2_forward(*_elementwise(pred, target), reduction), reduction)
+    pred, target = _elementwise(pred, target)
+    return _value(backend().l2_forward(pred, target, reduction), reduction)
 
 
 def l2_grad(pred, target, reduction="mean"):
     """2 (pred - target); / pred.size for "mean"."""
     reduction = v.reduction(reduction)
-    return backend().l2_backward(*_elementwise(pred, target), reduction)
+    pred, target = _elementwise(pred, target)
+    return backend().l2_backward(pred, target, reduction)
 
 
 mse, mse_grad = l2, l2_grad
@@ -110,13 +114,15 @@ mse, mse_grad = l2, l2_grad
 def huber(pred, target, delta=1.0, reduction="mean"):
     """0.5 r^2 if |r| <= delta else delta (|r| - 0.5 delta), r = pred - target."""
     delta, reduction = v.number(delta, "delta", 0.0, strict=True), v.reduction(reduction)
-    return _value(backend().huber_forward(*_elementwise(pred, target), delta, reduction), reduction)
+    pred, target = _elementwise(pred, target)
+    return _value(backend().huber_forward(pred, target, delta, reduction), reduction)
 
 
 def huber_grad(pred, target, delta=1.0, reduction="mean"):
     """clip(pred - target, -delta, delta); / pred.size for "mean"."""
     delta, reduction = v.number(delta, "delta", 0.0, strict=True), v.reduction(reduction)
-    return backend().huber_backward(*_elementwise(pred, target), delta, reduction)
+    pred, target = _elementwise(pred, target)
+    return backend().huber_backward(pred, target, delta, reduction)
 
 
 # ---- classification losses: per sample (N,) with "none" --------------------------------------
@@ -124,67 +130,71 @@ def huber_grad(pred, target, delta=1.0, reduction="mean"):
 def cross_entropy(pred, target, from_logits=True, reduction="mean"):
     """-sum_c t_c log p_c per sample; pred logits (or probabilities), target ids (N,) or (N, C)."""
     from_logits, reduction = v.flag(from_logits, "from_logits"), v.reduction(reduction)
-    args = _cross_entropy_args(pred, target, from_logits)
-    return _value(backend().cross_entropy_forward(*args, from_logits, reduction), reduction)
+    pred, target = _cross_entropy_args(pred, target, from_logits)
+    return _value(backend().cross_entropy_forward(pred, target, from_logits, reduction), reduction)
 
 
 def cross_entropy_grad(pred, target, from_logits=True, reduction="mean"):
     """p - onehot from logits; -t / p from probabilities; / N for "mean"."""
     from_logits, reduction = v.flag(from_logits, "from_logits"), v.reduction(reduction)
-    args = _cross_entropy_args(pred, target, from_logits)
-    return backend().cross_entropy_backward(*args, from_logits, reduction)
+    pred, target = _cross_entropy_args(pred, target, from_logits)
+    return backend().cross_entropy_backward(pred, target, from_logits, reduction)
 
 
 def binary_cross_entropy(pred, target, from_logits=True, reduction="mean"):
     """-(t log p + (1 - t) log(1 - p)), p = sigmoid(pred) from logits; pred (N,) or (N, 1)."""
     from_logits, reduction = v.flag(from_logits, "from_logits"), v.reduction(reduction)
-    args = _binary_cross_entropy_args(pred, target, from_logits)
-    return _value(backend().binary_cross_entropy_forward(*args, from_logits, reduction), reduction)
+    pred, target = _binary_cross_entropy_args(pred, target, from_logits)
+    return _value(backend().binary_cross_entropy_forward(pred, target, from_logits, reduction), reduction)
 
 
 def binary_cross_entropy_grad(pred, target, from_logits=True, reduction="mean"):
     """sigmoid(pred) - t from logits; (p - t) / (p (1 - p)) from probabilities; / N for "mean"."""
     from_logits, reduction = v.flag(from_logits, "from_logits"), v.reduction(reduction)
-    args = _binary_cross_entropy_args(pred, target, from_logits)
-    return backend().binary_cross_entropy_backward(*args, from_logits, reduction)
+    pred, target = _binary_cross_entropy_args(pred, target, from_logits)
+    return backend().binary_cross_entropy_backward(pred, target, from_logits, reduction)
 
 
 def hinge(pred, target, reduction="mean"):
     """Binary max(0, 1 - y s); multiclass sum_{j != y} max(0, 1 - s_y + s_j)."""
     reduction = v.reduction(reduction)
-    return _value(backend().hinge_forward(*_hinge_args(pred, target), reduction), reduction)
+    pred, target = _hinge_args(pred, target)
+    return _value(backend().hinge_forward(pred, target, reduction), reduction)
 
 
 def hinge_grad(pred, target, reduction="mean"):
     """Subgradient of hinge (0 where a margin is exactly 0); / N for "mean"."""
     reduction = v.reduction(reduction)
-    return backend().hinge_backward(*_hinge_args(pred, target), reduction)
+    pred, target = _hinge_args(pred, target)
+    return backend().hinge_backward(pred, target, reduction)
 
 
 def squared_hinge(pred, target, reduction="mean"):
     """hinge with each margin term squared."""
     reduction = v.reduction(reduction)
-    return _value(backend().squared_hinge_forward(*_hinge_args(pred, target), reduction), reduction)
+    pred, target = _hinge_args(pred, target)
+    return _value(backend().squared_hinge_forward(pred, target, reduction), reduction)
 
 
 def squared_hinge_grad(pred, target, reduction="mean"):
     """2 max(0, m) per margin term m, chained to the scores; / N for "mean"."""
     reduction = v.reduction(reduction)
-    return backend().squared_hinge_backward(*_hinge_args(pred, target), reduction)
+    pred, target = _hinge_args(pred, target)
+    return backend().squared_hinge_backward(pred, target, reduction)
 
 
 def dice(pred, target, smooth=1e-6, reduction="mean"):
     """1 - (2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth) per sample over non-batch axes."""
     smooth, reduction = v.number(smooth, "smooth", 0.0), v.reduction(reduction)
-    args = _dice_args(pred, target, smooth)
-    return _value(backend().dice_forward(*args, smooth, reduction), reduction)
+    pred, target = _dice_args(pred, target, smooth)
+    return _value(backend().dice_forward(pred, target, smooth, reduction), reduction)
 
 
 def dice_grad(pred, target, smooth=1e-6, reduction="mean"):
     """d dice / d pred per sample; / N for "mean"."""
     smooth, reduction = v.number(smooth, "smooth", 0.0), v.reduction(reduction)
-    args = _dice_args(pred, target, smooth)
-    return backend().dice_backward(*args, smooth, reduction)
+    pred, target = _dice_args(pred, target, smooth)
+    return backend().dice_backward(pred, target, smooth, reduction)
 
 
 # ---- loss objects -----------------------------------------------------------------------------
