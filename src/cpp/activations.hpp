@@ -149,7 +149,7 @@ void softmax_forward(T* __restrict out,      // (rows, cols)
     }
 }
 
-// VJP from the output: dz = a * (dout - sum(dout * a)) per row.
+// VJP from the output: dz = a * (dout - sum(dout * a) / sum(a)) per row (sum(a) = 1).
 template <typename T>
 void softmax_backward_from_output(T* __restrict dz,          // (rows, cols)
                                   const T* __restrict a,     // (rows, cols) softmax(z)
@@ -160,9 +160,13 @@ void softmax_backward_from_output(T* __restrict dz,          // (rows, cols)
         const T* ar = a + r * cols;
         const T* dr = dout + r * cols;
         T* o = dz + r * cols;
-        T dot = 0;
-#pragma omp simd reduction(+ : dot)
-        for (idx j = 0; j < cols; ++j) dot += dr[j] * ar[j];
+        T dot = 0, sum = 0;
+#pragma omp simd reduction(+ : dot, sum)
+        for (idx j = 0; j < cols; ++j) {
+            dot += dr[j] * ar[j];
+            sum += ar[j];
+        }
+        dot /= sum;  // see softmax_backward
         for (idx j = 0; j < cols; ++j) o[j] = ar[j] * (dr[j] - dot);
     }
 }
@@ -178,9 +182,15 @@ void softmax_backward(T* __restrict dz,          // (rows, cols)
     for (idx r = 0; r < rows; ++r) {
         T* s = dz + r * cols;
         const T* dr = dout + r * cols;
-        T dot = 0;
-#pragma omp simd reduction(+ : dot)
-        for (idx j = 0; j < cols; ++j) dot += dr[j] * s[j];
+        T dot = 0, sum = 0;
+#pragma omp simd reduction(+ : dot, sum)
+        for (idx j = 0; j < cols; ++j) {
+            dot += dr[j] * s[j];
+            sum += s[j];
+        }
+        // Dividing by sum(s) (1 up to rounding) keeps the VJP exactly shift-invariant: a constant
+        // dout gives exactly 0, not rounding noise of the size of s.
+        dot /= sum;
         for (idx j = 0; j < cols; ++j) s[j] = s[j] * (dr[j] - dot);
     }
 }
