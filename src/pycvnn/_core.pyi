@@ -6,8 +6,13 @@ Conventions for every function:
   ids stay integers. Non-numeric input raises TypeError; a wrong ndim/shape, an empty array
   or an unknown name raises ValueError naming the argument.
 - Inputs may be non-contiguous or Fortran-ordered (copied); outputs are new C-contiguous
-  arrays. The *_update optimizer kernels instead work in place on C-contiguous float32 or
-  float64 buffers of one dtype and raise if they are not.
+  arrays. The in-place kernels (*_update, add_weight_decay, clip_by_global_norm) instead
+  work on the numpy arrays given, never on a copy: a non-array, or a dtype other than
+  float32/float64 (or other than the first buffer's), is a TypeError; a non-C-contiguous,
+  read-only, empty, differently sized or memory-sharing buffer is a ValueError.
+- Scalar parameters are checked (ValueError naming them): lr >= 0; beta, rho, beta1, beta2
+  in [0, 1); eps > 0; t >= 1; weight_decay >= 0; max_norm > 0; delta > 0; smooth >= 0;
+  alpha finite.
 - reduction is "none", "mean" or "sum". With "none" a loss returns the unreduced array
   (per element for l1/l2/huber, per sample (N,) for the others); "mean"/"sum" return a float.
   A *_backward returns d loss / d pred with pred's shape (for "none": of the sum).
@@ -56,7 +61,8 @@ def huber_forward(pred: Array, target: Array, delta: float = 1.0,
 def huber_backward(pred: Array, target: Array, delta: float = 1.0,
                    reduction: str = "mean") -> Array: ...
 
-# pred (N, C). target: int class ids (N,) in [0, C), or probabilities (N, C) (float dtype).
+# pred (N, C). target: int class ids (N,) in [0, C) (any integer dtype; a 1-d float target
+# is a ValueError), or probabilities (N, C) (cast to pred's dtype).
 # from_logits=True: pred are logits, stable log-softmax. False: pred are probabilities,
 # clipped to [eps, 1] (eps 1e-7 float32, 1e-12 float64) before the log.
 # Per-sample loss: -sum_c target_c log p_c. Mean is over the N samples.
@@ -65,18 +71,19 @@ def cross_entropy_forward(pred: Array, target: Array, from_logits: bool = True,
 def cross_entropy_backward(pred: Array, target: Array, from_logits: bool = True,
                            reduction: str = "mean") -> Array:
     """From logits: softmax(pred) * sum_c(target_c) - target (p - onehot for class ids).
-    From probabilities: -target / clip(p) where p > eps, 0 where p was clipped."""
+    From probabilities: -target / min(p, 1) where p > eps, 0 where p <= eps (clipped below)."""
 
-# pred (N,) or (N, 1); target the same shape, values in [0, 1].
+# pred (N,) or (N, 1); target the same shape, values in [0, 1] (others: ValueError).
 # from_logits=True: softplus form, max(x,0) - x t + log1p(exp(-|x|)); grad sigmoid(x) - t.
-# False: -(t log p + (1-t) log(1-p)), p clipped to [eps, 1-eps].
+# False: -(t log p + (1-t) log(1-p)), p clipped to [eps, 1-eps];
+#   grad (p - t) / (p (1 - p)) where eps < p < 1 - eps, 0 where p was clipped.
 def binary_cross_entropy_forward(pred: Array, target: Array, from_logits: bool = True,
                                  reduction: str = "mean") -> float | Array: ...
 def binary_cross_entropy_backward(pred: Array, target: Array, from_logits: bool = True,
                                   reduction: str = "mean") -> Array: ...
 
-# Binary: scores (N,) or (N, 1), target the same shape with values in {-1, +1}:
-#   max(0, 1 - y s). Multiclass: scores (N, C), target int class ids (N,):
+# Binary: scores (N,) or (N, 1), target the same shape with values in {-1, +1} (others are a
+#   ValueError; the public losses map all-{0, 1} targets to -1/+1 first): max(0, 1 - y s). Multiclass: scores (N, C), target int class ids (N,):
 #   sum_{j != y} max(0, 1 - s_y + s_j). squared_hinge squares each term.
 # Subgradient 0 where a margin term is exactly 0. Per-sample values (N,) for "none".
 def hinge_forward(pred: Array, target: Array, reduction: str = "mean") -> float | Array: ...
@@ -86,7 +93,8 @@ def squared_hinge_forward(pred: Array, target: Array,
 def squared_hinge_backward(pred: Array, target: Array, reduction: str = "mean") -> Array: ...
 
 # pred (N, ...) probabilities, target same shape. Per sample over all non-batch axes:
-#   1 - (2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth). smooth >= 0.
+#   1 - (2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth). smooth >= 0. A sample whose
+#   denominator is 0 (smooth = 0, p and g all zero) has loss 0 and gradient 0, not NaN.
 def dice_forward(pred: Array, target: Array, smooth: float = 1e-6,
                  reduction: str = "mean") -> float | Array: ...
 def dice_backward(pred: Array, target: Array, smooth: float = 1e-6,
@@ -124,6 +132,7 @@ def adamw_update(param: Array, grad: Array, m: Array, v: Array, lr: float, beta1
 def add_weight_decay(grad: Array, param: Array, weight_decay: float) -> None:
     """Coupled L2, in place: grad += weight_decay * param."""
 def global_norm(grad: Array) -> float:
-    """sqrt(sum(grad^2)) over the flat buffer, accumulated in float64."""
+    """sqrt(sum(grad^2)) over the flat buffer, accumulated in float64. Only reads: any numeric
+    array is accepted (converted like an ordinary input)."""
 def clip_by_global_norm(grad: Array, max_norm: float) -> float:
     """In place: if norm > max_norm, grad *= max_norm / norm. Returns the norm before clipping."""
