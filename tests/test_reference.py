@@ -287,6 +287,9 @@ def test_dice_by_hand():
     np.testing.assert_allclose(R.dice_forward(pred, mask, smooth=0.0, reduction="none"), [0.5, 0.25])
     # smooth 1: 1 - (2 + 1) / (4 + 1) = 0.4
     assert R.dice_forward(pred[:1], mask[:1], smooth=1.0) == pytest.approx(0.4)
+    # an all-zero sample with smooth 0 is 0/0: loss 0 and gradient 0, as in the core
+    assert R.dice_forward(np.zeros((1, 4)), np.zeros((1, 4)), smooth=0.0) == 0.0
+    np.testing.assert_array_equal(R.dice_backward(np.zeros((1, 4)), np.zeros((1, 4)), smooth=0.0), 0.0)
     # a perfect mask scores 0; the batch axis is kept per sample for any shape
     assert R.dice_forward(mask.reshape(2, 2, 2), mask.reshape(2, 2, 2), smooth=0.0) == pytest.approx(0.0)
 
@@ -529,3 +532,5 @@ def test_kernel_level_errors():
         R.huber_forward(np.ones(3), np.ones(3), delta=0.0)
     with pytest.raises(ValueError, match="smooth"):
         R.dice_forward(np.ones((1, 3)), np.ones((1, 3)), smooth=-1.0)
+    with pytest.raises(ValueError, match="target"):
+        R.hinge_forward(np.ones(3), np.array([0.0, 1.0, 1.0]))  # {0, 1} mapping is the public layer's

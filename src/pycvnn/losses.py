@@ -69,12 +69,6 @@ def _dice_args(pred, target, smooth):
     v.in_range(pred, "pred", 0, 1, "probabilities")
     target = v.like(target, pred, "target", "pred")
     v.in_range(target, "target", 0, 1, "mask values")
-    if smooth == 0:
-        n = pred.shape[0]
-        empty = (pred.reshape(n, -1).sum(1) + target.reshape(n, -1).sum(1)) == 0
-        if empty.any():
-            raise ValueError(f"smooth: expected > 0 when a sample's pred and target are all zero "
-                             f"(0/0), got 0 with sample {int(np.argmax(empty))} all zero")
     return pred, target
 
 
@@ -184,7 +178,10 @@ def squared_hinge_grad(pred, target, reduction="mean"):
 
 
 def dice(pred, target, smooth=1e-6, reduction="mean"):
-    """1 - (2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth) per sample over non-batch axes."""
+    """1 - (2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth) per sample over non-batch axes.
+
+    With smooth = 0 a sample whose pred and target are all zero counts as loss 0, gradient 0.
+    """
     smooth, reduction = v.number(smooth, "smooth", 0.0), v.reduction(reduction)
     pred, target = _dice_args(pred, target, smooth)
     return _value(backend().dice_forward(pred, target, smooth, reduction), reduction)

@@ -143,6 +143,8 @@ def _margins(pred, target):
     n = pred.shape[0]
     if pred.ndim == 1 or pred.shape[1] == 1:
         y = like(target, pred, "target", "pred").reshape(n, 1)
+        if np.any(np.abs(y) != 1):
+            raise ValueError(f"target: expected values in {{-1, +1}} for binary scores, got {y[np.abs(y) != 1][0]}")
         m = 1 - y * pred.reshape(n, 1)
         return pred, m, lambda dm: (-y * dm).reshape(pred.shape)
     rows, ids = np.arange(n), class_ids(target, n, pred.shape[1])
@@ -193,18 +195,20 @@ def _dice_parts(pred, target, smooth):
     p, g = pred.reshape(n, -1), like(target, pred, "target", "pred").reshape(n, -1)
     num = 2 * (p * g).sum(axis=1) + float(smooth)  # 2 sum(p g) + smooth
     den = p.sum(axis=1) + g.sum(axis=1) + float(smooth)  # sum(p) + sum(g) + smooth
-    return pred, g, num, den
+    # An all-zero sample with smooth = 0 is 0/0: define it as loss 0, gradient 0 (as the core).
+    empty = den == 0
+    return pred, g, num + empty, den + empty, empty
 
 
 def dice_forward(pred, target, smooth=1e-6, reduction="mean"):
     """Per sample (N,): 1 - (2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth)."""
-    _, _, num, den = _dice_parts(pred, target, smooth)
+    _, _, num, den, _ = _dice_parts(pred, target, smooth)
     return reduce(1 - num / den, reduction)
 
 
 def dice_backward(pred, target, smooth=1e-6, reduction="mean"):
     """d/dp_k = -(2 g_k den - num) / den^2, per sample."""
-    pred, g, num, den = _dice_parts(pred, target, smooth)
+    pred, g, num, den, empty = _dice_parts(pred, target, smooth)
     num, den = num[:, None], den[:, None]
-    grad = -(2 * g * den - num) / den**2
+    grad = -(2 * g * den - num) / den**2 * ~empty[:, None]
     return grad.reshape(pred.shape) * grad_scale(reduction, pred.shape[0])
