@@ -357,6 +357,7 @@ def test_using_backend_restores_previous():
 
 
 def test_using_backend_restores_after_an_exception():
+    before = pycvnn.get_backend()
     pycvnn.set_backend("cpp")
     try:
         with pytest.raises(RuntimeError, match="boom"):
@@ -368,7 +369,7 @@ def test_using_backend_restores_after_an_exception():
                 L.l1([1.0], [1.0, 2.0])
         assert pycvnn.get_backend() == "cpp"
     finally:
-        pycvnn.set_backend("cpp")
+        pycvnn.set_backend(before)
 
 
 def test_set_backend_rejects_unknown_names():
