@@ -358,6 +358,7 @@ def test_dense_rejects_mismatched_shapes():
 # ---- optimizers, three steps worked by hand: theta0 = 1, g = 1, -2, 0.5, lr = 0.1 ------------
 
 GRADS = [1.0, -2.0, 0.5]
+TINY = 1e-300  # eps must be > 0; this one vanishes next to sqrt(s), so the hand values are exact
 
 
 def run_steps(update, nstate, dtype=np.float64, **kw):
@@ -408,7 +409,7 @@ def test_momentum_rejects_ema_nesterov_and_unknown_form():
 def test_rmsprop_by_hand():
     # s = 0.9 s + 0.1 g^2: 0.1, 0.49, 0.466; theta -= 0.1 g / sqrt(s)
     # 1 - 0.1/sqrt(0.1) = 0.6837722; + 0.2/0.7 = 0.9694865; - 0.05/sqrt(0.466) = 0.8962417
-    np.testing.assert_allclose(run_steps(R.rmsprop_update, 1, lr=0.1, rho=0.9, eps=0.0),
+    np.testing.assert_allclose(run_steps(R.rmsprop_update, 1, lr=0.1, rho=0.9, eps=TINY),
                                [0.683772233983162, 0.9694865196974477, 0.8962416777838167], rtol=1e-12)
 
 
@@ -417,14 +418,14 @@ def test_adam_bias_correction_by_hand():
     # t=2: m=-0.11, v=0.004999, m^=-0.11/0.19, v^=0.004999/0.001999 -> 0.9366104
     # t=3: m=-0.049, v=0.005244001, m^=-0.049/0.271, v^=0.005244001/0.002997001 -> 0.9502794
     np.testing.assert_allclose(
-        run_steps(R.adam_update, 2, lr=0.1, beta1=0.9, beta2=0.999, eps=0.0),
+        run_steps(R.adam_update, 2, lr=0.1, beta1=0.9, beta2=0.999, eps=TINY),
         [0.9, 0.9366103527035843, 0.9502794190086667], rtol=1e-12)
 
 
 def test_adamw_decays_before_the_adam_step():
     # theta -= 0.1 * 0.1 * theta first: 1 -> 0.99 -> 0.89; then as Adam
     np.testing.assert_allclose(
-        run_steps(R.adamw_update, 2, lr=0.1, beta1=0.9, beta2=0.999, eps=0.0, weight_decay=0.1),
+        run_steps(R.adamw_update, 2, lr=0.1, beta1=0.9, beta2=0.999, eps=TINY, weight_decay=0.1),
         [0.89, 0.9177103527035841, 0.9222023154816308], rtol=1e-12)
 
 
@@ -485,7 +486,7 @@ def dtype_calls(z):
         ("softmax_b", R.softmax_backward(z, z)),
         ("l1", R.l1_forward(z, z, reduction="none")), ("huber_b", R.huber_backward(z, z)),
         ("ce_b", R.cross_entropy_backward(z, ids)), ("ce", R.cross_entropy_forward(z, ids, reduction="none")),
-        ("bce_b", R.binary_cross_entropy_backward(z[:, 0], z[:, 0])),
+        ("bce_b", R.binary_cross_entropy_backward(z[:, 0], mask[:, 0])),
         ("hinge_b", R.hinge_backward(z, ids)), ("dice_b", R.dice_backward(mask, mask)),
         ("dense", R.dense_forward(z, z, z[:, 0])),
         ("dense_b", R.dense_backward(z, z, np.ones((c, c), z.dtype), z)[1]), ("matmul", R.matmul(z, z, trans_b=True)),
@@ -517,6 +518,26 @@ def test_non_contiguous_and_fortran_inputs():
     np.testing.assert_allclose(R.l2_forward(z[:, ::2], z[:, 1::2]), np.mean((z[:, ::2] - z[:, 1::2]) ** 2))
 
 
+def test_optimizer_scalar_and_buffer_checks():
+    p, g, m, v = np.ones(3), np.ones(3), np.zeros(3), np.zeros(3)
+    for call, name in [
+        (lambda: R.gd_update(p, g, -0.1), "lr"),
+        (lambda: R.momentum_update(p, g, v, 0.1, beta=1.0), "beta"),
+        (lambda: R.rmsprop_update(p, g, v, 0.1, rho=-0.1), "rho"),
+        (lambda: R.rmsprop_update(p, g, v, 0.1, eps=0.0), "eps"),
+        (lambda: R.adam_update(p, g, m, v, 0.1, 0.9, 1.5, 1e-8, 1), "beta2"),
+        (lambda: R.adamw_update(p, g, m, v, 0.1, 0.9, 0.999, 1e-8, 1, -0.1), "weight_decay"),
+        (lambda: R.adamw_update(p, g, m, v, float("nan"), 0.9, 0.999, 1e-8, 1, 0.1), "lr"),
+        (lambda: R.add_weight_decay(g, p, -1.0), "weight_decay"),
+        (lambda: R.momentum_update(p, g, g, 0.1), "velocity"),  # shares grad's memory
+        (lambda: R.gd_update(np.ones(0), np.ones(0), 0.1), "param"),  # empty
+    ]:
+        with pytest.raises(ValueError, match=name):
+            call()
+    np.testing.assert_array_equal(p, 1.0)  # nothing was updated
+    assert R.global_norm([3, 4]) == 5.0  # only reads: any numeric input
+
+
 def test_kernel_level_errors():
     with pytest.raises(TypeError, match="z"):
         R.sigmoid_forward(np.array(["a"]))
@@ -534,3 +555,7 @@ def test_kernel_level_errors():
         R.dice_forward(np.ones((1, 3)), np.ones((1, 3)), smooth=-1.0)
     with pytest.raises(ValueError, match="target"):
         R.hinge_forward(np.ones(3), np.array([0.0, 1.0, 1.0]))  # {0, 1} mapping is the public layer's
+    with pytest.raises(ValueError, match="target"):
+        R.binary_cross_entropy_forward(np.ones(2), np.array([0.0, 2.0]))
+    with pytest.raises(ValueError, match="alpha"):
+        R.leaky_relu_forward(np.ones(2), alpha=float("inf"))

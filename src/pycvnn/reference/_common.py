@@ -67,6 +67,14 @@ def grad_scale(reduction, count):
     return 1.0 / count if reduction == "mean" else 1.0
 
 
+def check_scalar(value, name, ok, expected):
+    """A finite float for which ok(value) holds, else ValueError naming it."""
+    value = float(value)
+    if not (np.isfinite(value) and ok(value)):
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    return value
+
+
 def eps_for(dtype):
     """Probability clip: 1e-7 in float32, 1e-12 in float64."""
     return 1e-12 if dtype == np.float64 else 1e-7

@@ -5,7 +5,7 @@ z and dout have any one shape; softmax works over the last axis.
 
 import numpy as np
 
-from ._common import as_float, like
+from ._common import as_float, check_scalar, like
 
 
 def _pair(z, dout):
@@ -52,13 +52,15 @@ def relu_backward(z, dout):
 def leaky_relu_forward(z, alpha=0.01):
     """z if z > 0 else alpha z; any shape -> same shape."""
     z = as_float(z, "z")
-    return np.where(z > 0, z, float(alpha) * z)
+    alpha = check_scalar(alpha, "alpha", lambda x: True, "a finite number")
+    return np.where(z > 0, z, alpha * z)
 
 
 def leaky_relu_backward(z, dout, alpha=0.01):
     """dout * (1 if z > 0 else alpha)  (alpha at 0)."""
     z, dout = _pair(z, dout)
-    return np.where(z > 0, dout, float(alpha) * dout)
+    alpha = check_scalar(alpha, "alpha", lambda x: True, "a finite number")
+    return np.where(z > 0, dout, alpha * dout)
 
 
 def softmax_forward(z):
@@ -74,4 +76,5 @@ def softmax_backward(z, dout):
     """Vector-Jacobian product s * (dout - sum(dout * s)) over the last axis, s = softmax(z)."""
     z, dout = _pair(z, dout)
     s = softmax_forward(z)
-    return s * (dout - (dout * s).sum(axis=-1, keepdims=True))
+    # / sum(s) (= 1 up to rounding), as the core does: a constant dout then gives exactly 0
+    return s * (dout - (dout * s).sum(axis=-1, keepdims=True) / s.sum(axis=-1, keepdims=True))

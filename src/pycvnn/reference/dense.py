@@ -5,7 +5,7 @@ x (N, in), w (out, in), b (out,), a and dout (N, out).
 
 import numpy as np
 
-from ._common import as_float, check_ndim, like
+from ._common import as_float, check_ndim, check_scalar
 from .activations import (leaky_relu_forward, relu_forward, sigmoid_forward, softmax_forward,
                           tanh_forward)
 from .gemm import matmul
@@ -16,9 +16,7 @@ ACTIVATIONS = ("none", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
 def _check_activation(activation, alpha):
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
-    if not alpha >= 0:
-        raise ValueError(f"alpha: expected a number >= 0, got {alpha!r}")
-    return float(alpha)
+    return check_scalar(alpha, "alpha", lambda x: x >= 0, "a number >= 0")
 
 
 def _check_shapes(x, w, b):
@@ -58,7 +56,8 @@ def _dz(dout, a, activation, alpha):
         return dout * (a > 0)
     if activation == "leaky_relu":
         return np.where(a > 0, dout, alpha * dout)  # a > 0 exactly when z > 0 (alpha >= 0)
-    return a * (dout - (dout * a).sum(axis=1, keepdims=True))  # softmax's vector-Jacobian product
+    # softmax's vector-Jacobian product (/ sum(a) = 1, as the core: constant dout -> exactly 0)
+    return a * (dout - (dout * a).sum(axis=1, keepdims=True) / a.sum(axis=1, keepdims=True))
 
 
 def dense_backward(dout, x, w, a, activation="none", alpha=0.01):

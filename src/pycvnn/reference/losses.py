@@ -7,7 +7,8 @@ pred's shape; for "none" it is the gradient of the sum.
 
 import numpy as np
 
-from ._common import as_float, check_ndim, class_ids, eps_for, grad_scale, like, reduce
+from ._common import (as_float, check_ndim, check_scalar, class_ids, eps_for, grad_scale, like,
+                      reduce)
 from .activations import sigmoid_forward, softmax_forward
 
 
@@ -41,9 +42,7 @@ def l2_backward(pred, target, reduction="mean"):
 
 
 def _check_delta(delta):
-    if not delta > 0:
-        raise ValueError(f"delta: expected a number > 0, got {delta!r}")
-    return float(delta)
+    return check_scalar(delta, "delta", lambda x: x > 0, "a number > 0")
 
 
 def huber_forward(pred, target, delta=1.0, reduction="mean"):
@@ -104,7 +103,10 @@ def _binary_inputs(pred, target):
     pred = as_float(pred, "pred")
     if not (pred.ndim == 1 or (pred.ndim == 2 and pred.shape[1] == 1)):
         raise ValueError(f"pred: expected binary scores of shape (N,) or (N, 1), got {pred.shape}")
-    return pred, like(target, pred, "target", "pred")
+    target = like(target, pred, "target", "pred")
+    if not np.all((target >= 0) & (target <= 1)):
+        raise ValueError(f"target: expected values in [0, 1], got values in [{target.min()}, {target.max()}]")
+    return pred, target
 
 
 def binary_cross_entropy_forward(pred, target, from_logits=True, reduction="mean"):
@@ -186,15 +188,14 @@ def squared_hinge_backward(pred, target, reduction="mean"):
 # ---- dice: pred (N, ...) probabilities, target the same shape ---------------------------
 
 def _dice_parts(pred, target, smooth):
-    if not smooth >= 0:
-        raise ValueError(f"smooth: expected a number >= 0, got {smooth!r}")
+    smooth = check_scalar(smooth, "smooth", lambda x: x >= 0, "a number >= 0")
     pred = as_float(pred, "pred")
     if pred.ndim < 1:
         raise ValueError(f"pred: expected shape (N, ...), got {pred.shape}")
     n = pred.shape[0]
     p, g = pred.reshape(n, -1), like(target, pred, "target", "pred").reshape(n, -1)
-    num = 2 * (p * g).sum(axis=1) + float(smooth)  # 2 sum(p g) + smooth
-    den = p.sum(axis=1) + g.sum(axis=1) + float(smooth)  # sum(p) + sum(g) + smooth
+    num = 2 * (p * g).sum(axis=1) + smooth  # 2 sum(p g) + smooth
+    den = p.sum(axis=1) + g.sum(axis=1) + smooth  # sum(p) + sum(g) + smooth
     # An all-zero sample with smooth = 0 is 0/0: define it as loss 0, gradient 0 (as the core).
     empty = den == 0
     return pred, g, num + empty, den + empty, empty

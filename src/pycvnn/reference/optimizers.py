@@ -6,12 +6,15 @@ update them in place and return None; state buffers start at zeros.
 
 import numpy as np
 
+from ._common import as_float, check_scalar
+
 MOMENTUM_FORMS = ("ema", "heavy_ball")
 
 
 def _check_buffers(**buffers):
-    """Every buffer a C-contiguous float32/float64 ndarray, all of one dtype and one size."""
+    """Every buffer a writeable C-contiguous float32/float64 ndarray, one dtype, one size, no overlap."""
     first_name, first = next(iter(buffers.items()))
+    seen = []
     for name, a in buffers.items():
         if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
             got = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
@@ -20,8 +23,30 @@ def _check_buffers(**buffers):
             raise TypeError(f"{name}: expected dtype {first.dtype} (as {first_name}), got {a.dtype}")
         if not a.flags.c_contiguous or not a.flags.writeable:
             raise ValueError(f"{name}: expected a writeable C-contiguous buffer (updated in place)")
+        if a.size == 0:
+            raise ValueError(f"{name}: expected a non-empty buffer, got shape {a.shape}")
         if a.size != first.size:
             raise ValueError(f"{name}: expected size {first.size} (as {first_name}), got {a.size}")
+        for other_name, other in seen:  # an update reads one buffer while writing another
+            if np.may_share_memory(a, other):
+                raise ValueError(f"{name}: expected its own memory, got a buffer overlapping {other_name}")
+        seen.append((name, a))
+
+
+def _lr(lr):
+    return check_scalar(lr, "lr", lambda x: x >= 0, "a number >= 0")
+
+
+def _decay_rate(value, name):
+    return check_scalar(value, name, lambda x: 0 <= x < 1, "a number in [0, 1)")
+
+
+def _eps(eps):
+    return check_scalar(eps, "eps", lambda x: x > 0, "a number > 0")
+
+
+def _weight_decay(wd):
+    return check_scalar(wd, "weight_decay", lambda x: x >= 0, "a number >= 0")
 
 
 def _check_step(t):
@@ -32,7 +57,7 @@ def _check_step(t):
 def gd_update(param, grad, lr):
     """param -= lr grad."""
     _check_buffers(param=param, grad=grad)
-    param -= float(lr) * grad.reshape(param.shape)
+    param -= _lr(lr) * grad.reshape(param.shape)
 
 
 def momentum_update(param, grad, velocity, lr, beta=0.9, form="ema", nesterov=False):
@@ -42,7 +67,7 @@ def momentum_update(param, grad, velocity, lr, beta=0.9, form="ema", nesterov=Fa
         raise ValueError(f"form: expected one of {MOMENTUM_FORMS}, got {form!r}")
     if nesterov and form == "ema":
         raise ValueError("nesterov: expected False with form='ema' (Nesterov needs heavy_ball), got True")
-    lr, beta = float(lr), float(beta)
+    lr, beta = _lr(lr), _decay_rate(beta, "beta")
     g, v = grad.reshape(param.shape), velocity.reshape(param.shape)
     v *= beta
     v += (1 - beta) * g if form == "ema" else g
@@ -52,7 +77,7 @@ def momentum_update(param, grad, velocity, lr, beta=0.9, form="ema", nesterov=Fa
 def rmsprop_update(param, grad, sq, lr, rho=0.9, eps=1e-8):
     """s = rho s + (1 - rho) g^2; param -= lr g / (sqrt(s) + eps)."""
     _check_buffers(param=param, grad=grad, sq=sq)
-    lr, rho, eps = float(lr), float(rho), float(eps)
+    lr, rho, eps = _lr(lr), _decay_rate(rho, "rho"), _eps(eps)
     g, s = grad.reshape(param.shape), sq.reshape(param.shape)
     s *= rho
     s += (1 - rho) * g**2
@@ -63,7 +88,8 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
     """m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; param -= lr m^ / (sqrt(v^) + eps), m^ = m/(1-b1^t), v^ = v/(1-b2^t)."""
     _check_buffers(param=param, grad=grad, m=m, v=v)
     _check_step(t)
-    lr, beta1, beta2, eps = float(lr), float(beta1), float(beta2), float(eps)
+    lr, eps = _lr(lr), _eps(eps)
+    beta1, beta2 = _decay_rate(beta1, "beta1"), _decay_rate(beta2, "beta2")
     g, m, v = grad.reshape(param.shape), m.reshape(param.shape), v.reshape(param.shape)
     m *= beta1
     m += (1 - beta1) * g
@@ -77,29 +103,28 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
 def adamw_update(param, grad, m, v, lr, beta1, beta2, eps, t, weight_decay):
     """param -= lr weight_decay param (decoupled decay), then the Adam step."""
     _check_buffers(param=param, grad=grad, m=m, v=v)
-    _check_step(t)  # before the decay, so a bad call changes nothing
-    param -= float(lr) * float(weight_decay) * param
+    _check_step(t)  # check everything before the decay, so a bad call changes nothing
+    _lr(lr), _eps(eps), _decay_rate(beta1, "beta1"), _decay_rate(beta2, "beta2")
+    param -= _lr(lr) * _weight_decay(weight_decay) * param
     adam_update(param, grad, m, v, lr, beta1, beta2, eps, t)
 
 
 def add_weight_decay(grad, param, weight_decay):
     """Coupled L2, in place: grad += weight_decay param."""
     _check_buffers(grad=grad, param=param)
-    grad += float(weight_decay) * param.reshape(grad.shape)
+    grad += _weight_decay(weight_decay) * param.reshape(grad.shape)
 
 
 def global_norm(grad):
-    """sqrt(sum(grad^2)), accumulated in float64."""
-    _check_buffers(grad=grad)
-    return float(np.sqrt(np.sum(np.square(grad, dtype=np.float64))))
+    """sqrt(sum(grad^2)), accumulated in float64 (only reads: any numeric array)."""
+    return float(np.sqrt(np.sum(np.square(as_float(grad, "grad"), dtype=np.float64))))
 
 
 def clip_by_global_norm(grad, max_norm):
     """In place: grad *= max_norm / norm if norm > max_norm. Returns the norm before clipping."""
     _check_buffers(grad=grad)
-    if not max_norm > 0:
-        raise ValueError(f"max_norm: expected a number > 0, got {max_norm!r}")
+    max_norm = check_scalar(max_norm, "max_norm", lambda x: x > 0, "a number > 0")
     norm = global_norm(grad)
     if norm > max_norm:
-        grad *= float(max_norm) / norm
+        grad *= max_norm / norm
     return norm
