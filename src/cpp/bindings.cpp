@@ -642,7 +642,7 @@ Buffers require_inplace(std::initializer_list<Buffer> bufs) {
         if (!py::isinstance<py::array>(b.in.o))
             throw py::type_error(std::string(b.name) + ": expected a numpy.ndarray (" +
                                  (b.written ? "updated in place" : "read") + "), got " +
-                                 std::string(py::str(b.in.o.get_type().attr("__name__"))));
+                                 std::string(py::str(py::type::handle_of(b.in.o).attr("__name__"))));
         py::array a = py::reinterpret_borrow<py::array>(b.in.o);
         const py::ssize_t size = native_float_size(a);
         if (out.arrays.empty()) {
