@@ -672,3 +672,19 @@ def test_header_compiles_on_its_own(header):
              f"-I{CPP}", "-x", "c++", "-"], input=f'#include "{header}"\n')
     assert r.returncode == 0, r.stderr
     assert "pybind11" not in (CPP / header).read_text()
+
+
+def test_kernels_run_concurrently_from_threads():
+    # The bindings release the GIL around each kernel: threads must neither deadlock nor mix
+    # up results.
+    from concurrent.futures import ThreadPoolExecutor
+
+    r = rng(8)
+    xs = [r.standard_normal((64, 200)) for _ in range(8)]
+    w = r.standard_normal((50, 200))
+    b = r.standard_normal(50)
+    want = [_core.dense_forward(x, w, b, "softmax") for x in xs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda x: _core.dense_forward(x, w, b, "softmax"), xs * 4))
+    for i, g in enumerate(got):
+        np.testing.assert_array_equal(g, want[i % len(xs)])
