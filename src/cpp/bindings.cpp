@@ -849,23 +849,36 @@ PYBIND11_MODULE(_core, m) {
           py::arg("trans_b") = false, "op(a) @ op(b) through the GEMM entry point.");
 
     // ---- activations ----
+    // Kernel lambdas are generic: T is deduced from the pointers the dispatch hands them.
     m.def("sigmoid_forward", [](const ArrayIn& z) {
-        return activation_forward(z, [](auto* o, const auto* zp, idx n, idx) { pycvnn::sigmoid_forward(o, zp, n); }, false);
+        return activation_forward(z, [](auto* o, const auto* zp, idx n, idx) {
+            pycvnn::sigmoid_forward(o, zp, n);
+        }, false);
     }, py::arg("z"));
     m.def("sigmoid_backward", [](const ArrayIn& z, const ArrayIn& dout) {
-        return activation_backward(z, dout, [](auto* o, const auto* zp, const auto* d, idx n, idx) { pycvnn::sigmoid_backward(o, zp, d, n); }, false);
+        return activation_backward(z, dout, [](auto* o, const auto* zp, const auto* d, idx n, idx) {
+            pycvnn::sigmoid_backward(o, zp, d, n);
+        }, false);
     }, py::arg("z"), py::arg("dout"));
     m.def("tanh_forward", [](const ArrayIn& z) {
-        return activation_forward(z, [](auto* o, const auto* zp, idx n, idx) { pycvnn::tanh_forward(o, zp, n); }, false);
+        return activation_forward(z, [](auto* o, const auto* zp, idx n, idx) {
+            pycvnn::tanh_forward(o, zp, n);
+        }, false);
     }, py::arg("z"));
     m.def("tanh_backward", [](const ArrayIn& z, const ArrayIn& dout) {
-        return activation_backward(z, dout, [](auto* o, const auto* zp, const auto* d, idx n, idx) { pycvnn::tanh_backward(o, zp, d, n); }, false);
+        return activation_backward(z, dout, [](auto* o, const auto* zp, const auto* d, idx n, idx) {
+            pycvnn::tanh_backward(o, zp, d, n);
+        }, false);
     }, py::arg("z"), py::arg("dout"));
     m.def("relu_forward", [](const ArrayIn& z) {
-        return activation_forward(z, [](auto* o, const auto* zp, idx n, idx) { pycvnn::relu_forward(o, zp, n); }, false);
+        return activation_forward(z, [](auto* o, const auto* zp, idx n, idx) {
+            pycvnn::relu_forward(o, zp, n);
+        }, false);
     }, py::arg("z"));
     m.def("relu_backward", [](const ArrayIn& z, const ArrayIn& dout) {
-        return activation_backward(z, dout, [](auto* o, const auto* zp, const auto* d, idx n, idx) { pycvnn::relu_backward(o, zp, d, n); }, false);
+        return activation_backward(z, dout, [](auto* o, const auto* zp, const auto* d, idx n, idx) {
+            pycvnn::relu_backward(o, zp, d, n);
+        }, false);
     }, py::arg("z"), py::arg("dout"), "relu'(0) = 0.");
     m.def("leaky_relu_forward", [](const ArrayIn& z, double alpha) {
         require_finite(alpha, "alpha");
@@ -881,81 +894,95 @@ PYBIND11_MODULE(_core, m) {
     }, py::arg("z"), py::arg("dout"), py::arg("alpha") = 0.01,
        "leaky_relu'(z) = 1 for z > 0, else alpha (so alpha at 0).");
     m.def("softmax_forward", [](const ArrayIn& z) {
-        return activation_forward(z, [](auto* o, const auto* zp, idx n, idx c) { pycvnn::softmax_forward(o, zp, n / c, c); }, true);
+        return activation_forward(z, [](auto* o, const auto* zp, idx n, idx c) {
+            pycvnn::softmax_forward(o, zp, n / c, c);
+        }, true);
     }, py::arg("z"), "Max-subtracted softmax over the last axis.");
     m.def("softmax_backward", [](const ArrayIn& z, const ArrayIn& dout) {
-        return activation_backward(z, dout, [](auto* o, const auto* zp, const auto* d, idx n, idx c) { pycvnn::softmax_backward(o, zp, d, n / c, c); }, true);
+        return activation_backward(z, dout, [](auto* o, const auto* zp, const auto* d, idx n, idx c) {
+            pycvnn::softmax_backward(o, zp, d, n / c, c);
+        }, true);
     }, py::arg("z"), py::arg("dout"),
        "Vector-Jacobian product: s * (dout - sum(dout * s, axis=-1, keepdims=True)).");
 
     // ---- losses ----
     m.def("l1_forward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
-        return elementwise_loss_forward(pred, target, reduction, [](auto* o, const auto* p, const auto* t, idx n, Reduction r) {
-            return pycvnn::l1_forward(o, p, t, n, r);
-        });
+        return elementwise_loss_forward(pred, target, reduction,
+            [](auto* o, const auto* p, const auto* t, idx n, Reduction r) {
+                return pycvnn::l1_forward(o, p, t, n, r);
+            });
     }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
     m.def("l1_backward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
-        return elementwise_loss_backward(pred, target, reduction, [](auto* g, const auto* p, const auto* t, idx n, Reduction r) {
-            pycvnn::l1_backward(g, p, t, n, r);
-        });
+        return elementwise_loss_backward(pred, target, reduction,
+            [](auto* g, const auto* p, const auto* t, idx n, Reduction r) {
+                pycvnn::l1_backward(g, p, t, n, r);
+            });
     }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean",
        "sign(pred - target), 0 at pred == target; divided by pred.size for \"mean\".");
     m.def("l2_forward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
-        return elementwise_loss_forward(pred, target, reduction, [](auto* o, const auto* p, const auto* t, idx n, Reduction r) {
-            return pycvnn::l2_forward(o, p, t, n, r);
-        });
+        return elementwise_loss_forward(pred, target, reduction,
+            [](auto* o, const auto* p, const auto* t, idx n, Reduction r) {
+                return pycvnn::l2_forward(o, p, t, n, r);
+            });
     }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean", "(pred - target)^2.");
     m.def("l2_backward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
-        return elementwise_loss_backward(pred, target, reduction, [](auto* g, const auto* p, const auto* t, idx n, Reduction r) {
-            pycvnn::l2_backward(g, p, t, n, r);
-        });
+        return elementwise_loss_backward(pred, target, reduction,
+            [](auto* g, const auto* p, const auto* t, idx n, Reduction r) {
+                pycvnn::l2_backward(g, p, t, n, r);
+            });
     }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean",
        "2 (pred - target); divided by pred.size for \"mean\".");
-    m.def("huber_forward", [](const ArrayIn& pred, const ArrayIn& target, double delta, const std::string& reduction) {
+    m.def("huber_forward", [](const ArrayIn& pred, const ArrayIn& target, double delta,
+                              const std::string& reduction) {
         require_at_least(delta, "delta", 0.0, true);
-        return elementwise_loss_forward(pred, target, reduction, [delta](auto* o, const auto* p, const auto* t, idx n, Reduction r) {
-            return pycvnn::huber_forward(o, p, t, n, elem_t<decltype(o)>(delta), r);
-        });
+        return elementwise_loss_forward(pred, target, reduction,
+            [delta](auto* o, const auto* p, const auto* t, idx n, Reduction r) {
+                return pycvnn::huber_forward(o, p, t, n, elem_t<decltype(o)>(delta), r);
+            });
     }, py::arg("pred"), py::arg("target"), py::arg("delta") = 1.0, py::arg("reduction") = "mean",
        "0.5 r^2 if |r| <= delta else delta (|r| - 0.5 delta), r = pred - target; delta > 0.");
-    m.def("huber_backward", [](const ArrayIn& pred, const ArrayIn& target, double delta, const std::string& reduction) {
+    m.def("huber_backward", [](const ArrayIn& pred, const ArrayIn& target, double delta,
+                               const std::string& reduction) {
         require_at_least(delta, "delta", 0.0, true);
-        return elementwise_loss_backward(pred, target, reduction, [delta](auto* g, const auto* p, const auto* t, idx n, Reduction r) {
-            pycvnn::huber_backward(g, p, t, n, elem_t<decltype(g)>(delta), r);
-        });
+        return elementwise_loss_backward(pred, target, reduction,
+            [delta](auto* g, const auto* p, const auto* t, idx n, Reduction r) {
+                pycvnn::huber_backward(g, p, t, n, elem_t<decltype(g)>(delta), r);
+            });
     }, py::arg("pred"), py::arg("target"), py::arg("delta") = 1.0, py::arg("reduction") = "mean");
 
-    m.def("cross_entropy_forward", [](const ArrayIn& pred, const ArrayIn& target, bool from_logits, const std::string& reduction) {
-        return cross_entropy(pred, target, from_logits, reduction, false);
+    // The class-target losses: one function each, forward or backward by a flag.
+    using Str = const std::string&;
+    m.def("cross_entropy_forward", [](const ArrayIn& p, const ArrayIn& t, bool from_logits, Str r) {
+        return cross_entropy(p, t, from_logits, r, false);
     }, py::arg("pred"), py::arg("target"), py::arg("from_logits") = true, py::arg("reduction") = "mean");
-    m.def("cross_entropy_backward", [](const ArrayIn& pred, const ArrayIn& target, bool from_logits, const std::string& reduction) {
-        return cross_entropy(pred, target, from_logits, reduction, true);
+    m.def("cross_entropy_backward", [](const ArrayIn& p, const ArrayIn& t, bool from_logits, Str r) {
+        return cross_entropy(p, t, from_logits, r, true);
     }, py::arg("pred"), py::arg("target"), py::arg("from_logits") = true, py::arg("reduction") = "mean",
        "From logits: softmax(pred) * sum_c(target_c) - target (p - onehot for class ids).\n"
-       "From probabilities: -target / min(p, 1) where p > eps, 0 where p was clipped below.");
-    m.def("binary_cross_entropy_forward", [](const ArrayIn& pred, const ArrayIn& target, bool from_logits, const std::string& reduction) {
-        return binary_cross_entropy(pred, target, from_logits, reduction, false);
+       "From probabilities: -target / min(p, 1) where p > eps, 0 where p <= eps.");
+    m.def("binary_cross_entropy_forward", [](const ArrayIn& p, const ArrayIn& t, bool from_logits, Str r) {
+        return binary_cross_entropy(p, t, from_logits, r, false);
     }, py::arg("pred"), py::arg("target"), py::arg("from_logits") = true, py::arg("reduction") = "mean");
-    m.def("binary_cross_entropy_backward", [](const ArrayIn& pred, const ArrayIn& target, bool from_logits, const std::string& reduction) {
-        return binary_cross_entropy(pred, target, from_logits, reduction, true);
+    m.def("binary_cross_entropy_backward", [](const ArrayIn& p, const ArrayIn& t, bool from_logits, Str r) {
+        return binary_cross_entropy(p, t, from_logits, r, true);
     }, py::arg("pred"), py::arg("target"), py::arg("from_logits") = true, py::arg("reduction") = "mean");
-    m.def("hinge_forward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
-        return hinge(pred, target, reduction, false, false);
+    m.def("hinge_forward", [](const ArrayIn& p, const ArrayIn& t, Str r) {
+        return hinge(p, t, r, false, false);
     }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
-    m.def("hinge_backward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
-        return hinge(pred, target, reduction, false, true);
+    m.def("hinge_backward", [](const ArrayIn& p, const ArrayIn& t, Str r) {
+        return hinge(p, t, r, false, true);
     }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
-    m.def("squared_hinge_forward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
-        return hinge(pred, target, reduction, true, false);
+    m.def("squared_hinge_forward", [](const ArrayIn& p, const ArrayIn& t, Str r) {
+        return hinge(p, t, r, true, false);
     }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
-    m.def("squared_hinge_backward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
-        return hinge(pred, target, reduction, true, true);
+    m.def("squared_hinge_backward", [](const ArrayIn& p, const ArrayIn& t, Str r) {
+        return hinge(p, t, r, true, true);
     }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
-    m.def("dice_forward", [](const ArrayIn& pred, const ArrayIn& target, double smooth, const std::string& reduction) {
-        return dice(pred, target, smooth, reduction, false);
+    m.def("dice_forward", [](const ArrayIn& p, const ArrayIn& t, double smooth, Str r) {
+        return dice(p, t, smooth, r, false);
     }, py::arg("pred"), py::arg("target"), py::arg("smooth") = 1e-6, py::arg("reduction") = "mean");
-    m.def("dice_backward", [](const ArrayIn& pred, const ArrayIn& target, double smooth, const std::string& reduction) {
-        return dice(pred, target, smooth, reduction, true);
+    m.def("dice_backward", [](const ArrayIn& p, const ArrayIn& t, double smooth, Str r) {
+        return dice(p, t, smooth, r, true);
     }, py::arg("pred"), py::arg("target"), py::arg("smooth") = 1e-6, py::arg("reduction") = "mean");
 
     // ---- dense ----
