@@ -26,10 +26,28 @@ def stub_functions():
     return out
 
 
+def stub_classes():
+    """class name -> {method name -> [(arg name, default)]} (self dropped), from _core.pyi."""
+    tree = ast.parse(STUB.read_text())
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            methods = {}
+            for f in node.body:
+                if isinstance(f, ast.FunctionDef):
+                    args = f.args.args[1:]
+                    defaults = [None] * (len(args) - len(f.args.defaults)) + f.args.defaults
+                    methods[f.name] = [(a.arg, None if d is None else ast.literal_eval(d))
+                                       for a, d in zip(args, defaults)]
+            out[node.name] = methods
+    return out
+
+
 def core_functions():
     return {
         n for n in dir(_core)
         if not n.startswith("_") and callable(getattr(_core, n))
+        and not isinstance(getattr(_core, n), type)
     }
 
 
@@ -55,17 +73,25 @@ def split_top_level(text):
     return parts + [text[start:].strip()] if text.strip() else parts
 
 
+def pybind_params(fn, drop_self=False):
+    """[(arg name, default)] from the "name(arg: type = default, ...) -> ret" line pybind11
+    puts first in each docstring."""
+    doc = fn.__doc__.splitlines()[0]
+    inner = doc[doc.index("(") + 1 : doc.rindex(") ->")]
+    got = []
+    for part in split_top_level(inner):
+        pname, _, rest = part.partition(":")
+        default = rest.partition(" = ")[2]
+        got.append((pname.strip(), ast.literal_eval(default) if default else None))
+    return got[1:] if drop_self else got
+
+
 def test_compiled_signatures_match_stub():
-    # pybind11 puts "name(arg: type = default, ...) -> ret" first in each docstring.
     for name, params in stub_functions().items():
-        doc = getattr(_core, name).__doc__.splitlines()[0]
-        inner = doc[doc.index("(") + 1 : doc.rindex(") ->")]
-        got = []
-        for part in split_top_level(inner):
-            pname, _, rest = part.partition(":")
-            default = rest.partition(" = ")[2]
-            got.append((pname.strip(), ast.literal_eval(default) if default else None))
-        assert got == params, name
+        assert pybind_params(getattr(_core, name)) == params, name
+    for cls, methods in stub_classes().items():
+        for name, params in methods.items():
+            assert pybind_params(getattr(getattr(_core, cls), name), drop_self=True) == params, (cls, name)
 
 
 def test_reference_mirrors_stub():
@@ -76,3 +102,19 @@ def test_reference_mirrors_stub():
         for pname, default in params:
             d = sig.parameters[pname].default
             assert (d is inspect.Parameter.empty) if default is None else d == default, (name, pname)
+
+
+def test_stub_lists_exactly_the_compiled_classes():
+    compiled = {n for n in dir(_core) if not n.startswith("_") and isinstance(getattr(_core, n), type)}
+    assert set(stub_classes()) == compiled
+
+
+def test_reference_classes_mirror_stub():
+    for cls, methods in stub_classes().items():
+        for name, params in methods.items():
+            for impl in (getattr(reference, cls), getattr(_core, cls)):
+                assert hasattr(impl, name), (impl, name)
+            sig = inspect.signature(getattr(getattr(reference, cls), name))
+            got = [(p.name, None if p.default is inspect.Parameter.empty else p.default)
+                   for p in list(sig.parameters.values())[1:]]
+            assert got == params, (cls, name)

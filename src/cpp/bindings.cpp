@@ -20,6 +20,7 @@
 #include "dense.hpp"
 #include "gemm.hpp"
 #include "losses.hpp"
+#include "network.hpp"
 #include "optimizers.hpp"
 
 namespace py = pybind11;
@@ -834,6 +835,281 @@ double clip_by_global_norm(const ArrayInOut& grad, double max_norm) {
     return norm;
 }
 
+// ---- training core: UpdateRule, LossSpec, Network --------------------------------------------
+
+pycvnn::UpdateRule make_update_rule(const std::string& rule, double beta, const std::string& form,
+                                    bool nesterov, double rho, double beta1, double beta2,
+                                    double eps, double weight_decay, double clip_norm) {
+    using pycvnn::Rule;
+    pycvnn::UpdateRule r;
+    if (rule == "gd") r.rule = Rule::GD;
+    else if (rule == "momentum") r.rule = Rule::Momentum;
+    else if (rule == "rmsprop") r.rule = Rule::RMSProp;
+    else if (rule == "adam") r.rule = Rule::Adam;
+    else if (rule == "adamw") r.rule = Rule::AdamW;
+    else fail("rule", "one of 'gd', 'momentum', 'rmsprop', 'adam', 'adamw'", "'" + rule + "'");
+    if (form == "heavy_ball") r.form = pycvnn::MomentumForm::HeavyBall;
+    else if (form != "ema") fail("form", "one of 'ema', 'heavy_ball'", "'" + form + "'");
+    if (nesterov && r.form == pycvnn::MomentumForm::EMA)
+        fail("nesterov", "False with form='ema' (Nesterov needs form='heavy_ball')", "True");
+    for (auto [v, name] : {std::pair{beta, "beta"}, {rho, "rho"}, {beta1, "beta1"}, {beta2, "beta2"}})
+        require_unit_interval(v, name);
+    require_at_least(eps, "eps", 0.0, true);
+    require_at_least(weight_decay, "weight_decay", 0.0, false);
+    require_at_least(clip_norm, "clip_norm", 0.0, false);
+    r.beta = beta, r.nesterov = nesterov, r.rho = rho, r.beta1 = beta1, r.beta2 = beta2;
+    r.eps = eps, r.weight_decay = weight_decay, r.clip_norm = clip_norm;
+    return r;
+}
+
+// How many optimizer state buffers a rule reads and writes.
+int n_state(const pycvnn::UpdateRule& r) {
+    using pycvnn::Rule;
+    return r.rule == Rule::GD ? 0 : (r.rule == Rule::Adam || r.rule == Rule::AdamW) ? 2 : 1;
+}
+
+// The arena and the state buffers the rule uses, checked (one dtype, one size, C-contiguous).
+Buffers arena_buffers(const pycvnn::UpdateRule& rule, const ArrayInOut& params,
+                      const ArrayInOut& grads, const ArrayInOut& state1,
+                      const ArrayInOut& state2) {
+    switch (n_state(rule)) {
+        case 0: return require_inplace({{"params", params, true}, {"grads", grads, true}});
+        case 1:
+            return require_inplace(
+                {{"params", params, true}, {"grads", grads, true}, {"state1", state1, true}});
+        default:
+            return require_inplace({{"params", params, true}, {"grads", grads, true},
+                                    {"state1", state1, true}, {"state2", state2, true}});
+    }
+}
+
+template <typename T>
+T* state_ptr(Buffers& b, size_t i) {
+    return b.arrays.size() > i ? static_cast<T*>(b.w(i)) : nullptr;
+}
+
+void update_rule_step(const pycvnn::UpdateRule& rule, const ArrayInOut& params,
+                      const ArrayInOut& grads, const ArrayInOut& state1,
+                      const ArrayInOut& state2, long long n_decay, double lr, long long t) {
+    Buffers b = arena_buffers(rule, params, grads, state1, state2);
+    if (n_decay < 0 || n_decay > b.n)
+        fail("n_decay", "a count in [0, " + std::to_string(b.n) + "]", std::to_string(n_decay));
+    require_at_least(lr, "lr", 0.0, false);
+    if (t < 1) fail("t", "a step number >= 1", std::to_string(t));
+    run_inplace(b.f64, [&](auto tag) {
+        using T = decltype(tag);
+        rule.step(static_cast<T*>(b.w(0)), static_cast<T*>(b.w(1)), state_ptr<T>(b, 2),
+                  state_ptr<T>(b, 3), b.n, idx(n_decay), lr, t);
+    });
+}
+
+// A loss by name with its options. value/grad from Python call the loss kernels' own bindings
+// (so the checks are the same); train_epoch uses `spec` directly.
+struct PyLossSpec {
+    std::string name;
+    pycvnn::LossSpec spec;
+    py::dict options() const {
+        py::dict d;
+        if (name == "huber") d["delta"] = spec.delta;
+        if (name == "dice") d["smooth"] = spec.smooth;
+        if (name == "cross_entropy" || name == "binary_cross_entropy")
+            d["from_logits"] = spec.from_logits;
+        return d;
+    }
+    py::object call(const char* suffix, py::object pred, py::object target) const {
+        return py::module_::import("pycvnn._core").attr((name + suffix).c_str())(pred, target, **options());
+    }
+};
+
+PyLossSpec make_loss_spec(const std::string& name, double delta, double smooth, bool from_logits) {
+    using pycvnn::LossKind;
+    static const std::pair<const char*, LossKind> kinds[] = {
+        {"l1", LossKind::L1}, {"l2", LossKind::L2}, {"huber", LossKind::Huber},
+        {"cross_entropy", LossKind::CrossEntropy},
+        {"binary_cross_entropy", LossKind::BinaryCrossEntropy}, {"hinge", LossKind::Hinge},
+        {"squared_hinge", LossKind::SquaredHinge}, {"dice", LossKind::Dice}};
+    for (auto& [n, kind] : kinds) {
+        if (name != n) continue;
+        require_at_least(delta, "delta", 0.0, true);
+        require_at_least(smooth, "smooth", 0.0, false);
+        return PyLossSpec{name, pycvnn::LossSpec{kind, delta, smooth, from_logits}};
+    }
+    fail("name", "one of 'l1', 'l2', 'huber', 'cross_entropy', 'binary_cross_entropy', 'hinge', "
+         "'squared_hinge', 'dice'", "'" + name + "'");
+}
+
+// Both precisions of one network, made on first use; keeps the last forward's input alive
+// (backward reads it).
+struct PyNetwork {
+    std::vector<pycvnn::Op> ops;
+    std::unique_ptr<pycvnn::Network<float>> f32;
+    std::unique_ptr<pycvnn::Network<double>> f64;
+    py::object last_x;
+    idx last_n = 0;
+    bool last_f64 = false;
+
+    template <typename T>
+    pycvnn::Network<T>& net() {
+        if constexpr (std::is_same_v<T, float>) {
+            if (!f32) f32 = std::make_unique<pycvnn::Network<float>>(ops);
+            return *f32;
+        } else {
+            if (!f64) f64 = std::make_unique<pycvnn::Network<double>>(ops);
+            return *f64;
+        }
+    }
+    idx n_params() { return net<double>().n_params(); }
+};
+
+PyNetwork make_network(const py::list& ops_in) {
+    PyNetwork n;
+    idx width = -1;
+    for (size_t i = 0; i < ops_in.size(); ++i) {
+        const std::string where = "ops[" + std::to_string(i) + "]";
+        auto t = ops_in[i].cast<std::tuple<std::string, long long, long long, std::string, double>>();
+        auto [kind, in, out, act, alpha] = t;
+        if (kind != "dense" && kind != "act") fail(where, "kind 'dense' or 'act'", "'" + kind + "'");
+        if (in < 1 || out < 1 || (kind == "act" && in != out) || (width >= 0 && in != width))
+            fail(where, "sizes that chain (previous width " + std::to_string(width) + ")",
+                 "(" + std::to_string(in) + ", " + std::to_string(out) + ")");
+        const Activation a = dense_activation(act, alpha);
+        n.ops.push_back(pycvnn::Op{kind == "dense", idx(in), idx(out), a, alpha});
+        width = out;
+    }
+    if (n.ops.empty()) fail("ops", "at least one op", "none");
+    return n;
+}
+
+void require_arena(const py::array& params, const char* name, idx n) {
+    if (params.ndim() != 1 || params.size() != n)
+        fail(name, "a flat arena of " + std::to_string(n) + " elements", "shape " + shape_str(params));
+}
+
+py::object network_forward(PyNetwork& self, const ArrayInOut& params_in, const ArrayIn& x_in) {
+    Buffers b = require_inplace({{"params", params_in, false}});
+    const py::array& x = x_in.a;
+    require_arena(b.arrays[0], "params", self.n_params());
+    require_input(x, "x");
+    require_ndim(x, "x", 2);
+    require_dim(x, "x", 1, self.ops.front().in, "in_features");
+    require_int_sizes(x, "x");
+    const idx N = x.shape(0), out = self.ops.back().out;
+    auto run = [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        carray<T> X(x);
+        py::array_t<T> a({N, out});
+        const T* p = static_cast<const T*>(b.r(0));
+        const T* xp = X.data();
+        T* ap = a.mutable_data();
+        auto& net = self.net<T>();
+        {
+            py::gil_scoped_release nogil;
+            const T* res = net.forward(p, xp, N);
+            std::copy(res, res + N * out, ap);
+        }
+        self.last_x = X, self.last_n = N, self.last_f64 = b.f64;
+        return std::move(a);
+    };
+    return b.f64 ? run(double()) : run(float());
+}
+
+py::object network_backward(PyNetwork& self, const ArrayInOut& params_in,
+                            const ArrayInOut& grads_in, const ArrayIn& dout_in) {
+    Buffers b = require_inplace({{"params", params_in, false}, {"grads", grads_in, true}});
+    require_arena(b.arrays[0], "params", self.n_params());
+    if (self.last_x.is_none() || self.last_f64 != b.f64)
+        fail("backward", "a forward pass of the same dtype first", "none");
+    const py::array& dout = dout_in.a;
+    const idx N = self.last_n, in = self.ops.front().in, out = self.ops.back().out;
+    require_input(dout, "dout");
+    require_ndim(dout, "dout", 2);
+    if (dout.shape(0) != N || dout.shape(1) != out)
+        fail("dout", "shape (" + std::to_string(N) + ", " + std::to_string(out) + ") (the forward output)",
+             shape_str(dout));
+    auto run = [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        carray<T> D(dout);
+        py::array_t<T> dx({N, in});
+        const T* p = static_cast<const T*>(b.r(0));
+        T* g = static_cast<T*>(b.w(1));
+        const T* dp = D.data();
+        T* dxp = dx.mutable_data();
+        auto& net = self.net<T>();
+        {
+            py::gil_scoped_release nogil;
+            const T* res = net.backward(p, g, dp, N, true);
+            std::copy(res, res + N * in, dxp);
+        }
+        return std::move(dx);
+    };
+    return b.f64 ? run(double()) : run(float());
+}
+
+py::array_t<double> network_train_epoch(PyNetwork& self, const ArrayInOut& params,
+                                        const ArrayInOut& grads, const ArrayInOut& state1,
+                                        const ArrayInOut& state2, const ArrayIn& x_in,
+                                        const ArrayIn& y_in, const ArrayIn& order_in,
+                                        long long batch_size, double lr, long long t,
+                                        const PyLossSpec& loss, const pycvnn::UpdateRule& rule) {
+    Buffers b = arena_buffers(rule, params, grads, state1, state2);
+    require_arena(b.arrays[0], "params", self.n_params());
+    const py::array &x = x_in.a, &y = y_in.a, &order = order_in.a;
+    const idx in = self.ops.front().in, C = self.ops.back().out;
+    require_input(x, "x");
+    require_ndim(x, "x", 2);
+    require_dim(x, "x", 1, in, "in_features");
+    require_int_sizes(x, "x");
+    const idx rows = x.shape(0);
+    require_input(y, "y");
+    const bool ids = is_integer(y);
+    if (ids) {
+        using pycvnn::LossKind;
+        const LossKind k = loss.spec.kind;
+        if (!(k == LossKind::CrossEntropy || ((k == LossKind::Hinge || k == LossKind::SquaredHinge) && C > 1)))
+            fail("y", "float targets of shape (" + std::to_string(rows) + ", " + std::to_string(C) +
+                 ") for loss '" + loss.name + "'", "integer class ids");
+    } else {
+        const bool flat_ok = y.ndim() == 1 && C == 1 && y.shape(0) == rows;
+        if (!flat_ok && !(y.ndim() == 2 && y.shape(0) == rows && y.shape(1) == C))
+            fail("y", "targets of shape (" + std::to_string(rows) + ", " + std::to_string(C) + ")",
+                 "shape " + shape_str(y));
+    }
+    ids_array Y_ids = ids ? class_ids(y, rows, C) : ids_array();
+    require_input(order, "order");
+    if (!is_integer(order) || order.ndim() != 1)
+        fail("order", "a 1-d integer array of row indices", dtype_str(order) + " array of shape " + shape_str(order));
+    ids_array O(order);
+    const std::int64_t* op = O.data();
+    const idx n_order = O.size();
+    for (idx i = 0; i < n_order; ++i)
+        if (op[i] < 0 || op[i] >= rows)
+            fail("order", "row indices in [0, " + std::to_string(rows) + ")", std::to_string(op[i]));
+    if (batch_size < 1) fail("batch_size", "an int >= 1", std::to_string(batch_size));
+    require_at_least(lr, "lr", 0.0, false);
+    if (t < 0) fail("t", "the number of steps taken (>= 0)", std::to_string(t));
+    std::vector<double> losses(size_t((n_order + batch_size - 1) / batch_size));
+    idx ran = 0;
+    auto run = [&](auto tag) {
+        using T = decltype(tag);
+        carray<T> X(x);
+        carray<T> Y = ids ? carray<T>() : carray<T>(y);
+        const T* xp = X.data();
+        const T* yp = ids ? nullptr : Y.data();
+        const std::int64_t* ip = ids ? Y_ids.data() : nullptr;
+        T* p = static_cast<T*>(b.w(0));
+        T* g = static_cast<T*>(b.w(1));
+        T* s1 = state_ptr<T>(b, 2);
+        T* s2 = state_ptr<T>(b, 3);
+        auto& net = self.net<T>();
+        py::gil_scoped_release nogil;
+        ran = net.train_epoch(p, g, s1, s2, xp, yp, ip, op, n_order, idx(batch_size), lr, t,
+                              loss.spec, rule, losses.data());
+    };
+    if (b.f64) run(double()); else run(float());
+    self.last_x = py::none();  // the workspace now holds a batch, not the last forward
+    return py::array_t<double>(py::ssize_t(ran), losses.data());
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -1013,4 +1289,35 @@ PYBIND11_MODULE(_core, m) {
           "sqrt(sum(grad^2)) over the flat buffer, accumulated in float64.");
     m.def("clip_by_global_norm", &clip_by_global_norm, py::arg("grad"), py::arg("max_norm"),
           "In place: if norm > max_norm, grad *= max_norm / norm. Returns the norm before.");
+
+    // ---- training core ----
+    py::class_<pycvnn::UpdateRule>(m, "UpdateRule",
+        "One optimizer's rule and hyperparameters; lr and the step number t come per step.")
+        .def(py::init(&make_update_rule), py::arg("rule"), py::arg("beta") = 0.9,
+             py::arg("form") = "ema", py::arg("nesterov") = false, py::arg("rho") = 0.9,
+             py::arg("beta1") = 0.9, py::arg("beta2") = 0.999, py::arg("eps") = 1e-8,
+             py::arg("weight_decay") = 0.0, py::arg("clip_norm") = 0.0)
+        .def("step", &update_rule_step, py::arg("params"), py::arg("grads"), py::arg("state1"),
+             py::arg("state2"), py::arg("n_decay"), py::arg("lr"), py::arg("t"),
+             "One update of params in place; t >= 1 is this step's number.");
+    py::class_<PyLossSpec>(m, "LossSpec", "A loss by name with its options; the batch mean.")
+        .def(py::init(&make_loss_spec), py::arg("name"), py::arg("delta") = 1.0,
+             py::arg("smooth") = 1e-6, py::arg("from_logits") = true)
+        .def("value", [](const PyLossSpec& s, py::object p, py::object t) { return s.call("_forward", p, t); },
+             py::arg("pred"), py::arg("target"))
+        .def("grad", [](const PyLossSpec& s, py::object p, py::object t) { return s.call("_backward", p, t); },
+             py::arg("pred"), py::arg("target"))
+        .def_readonly("name", &PyLossSpec::name);
+    py::class_<PyNetwork>(m, "Network",
+        "ops [(kind, in, out, activation, alpha)] over one flat parameter arena.")
+        .def(py::init(&make_network), py::arg("ops"))
+        .def("forward", &network_forward, py::arg("params"), py::arg("x"))
+        .def("backward", &network_backward, py::arg("params"), py::arg("grads"), py::arg("dout"))
+        .def("train_epoch", &network_train_epoch, py::arg("params"), py::arg("grads"),
+             py::arg("state1"), py::arg("state2"), py::arg("x"), py::arg("y"), py::arg("order"),
+             py::arg("batch_size"), py::arg("lr"), py::arg("t"), py::arg("loss"), py::arg("rule"))
+        .def_property_readonly("n_params", [](PyNetwork& n) { return n.n_params(); })
+        .def_property_readonly("n_decay", [](PyNetwork& n) { return n.net<double>().n_decay(); })
+        .def_property_readonly("in_features", [](PyNetwork& n) { return n.ops.front().in; })
+        .def_property_readonly("out_features", [](PyNetwork& n) { return n.ops.back().out; });
 }

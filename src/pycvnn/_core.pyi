@@ -136,3 +136,55 @@ def global_norm(grad: Array) -> float:
     array is accepted (converted like an ordinary input)."""
 def clip_by_global_norm(grad: Array, max_norm: float) -> float:
     """In place: if norm > max_norm, grad *= max_norm / norm. Returns the norm before clipping."""
+
+# ---- training core (network.hpp/.cpp): the whole epoch in C++ -------------------------------
+# Parameter arena (shared with pycvnn.model): one flat buffer of the model's dtype,
+# [W1, ..., WL, b1, ..., bL], Wi (out_i, in_i) row-major. The first n_decay entries are the
+# weights, the only ones weight decay touches. grads and the optimizer state buffers have the
+# arena's size and dtype; a buffer the rule does not use is ignored (may be empty).
+
+class UpdateRule:
+    """One optimizer's rule and hyperparameters; lr and the step number t come per step.
+
+    rule: "gd", "momentum", "rmsprop", "adam", "adamw"; clip_norm 0 means no clipping.
+    A step: clip the raw gradients by global norm, add coupled weight decay to the weights'
+    gradients (not for adamw: its decay is decoupled, on the weights only), update.
+    state1: velocity / RMSProp's s / Adam's m; state2: Adam's v.
+    """
+    def __init__(self, rule: str, beta: float = 0.9, form: str = "ema", nesterov: bool = False,
+                 rho: float = 0.9, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.0, clip_norm: float = 0.0) -> None: ...
+    def step(self, params: Array, grads: Array, state1: Array, state2: Array, n_decay: int,
+             lr: float, t: int) -> None:
+        """One update of params in place; t >= 1 is this step's number."""
+
+class LossSpec:
+    """A loss by name ("l1", "l2", "huber", "cross_entropy", "binary_cross_entropy", "hinge",
+    "squared_hinge", "dice") with its options: the batch mean and its gradient."""
+    name: str
+    def __init__(self, name: str, delta: float = 1.0, smooth: float = 1e-6,
+                 from_logits: bool = True) -> None: ...
+    def value(self, pred: Array, target: Array) -> float: ...
+    def grad(self, pred: Array, target: Array) -> Array: ...
+
+class Network:
+    """ops: [(kind, in, out, activation, alpha)]; kind "dense" is a Dense layer fused with the
+    activation after it ("none" if none), "act" a lone activation layer (in == out).
+    A workspace sized for the largest batch seen is reused: no allocation per step."""
+    n_params: int
+    n_decay: int
+    in_features: int
+    out_features: int
+    def __init__(self, ops: list) -> None: ...
+    def forward(self, params: Array, x: Array) -> Array:
+        """x (N, in) -> the last op's output (N, out); keeps what backward needs."""
+    def backward(self, params: Array, grads: Array, dout: Array) -> Array:
+        """dout (N, out) -> dx (N, in); writes every op's gradients into grads."""
+    def train_epoch(self, params: Array, grads: Array, state1: Array, state2: Array, x: Array,
+                    y: Array, order: Array, batch_size: int, lr: float, t: int,
+                    loss: LossSpec, rule: UpdateRule) -> Array:
+        """The rows of x, y in `order` (int64 row indices), in batches of batch_size (the last
+        partial batch used); per batch: forward, mean loss and gradient, backward, rule.step
+        with step number t + batch + 1. y: class ids (int (N,)) or targets (N, out).
+        Returns the batch losses (float64), stopping after the first non-finite one (its
+        update not applied). The GIL is released for the whole call."""
