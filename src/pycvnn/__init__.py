@@ -6,6 +6,12 @@ from ._backend import get_backend, set_backend, using_backend, set_num_threads, 
 from . import reference
 from . import activations, losses
 from ._neuron import neuron
+from . import datasets, optim, schedules, walkthrough
+from .layers import Dense, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .model import MLP, Sequential
+from .training import EarlyStopping, History, TrainingDiverged
+from .io import load
+from .gradcheck import check_gradients
 
 __all__ = [
     "__version__",
@@ -18,4 +24,21 @@ __all__ = [
     "activations",
     "losses",
     "neuron",
+    "datasets",
+    "optim",
+    "schedules",
+    "walkthrough",
+    "Dense",
+    "Sigmoid",
+    "Tanh",
+    "ReLU",
+    "LeakyReLU",
+    "Softmax",
+    "Sequential",
+    "MLP",
+    "EarlyStopping",
+    "History",
+    "TrainingDiverged",
+    "load",
+    "check_gradients",
 ]
