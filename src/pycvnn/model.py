@@ -75,7 +75,7 @@ class Sequential:
         self.layers = layers
         self.dtype = _dtype(dtype)
         self.ops = _ops(layers)
-        self._nets = {}  # (backend, ops) -> the backend's Network
+        self._nets = {}  # (backend, role, ops) -> the backend's Network
         self.rng = np.random.default_rng(seed)
         dense = [layer for layer in layers if isinstance(layer, Dense)]
         n_w = sum(d.in_features * d.out_features for d in dense)
@@ -109,11 +109,13 @@ class Sequential:
     def n_params(self):
         return self._params.size
 
-    def network(self, ops=None):
-        """The current backend's Network for these ops (the model's own by default), cached."""
-        key = (get_backend(), tuple(ops or self.ops))
+    def network(self, ops=None, role="run"):
+        """The current backend's Network for these ops (the model's own by default), cached.
+        forward/backward use their own ("forward" role), so a predict, evaluate or fit in
+        between does not replace the pass that backward differentiates."""
+        key = (get_backend(), role, tuple(ops or self.ops))
         if key not in self._nets:
-            self._nets[key] = backend().Network(list(key[1]))
+            self._nets[key] = backend().Network(list(key[2]))
         return self._nets[key]
 
     def __repr__(self):
@@ -129,7 +131,7 @@ class Sequential:
 
     def forward(self, X):
         """X (N, in) -> the last layer's output (N, out); keeps what backward needs."""
-        self._forward_net = self.network()
+        self._forward_net = self.network(role="forward")
         self._out_shape = None
         out = self._forward_net.forward(self._params, self._input(X))
         self._out_shape = out.shape
