@@ -1,0 +1,168 @@
+"""The training core (Network, LossSpec, UpdateRule): C++ against its NumPy twin, and bad input."""
+
+import numpy as np
+import pytest
+
+from pycvnn import _core, reference
+
+RTOL = {np.float32: 1e-4, np.float64: 1e-10}
+OPS = [("dense", 6, 9, "tanh", 0.01), ("dense", 9, 5, "leaky_relu", 0.1), ("act", 5, 5, "relu", 0.01),
+       ("dense", 5, 4, "none", 0.01)]
+
+
+def arena(ops, dtype, seed=0):
+    n = reference.Network(ops).n_params
+    return np.random.default_rng(seed).standard_normal(n).astype(dtype) * 0.5
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 64])
+def test_forward_backward_match_reference(n, dtype):
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, 6)).astype(dtype)
+    dout = rng.standard_normal((n, 4)).astype(dtype)
+    params = arena(OPS, dtype)
+    out = {}
+    for name, mod in (("cpp", _core), ("ref", reference)):
+        net = mod.Network(OPS)
+        grads = np.zeros_like(params)
+        a = net.forward(params, x)
+        dx = net.backward(params, grads, dout)
+        out[name] = (a, dx, grads)
+        assert net.n_params == params.size and net.n_decay == 6 * 9 + 9 * 5 + 5 * 4
+    for got, want in zip(out["cpp"], out["ref"]):
+        assert got.dtype == want.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2 * np.abs(want).max())
+
+
+RULES = [
+    ("gd", {}), ("momentum", {"form": "ema"}), ("momentum", {"form": "heavy_ball", "nesterov": True}),
+    ("rmsprop", {}), ("adam", {"weight_decay": 0.01}), ("adamw", {"weight_decay": 0.1}),
+    ("adam", {"clip_norm": 0.5}),
+]
+LOSSES = [  # (loss name, options, output activation, targets maker)
+    ("cross_entropy", {}, "none", lambda r, n, c: r.integers(0, c, n)),
+    ("cross_entropy", {}, "none", lambda r, n, c: r.dirichlet(np.ones(c), n)),
+    ("l2", {}, "none", lambda r, n, c: r.standard_normal((n, c))),
+    ("huber", {"delta": 0.3}, "tanh", lambda r, n, c: r.standard_normal((n, c))),
+    ("l1", {}, "none", lambda r, n, c: r.standard_normal((n, c))),
+    ("hinge", {}, "none", lambda r, n, c: r.integers(0, c, n)),
+    ("squared_hinge", {}, "none", lambda r, n, c: r.integers(0, c, n)),
+    ("dice", {"smooth": 1.0}, "sigmoid", lambda r, n, c: (r.random((n, c)) > 0.5) * 1.0),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rule,hyper", RULES)
+@pytest.mark.parametrize("loss,opts,out_act,make_y", LOSSES)
+def test_train_epoch_matches_reference(loss, opts, out_act, make_y, rule, hyper, dtype):
+    rng = np.random.default_rng(1)
+    ops = OPS[:-1] + [("dense", 5, 4, out_act, 0.01)]
+    n = 23  # 3 batches of 8, the last partial
+    x = rng.standard_normal((n, 6)).astype(dtype)
+    y = make_y(rng, n, 4)
+    y = y if y.dtype.kind == "i" else y.astype(dtype)
+    results = {}
+    for name, mod in (("cpp", _core), ("ref", reference)):
+        params = arena(ops, dtype)
+        grads, s1, s2 = (np.zeros_like(params) for _ in range(3))
+        net, spec, upd = mod.Network(ops), mod.LossSpec(loss, **opts), mod.UpdateRule(rule, **hyper)
+        losses = []
+        for epoch in range(3):
+            order = np.random.default_rng(epoch).permutation(n)
+            losses.append(net.train_epoch(params, grads, s1, s2, x, y, order, 8, 0.05, 3 * epoch, spec, upd))
+        results[name] = (np.concatenate(losses), params, s1, s2)
+    for got, want in zip(results["cpp"], results["ref"]):
+        scale = max(np.abs(want).max(), 1e-30)
+        np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2 * scale)
+    assert results["cpp"][0].shape == (9,)
+
+
+def test_train_epoch_stops_at_a_non_finite_loss_without_applying_it():
+    ops = [("dense", 2, 1, "none", 0.01)]
+    x = np.array([[1.0, 2.0], [1e30, 1e30], [3.0, 4.0]], np.float32)
+    y = np.array([[1.0], [1.0], [1.0]], np.float32)
+    for mod in (_core, reference):
+        params = np.ones(3, np.float32)
+        grads, s = np.zeros(3, np.float32), np.zeros(0, np.float32)
+        losses = mod.Network(ops).train_epoch(params, grads, s, s, x, y, np.arange(3), 1, 0.01, 0,
+                                              mod.LossSpec("l2"), mod.UpdateRule("gd"))
+        assert len(losses) == 2 and np.isfinite(losses[0]) and not np.isfinite(losses[1])
+        # Only the first batch's update: pred = 1 + 2 + 1 = 4, dL/dpred = 2 (4 - 1) = 6,
+        # so W -= 0.01 * 6 x and b -= 0.01 * 6.
+        np.testing.assert_allclose(params, [0.94, 0.88, 0.94], rtol=1e-6)
+
+
+def test_update_rule_step_matches_reference_and_spares_biases():
+    g = np.random.default_rng(0).standard_normal(10)
+    for rule, hyper in RULES:
+        res = []
+        for mod in (_core, reference):
+            p, s1, s2 = np.linspace(-1, 1, 10), np.zeros(10), np.zeros(10)
+            mod.UpdateRule(rule, **hyper).step(p, g.copy(), s1, s2, 6, 0.1, 1)
+            res.append(p)
+        np.testing.assert_allclose(res[0], res[1], rtol=1e-12, err_msg=rule)
+    # Coupled decay on the first n_decay entries only: with g = 0 the biases do not move.
+    p, g0 = np.ones(4), np.zeros(4)
+    _core.UpdateRule("gd", weight_decay=0.5).step(p, g0, g0[:0], g0[:0], 2, 0.1, 1)
+    np.testing.assert_allclose(p, [0.95, 0.95, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: _core.Network([]), "ops"),
+    (lambda: _core.Network([("conv", 2, 2, "none", 0.0)]), r"ops\[0\]"),
+    (lambda: _core.Network([("dense", 2, 3, "none", 0.0), ("dense", 4, 1, "none", 0.0)]), r"ops\[1\]"),
+    (lambda: _core.Network([("dense", 2, 3, "swish", 0.0)]), "activation"),
+    (lambda: _core.LossSpec("cross_entropyy"), "name"),
+    (lambda: _core.LossSpec("huber", delta=0.0), "delta"),
+    (lambda: _core.UpdateRule("adagrad"), "rule"),
+    (lambda: _core.UpdateRule("momentum", form="ema", nesterov=True), "nesterov"),
+    (lambda: _core.UpdateRule("adam", beta2=1.0), "beta2"),
+    (lambda: _core.UpdateRule("gd", clip_norm=-1.0), "clip_norm"),
+])
+def test_bad_construction(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def _epoch_args(**change):
+    ops = [("dense", 3, 2, "none", 0.01)]
+    args = dict(params=np.zeros(8, np.float32), grads=np.zeros(8, np.float32),
+                state1=np.zeros(8, np.float32), state2=np.zeros(8, np.float32),
+                x=np.ones((4, 3), np.float32), y=np.array([0, 1, 1, 0]), order=np.arange(4),
+                batch_size=2, lr=0.1, t=0, loss=_core.LossSpec("cross_entropy"),
+                rule=_core.UpdateRule("adam"))
+    args.update(change)
+    return _core.Network(ops), args
+
+
+@pytest.mark.parametrize("change,exc,match", [
+    ({"params": np.zeros(7, np.float32)}, ValueError, "params"),
+    ({"params": np.zeros(8, np.int32)}, TypeError, "params"),
+    ({"grads": np.zeros(8)}, TypeError, "grads"),
+    ({"state2": np.zeros(3, np.float32)}, ValueError, "state2"),
+    ({"x": np.ones((4, 5), np.float32)}, ValueError, "x"),
+    ({"x": np.array([["a"] * 3] * 4)}, TypeError, "x"),
+    ({"y": np.array([0, 1, 2, 0])}, ValueError, "target"),
+    ({"y": np.ones((4, 3), np.float32)}, ValueError, "y"),
+    ({"order": np.array([0, 1, 4])}, ValueError, "order"),
+    ({"order": np.array([0.0, 1.0])}, ValueError, "order"),
+    ({"batch_size": 0}, ValueError, "batch_size"),
+    ({"lr": float("nan")}, ValueError, "lr"),
+])
+def test_train_epoch_bad_input(change, exc, match):
+    net, args = _epoch_args(**change)
+    with pytest.raises(exc, match=match):
+        net.train_epoch(**args)
+
+
+def test_backward_needs_a_forward_of_the_same_dtype():
+    net = _core.Network([("dense", 3, 2, "relu", 0.01)])
+    p, g = np.zeros(8, np.float32), np.zeros(8, np.float32)
+    with pytest.raises(ValueError, match="forward"):
+        net.backward(p, g, np.ones((1, 2), np.float32))
+    net.forward(p, np.ones((5, 3), np.float32))
+    with pytest.raises(ValueError, match="dout"):
+        net.backward(p, g, np.ones((4, 2), np.float32))
+    with pytest.raises(ValueError, match="forward"):
+        net.backward(p.astype(np.float64), g.astype(np.float64), np.ones((5, 2)))
