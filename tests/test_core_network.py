@@ -78,6 +78,7 @@ def test_train_epoch_matches_reference(loss, opts, out_act, make_y, rule, hyper,
     assert results["cpp"][0].shape == (9,)
 
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
 def test_train_epoch_stops_at_a_non_finite_loss_without_applying_it():
     ops = [("dense", 2, 1, "none", 0.01)]
     x = np.array([[1.0, 2.0], [1e30, 1e30], [3.0, 4.0]], np.float32)
