@@ -5,6 +5,7 @@ and compares every output: rtol 1e-4 (float32) / 1e-10 (float64), with an atol o
 times the largest reference magnitude (C++ may flush denormals, so never below finfo.tiny).
 """
 
+import os
 import zlib
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 from pycvnn import _core, reference
 
+LOG = os.environ.get("PYCVNN_ERROR_LOG")  # optional: record every comparison's error
 DTYPES = [np.float32, np.float64]
 RTOL = {np.float32: 1e-4, np.float64: 1e-10}
 ATOL = {np.float32: 1e-6, np.float64: 1e-12}
@@ -36,6 +38,12 @@ def assert_same(got, want, dtype, where=""):
         assert isinstance(got, np.ndarray) and got.dtype == want.dtype, where
         assert got.shape == want.shape, where
     scale = float(np.max(np.abs(want))) if np.size(want) else 0.0
+    if LOG:  # for the closing report: the largest error relative to the reference's magnitude
+        diff = np.abs(np.asarray(got, np.float64) - want)
+        diff[diff <= np.finfo(dtype).tiny] = 0  # flushed denormals
+        err = float(np.max(diff)) / max(scale, 1e-300)
+        with open(LOG, "a") as f:
+            f.write(f"{where.split()[0].split('[')[0]} {np.dtype(dtype).name} {err:.3e}\n")
     # Denormals (below finfo.tiny) may be flushed to zero by the C++ path.
     atol = max(ATOL[dtype] * scale, float(np.finfo(dtype).tiny))
     np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=atol, err_msg=where)
