@@ -39,7 +39,7 @@ def assert_same(got, want, dtype, where=""):
         assert got.shape == want.shape, where
     scale = float(np.max(np.abs(want))) if np.size(want) else 0.0
     if LOG:  # for the closing report: the largest error relative to the reference's magnitude
-        diff = np.abs(np.asarray(got, np.float64) - want)
+        diff = np.atleast_1d(np.abs(np.asarray(got, np.float64) - want))
         diff[diff <= np.finfo(dtype).tiny] = 0  # flushed denormals
         err = float(np.max(diff)) / max(scale, 1e-300)
         with open(LOG, "a") as f:
