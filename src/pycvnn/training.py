@@ -29,6 +29,8 @@ def loss_spec(loss):
     batch mean, whatever reduction the object was built with."""
     if not isinstance(loss, (str, L.Loss)):
         raise ValueError(f"loss: expected a loss name or a pycvnn.losses object, got {loss!r}")
+    if isinstance(loss, str):
+        v.name_in(loss, "loss", L._CLASSES)
     obj = L.get(loss)
     return ("l2" if obj.name == "mse" else obj.name), dict(obj.options)
 
@@ -71,6 +73,9 @@ def prepare_targets(y, name, n, out, dtype):
     y = v.like(y, np.empty((n, out), dtype), "y", "the model output")
     if name == "dice":
         v.in_range(y, "y", 0, 1, "mask values")
+    if name in ("l1", "l2", "huber") and out > 1 and np.all((y == 0) | (y == 1)) \
+            and np.all(y.sum(axis=1) == 1):
+        return y, y.argmax(axis=1)  # one-hot targets: class decisions by argmax
     return y, None
 
 
@@ -217,7 +222,12 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs=10, batch_si
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data: expected a pair (X_val, y_val), got "
                              f"{type(validation_data).__name__}")
-        model._input(validation_data[0])
+        try:  # checked now, not after the first epoch's training
+            X_val = model._input(validation_data[0])
+            prepare_targets(validation_data[1], name, X_val.shape[0], model.out_features,
+                            model.dtype)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"validation_data: {err}") from None
     if schedule is not None and not callable(schedule):
         raise ValueError(f"schedule: expected a callable schedule(epoch) -> lr, got {schedule!r}")
     callbacks = list(callbacks)
