@@ -57,25 +57,36 @@ def load(path):
         raise FileNotFoundError(f"path: no model file at {path!r}")
     try:
         with np.load(path, allow_pickle=False) as data:
-            if "header" not in data.files or "params" not in data.files:
-                raise ValueError(f"path: {path!r} is an .npz file but not a pycvnn model "
-                                 f"(it holds {sorted(data.files)})")
-            header = json.loads(str(data["header"]))
-            params = data["params"]
-    except ValueError:
-        raise
-    except Exception as err:  # zipfile/zlib/EOF errors of a truncated or foreign file
-        raise ValueError(f"path: {path!r} is not a readable pycvnn model file (truncated or "
-                         f"not an .npz archive: {type(err).__name__}: {err})") from None
+            files = sorted(data.files)
+            if "header" in files and "params" in files:
+                header_text, params = str(data["header"]), data["params"]
+    except Exception as err:  # zipfile/zlib/EOF errors, numpy refusing pickled data, ...
+        raise ValueError(f"path: {path!r} is not a readable pycvnn model file (truncated, or "
+                         f"not an .npz archive without pickled objects: {type(err).__name__}: "
+                         f"{err})") from None
+    if "header" not in files or "params" not in files:
+        raise ValueError(f"path: {path!r} is an .npz file but not a pycvnn model "
+                         f"(it holds {files})")
+    try:
+        header = json.loads(header_text)
+    except ValueError as err:
+        raise ValueError(f"path: {path!r} is not a pycvnn model file (its header is not JSON: "
+                         f"{err})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"path: {path!r} is not a pycvnn model file (format {header!r})")
-    if header.get("version", 0) > VERSION:
+    version = header.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"path: {path!r} has an invalid format version {version!r} "
+                         f"(expected an int from 1 to {VERSION})")
+    if version > VERSION:
         raise ValueError(f"path: {path!r} was written by a newer pycvnn (format version "
-                         f"{header['version']}, this one reads up to {VERSION})")
+                         f"{version}, this one reads up to {VERSION})")
     try:
         model = Sequential([_layer(c) for c in header["layers"]], dtype=header["dtype"])
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"path: {path!r} has an invalid layer list: {err}") from None
+    if params.dtype.kind not in "fiu":
+        raise ValueError(f"path: {path!r} holds parameters of dtype {params.dtype}, expected floats")
     if params.shape != model._params.shape:
         raise ValueError(f"path: {path!r} holds {params.size} parameters, its layers need "
                          f"{model.n_params}")
