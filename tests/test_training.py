@@ -57,9 +57,9 @@ def manual_fit(model, opt, X, y, loss, orders, batch_size, lrs=None):
     return weighted, plain
 
 
-def twin_models(sizes, seed=1, **kw):
-    return (pycvnn.MLP(sizes, activation="tanh", seed=seed, dtype="float64", **kw),
-            pycvnn.MLP(sizes, activation="tanh", seed=seed, dtype="float64", **kw))
+def twin_models(sizes, seed=1, dtype="float64"):
+    return (pycvnn.MLP(sizes, activation="tanh", seed=seed, dtype=dtype),
+            pycvnn.MLP(sizes, activation="tanh", seed=seed, dtype=dtype))
 
 
 # ---- batching -----------------------------------------------------------------------------------
@@ -73,10 +73,11 @@ def test_steps_per_epoch(backend, batch_size, steps):
     assert opt.t == 3 * steps
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("opt_name", ["gd", "momentum", "adam"])
 @pytest.mark.parametrize("loss", ["l2", "cross_entropy"])
 @pytest.mark.parametrize("batch_size", [None, 1, 4])
-def test_fit_is_the_documented_loop(backend, opt_name, loss, batch_size):
+def test_fit_is_the_documented_loop(backend, opt_name, loss, batch_size, dtype):
     # Same permutations (one default_rng(seed) per fit, permutation(N) per epoch), the last
     # partial batch used, History's loss the sample-weighted mean of the batch losses.
     if loss == "l2":
@@ -85,15 +86,18 @@ def test_fit_is_the_documented_loop(backend, opt_name, loss, batch_size):
     else:
         X, y = class_data()
         sizes = [3, 5, 3]
-    a, b = twin_models(sizes)
+    a, b = twin_models(sizes, dtype=np.dtype(dtype).name)
+    X = X.astype(dtype)
     opt_a, opt_b = optim.get(opt_name, lr=0.05), optim.get(opt_name, lr=0.05)
     h = a.fit(X, y, loss=loss, optimizer=opt_a, epochs=3, batch_size=batch_size, seed=42,
               verbose=False)
     rng = np.random.default_rng(42)
     orders = [rng.permutation(N) for _ in range(3)]
-    weighted, plain = manual_fit(b, opt_b, X, y, loss, orders, batch_size or N)
-    close_list(a.get_weights(), b.get_weights(), np.float64)
-    close(h["loss"], weighted, np.float64)
+    weighted, plain = manual_fit(b, opt_b, X, y.astype(dtype) if loss == "l2" else y, loss,
+                                 orders, batch_size or N)
+    assert all(w.dtype == dtype for w in a.get_weights())
+    close_list(a.get_weights(), b.get_weights(), dtype)
+    close(h["loss"], weighted, dtype)
     if batch_size == 4:  # batches of 4, 4, 2: the weighting matters
         assert not np.allclose(h["loss"], plain, rtol=1e-6)
     assert opt_a.t == opt_b.t
@@ -465,6 +469,99 @@ def test_verbose_prints_epoch_figures_to_stderr(backend, capsys):
     assert f"{h['loss'][-1]:.4g}" in captured.err
     m.fit(X, y, epochs=2, verbose=False)
     assert capsys.readouterr().err == ""
+
+
+def test_progress_bar_on_a_terminal_shows_the_running_loss():
+    from pycvnn.training import ProgressBar
+
+    class Tty:
+        def __init__(self):
+            self.text = ""
+
+        def isatty(self):
+            return True
+
+        def write(self, s):
+            self.text += s
+
+        def flush(self):
+            pass
+
+    tty = Tty()
+    bar = ProgressBar(epochs=10, n_batches=4, stream=tty)
+    bar.update(0, 2, 0.12345)
+    assert tty.text.startswith("\repoch 1/10") and "2/4" in tty.text
+    assert tty.text.endswith("loss 0.1235") and "\n" not in tty.text  # redrawn in place
+    bar.update(0, 4, 0.2)
+    bar.end_epoch(0, {"epoch": 0, "loss": 0.1, "lr": 0.01})
+    last = tty.text.split("\r")[-1]
+    assert last.startswith("epoch 1/10") and "loss 0.1" in last and "lr 0.01" in last
+    assert tty.text.endswith("\n")
+
+
+def test_fit_accepts_int_and_non_contiguous_inputs(backend):
+    X, y = regression_data(n=12, f=6)
+    a, b = twin_models([3, 4, 2])
+    Xi = np.round(X * 3).astype(np.int64)
+    ha = a.fit(Xi[:, ::2], y, loss="l2", epochs=2, batch_size=4, seed=0, verbose=False)
+    hb = b.fit(np.ascontiguousarray(Xi[:, ::2], dtype=np.float64), y, loss="l2", epochs=2,
+               batch_size=4, seed=0, verbose=False)
+    assert ha["loss"] == hb["loss"]
+
+
+# ---- optimizers: construction and step ------------------------------------------------------------
+
+@pytest.mark.parametrize("make,exc,pattern", [
+    (lambda: optim.GD(lr=0), ValueError, "lr"),
+    (lambda: optim.GD(lr=-0.1), ValueError, "lr"),
+    (lambda: optim.GD(lr=float("nan")), ValueError, "lr"),
+    (lambda: optim.GD(lr="0.1"), TypeError, "lr"),
+    (lambda: optim.GD(weight_decay=-1), ValueError, "weight_decay"),
+    (lambda: optim.GD(clip_norm=0), ValueError, "clip_norm"),
+    (lambda: optim.Momentum(beta=1.0), ValueError, "beta"),
+    (lambda: optim.Momentum(form="polyak"), ValueError, "form"),
+    (lambda: optim.Momentum(nesterov=True), ValueError, "nesterov"),  # with form "ema"
+    (lambda: optim.RMSProp(rho=1.5), ValueError, "rho"),
+    (lambda: optim.RMSProp(eps=0), ValueError, "eps"),
+    (lambda: optim.Adam(beta1=1.0), ValueError, "beta1"),
+    (lambda: optim.Adam(beta2=-0.1), ValueError, "beta2"),
+    (lambda: optim.AdamW(weight_decay=-0.01), ValueError, "weight_decay"),
+    (lambda: optim.get("lion"), ValueError, "optimizer"),
+])
+def test_optimizer_bad_arguments(make, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        make()
+
+
+def test_optimizer_lr_is_settable_and_checked():
+    opt = optim.Adam()
+    assert opt.lr == 0.001 and optim.AdamW().weight_decay == 0.01
+    opt.lr = 0.5
+    assert opt.lr == 0.5
+    with pytest.raises(ValueError, match="lr"):
+        opt.lr = -1.0
+    assert optim.SGD is optim.GD
+    assert isinstance(optim.get("sgd", lr=0.2), optim.GD) and optim.get("sgd", lr=0.2).lr == 0.2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_step_is_the_design_formula(backend, dtype):
+    # Momentum "ema" by hand over two steps, weight decay on weights only, from the gradients.
+    m = pycvnn.MLP([3, 2], seed=0, dtype=np.dtype(dtype).name)
+    X, y = regression_data()
+    opt = optim.Momentum(lr=0.1, beta=0.8, weight_decay=0.5)
+    W, b = (w.astype(np.float64) for w in m.get_weights())
+    vW, vb = np.zeros_like(W), np.zeros_like(b)
+    for _ in range(2):
+        pred = m.forward(X)
+        m.backward(L.l2_grad(pred, y.astype(dtype)))
+        gW, gb = (g.astype(np.float64) for g in m.gradients())
+        opt.step(m)
+        vW = 0.8 * vW + 0.2 * (gW + 0.5 * W)
+        vb = 0.8 * vb + 0.2 * gb
+        W, b = W - 0.1 * vW, b - 0.1 * vb
+        close_list(m.get_weights(), [W, b], dtype)
+    assert opt.t == 2
 
 
 # ---- bad input ----------------------------------------------------------------------------------
