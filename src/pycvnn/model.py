@@ -26,6 +26,16 @@ def _dtype(dtype):
     return DTYPES[name]
 
 
+def rng_for(seed):
+    """np.random.default_rng(seed), with the error naming `seed`."""
+    if seed is not None and (isinstance(seed, (bool, np.bool_))
+                             or not isinstance(seed, (int, np.integer))):
+        raise TypeError(f"seed: expected None or a non-negative int, got {seed!r}")
+    if seed is not None and seed < 0:
+        raise ValueError(f"seed: expected None or a non-negative int, got {seed!r}")
+    return np.random.default_rng(seed)
+
+
 def _ops(layers):
     """Layers -> ops [(kind, in, out, activation, alpha)], each Dense fused with the
     activation layer right after it (when it has none of its own)."""
@@ -76,22 +86,27 @@ class Sequential:
         self.dtype = _dtype(dtype)
         self.ops = _ops(layers)
         self._nets = {}  # (backend, role, ops) -> the backend's Network
-        self.rng = np.random.default_rng(seed)
+        self.rng = rng_for(seed)
         dense = [layer for layer in layers if isinstance(layer, Dense)]
         n_w = sum(d.in_features * d.out_features for d in dense)
         n_b = sum(d.out_features for d in dense)
         self.n_decay = n_w
         self._params = np.zeros(n_w + n_b, self.dtype)
         self._grads = np.zeros(n_w + n_b, self.dtype)
+        # The model keeps its own views (W, b, dW, db) per Dense: a layer object placed in
+        # a second model points its attributes at the newest arena, never this model's.
+        self._views = []
         off_w, off_b = 0, n_w
         for d in dense:
             size = d.in_features * d.out_features
             shape = (d.out_features, d.in_features)
-            d.W = self._params[off_w : off_w + size].reshape(shape)
-            d.dW = self._grads[off_w : off_w + size].reshape(shape)
-            d.b = self._params[off_b : off_b + d.out_features]
-            d.db = self._grads[off_b : off_b + d.out_features]
+            views = (self._params[off_w : off_w + size].reshape(shape),
+                     self._params[off_b : off_b + d.out_features],
+                     self._grads[off_w : off_w + size].reshape(shape),
+                     self._grads[off_b : off_b + d.out_features])
+            d.W, d.b, d.dW, d.db = views
             d.W[...] = initial_weights(d.init, d.in_features, d.out_features, self.rng)
+            self._views.append(views)
             off_w, off_b = off_w + size, off_b + d.out_features
         self._dense = dense
         self.last_loss = None  # the loss of the last fit, evaluate's default
@@ -162,15 +177,15 @@ class Sequential:
     # ---- parameters -----------------------------------------------------------------------
     def get_weights(self):
         """Copies, in the order [W1, b1, W2, b2, ...]."""
-        return [a.copy() for d in self._dense for a in (d.W, d.b)]
+        return [a.copy() for W, b, _, _ in self._views for a in (W, b)]
 
     def gradients(self):
         """Copies of the last backward's gradients, in get_weights' order."""
-        return [a.copy() for d in self._dense for a in (d.dW, d.db)]
+        return [a.copy() for _, _, dW, db in self._views for a in (dW, db)]
 
     def set_weights(self, weights):
         """Weights in get_weights' order, shapes exactly as there."""
-        targets = [a for d in self._dense for a in (d.W, d.b)]
+        targets = [a for W, b, _, _ in self._views for a in (W, b)]
         weights = list(weights)
         if len(weights) != len(targets):
             raise ValueError(f"weights: expected {len(targets)} arrays [W1, b1, ...], got {len(weights)}")

@@ -15,7 +15,7 @@ from . import _validate as v
 from . import losses as L
 from . import optim
 from ._backend import backend
-from .model import strip_output
+from .model import rng_for, strip_output
 
 
 class TrainingDiverged(RuntimeError):
@@ -235,7 +235,7 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs=10, batch_si
     state1, state2 = opt.state(model)
     rule = opt.update_rule()
     model.last_loss = loss
-    rng = np.random.default_rng(seed)
+    rng = rng_for(seed)
     n_batches = math.ceil(n / batch)
     # Batches per call: the whole epoch when quiet; ~20 bar updates per epoch when verbose.
     chunk = n_batches if not verbose else max(1, math.ceil(n_batches / 20))
