@@ -494,6 +494,33 @@ def test_constructor_bad_input(make, exc, pattern):
         make()
 
 
+def test_two_models_built_from_the_same_layer_objects_keep_their_own_weights(backend):
+    layers = [pycvnn.Dense(3, 4, "tanh"), pycvnn.Dense(4, 2)]
+    a = pycvnn.Sequential(layers, seed=0, dtype="float64")
+    b = pycvnn.Sequential(layers, seed=1, dtype="float64")
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    assert not np.array_equal(a.get_weights()[0], b.get_weights()[0])
+    close(a.predict(X), hand_forward(a.get_weights(), X, ["tanh", None]), np.float64)
+    close(b.predict(X), hand_forward(b.get_weights(), X, ["tanh", None]), np.float64)
+    wb = b.get_weights()
+    a.set_weights([np.zeros_like(w) for w in a.get_weights()])
+    assert np.all(a.predict(X) == 0)
+    for x, y in zip(b.get_weights(), wb):
+        np.testing.assert_array_equal(x, y)
+    a.forward(X)
+    a.backward(np.ones((5, 2)))
+    np.testing.assert_array_equal(a.gradients()[3], [5.0, 5.0])  # db2 = sum of dout
+    assert np.all(b.gradients()[3] == 0)
+
+
+@pytest.mark.parametrize("seed,exc", [("abc", TypeError), (-1, ValueError), (1.5, TypeError)])
+def test_bad_seed_names_the_argument(seed, exc):
+    with pytest.raises(exc, match="seed"):
+        pycvnn.MLP([2, 2], seed=seed)
+    with pytest.raises(exc, match="seed"):
+        pycvnn.MLP([2, 2]).fit(np.ones((3, 2)), [0, 1, 1], seed=seed, verbose=False)
+
+
 def test_models_accept_numpy_dtypes():
     m = pycvnn.MLP([2, 3], dtype=np.float64)
     assert m.get_weights()[0].dtype == np.float64
