@@ -39,8 +39,12 @@ def prepare_targets(y, name, n, out, dtype):
     """y checked and shaped for the loss kernels on an output of (n, out).
     Returns (targets, labels) where labels are class ids for accuracy, or None."""
     y = v.numeric(y, "y")
-    if y.shape[0] != n:
-        raise ValueError(f"y: expected {n} rows (as X), got {y.shape[0]}")
+    if name == "binary_cross_entropy" and out != 1:
+        raise ValueError(f"loss: binary_cross_entropy needs one output (a sigmoid), got a model "
+                         f"with {out} outputs; use cross_entropy for several classes")
+    if y.ndim == 0 or y.shape[0] != n:
+        got = "a scalar" if y.ndim == 0 else y.shape[0]
+        raise ValueError(f"y: expected {n} rows (as X), got {got}")
     if name in ("cross_entropy", "hinge", "squared_hinge") and out > 1:
         if y.ndim == 1:
             ids = v.class_ids(y, "y", n, out)
