@@ -430,7 +430,9 @@ def first_bad_batch(model, X, y, lrs, batch_size, seed):
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("diverge_at", [0, 1])
-def test_divergence_raises_and_restores_the_epoch_start_weights(backend, dtype, diverge_at):
+@pytest.mark.parametrize("verbose", [False, True])  # the epoch in one call, or in chunks
+def test_divergence_raises_and_restores_the_epoch_start_weights(backend, dtype, diverge_at,
+                                                               verbose):
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(20, 4)), rng.normal(size=(20, 1)) * 1e3
     lrs = [1e-4] * diverge_at + [1e6] * 3
@@ -443,7 +445,7 @@ def test_divergence_raises_and_restores_the_epoch_start_weights(backend, dtype, 
     opt = optim.GD(lr=1.0)
     with pytest.raises(pycvnn.TrainingDiverged) as info:
         m.fit(X, y, loss="l2", optimizer=opt, epochs=len(lrs), batch_size=5, seed=3,
-              schedule=lambda e: lrs[e], callbacks=[rec], verbose=False)
+              schedule=lambda e: lrs[e], callbacks=[rec], verbose=verbose)
     assert isinstance(info.value, RuntimeError)
     msg = str(info.value)
     assert f"epoch {where[0]}," in msg and f"batch {where[1]}" in msg, msg
