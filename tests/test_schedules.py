@@ -64,3 +64,16 @@ def test_reduce_on_plateau_respects_min_lr():
 def test_bad_arguments(make, arg):
     with pytest.raises(ValueError, match=arg):
         make()
+
+
+def test_warmup_feeds_a_plateau_schedule_after_warm_up_only():
+    plateau = S.ReduceOnPlateau(1.0, factor=0.5, patience=0)
+    s = S.Warmup(1.0, epochs=2, then=plateau)
+    s(0)
+    s.step(5.0)
+    s(1)
+    s.step(5.0)  # warm-up epochs: the metric is not counted
+    assert plateau.best == float("inf")
+    assert s(2) == 1.0
+    s.step(5.0)
+    assert s.step(5.0) == 0.5 and s(3) == 0.5

@@ -78,9 +78,17 @@ class Warmup:
 
     def __call__(self, epoch):
         e = _epoch(epoch)
+        self._epoch = e
         if e < self.epochs:
             return self.lr * (e + 1) / self.epochs
         return self.lr if self.then is None else self.then(e - self.epochs)
+
+    def step(self, metric):
+        """Feed a stateful `then` (ReduceOnPlateau) once warm-up is over; returns the lr."""
+        e = getattr(self, "_epoch", 0)
+        if e >= self.epochs and hasattr(self.then, "step"):
+            return self.then.step(metric)
+        return self(e)
 
 
 class ReduceOnPlateau:
