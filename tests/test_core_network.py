@@ -150,6 +150,7 @@ def _epoch_args(**change):
     ({"order": np.array([0.0, 1.0])}, ValueError, "order"),
     ({"batch_size": 0}, ValueError, "batch_size"),
     ({"lr": float("nan")}, ValueError, "lr"),
+    ({"loss": _core.LossSpec("binary_cross_entropy"), "y": np.ones((4, 2), np.float32)}, ValueError, "loss"),
 ])
 def test_train_epoch_bad_input(change, exc, match):
     net, args = _epoch_args(**change)

@@ -1061,6 +1061,14 @@ py::array_t<double> network_train_epoch(PyNetwork& self, const ArrayInOut& param
     require_int_sizes(x, "x");
     const idx rows = x.shape(0);
     require_input(y, "y");
+    {
+        using pycvnn::LossKind;
+        const LossKind k = loss.spec.kind;
+        if (k == LossKind::BinaryCrossEntropy && C != 1)
+            fail("loss", "a network of one output for 'binary_cross_entropy'", std::to_string(C) + " outputs");
+        if (k == LossKind::CrossEntropy && C < 2)
+            fail("loss", "a network of at least two outputs for 'cross_entropy'", "1 output");
+    }
     const bool ids = is_integer(y);
     if (ids) {
         using pycvnn::LossKind;
