@@ -14,7 +14,7 @@ enum class Activation { None, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax };
 // ---- sigmoid: 1 / (1 + exp(-z)), no overflow at any |z| (vmath::sigmoid branches on sign) ----
 
 template <typename T>
-void sigmoid_forward(T* __restrict out,      // (n)
+PYCVNN_CLONES void sigmoid_forward(T* __restrict out,      // (n)
                      const T* __restrict z,  // (n)
                      idx n) {
     FlushDenormals ftz;  // exp(-|z|) for moderate |z| would otherwise produce denormals
@@ -22,7 +22,7 @@ void sigmoid_forward(T* __restrict out,      // (n)
 }
 
 template <typename T>
-void sigmoid_backward(T* __restrict dz,          // (n)
+PYCVNN_CLONES void sigmoid_backward(T* __restrict dz,          // (n)
                       const T* __restrict z,     // (n)
                       const T* __restrict dout,  // (n)
                       idx n) {
@@ -34,7 +34,7 @@ void sigmoid_backward(T* __restrict dz,          // (n)
 }
 
 template <typename T>
-void sigmoid_backward_from_output(T* __restrict dz,          // (n)
+PYCVNN_CLONES void sigmoid_backward_from_output(T* __restrict dz,          // (n)
                                   const T* __restrict a,     // (n) sigmoid(z)
                                   const T* __restrict dout,  // (n)
                                   idx n) {
@@ -45,7 +45,7 @@ void sigmoid_backward_from_output(T* __restrict dz,          // (n)
 // ---- tanh -----------------------------------------------------------------------------------
 
 template <typename T>
-void tanh_forward(T* __restrict out,      // (n)
+PYCVNN_CLONES void tanh_forward(T* __restrict out,      // (n)
                   const T* __restrict z,  // (n)
                   idx n) {
     FlushDenormals ftz;
@@ -53,7 +53,7 @@ void tanh_forward(T* __restrict out,      // (n)
 }
 
 template <typename T>
-void tanh_backward(T* __restrict dz,          // (n)
+PYCVNN_CLONES void tanh_backward(T* __restrict dz,          // (n)
                    const T* __restrict z,     // (n)
                    const T* __restrict dout,  // (n)
                    idx n) {
@@ -65,7 +65,7 @@ void tanh_backward(T* __restrict dz,          // (n)
 }
 
 template <typename T>
-void tanh_backward_from_output(T* __restrict dz,          // (n)
+PYCVNN_CLONES void tanh_backward_from_output(T* __restrict dz,          // (n)
                                const T* __restrict a,     // (n) tanh(z)
                                const T* __restrict dout,  // (n)
                                idx n) {
@@ -76,14 +76,14 @@ void tanh_backward_from_output(T* __restrict dz,          // (n)
 // ---- relu: relu'(0) = 0 (as PyTorch) --------------------------------------------------------
 
 template <typename T>
-void relu_forward(T* __restrict out,      // (n)
+PYCVNN_CLONES void relu_forward(T* __restrict out,      // (n)
                   const T* __restrict z,  // (n)
                   idx n) {
     for (idx i = 0; i < n; ++i) out[i] = z[i] > T(0) ? z[i] : T(0);
 }
 
 template <typename T>
-void relu_backward(T* __restrict dz,          // (n)
+PYCVNN_CLONES void relu_backward(T* __restrict dz,          // (n)
                    const T* __restrict z,     // (n)
                    const T* __restrict dout,  // (n)
                    idx n) {
@@ -107,14 +107,14 @@ void relu_backward_from_output(T* __restrict dz,          // (n)
 // ---- leaky_relu: z for z > 0, alpha z otherwise; derivative alpha at 0 (as PyTorch) ----------
 
 template <typename T>
-void leaky_relu_forward(T* __restrict out,      // (n)
+PYCVNN_CLONES void leaky_relu_forward(T* __restrict out,      // (n)
                         const T* __restrict z,  // (n)
                         idx n, T alpha) {
     for (idx i = 0; i < n; ++i) out[i] = z[i] > T(0) ? z[i] : alpha * z[i];
 }
 
 template <typename T>
-void leaky_relu_backward(T* __restrict dz,          // (n)
+PYCVNN_CLONES void leaky_relu_backward(T* __restrict dz,          // (n)
                          const T* __restrict z,     // (n)
                          const T* __restrict dout,  // (n)
                          idx n, T alpha) {

@@ -6,6 +6,21 @@
 #define PYCVNN_X86 1
 #endif
 
+// Function multiversioning for the elementwise hot loops: the wheel targets baseline x86-64
+// (SSE2), so gcc also compiles AVX2 and AVX-512 clones of each marked kernel and picks one at
+// load time (ifunc). Measured on tanh over 262k floats: 523 us baseline, 115 us AVX-512.
+// Not for softmax: its rows are short (10 classes), where 16-wide vectors only add overhead.
+// Needs glibc's ifunc; elsewhere the baseline build alone is used.
+#include <cstdlib>  // defines __GLIBC__ on glibc
+#if defined(__x86_64__) && defined(__GLIBC__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(PYCVNN_NO_CLONES)
+#define PYCVNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define PYCVNN_CLONES
+#endif
+// Small math helpers must be inlined into each clone to be compiled for its ISA.
+#define PYCVNN_INLINE __attribute__((always_inline)) inline
+
 namespace pycvnn {
 
 using idx = std::ptrdiff_t;

@@ -12,7 +12,7 @@ namespace pycvnn {
 // In place on z (rows, cols): z = f(z + b), bias and activation in one pass over z while each
 // row is in L1. Softmax per row: add bias and take the max, exp + sum, scale.
 template <typename T>
-void bias_activation_inplace(T* __restrict z,        // (rows, cols) in: x w^T, out: a
+PYCVNN_CLONES void bias_activation_inplace(T* __restrict z,        // (rows, cols) in: x w^T, out: a
                              const T* __restrict b,  // (cols)
                              idx rows, idx cols, Activation act, T alpha) {
     FlushDenormals ftz;  // sigmoid/tanh/softmax exps underflow to denormals otherwise

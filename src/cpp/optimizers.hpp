@@ -15,7 +15,7 @@ enum class MomentumForm { EMA, HeavyBall };
 
 // theta := theta - lr g
 template <typename T>
-void gd_update(T* __restrict param,       // (n)
+PYCVNN_CLONES void gd_update(T* __restrict param,       // (n)
                const T* __restrict grad,  // (n)
                T lr, idx n) {
     FlushDenormals ftz;
@@ -26,7 +26,7 @@ void gd_update(T* __restrict param,       // (n)
 // v := beta v + g. Then theta := theta - lr v, or with Nesterov (heavy ball only, the caller
 // checks) theta := theta - lr (g + beta v), PyTorch's form.
 template <typename T>
-void momentum_update(T* __restrict param,       // (n)
+PYCVNN_CLONES void momentum_update(T* __restrict param,       // (n)
                      T* __restrict velocity,    // (n)
                      const T* __restrict grad,  // (n)
                      T lr, T beta, MomentumForm form, bool nesterov, idx n) {
@@ -49,7 +49,7 @@ void momentum_update(T* __restrict param,       // (n)
 
 // s := rho s + (1 - rho) g^2; theta := theta - lr g / (sqrt(s) + eps)
 template <typename T>
-void rmsprop_update(T* __restrict param,       // (n)
+PYCVNN_CLONES void rmsprop_update(T* __restrict param,       // (n)
                     T* __restrict sq,          // (n) running mean of g^2
                     const T* __restrict grad,  // (n)
                     T lr, T rho, T eps, idx n) {
@@ -68,7 +68,7 @@ namespace detail {
 // The Adam step shared by adam_update and adamw_update; decay = 1 - lr weight_decay (1 for
 // Adam) applies AdamW's decoupled decay theta := theta - lr wd theta before the step.
 template <typename T>
-void adam_step(T* __restrict param, T* __restrict m, T* __restrict v,
+PYCVNN_CLONES void adam_step(T* __restrict param, T* __restrict m, T* __restrict v,
                const T* __restrict grad, T lr, T beta1, T beta2, T eps, long long t, T decay,
                idx n) {
     FlushDenormals ftz;
@@ -112,7 +112,7 @@ void adamw_update(T* param,        // (n)
 
 // Coupled L2: grad := grad + wd theta (applied to weights only; the caller passes those).
 template <typename T>
-void add_weight_decay(T* __restrict grad,         // (n)
+PYCVNN_CLONES void add_weight_decay(T* __restrict grad,         // (n)
                       const T* __restrict param,  // (n)
                       T weight_decay, idx n) {
     for (idx i = 0; i < n; ++i) grad[i] += weight_decay * param[i];

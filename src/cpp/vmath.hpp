@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common.hpp"
+
 namespace pycvnn {
 namespace vmath {
 
@@ -15,7 +17,7 @@ template <> struct Bits<float> { using U = std::uint32_t; };
 template <> struct Bits<double> { using U = std::uint64_t; };
 
 template <typename To, typename From>
-inline To bit_cast(From x) {
+PYCVNN_INLINE To bit_cast(From x) {
     To y;
     std::memcpy(&y, &x, sizeof y);
     return y;
@@ -23,7 +25,7 @@ inline To bit_cast(From x) {
 
 // exp(x) for x <= 0 (the only range softmax, log-sum-exp and sigmoid need: they subtract the
 // max or take -|z|). Returns 0 below the smallest normal result instead of a denormal.
-inline float exp_nonpos(float x) {
+PYCVNN_INLINE float exp_nonpos(float x) {
     const float lo = -87.0f;  // exp(-87) ~ 1.6e-38, just above FLT_MIN
     const float xc = x < lo ? lo : x;
     // n = round(x / ln2): adding 1.5 * 2^23 rounds to an integer in the low mantissa bits.
@@ -46,7 +48,7 @@ inline float exp_nonpos(float x) {
     return x < lo ? 0.0f : y;  // NaN fails the test and propagates through y
 }
 
-inline double exp_nonpos(double x) {
+PYCVNN_INLINE double exp_nonpos(double x) {
     const double lo = -708.0;  // exp(-708) ~ 3.3e-308, just above DBL_MIN
     const double xc = x < lo ? lo : x;
     const double magic = 6755399441055744.0;  // 1.5 * 2^52
@@ -68,7 +70,7 @@ inline double exp_nonpos(double x) {
 
 // sigmoid without overflow: with e = exp(-|z|) <= 1, s = 1/(1+e) for z >= 0, e/(1+e) below.
 template <typename T>
-inline T sigmoid(T z) {
+PYCVNN_INLINE T sigmoid(T z) {
     const T az = z < T(0) ? -z : z;
     const T e = exp_nonpos(-az);
     const T r = T(1) / (T(1) + e);
@@ -77,7 +79,7 @@ inline T sigmoid(T z) {
 
 // tanh: a polynomial (rational for double) near 0, where (1-e)/(1+e) would cancel, and
 // 1 - 2e/(1+e) with e = exp(-2|z|) <= 1 elsewhere (no overflow at any |z|).
-inline float tanh(float z) {
+PYCVNN_INLINE float tanh(float z) {
     const float az = z < 0.0f ? -z : z;
     const float e = exp_nonpos(-2.0f * az);
     float big = 1.0f - 2.0f * e / (1.0f + e);
@@ -92,7 +94,7 @@ inline float tanh(float z) {
     return az > 0.625f ? big : small;
 }
 
-inline double tanh(double z) {
+PYCVNN_INLINE double tanh(double z) {
     const double az = z < 0.0 ? -z : z;
     const double e = exp_nonpos(-2.0 * az);
     double big = 1.0 - 2.0 * e / (1.0 + e);
