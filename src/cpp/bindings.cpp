@@ -1128,6 +1128,17 @@ PYBIND11_MODULE(_core, m) {
     m.def("_blas_name", &pycvnn::blas_name);
     m.def("_set_num_threads", &pycvnn::blas_set_num_threads, py::arg("n"));
     m.def("_get_num_threads", &pycvnn::blas_get_num_threads);
+    // Bench helpers (bench/compare.py): the FMA peak and GEMM timings, GIL released.
+    m.def("_fma_peak", [](double seconds) {
+        py::gil_scoped_release nogil;
+        return pycvnn::fma_peak_gflops(seconds);
+    }, py::arg("seconds") = 0.2, "Float32 FMA peak of one core, GFLOP/s.");
+    m.def("_time_gemm", [](int m, int n, int k, bool ta, bool tb, int reps) {
+        if (m < 1 || n < 1 || k < 1 || reps < 1) fail("m, n, k, reps", "positive ints", "a non-positive one");
+        py::gil_scoped_release nogil;
+        return pycvnn::time_gemm(ta, tb, m, n, k, reps);
+    }, py::arg("m"), py::arg("n"), py::arg("k"), py::arg("trans_a") = false,
+       py::arg("trans_b") = false, py::arg("reps") = 10, "Seconds per float32 gemm of this shape.");
 
     m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
           py::arg("trans_b") = false, "op(a) @ op(b) through the GEMM entry point.");

@@ -4,6 +4,7 @@
 // shares one OpenBLAS (one thread pool) with the process.
 #include "gemm.hpp"
 #include <dlfcn.h>
+#include <algorithm>
 #include <stdexcept>
 
 namespace pycvnn {
@@ -71,6 +72,101 @@ void gemm<double>(bool ta, bool tb, int m, int n, int k, double alpha, const dou
     if (!blas.dgemm) throw std::runtime_error("pycvnn: BLAS not loaded");
     blas.dgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, m, n, k, alpha, A, lda, B,
                ldb, beta, C, ldc);
+}
+
+}  // namespace pycvnn
+
+// ---- bench helpers -------------------------------------------------------------------------
+
+#include <chrono>
+#include <vector>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace pycvnn {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// 12 independent accumulators cover the FMA latency (4 cycles) on two ports; the empty asm
+// keeps them in registers and the loop from being folded.
+#define PYCVNN_R12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) double flops_avx512(long iters) {
+    const __m512 b = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
+#define D(i) __m512 a##i = _mm512_set1_ps(float(i));
+    PYCVNN_R12(D)
+#undef D
+    for (long k = 0; k < iters; ++k) {
+#define F(i) a##i = _mm512_fmadd_ps(a##i, b, c);
+        PYCVNN_R12(F)
+#undef F
+        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5),
+                         "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
+    }
+    return double(iters) * 12 * 16 * 2;
+}
+
+__attribute__((target("avx2,fma"))) double flops_avx2(long iters) {
+    const __m256 b = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
+#define D(i) __m256 a##i = _mm256_set1_ps(float(i));
+    PYCVNN_R12(D)
+#undef D
+    for (long k = 0; k < iters; ++k) {
+#define F(i) a##i = _mm256_fmadd_ps(a##i, b, c);
+        PYCVNN_R12(F)
+#undef F
+        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5),
+                         "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
+    }
+    return double(iters) * 12 * 8 * 2;
+}
+#endif
+
+double flops_portable(long iters) {  // mul + add, 4-wide if the compiler vectorises
+    float a[12][4];
+    for (int i = 0; i < 12; ++i)
+        for (int j = 0; j < 4; ++j) a[i][j] = float(i + j);
+    for (long k = 0; k < iters; ++k) {
+        for (int i = 0; i < 12; ++i)
+            for (int j = 0; j < 4; ++j) a[i][j] = a[i][j] * 0.9999999f + 1e-7f;
+        __asm__ volatile("" : : "r"(a) : "memory");
+    }
+    return double(iters) * 12 * 4 * 2;
+}
+#undef PYCVNN_R12
+
+}  // namespace
+
+double fma_peak_gflops(double seconds) {
+    double (*run)(long) = flops_portable;
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx512f"))
+        run = flops_avx512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        run = flops_avx2;
+#endif
+    // Best of short bursts: the host is shared, the best burst is the machine's peak.
+    double best = 0, spent = 0;
+    while (spent < seconds) {
+        const auto t0 = Clock::now();
+        const double flops = run(2000000);
+        const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+        best = std::max(best, flops / s / 1e9);
+        spent += s;
+    }
+    return best;
+}
+
+double time_gemm(bool ta, bool tb, int m, int n, int k, int reps) {
+    std::vector<float> A(size_t(m) * k, 0.5f), B(size_t(k) * n, 0.25f), C(size_t(m) * n);
+    const int lda = ta ? m : k, ldb = tb ? k : n;
+    gemm<float>(ta, tb, m, n, k, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(), n);
+    const auto t0 = Clock::now();
+    for (int r = 0; r < reps; ++r)
+        gemm<float>(ta, tb, m, n, k, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(), n);
+    return std::chrono::duration<double>(Clock::now() - t0).count() / reps;
 }
 
 }  // namespace pycvnn

@@ -19,3 +19,14 @@ void blas_set_num_threads(int n);
 int blas_get_num_threads();
 
 }  // namespace pycvnn
+
+namespace pycvnn {
+
+// For the bench: the core's float32 FMA peak (GFLOP/s on one thread) from a register-only
+// loop of independent FMAs, in the widest ISA this CPU has (AVX-512, else AVX2+FMA, else SSE).
+double fma_peak_gflops(double seconds);
+// For the bench: seconds per float32 gemm of this shape, buffers allocated once outside the
+// timed loop, so only the GEMM is measured.
+double time_gemm(bool trans_a, bool trans_b, int m, int n, int k, int reps);
+
+}  // namespace pycvnn
