@@ -9,74 +9,77 @@
 
 namespace pycvnn {
 
-// In place on z (rows, cols): z = f(z + b), bias and activation in one pass over z while each
-// row is in L1. Softmax per row: add bias and take the max, exp + sum, scale.
+// In place on a (rows, cols): a = f(a), one pass while each row is in L1.
 template <typename T>
-PYCVNN_CLONES void bias_activation_inplace(T* __restrict z,        // (rows, cols) in: x w^T, out: a
-                             const T* __restrict b,  // (cols)
-                             idx rows, idx cols, Activation act, T alpha) {
-    FlushDenormals ftz;  // sigmoid/tanh/softmax exps underflow to denormals otherwise
-    for (idx r = 0; r < rows; ++r) {
-        T* __restrict zr = z + r * cols;
-        switch (act) {
-            case Activation::None:
-                for (idx j = 0; j < cols; ++j) zr[j] += b[j];
-                break;
-            case Activation::Sigmoid:
-                for (idx j = 0; j < cols; ++j) zr[j] = vmath::sigmoid(zr[j] + b[j]);
-                break;
-            case Activation::Tanh:
-                for (idx j = 0; j < cols; ++j) zr[j] = vmath::tanh(zr[j] + b[j]);
-                break;
-            case Activation::ReLU:
-                for (idx j = 0; j < cols; ++j) {
-                    const T v = zr[j] + b[j];
-                    zr[j] = v > T(0) ? v : T(0);
-                }
-                break;
-            case Activation::LeakyReLU:
-                for (idx j = 0; j < cols; ++j) {
-                    const T v = zr[j] + b[j];
-                    zr[j] = v > T(0) ? v : alpha * v;
-                }
-                break;
-            case Activation::Softmax: {
-                T m = zr[0] + b[0];
-#pragma omp simd reduction(max : m)
-                for (idx j = 0; j < cols; ++j) {
-                    const T v = zr[j] + b[j];
-                    zr[j] = v;
-                    m = v > m ? v : m;
-                }
-                T s = 0;
-#pragma omp simd reduction(+ : s)
-                for (idx j = 0; j < cols; ++j) {
-                    zr[j] = vmath::exp_nonpos(zr[j] - m);
-                    s += zr[j];
-                }
-                const T inv = T(1) / s;
-                for (idx j = 0; j < cols; ++j) zr[j] *= inv;
-                break;
-            }
-        }
+PYCVNN_CLONES void activation_inplace(T* __restrict a,  // (rows, cols)
+                                      idx rows, idx cols, Activation act, T alpha) {
+    FlushDenormals ftz;  // sigmoid/tanh exps underflow to denormals otherwise
+    const idx n = rows * cols;
+    switch (act) {
+        case Activation::None: break;
+        case Activation::Sigmoid:
+            for (idx i = 0; i < n; ++i) a[i] = vmath::sigmoid(a[i]);
+            break;
+        case Activation::Tanh:
+            for (idx i = 0; i < n; ++i) a[i] = vmath::tanh(a[i]);
+            break;
+        case Activation::ReLU:
+            for (idx i = 0; i < n; ++i) a[i] = a[i] > T(0) ? a[i] : T(0);
+            break;
+        case Activation::LeakyReLU:
+            for (idx i = 0; i < n; ++i) a[i] = a[i] > T(0) ? a[i] : alpha * a[i];
+            break;
+        case Activation::Softmax: break;  // rows are short: done by softmax_rows_inplace
     }
 }
 
+// Softmax of each row in place: max, exp + sum, scale (baseline ISA: rows are short).
+template <typename T>
+void softmax_rows_inplace(T* __restrict a,  // (rows, cols)
+                          idx rows, idx cols) {
+    FlushDenormals ftz;
+    for (idx r = 0; r < rows; ++r) {
+        T* __restrict ar = a + r * cols;
+        T m = ar[0];
+#pragma omp simd reduction(max : m)
+        for (idx j = 0; j < cols; ++j) m = ar[j] > m ? ar[j] : m;
+        T s = 0;
+#pragma omp simd reduction(+ : s)
+        for (idx j = 0; j < cols; ++j) {
+            ar[j] = vmath::exp_nonpos(ar[j] - m);
+            s += ar[j];
+        }
+        const T inv = T(1) / s;
+        for (idx j = 0; j < cols; ++j) ar[j] *= inv;
+    }
+}
+
+// The bias is written into a first and the GEMM accumulates onto it (beta = 1): that replaces
+// both the zeroing OpenBLAS does for beta = 0 and a separate bias pass.
 template <typename T>
 void dense_forward(T* a,         // (N, out) f(x w^T + b)
                    const T* x,   // (N, in)
                    const T* w,   // (out, in)
                    const T* b,   // (out)
                    idx N, idx in, idx out, Activation act, T alpha) {
-    gemm<T>(false, true, int(N), int(out), int(in), T(1), x, int(in), w, int(in), T(0), a,
+    for (idx r = 0; r < N; ++r)
+        for (idx j = 0; j < out; ++j) a[r * out + j] = b[j];
+    gemm<T>(false, true, int(N), int(out), int(in), T(1), x, int(in), w, int(in), T(1), a,
             int(out));
-    bias_activation_inplace(a, b, N, out, act, alpha);
+    if (act == Activation::Softmax)
+        softmax_rows_inplace(a, N, out);
+    else if (act != Activation::None)
+        activation_inplace(a, N, out, act, alpha);
 }
 
 // dz = dout * f'(a); dx = dz w; dw = dz^T x; db = column sums of dz.
 // dz is a caller-owned workspace (no allocation here); with act == None dout is used directly
 // and dz may be null. dx may be null when the caller does not need it (the first layer).
 // leaky_relu needs alpha >= 0 (then a > 0 exactly where z > 0).
+// Accumulate form, as BLAS: dw := g_scale dz^T x + dw_keep dw, db := g_scale sum(dz) + db_keep db.
+// The defaults (1, 0, 0) write the plain gradients. Plain gradient descent passes the
+// parameters themselves with g_scale = -lr, dw_keep = 1 - lr weight_decay, db_keep = 1: the
+// update happens inside the GEMM (dx is computed first, from the old w).
 template <typename T>
 void dense_backward(T* dx,          // (N, in) or null
                     T* dw,          // (out, in)
@@ -86,7 +89,8 @@ void dense_backward(T* dx,          // (N, in) or null
                     const T* x,     // (N, in)
                     const T* w,     // (out, in)
                     const T* a,     // (N, out) the forward's output
-                    idx N, idx in, idx out, Activation act, T alpha) {
+                    idx N, idx in, idx out, Activation act, T alpha, T g_scale = T(1),
+                    T dw_keep = T(0), T db_keep = T(0)) {
     FlushDenormals ftz;
     const T* g = dout;
     if (act != Activation::None) {
@@ -96,14 +100,14 @@ void dense_backward(T* dx,          // (N, in) or null
     if (dx)
         gemm<T>(false, false, int(N), int(in), int(out), T(1), g, int(out), w, int(in), T(0), dx,
                 int(in));
-    gemm<T>(true, false, int(out), int(in), int(N), T(1), g, int(out), x, int(in), T(0), dw,
-            int(in));
-    // Row by row so the inner loop is contiguous and vectorises.
-    for (idx j = 0; j < out; ++j) db[j] = T(0);
+    gemm<T>(true, false, int(out), int(in), int(N), g_scale, g, int(out), x, int(in), dw_keep,
+            dw, int(in));
+    // Column sums row by row, so the inner loop is contiguous and vectorises.
+    for (idx j = 0; j < out; ++j) db[j] = db_keep == T(0) ? T(0) : db_keep * db[j];  // db may be unset
     for (idx i = 0; i < N; ++i) {
         const T* __restrict gi = g + i * out;
         T* __restrict dbr = db;
-        for (idx j = 0; j < out; ++j) dbr[j] += gi[j];
+        for (idx j = 0; j < out; ++j) dbr[j] += g_scale * gi[j];
     }
 }
 

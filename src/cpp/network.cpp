@@ -158,18 +158,30 @@ const T* Network<T>::forward(const T* params, const T* x, idx N) {
 
 template <typename T>
 const T* Network<T>::backward(const T* params, T* grads, const T* dout, idx N, bool need_dx) {
+    // Without folding params are only read.
+    return backward_impl(const_cast<T*>(params), grads, dout, N, need_dx, 0, 0);
+}
+
+template <typename T>
+const T* Network<T>::backward_impl(T* params, T* grads, const T* dout, idx N, bool need_dx,
+                                   double fold_gd_lr, double weight_decay) {
     T* bufs[2] = {grad_a_.data(), grad_b_.data()};
     int next = dout == bufs[0] ? 1 : 0;  // never write over the gradient being read
     const T* g = dout;
+    const bool fold = fold_gd_lr > 0;
+    T* dst = fold ? params : grads;  // where dw, db go
+    const T g_scale = fold ? T(-fold_gd_lr) : T(1);
+    const T dw_keep = fold ? T(1.0 - fold_gd_lr * weight_decay) : T(0);
+    const T db_keep = fold ? T(1) : T(0);
     for (size_t k = ops_.size(); k-- > 0;) {
         const Op& op = ops_[k];
         const bool want_dx = k > 0 || need_dx;
         T* dx = want_dx ? bufs[next] : nullptr;
         const T* x = k > 0 ? out_[k - 1].data() : input_;
         if (op.dense)
-            dense_backward(dx, grads + op.w_off, grads + op.b_off, dz_.data(), g, x,
+            dense_backward(dx, dst + op.w_off, dst + op.b_off, dz_.data(), g, x,
                            params + op.w_off, out_[k].data(), N, op.in, op.out, op.act,
-                           T(op.alpha));
+                           T(op.alpha), g_scale, dw_keep, db_keep);
         else if (want_dx)
             activation_backward_from_output(dx, out_[k].data(), g, N, op.out, op.act,
                                             T(op.alpha));
@@ -187,6 +199,9 @@ idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* 
                             const UpdateRule& rule, double* losses) {
     const idx in = in_features(), C = out_features();
     reserve(std::min(batch, n_order));
+    // Plain GD needs no separate update pass: w := (1 - lr wd) w - lr dz^T x in the GEMM.
+    // Clipping needs the whole gradient first, so it keeps the general path.
+    const bool fold_gd = rule.rule == Rule::GD && rule.clip_norm <= 0 && lr > 0;
     idx nb = 0;
     for (idx start = 0; start < n_order; start += batch, ++nb) {
         const idx rows = std::min(batch, n_order - start);
@@ -205,8 +220,12 @@ idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* 
         losses[nb] = value;
         if (!std::isfinite(value)) return nb + 1;
         loss.grad(grad_a_.data(), pred, yb, ib, rows, C);
-        backward(params, grads, grad_a_.data(), rows, false);
-        rule.step(params, grads, state1, state2, n_params_, n_decay_, lr, t + nb + 1);
+        if (fold_gd) {  // the update happens inside the weight GEMMs
+            backward_impl(params, grads, grad_a_.data(), rows, false, lr, rule.weight_decay);
+        } else {
+            backward(params, grads, grad_a_.data(), rows, false);
+            rule.step(params, grads, state1, state2, n_params_, n_decay_, lr, t + nb + 1);
+        }
     }
     return nb;
 }

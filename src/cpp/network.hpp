@@ -92,7 +92,11 @@ public:
                     const UpdateRule& rule, double* losses);
 
 private:
-    void reserve(idx N);  // grow the workspace to N rows; no-op once large enough
+    void reserve(idx N);
+    // backward; with fold_gd_lr > 0 (plain GD, no clipping) the update is folded into the
+    // weight GEMMs: params are updated in place (see dense_backward), grads left untouched.
+    const T* backward_impl(T* params, T* grads, const T* dout, idx N, bool need_dx,
+                           double fold_gd_lr, double weight_decay);  // grow the workspace to N rows; no-op once large enough
 
     std::vector<Op> ops_;
     idx n_params_ = 0, n_decay_ = 0, max_width_ = 0, rows_ = 0;
