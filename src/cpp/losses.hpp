@@ -277,6 +277,49 @@ void cross_entropy_backward(T* dpred,          // (N, C)
     }
 }
 
+// Training's fused cross-entropy from logits with class ids: the mean loss and its gradient
+// (p - onehot) / N in one pass over the logits, one exp per element. The exps run as one
+// flat loop over all N*C entries (AVX-512 clone), not row by row: rows are only C long.
+template <typename T>
+PYCVNN_CLONES void exp_nonpos_inplace(T* __restrict v,  // (n) values <= 0
+                                      idx n) {
+    for (idx i = 0; i < n; ++i) v[i] = vmath::exp_nonpos(v[i]);
+}
+
+template <typename T>
+double cross_entropy_value_and_grad(T* dpred,                 // (N, C) (p - onehot) / N
+                                    const T* pred,            // (N, C) logits
+                                    const std::int64_t* ids,  // (N) class ids
+                                    idx N, idx C) {
+    FlushDenormals ftz;
+    // Pass 1: shift each row by its max, into dpred; keep z_y - max per row.
+    double sum = 0;
+    for (idx i = 0; i < N; ++i) {
+        const T* __restrict z = pred + i * C;
+        T* __restrict g = dpred + i * C;
+        T m = z[0];
+#pragma omp simd reduction(max : m)
+        for (idx j = 0; j < C; ++j) m = z[j] > m ? z[j] : m;
+        for (idx j = 0; j < C; ++j) g[j] = z[j] - m;
+        sum -= double(g[ids[i]]);  // -(z_y - m)
+    }
+    // Pass 2: the exps, flat.
+    exp_nonpos_inplace(dpred, N * C);
+    // Pass 3: per row, loss += log(s); gradient = e / s / N, minus 1/N at the label.
+    const T scale = T(1.0 / double(N));
+    for (idx i = 0; i < N; ++i) {
+        T* __restrict g = dpred + i * C;
+        T s = 0;
+#pragma omp simd reduction(+ : s)
+        for (idx j = 0; j < C; ++j) s += g[j];
+        sum += double(std::log(s));
+        const T k = scale / s;
+        for (idx j = 0; j < C; ++j) g[j] *= k;
+        g[ids[i]] -= scale;
+    }
+    return sum / double(N);
+}
+
 // ---- binary_cross_entropy: one output per sample, target in [0, 1] -------------------------
 // From logits x, the softplus form max(x, 0) - x t + log1p(exp(-|x|)) (no overflow, no
 // log(0)); gradient sigmoid(x) - t. From probabilities p clipped to [eps, 1 - eps]:

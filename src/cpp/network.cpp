@@ -75,6 +75,16 @@ void LossSpec::grad(T* dpred, const T* pred, const T* y, const std::int64_t* ids
     }
 }
 
+template <typename T>
+double LossSpec::value_and_grad(T* dpred, const T* pred, const T* y, const std::int64_t* ids,
+                                idx N, idx C) const {
+    if (kind == LossKind::CrossEntropy && ids && from_logits)
+        return cross_entropy_value_and_grad(dpred, pred, ids, N, C);
+    const double v = value(pred, y, ids, N, C);
+    if (std::isfinite(v)) grad(dpred, pred, y, ids, N, C);
+    return v;
+}
+
 // ---- UpdateRule ----------------------------------------------------------------------------
 
 template <typename T>
@@ -216,10 +226,9 @@ idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* 
         const T* yb = y ? yb_.data() : nullptr;
         const std::int64_t* ib = y ? nullptr : idb_.data();
         const T* pred = forward(params, xb_.data(), rows);
-        const double value = loss.value(pred, yb, ib, rows, C);
+        const double value = loss.value_and_grad(grad_a_.data(), pred, yb, ib, rows, C);
         losses[nb] = value;
         if (!std::isfinite(value)) return nb + 1;
-        loss.grad(grad_a_.data(), pred, yb, ib, rows, C);
         if (fold_gd) {  // the update happens inside the weight GEMMs
             backward_impl(params, grads, grad_a_.data(), rows, false, lr, rule.weight_decay);
         } else {
@@ -236,6 +245,8 @@ template double LossSpec::value<float>(const float*, const float*, const std::in
 template double LossSpec::value<double>(const double*, const double*, const std::int64_t*, idx, idx) const;
 template void LossSpec::grad<float>(float*, const float*, const float*, const std::int64_t*, idx, idx) const;
 template void LossSpec::grad<double>(double*, const double*, const double*, const std::int64_t*, idx, idx) const;
+template double LossSpec::value_and_grad<float>(float*, const float*, const float*, const std::int64_t*, idx, idx) const;
+template double LossSpec::value_and_grad<double>(double*, const double*, const double*, const std::int64_t*, idx, idx) const;
 template void UpdateRule::step<float>(float*, float*, float*, float*, idx, idx, double, long long) const;
 template void UpdateRule::step<double>(double*, double*, double*, double*, idx, idx, double, long long) const;
 

@@ -42,6 +42,10 @@ struct LossSpec {
               const T* y,                 // (N, C) or null
               const std::int64_t* ids,    // (N) or null
               idx N, idx C) const;
+    // Both at once (fused for cross-entropy from logits with class ids); returns the value.
+    template <typename T>
+    double value_and_grad(T* dpred, const T* pred, const T* y, const std::int64_t* ids, idx N,
+                          idx C) const;
 };
 
 enum class Rule { GD, Momentum, RMSProp, Adam, AdamW };
