@@ -91,6 +91,16 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def cpu_caches():
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    caches = [line.split(":", 1) for line in out.splitlines()
+              if line.startswith(("L2 cache:", "L3 cache:"))]
+    return ", ".join(f"{k} {v.strip()}" for k, v in caches) or "unknown"
+
+
 def cpu_flags(wanted=("avx2", "fma", "avx512f")):
     try:
         flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
@@ -156,7 +166,8 @@ def blas_libraries():
 def header(quick, notes):
     lines = ["# pycvnn vs peers (bench/compare.py)", "",
              f"- date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
-             f"- CPU: {cpu_model()} ({cpu_flags()}); {os.cpu_count()} logical CPUs",
+             f"- CPU: {cpu_model()} ({cpu_flags()}); {os.cpu_count()} logical CPUs; "
+             f"{cpu_caches()}",
              f"- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()),
              f"- pycvnn core BLAS: {_core._blas_name()}; BLAS libraries loaded: {blas_libraries()}",
              f"- mode: {'--quick' if quick else 'full'}; one thread per peer unless stated"]
@@ -204,11 +215,13 @@ def ratio_cell(medians, peer, target):
     return f"{r:,.1f}× {mark(r >= target)} (≥ {target:g}×)"
 
 
-def step_section(plan):
+def step_section(plan, results):
+    """The step table; results["steps"][config, optimizer] gets the medians (µs/step)."""
     rows, skipped_all, met, total = [], {}, 0, 0
     for config, (steps, rounds) in plan.items():
         for optimizer in W.LEARNING_RATES:
             medians, spreads, skipped = time_step_cell(config, optimizer, steps, rounds)
+            results.setdefault("steps", {})[config, optimizer] = medians
             skipped_all.update(skipped)
             cells = [f"{medians[p]:,.1f}" if p in medians else "–" for p in W.PEERS]
             ratios = [ratio_cell(medians, p, TARGETS[config][p]) for p in ("torch", "sklearn", "numpy")]
@@ -248,13 +261,18 @@ def time_gemms(gemms, repeats):
     return cpp, npy
 
 
-def gemm_section(repeats):
+def gemm_section(repeats, results):
+    """The GEMM table; results["gemm"][config] gets (FLOPs, cpp seconds) per step and
+    results["peak"] the FMA peak (GFLOP/s)."""
     peak_before = _core._fma_peak(0.3)
     summary, detail = [], []
-    results = {config: time_gemms(G.step_gemms(*W.CONFIGS[config]), repeats)
+    timings = {config: time_gemms(G.step_gemms(*W.CONFIGS[config]), repeats)
                for config in W.CONFIGS}
     peak = max(peak_before, _core._fma_peak(0.3))
-    for config, (cpp, npy) in results.items():
+    results["peak"] = peak
+    results["gemm"] = {config: (sum(g.flops for g in cpp), sum(cpp.values()))
+                       for config, (cpp, _) in timings.items()}
+    for config, (cpp, npy) in timings.items():
         flops = sum(g.flops for g in cpp)
         c_rate, n_rate = flops / sum(cpp.values()) / 1e9, flops / sum(npy.values()) / 1e9
         summary.append([config, f"{flops / 1e6:,.1f}", f"{sum(cpp.values()) * 1e6:,.1f}",
@@ -275,6 +293,44 @@ def gemm_section(repeats):
         "<details><summary>per shape</summary>", "",
         table(["config", "GEMM", "m×n×k", "cpp µs", "cpp GFLOP/s", "NumPy GFLOP/s"], detail,
               "lllrrr"), "", "</details>"])
+
+
+# ---- 2b. what the speedup targets demand ----------------------------------------------------
+
+def headroom_section(results):
+    """For each unmet speedup target: the cpp step time it needs, against the time the
+    step's GEMMs alone take (the core's sgemm, best of) and would take at the FMA peak."""
+    peak, rows = results["peak"], []
+    for (config, optimizer), medians in results["steps"].items():
+        flops, gemm_s = results["gemm"][config]
+        for peer, target in TARGETS[config].items():
+            if "cpp" not in medians or peer not in medians:
+                continue
+            if medians[peer] / medians["cpp"] >= target:
+                continue
+            needed = medians[peer] / target  # µs per step
+            rate = flops / (needed * 1e-6) / 1e9  # GFLOP/s the GEMMs need if all else were free
+            if rate > peak:
+                verdict = "out of reach: GEMMs alone would need > 100% of FMA peak"
+            elif needed < gemm_s * 1e6:
+                verdict = f"needs GEMMs faster than the core's sgemm now ({flops / gemm_s / 1e9:,.0f} GFLOP/s)"
+            else:
+                verdict = f"{needed - gemm_s * 1e6:,.1f} µs/step left for everything but the GEMMs"
+            rows.append([config, optimizer, peer, f"≥ {target:g}×", f"{medians['cpp']:,.1f}",
+                         f"{needed:,.1f}", f"{gemm_s * 1e6:,.1f}", f"{flops / peak / 1e3:,.1f}",
+                         f"{rate / peak:.0%}", verdict])
+    if not rows:
+        return "## What the speedup targets demand\n\nEvery speedup target is met."
+    return "\n".join([
+        "## What the unmet speedup targets demand", "",
+        table(["config", "opt", "peer", "target", "cpp µs/step now", "cpp µs/step needed",
+               "its GEMMs, core sgemm µs", "its GEMMs at FMA peak µs",
+               "GEMM share of peak needed if all else were free", "verdict"], rows,
+              "lllrrrrrrl"), "",
+        "needed = peer's median µs/step / target, from the step table above; the GEMM columns "
+        f"come from the GEMM table (FMA peak {peak:,.1f} GFLOP/s). A target whose needed time "
+        "is below 'at FMA peak' cannot be met on this machine by any implementation of the "
+        "same arithmetic."])
 
 
 # ---- 3. thread scaling ----------------------------------------------------------------------
@@ -407,8 +463,10 @@ def memory_section(sample_sizes):
         if len(runs) > 1:
             a, b = runs[0], runs[-1]
             slope = (b["growth"] - a["growth"]) / (b["n_samples"] - a["n_samples"])
-            slopes.append(f"{config}: {slope:,.0f} B per training sample "
-                          f"(≈ {slope / 4:,.0f} float32)")
+            intercept = a["growth"] - slope * a["n_samples"]
+            slopes.append(f"{config}: {slope:,.0f} B per training sample (≈ {slope / 4:,.0f} "
+                          f"float32), {intercept / MIB:,.1f} MiB at 0 samples (bound "
+                          f"{sum(a['bound'].values()) / MIB:,.1f} MiB)")
     lines = ["## Peak memory of a fit (Adam, 2 epochs, fresh process)", "",
              table(["config", "opt", "samples", "params", "measured peak growth MiB",
                     "bound MiB (params×3 + grads + batch workspace + const)", "measured / bound"],
@@ -420,8 +478,9 @@ def memory_section(sample_sizes):
              "(every layer's output, 2 ping-pong gradient buffers and a dz scratch of batch × "
              "max width, the gathered batch) + 2 MiB."]
     if slopes:
-        lines += ["", "Growth per extra training sample (difference of the two runs; 0 if the "
-                  "fit's memory does not depend on the data size): " + "; ".join(slopes) + "."]
+        lines += ["", "Growth per extra training sample, from the two runs of each config (0 if "
+                  "a fit's memory does not depend on the data size), and the growth extrapolated "
+                  "to 0 samples: " + "; ".join(slopes) + "."]
     return "\n".join(lines)
 
 
@@ -432,27 +491,32 @@ def adam_section(rounds):
     n, rng = work.params.size, np.random.default_rng(0)
     bufs = {name: rng.standard_normal(n, dtype=np.float32) * 0.01 for name in ("p", "g", "m")}
     bufs["v"] = np.abs(rng.standard_normal(n, dtype=np.float32)) * 1e-4
-    src, dst = np.ones(4 * n, np.float32), np.empty(4 * n, np.float32)
-    chunks = {"cpp": _adam(_core, bufs, work), "numpy": _adam(reference, bufs, work),
-              "copy": lambda: np.copyto(dst, src)}
+    src4, dst4 = np.ones(4 * n, np.float32), np.zeros(4 * n, np.float32)
+    src2, dst2 = np.ones(2 * n, np.float32), np.zeros(2 * n, np.float32)
+    # name -> (label, bytes per parameter the operation must move, callable)
+    ops = {"cpp": ("pycvnn cpp `UpdateRule(\"adam\").step`", 28, _adam(_core, bufs, work)),
+           "numpy": ("pycvnn numpy `UpdateRule(\"adam\").step`", 28, _adam(reference, bufs, work))}
     if W.missing_reason("torch") is None:
-        chunks["torch"] = _torch_adam(bufs, work.lr)
-    for fn in chunks.values():
+        ops["torch"] = ("torch.optim.Adam step (one flat tensor)", 28, _torch_adam(bufs, work.lr))
+    ops["copy4"] = ("`np.copyto`, 4 arrays → 4 arrays (Adam's bytes, twice its working set)", 32,
+                    lambda: np.copyto(dst4, src4))
+    ops["copy2"] = ("`np.copyto`, 2 arrays → 2 arrays (Adam's working set)", 16,
+                    lambda: np.copyto(dst2, src2))
+    for _, _, fn in ops.values():
         fn()
-    times = interleaved(chunks, rounds, 1)
-    ns = {k: statistics.median(t) / n * 1e9 for k, t in times.items()}
-    rows = [["pycvnn cpp `UpdateRule(\"adam\").step`", f"{ns['cpp']:.2f}",
-             f"{mark(ns['cpp'] <= ADAM_NS_TARGET)} (≤ {ADAM_NS_TARGET:g})"],
-            ["pycvnn numpy `UpdateRule(\"adam\").step`", f"{ns['numpy']:.2f}", ""]]
-    if "torch" in ns:
-        rows.append(["torch.optim.Adam step (one flat tensor)", f"{ns['torch']:.2f}", ""])
-    rows.append(["`np.copyto` of 4 arrays' worth (16 B read + 16 B written per param)",
-                 f"{ns['copy']:.2f}", "memory speed"])
+    times = interleaved({k: fn for k, (_, _, fn) in ops.items()}, rounds, 1)
+    rows = []
+    for key, (label, nbytes, _) in ops.items():
+        ns = statistics.median(times[key]) / n * 1e9
+        target = f"{mark(ns <= ADAM_NS_TARGET)} (≤ {ADAM_NS_TARGET:g})" if key == "cpp" else ""
+        rows.append([label, f"{ns:.2f}", f"{nbytes / ns:,.1f}", target])
     return "\n".join([
         f"## Adam update, wide arena ({n:,} float32 parameters, one thread)", "",
-        table(["update", "ns / parameter", "target"], rows, "lrl"), "",
-        f"Medians of {rounds} interleaved calls. Adam reads p, g, m, v and writes p, m, v "
-        "(28 B per parameter); the copy moves 32 B per parameter."])
+        table(["update", "ns / parameter", "GB/s (bytes it must move)", "target"], rows, "lrrl"),
+        "", f"Medians of {rounds} interleaved calls. Adam must read p, g, m, v and write p, m, v "
+        f"(28 B per parameter; working set 4 × {4 * n / MIB:.1f} MiB). The copies give this "
+        "machine's streaming speed at the same bytes and at the same working set (see the L2/L3 "
+        "sizes in the header: a working set that fits in L3 runs at cache, not DRAM, speed)."])
 
 
 def _adam(module, bufs, work):
@@ -476,11 +540,12 @@ def _torch_adam(bufs, lr):
 def run(quick):
     start, ticks0, own0 = time.perf_counter(), cpu_ticks(), own_cpu_seconds()
     notes = W.single_thread()
-    plan = QUICK_PLAN if quick else PLAN
+    plan, results = (QUICK_PLAN if quick else PLAN), {}
     sections = [
         lambda: header(quick, notes),
-        lambda: step_section(plan),
-        lambda: gemm_section(3 if quick else 7),
+        lambda: step_section(plan, results),
+        lambda: gemm_section(3 if quick else 7, results),
+        lambda: headroom_section(results),
         lambda: thread_section(*((2, 3) if quick else (4, 9))),
         alloc_section,
         lambda: memory_section({"mnist": (2048,) if quick else (2048, 8192),
