@@ -238,7 +238,7 @@ def step_section(plan, results):
              "runs every peer once for K steps, in rotated order); GD lr 0.01, Adam lr 1e-3. "
              "cpp/numpy: Network.train_epoch over the K batches (one fit epoch's call); "
              "torch: zero_grad/forward/CrossEntropyLoss/backward/step on pre-sliced tensors; "
-             "sklearn: MLPClassifier.partial_fit over the K batches. Every peer's first "
+             "sklearn: MLPClassifier.partial_fit over the K batches. Every timed peer's first "
              f"{W.VERIFY_STEPS} losses matched the NumPy reference from the same weights "
              "before timing."]
     lines += [f"- skipped {p}: {why}" for p, why in skipped_all.items()]
