@@ -163,12 +163,25 @@ def blas_libraries():
     return "; ".join(libs)
 
 
+def source_revision():
+    """The repository's commit and whether the C++ core has uncommitted changes."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(HERE.parent), *args], capture_output=True,
+                              text=True).stdout.strip()
+    try:
+        sha, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "src/cpp")
+    except OSError:
+        return "unknown (no git)"
+    return f"{sha or 'unknown'}" + (" + uncommitted changes in src/cpp" if dirty else "")
+
+
 def header(quick, notes):
     lines = ["# pycvnn vs peers (bench/compare.py)", "",
              f"- date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
              f"- CPU: {cpu_model()} ({cpu_flags()}); {os.cpu_count()} logical CPUs; "
              f"{cpu_caches()}",
-             f"- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()),
+             f"- source: git {source_revision()}",
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()),
              f"- pycvnn core BLAS: {_core._blas_name()}; BLAS libraries loaded: {blas_libraries()}",
              f"- mode: {'--quick' if quick else 'full'}; one thread per peer unless stated"]
     lines += [f"- note: {n}" for n in notes]
