@@ -75,6 +75,14 @@ def strip_output(ops, loss_name):
     return ops, True
 
 
+def forward_in_chunks(net, params, X, rows):
+    """net.forward over X, `rows` at a time, so the network's workspace never grows past
+    that many rows (fit passes its batch size)."""
+    if X.shape[0] <= rows:
+        return net.forward(params, X)
+    return np.concatenate([net.forward(params, X[i : i + rows]) for i in range(0, X.shape[0], rows)])
+
+
 class Sequential:
     """Layers applied in order. Sequential([Dense(64, 32, "relu"), Dense(32, 10), Softmax()])."""
 
@@ -162,9 +170,9 @@ class Sequential:
         dout = np.ascontiguousarray(dout, dtype=self.dtype)
         return self._forward_net.backward(self._params, self._grads, dout)
 
-    def predict(self, X):
-        """The last layer's output for X (N, in)."""
-        return self.network().forward(self._params, self._input(X))
+    def predict(self, X, rows=1024):
+        """The last layer's output for X (N, in), computed `rows` at a time."""
+        return forward_in_chunks(self.network(), self._params, self._input(X), rows)
 
     def predict_classes(self, X):
         """argmax per row, or for one output the 0/1 decision (0.5 after a sigmoid, else 0)."""

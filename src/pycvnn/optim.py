@@ -52,6 +52,13 @@ class Optimizer:
             self._owner, self.t = key, 0
         return self._state
 
+    def reset(self):
+        """Forget the state and the step count (the next step starts afresh)."""
+        if self._state is not None:
+            for buf in self._state:
+                buf[...] = 0
+        self.t = 0
+
     def step(self, model):
         """One update of model's weights from its current gradients (after model.backward)."""
         s1, s2 = self.state(model)

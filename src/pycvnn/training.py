@@ -101,12 +101,12 @@ def _decisions(pred, fused, last_activation):
     return (pred[:, 0] > threshold).astype(np.int64)
 
 
-def evaluate(model, X, y, loss="cross_entropy"):
+def evaluate(model, X, y, loss="cross_entropy", rows=1024):
     """{"loss": mean loss over X, "accuracy": fraction correct (class targets only)}."""
     X = model._input(X)
     net, spec, name, fused = _plan(model, loss)
     targets, labels = prepare_targets(y, name, X.shape[0], model.out_features, model.dtype)
-    pred = net.forward(model._params, X)
+    pred = forward_in_chunks(net, model._params, X, rows)
     result = {"loss": float(spec.value(pred, targets))}
     if labels is not None:
         result["accuracy"] = float(np.mean(_decisions(pred, fused, model.ops[-1][3]) == labels))
@@ -245,6 +245,8 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs=10, batch_si
     chunk = n_batches if not verbose else max(1, math.ceil(n_batches / 20))
     bar = ProgressBar(epochs, n_batches) if verbose else None
     history = History()
+    # The weights at each epoch's start, restored if it diverges (one buffer for the whole fit).
+    epoch_start = np.empty_like(model._params)
     for cb in callbacks:
         getattr(cb, "on_train_begin", lambda m: None)(model)
 
@@ -252,7 +254,7 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs=10, batch_si
         if schedule is not None:
             opt.lr = schedule(epoch)
         order = rng.permutation(n) if shuffle else np.arange(n)
-        saved = (model._params.copy(), state1.copy(), state2.copy(), opt.t)
+        np.copyto(epoch_start, model._params)
         start = time.perf_counter()
         batch_losses = []
         for first in range(0, n_batches, chunk):
@@ -261,11 +263,12 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs=10, batch_si
                                   batch, opt.lr, opt.t, spec, rule)
             batch_losses.extend(out.tolist())
             if not math.isfinite(batch_losses[-1]):
-                model._params[...], state1[...], state2[...], opt.t = saved
+                np.copyto(model._params, epoch_start)
+                opt.reset()  # its state holds the diverging steps: start it afresh
                 raise TrainingDiverged(
                     f"training diverged at epoch {epoch}, batch {len(batch_losses) - 1}: the loss "
                     f"is {batch_losses[-1]}; the weights from the start of epoch {epoch} were "
-                    f"restored (try a smaller lr or clip_norm)")
+                    f"restored and the optimizer reset (try a smaller lr or clip_norm)")
             opt.t += len(out)
             if bar:
                 sizes = np.minimum(batch, n - batch * np.arange(len(batch_losses)))
@@ -274,10 +277,10 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs=10, batch_si
         logs = {"epoch": epoch, "loss": float(np.dot(sizes, batch_losses) / n), "lr": opt.lr,
                 "seconds": time.perf_counter() - start}
         if labels is not None:
-            logs["accuracy"] = float(np.mean(_decisions(net.forward(model._params, X), fused,
-                                                        model.ops[-1][3]) == labels))
+            pred = forward_in_chunks(net, model._params, X, batch)
+            logs["accuracy"] = float(np.mean(_decisions(pred, fused, model.ops[-1][3]) == labels))
         if validation_data is not None:
-            val = evaluate(model, *validation_data, loss=loss)
+            val = evaluate(model, *validation_data, loss=loss, rows=batch)
             logs.update({f"val_{k}": val[k] for k in val})
         if hasattr(schedule, "step"):
             schedule.step(logs.get("val_loss", logs["loss"]))
