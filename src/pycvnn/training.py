@@ -15,7 +15,7 @@ from . import _validate as v
 from . import losses as L
 from . import optim
 from ._backend import backend
-from .model import rng_for, strip_output
+from .model import forward_in_chunks, rng_for, strip_output
 
 
 class TrainingDiverged(RuntimeError):
