@@ -168,3 +168,58 @@ def test_backward_needs_a_forward_of_the_same_dtype():
         net.backward(p, g, np.ones((4, 2), np.float32))
     with pytest.raises(ValueError, match="forward"):
         net.backward(p.astype(np.float64), g.astype(np.float64), np.ones((5, 2)))
+
+
+# ---- the core's thread pool (parallel.hpp) ----------------------------------------------------
+
+def _big_update(rule, n=600_000, **hyper):
+    rng = np.random.default_rng(0)
+    p, g = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    s1, s2 = np.zeros_like(p), np.zeros_like(p)
+    for t in range(1, 4):
+        _core.UpdateRule(rule, **hyper).step(p, g.copy(), s1, s2, n // 3, 0.01, t)
+    return p, s1, s2
+
+
+@pytest.fixture
+def threads():
+    import pycvnn
+
+    before = pycvnn.get_num_threads()
+    yield pycvnn.set_num_threads
+    pycvnn.set_num_threads(before)
+
+
+@pytest.mark.parametrize("rule,hyper", RULES)
+def test_update_split_over_threads_is_bitwise_the_serial_one(threads, rule, hyper):
+    threads(1)
+    serial = _big_update(rule, **hyper)
+    threads(2)
+    split = _big_update(rule, **hyper)
+    for a, b in zip(serial, split):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_pool_survives_fork_and_concurrent_callers(threads):
+    import multiprocessing
+    import threading
+
+    threads(2)
+    want = _big_update("adam")[0]
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=_big_update, args=("adam",))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0, "a forked child could not run the pool (deadlock or crash)"
+    results = [None] * 4
+
+    def work(i):
+        results[i] = _big_update("adam")[0]
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    for r in results:
+        np.testing.assert_array_equal(r, want)

@@ -22,6 +22,7 @@
 #include "losses.hpp"
 #include "network.hpp"
 #include "optimizers.hpp"
+#include "parallel.hpp"
 
 namespace py = pybind11;
 using pycvnn::Activation;
@@ -1126,7 +1127,10 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("_blas_load", &pycvnn::blas_load, "Resolve the BLAS symbols; False if none are loaded.");
     m.def("_blas_name", &pycvnn::blas_name);
-    m.def("_set_num_threads", &pycvnn::blas_set_num_threads, py::arg("n"));
+    m.def("_set_num_threads", [](int n) {
+        pycvnn::blas_set_num_threads(n);
+        pycvnn::Pool::instance().set_threads(n);
+    }, py::arg("n"), "Threads of the whole core: OpenBLAS's and the core's own pool.");
     m.def("_get_num_threads", &pycvnn::blas_get_num_threads);
     // Bench helpers (bench/compare.py): the FMA peak and GEMM timings, GIL released.
     m.def("_fma_peak", [](double seconds) {

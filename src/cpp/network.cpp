@@ -8,6 +8,7 @@
 
 #include "dense.hpp"
 #include "losses.hpp"
+#include "parallel.hpp"
 
 namespace pycvnn {
 namespace {
@@ -91,27 +92,37 @@ template <typename T>
 void UpdateRule::step(T* params, T* grads, T* state1, T* state2, idx n, idx n_decay, double lr,
                       long long t) const {
     if (n == 0) return;
-    if (clip_norm > 0) clip_by_global_norm(grads, clip_norm, n);
-    const T wd = T(weight_decay);
-    if (weight_decay > 0 && rule != Rule::AdamW && n_decay > 0)
-        add_weight_decay(grads, params, wd, n_decay);
-    const T lr_ = T(lr);
-    switch (rule) {
-        case Rule::GD: gd_update(params, grads, lr_, n); break;
-        case Rule::Momentum:
-            momentum_update(params, state1, grads, lr_, T(beta), form, nesterov, n);
-            break;
-        case Rule::RMSProp: rmsprop_update(params, state1, grads, lr_, T(rho), T(eps), n); break;
-        case Rule::Adam:
-            adam_update(params, state1, state2, grads, lr_, T(beta1), T(beta2), T(eps), t, n);
-            break;
-        case Rule::AdamW:  // decoupled decay on the weights, none on the biases
-            adamw_update(params, state1, state2, grads, lr_, T(beta1), T(beta2), T(eps), t, wd,
-                         n_decay);
-            adamw_update(params + n_decay, state1 + n_decay, state2 + n_decay, grads + n_decay,
-                         lr_, T(beta1), T(beta2), T(eps), t, T(0), n - n_decay);
-            break;
+    T clip = T(1);
+    if (clip_norm > 0) {  // the norm needs the whole gradient: taken before the split
+        const double norm = global_norm(grads, n);
+        if (norm > clip_norm) clip = T(clip_norm / norm);
     }
+    const T wd = T(weight_decay), lr_ = T(lr);
+    // Every rule is elementwise: each thread updates its own slice of the arena.
+    auto update = [&](idx lo, idx hi) {
+        T* p = params + lo;
+        T* g = grads + lo;
+        T* s1 = state1 ? state1 + lo : nullptr;
+        T* s2 = state2 ? state2 + lo : nullptr;
+        const idx len = hi - lo, nd = std::max<idx>(0, std::min(hi, n_decay) - lo);  // weights
+        if (clip != T(1)) scale_inplace(g, clip, len);
+        if (weight_decay > 0 && rule != Rule::AdamW && nd > 0) add_weight_decay(g, p, wd, nd);
+        switch (rule) {
+            case Rule::GD: gd_update(p, g, lr_, len); break;
+            case Rule::Momentum: momentum_update(p, s1, g, lr_, T(beta), form, nesterov, len); break;
+            case Rule::RMSProp: rmsprop_update(p, s1, g, lr_, T(rho), T(eps), len); break;
+            case Rule::Adam:
+                adam_update(p, s1, s2, g, lr_, T(beta1), T(beta2), T(eps), t, len);
+                break;
+            case Rule::AdamW:  // decoupled decay on the weights, none on the biases
+                if (nd > 0) adamw_update(p, s1, s2, g, lr_, T(beta1), T(beta2), T(eps), t, wd, nd);
+                if (len > nd)
+                    adamw_update(p + nd, s1 + nd, s2 + nd, g + nd, lr_, T(beta1), T(beta2),
+                                 T(eps), t, T(0), len - nd);
+                break;
+        }
+    };
+    Pool::instance().parallel_for(n, idx(1) << 17, update);
 }
 
 // ---- Network -------------------------------------------------------------------------------

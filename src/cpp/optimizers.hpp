@@ -120,6 +120,13 @@ PYCVNN_CLONES void add_weight_decay(T* __restrict grad,         // (n)
     for (idx i = 0; i < n; ++i) grad[i] += weight_decay * param[i];
 }
 
+// g := k g, the scaling half of clip_by_global_norm (for callers that split the arena).
+template <typename T>
+PYCVNN_CLONES void scale_inplace(T* __restrict g,  // (n)
+                                 T k, idx n) {
+    for (idx i = 0; i < n; ++i) g[i] *= k;
+}
+
 // sqrt(sum g^2), accumulated in double (a float sum of ~1e6 squares loses ~3 digits).
 template <typename T>
 double global_norm(const T* grad,  // (n)

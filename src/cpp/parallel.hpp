@@ -1,0 +1,140 @@
+// The core's own threads, for the big elementwise loops (the optimizer update over the whole
+// parameter arena). GEMMs use OpenBLAS's threads; pycvnn.set_num_threads sets both, and the
+// two never run at the same time (an update follows the backward pass), so they do not
+// oversubscribe. Workers sleep on a condition variable between jobs: no spinning that would
+// steal the core from OpenBLAS.
+#pragma once
+#include <pthread.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include "common.hpp"
+
+namespace pycvnn {
+
+class Pool {
+public:
+    static Pool& instance() {
+        static Pool* pool = new Pool();  // never destroyed: workers may outlive static teardown
+        return *pool;
+    }
+
+    // Total threads, the caller included (workers = n - 1).
+    void set_threads(int n) {
+        std::lock_guard<std::mutex> busy(run_mu_);
+        stop_workers();
+        n = std::max(1, n);
+        std::lock_guard<std::mutex> lk(mu_);
+        stop_ = false;
+        for (int id = 1; id < n; ++id) {
+            pthread_t t;
+            // The worker starts from the current generation, read here under mu_: read by the
+            // worker itself, a job posted before it first ran would be missed.
+            auto* arg = new Start{this, id, generation_};
+            if (pthread_create(&t, nullptr, &Pool::entry, arg) != 0) {
+                delete arg;
+                break;
+            }
+            workers_.push_back(t);
+        }
+    }
+
+    int threads() const { return int(workers_.size()) + 1; }
+
+    // f(begin, end) over [0, n) in one contiguous part per thread (64-element aligned), the
+    // caller running the first; serial when n is small, there are no workers, or another
+    // caller holds the pool.
+    void parallel_for(idx n, idx min_per_thread, const std::function<void(idx, idx)>& f) {
+        const int parts = int(std::min<idx>(threads(), n / std::max<idx>(min_per_thread, 1)));
+        std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
+        if (parts <= 1 || !busy.owns_lock()) {
+            f(0, n);
+            return;
+        }
+        const idx chunk = ((n + parts - 1) / parts + 63) / 64 * 64;
+        auto part = [&](int p) {
+            const idx lo = std::min(n, p * chunk), hi = std::min(n, lo + chunk);
+            if (lo < hi) f(lo, hi);
+        };
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            task_ = part;
+            parts_ = parts;
+            pending_ = parts - 1;
+            ++generation_;
+        }
+        cv_.notify_all();
+        part(0);
+        std::unique_lock<std::mutex> lk(mu_);
+        done_cv_.wait(lk, [&] { return pending_ == 0; });
+        task_ = nullptr;
+    }
+
+    // In a forked child the workers do not exist: forget them (pthread_atfork).
+    static void after_fork_in_child() {
+        Pool& p = instance();
+        new (&p.mu_) std::mutex();
+        new (&p.run_mu_) std::mutex();
+        new (&p.cv_) std::condition_variable();
+        new (&p.done_cv_) std::condition_variable();
+        p.workers_.clear();
+        p.pending_ = 0;
+    }
+
+private:
+    Pool() { pthread_atfork(nullptr, nullptr, &Pool::after_fork_in_child); }
+
+    struct Start {
+        Pool* pool;
+        int id;
+        long generation;
+    };
+
+    static void* entry(void* arg) {
+        const Start start = *static_cast<Start*>(arg);
+        delete static_cast<Start*>(arg);
+        start.pool->loop(start.id, start.generation);
+        return nullptr;
+    }
+
+    void loop(int id, long seen) {
+        for (;;) {
+            std::function<void(int)> task;
+            {
+                std::unique_lock<std::mutex> lk(mu_);
+                cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
+                if (stop_) return;
+                seen = generation_;
+                if (id >= parts_) continue;  // this job has fewer parts than threads
+                task = task_;
+            }
+            task(id);
+            std::lock_guard<std::mutex> lk(mu_);
+            if (--pending_ == 0) done_cv_.notify_one();
+        }
+    }
+
+    void stop_workers() {
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        for (pthread_t t : workers_) pthread_join(t, nullptr);
+        workers_.clear();
+    }
+
+    std::mutex mu_, run_mu_;
+    std::condition_variable cv_, done_cv_;
+    std::function<void(int)> task_;
+    std::vector<pthread_t> workers_;
+    long generation_ = 0;
+    int parts_ = 0, pending_ = 0;
+    bool stop_ = false;
+};
+
+}  // namespace pycvnn
