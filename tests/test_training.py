@@ -699,3 +699,19 @@ def test_cpp_and_numpy_agree_over_a_shuffled_run(opt_name, loss):
     assert loss_np[-1] < loss_np[0] and loss_np[-1] > 1e-3 * loss_np[0]  # moving, not converged
     close(loss_cpp, loss_np, np.float32)
     close_list(w_cpp, w_np, np.float32)
+
+
+@pytest.mark.parametrize("loss,out", [("cross_entropy", 3), ("l2", 2), ("dice", 2), ("hinge", 1)])
+def test_evaluate_in_chunks_equals_one_pass(backend, loss, out):
+    # evaluate runs `rows` at a time (bounded memory); chunk means must combine exactly.
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(23, 4))
+    y = {"cross_entropy": rng.integers(0, 3, 23), "l2": rng.normal(size=(23, 2)),
+         "dice": (rng.random((23, 2)) > 0.5) * 1.0, "hinge": rng.choice([-1.0, 1.0], 23)}[loss]
+    m = pycvnn.MLP([4, 5, out], output="sigmoid" if loss == "dice" else None, seed=1,
+                   dtype="float64")
+    whole = pycvnn.training.evaluate(m, X, y, loss, rows=1000)
+    parts = pycvnn.training.evaluate(m, X, y, loss, rows=5)
+    assert whole.keys() == parts.keys()
+    for k in whole:
+        assert parts[k] == pytest.approx(whole[k], rel=1e-12)

@@ -25,7 +25,9 @@ def numeric(x, name):
 
 
 def _finite(a, name):
-    if a.dtype.kind == "f":
+    # A float64 sum is finite exactly when every value is (bar overflow of huge float64
+    # values, which falls through to the exact check): no array-sized temporary for big X.
+    if a.dtype.kind == "f" and not np.isfinite(a.sum(dtype=np.float64)):
         bad = ~np.isfinite(a)
         if bad.any():
             where = tuple(int(i) for i in np.argwhere(bad)[0])

@@ -15,7 +15,7 @@ from . import _validate as v
 from . import losses as L
 from . import optim
 from ._backend import backend
-from .model import forward_in_chunks, rng_for, strip_output
+from .model import rng_for, strip_output
 
 
 class TrainingDiverged(RuntimeError):
@@ -101,15 +101,29 @@ def _decisions(pred, fused, last_activation):
     return (pred[:, 0] > threshold).astype(np.int64)
 
 
+def _loss_and_accuracy(model, net, spec, fused, X, targets, labels, rows, with_loss=True):
+    """Mean loss and accuracy over X, `rows` at a time: neither the network's workspace nor
+    any temporary grows with len(X). Every loss's "mean" weighs rows equally, so the chunk
+    means combine by their row counts."""
+    total, correct, n = 0.0, 0, X.shape[0]
+    for i in range(0, n, rows):
+        pred = net.forward(model._params, X[i : i + rows])
+        if with_loss:
+            total += float(spec.value(pred, targets[i : i + rows])) * pred.shape[0]
+        if labels is not None:
+            correct += int(np.count_nonzero(_decisions(pred, fused, model.ops[-1][3]) == labels[i : i + rows]))
+    return total / n, (correct / n if labels is not None else None)
+
+
 def evaluate(model, X, y, loss="cross_entropy", rows=1024):
     """{"loss": mean loss over X, "accuracy": fraction correct (class targets only)}."""
     X = model._input(X)
     net, spec, name, fused = _plan(model, loss)
     targets, labels = prepare_targets(y, name, X.shape[0], model.out_features, model.dtype)
-    pred = forward_in_chunks(net, model._params, X, rows)
-    result = {"loss": float(spec.value(pred, targets))}
-    if labels is not None:
-        result["accuracy"] = float(np.mean(_decisions(pred, fused, model.ops[-1][3]) == labels))
+    value, accuracy = _loss_and_accuracy(model, net, spec, fused, X, targets, labels, rows)
+    result = {"loss": value}
+    if accuracy is not None:
+        result["accuracy"] = accuracy
     return result
 
 
@@ -277,8 +291,8 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs=10, batch_si
         logs = {"epoch": epoch, "loss": float(np.dot(sizes, batch_losses) / n), "lr": opt.lr,
                 "seconds": time.perf_counter() - start}
         if labels is not None:
-            pred = forward_in_chunks(net, model._params, X, batch)
-            logs["accuracy"] = float(np.mean(_decisions(pred, fused, model.ops[-1][3]) == labels))
+            logs["accuracy"] = _loss_and_accuracy(model, net, spec, fused, X, targets, labels,
+                                                  batch, with_loss=False)[1]
         if validation_data is not None:
             val = evaluate(model, *validation_data, loss=loss, rows=batch)
             logs.update({f"val_{k}": val[k] for k in val})
