@@ -226,17 +226,28 @@ idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* 
     idx nb = 0;
     for (idx start = 0; start < n_order; start += batch, ++nb) {
         const idx rows = std::min(batch, n_order - start);
-        for (idx r = 0; r < rows; ++r) {  // gather the batch: contiguous rows for the GEMMs
-            const idx row = idx(order[start + r]);
-            std::memcpy(&xb_[size_t(r * in)], x + row * in, sizeof(T) * size_t(in));
-            if (y)
-                std::memcpy(&yb_[size_t(r * C)], y + row * C, sizeof(T) * size_t(C));
-            else
-                idb_[size_t(r)] = ids[row];
+        // Rows in order (no shuffle) are read in place; otherwise the batch is gathered into
+        // contiguous rows for the GEMMs.
+        const idx first = idx(order[start]);
+        bool in_place = true;
+        for (idx r = 1; r < rows && in_place; ++r) in_place = idx(order[start + r]) == first + r;
+        const T* xb = x + first * in;
+        const T* yb = y ? y + first * C : nullptr;
+        const std::int64_t* ib = y ? nullptr : ids + first;
+        if (!in_place) {
+            for (idx r = 0; r < rows; ++r) {
+                const idx row = idx(order[start + r]);
+                std::memcpy(&xb_[size_t(r * in)], x + row * in, sizeof(T) * size_t(in));
+                if (y)
+                    std::memcpy(&yb_[size_t(r * C)], y + row * C, sizeof(T) * size_t(C));
+                else
+                    idb_[size_t(r)] = ids[row];
+            }
+            xb = xb_.data();
+            yb = y ? yb_.data() : nullptr;
+            ib = y ? nullptr : idb_.data();
         }
-        const T* yb = y ? yb_.data() : nullptr;
-        const std::int64_t* ib = y ? nullptr : idb_.data();
-        const T* pred = forward(params, xb_.data(), rows);
+        const T* pred = forward(params, xb, rows);
         const double value = loss.value_and_grad(grad_a_.data(), pred, yb, ib, rows, C);
         losses[nb] = value;
         if (!std::isfinite(value)) return nb + 1;
