@@ -132,9 +132,11 @@ void leaky_relu_backward_from_output(T* __restrict dz,          // (n)
 
 // ---- softmax over the last axis: max, exp + sum, scale (the max subtraction keeps exp <= 1) ----
 
+// out may be z itself (in place, as dense_forward uses it): each entry is read before it is
+// written, so no __restrict here.
 template <typename T>
-void softmax_forward(T* __restrict out,      // (rows, cols)
-                     const T* __restrict z,  // (rows, cols)
+void softmax_forward(T* out,      // (rows, cols)
+                     const T* z,  // (rows, cols)
                      idx rows, idx cols) {
     FlushDenormals ftz;  // exp(z - max) underflows to denormals for far-below-max entries
     for (idx r = 0; r < rows; ++r) {

@@ -29,28 +29,7 @@ PYCVNN_CLONES void activation_inplace(T* __restrict a,  // (rows, cols)
         case Activation::LeakyReLU:
             for (idx i = 0; i < n; ++i) a[i] = a[i] > T(0) ? a[i] : alpha * a[i];
             break;
-        case Activation::Softmax: break;  // rows are short: done by softmax_rows_inplace
-    }
-}
-
-// Softmax of each row in place: max, exp + sum, scale (baseline ISA: rows are short).
-template <typename T>
-void softmax_rows_inplace(T* __restrict a,  // (rows, cols)
-                          idx rows, idx cols) {
-    FlushDenormals ftz;
-    for (idx r = 0; r < rows; ++r) {
-        T* __restrict ar = a + r * cols;
-        T m = ar[0];
-#pragma omp simd reduction(max : m)
-        for (idx j = 0; j < cols; ++j) m = ar[j] > m ? ar[j] : m;
-        T s = 0;
-#pragma omp simd reduction(+ : s)
-        for (idx j = 0; j < cols; ++j) {
-            ar[j] = vmath::exp_nonpos(ar[j] - m);
-            s += ar[j];
-        }
-        const T inv = T(1) / s;
-        for (idx j = 0; j < cols; ++j) ar[j] *= inv;
+        case Activation::Softmax: break;  // rows are short: softmax_forward, baseline ISA
     }
 }
 
@@ -67,7 +46,7 @@ void dense_forward(T* a,         // (N, out) f(x w^T + b)
     gemm<T>(false, true, int(N), int(out), int(in), T(1), x, int(in), w, int(in), T(1), a,
             int(out));
     if (act == Activation::Softmax)
-        softmax_rows_inplace(a, N, out);
+        softmax_forward(a, a, N, out);
     else if (act != Activation::None)
         activation_inplace(a, N, out, act, alpha);
 }
