@@ -30,9 +30,16 @@ using idx = std::ptrdiff_t;
 // so Python code around the call is left untouched.
 struct FlushDenormals {
 #if defined(PYCVNN_X86)
+    // Writing MXCSR stalls the pipeline; inside an enclosing scope (train_epoch opens one
+    // for the whole epoch) the mode is already set and nothing is written.
     unsigned int saved;
-    FlushDenormals() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040u); }
-    ~FlushDenormals() { _mm_setcsr(saved); }
+    bool set;
+    FlushDenormals() : saved(_mm_getcsr()), set((saved & 0x8040u) != 0x8040u) {
+        if (set) _mm_setcsr(saved | 0x8040u);
+    }
+    ~FlushDenormals() {
+        if (set) _mm_setcsr(saved);
+    }
 #elif defined(__aarch64__)
     unsigned long saved;  // FPCR bit 24 (FZ) flushes denormal inputs and results
     FlushDenormals() {

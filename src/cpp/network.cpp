@@ -218,6 +218,7 @@ idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* 
                             const std::int64_t* ids, const std::int64_t* order, idx n_order,
                             idx batch, double lr, long long t, const LossSpec& loss,
                             const UpdateRule& rule, double* losses) {
+    FlushDenormals ftz;  // one MXCSR write for the epoch, not one per kernel
     const idx in = in_features(), C = out_features();
     reserve(std::min(batch, n_order));
     // Plain GD needs no separate update pass: w := (1 - lr wd) w - lr dz^T x in the GEMM.
