@@ -188,7 +188,8 @@ class Sequential:
         return [a.copy() for W, b, _, _ in self._views for a in (W, b)]
 
     def gradients(self):
-        """Copies of the last backward's gradients, in get_weights' order."""
+        """Copies of the last backward's gradients, in get_weights' order. (fit with plain GD
+        updates the weights inside the weight GEMMs and does not store gradients here.)"""
         return [a.copy() for _, _, dW, db in self._views for a in (dW, db)]
 
     def set_weights(self, weights):
