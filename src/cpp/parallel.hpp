@@ -8,7 +8,7 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <functional>
+#include <type_traits>
 #include <mutex>
 #include <vector>
 
@@ -47,31 +47,37 @@ public:
 
     // f(begin, end) over [0, n) in one contiguous part per thread (64-element aligned), the
     // caller running the first; serial when n is small, there are no workers, or another
-    // caller holds the pool.
-    void parallel_for(idx n, idx min_per_thread, const std::function<void(idx, idx)>& f) {
+    // caller holds the pool. Allocation-free: the job is a function pointer and a context on
+    // this stack frame (a std::function holding f would allocate on every training step).
+    template <typename F>
+    void parallel_for(idx n, idx min_per_thread, F&& f) {
         const int parts = int(std::min<idx>(threads(), n / std::max<idx>(min_per_thread, 1)));
         std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
         if (parts <= 1 || !busy.owns_lock()) {
-            f(0, n);
+            f(idx(0), n);
             return;
         }
-        const idx chunk = ((n + parts - 1) / parts + 63) / 64 * 64;
-        auto part = [&](int p) {
-            const idx lo = std::min(n, p * chunk), hi = std::min(n, lo + chunk);
-            if (lo < hi) f(lo, hi);
+        struct Job {
+            std::remove_reference_t<F>* f;
+            idx n, chunk;
+        } job{&f, n, ((n + parts - 1) / parts + 63) / 64 * 64};
+        auto part = [](void* ctx, int p) {
+            const Job& j = *static_cast<Job*>(ctx);
+            const idx lo = std::min(j.n, p * j.chunk), hi = std::min(j.n, lo + j.chunk);
+            if (lo < hi) (*j.f)(lo, hi);
         };
         {
             std::lock_guard<std::mutex> lk(mu_);
             task_ = part;
+            ctx_ = &job;
             parts_ = parts;
             pending_ = parts - 1;
             ++generation_;
         }
         cv_.notify_all();
-        part(0);
+        part(&job, 0);
         std::unique_lock<std::mutex> lk(mu_);
         done_cv_.wait(lk, [&] { return pending_ == 0; });
-        task_ = nullptr;
     }
 
     // In a forked child the workers do not exist: forget them (pthread_atfork).
@@ -103,7 +109,8 @@ private:
 
     void loop(int id, long seen) {
         for (;;) {
-            std::function<void(int)> task;
+            void (*task)(void*, int) = nullptr;
+            void* ctx = nullptr;
             {
                 std::unique_lock<std::mutex> lk(mu_);
                 cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
@@ -111,8 +118,9 @@ private:
                 seen = generation_;
                 if (id >= parts_) continue;  // this job has fewer parts than threads
                 task = task_;
+                ctx = ctx_;
             }
-            task(id);
+            task(ctx, id);
             std::lock_guard<std::mutex> lk(mu_);
             if (--pending_ == 0) done_cv_.notify_one();
         }
@@ -130,7 +138,8 @@ private:
 
     std::mutex mu_, run_mu_;
     std::condition_variable cv_, done_cv_;
-    std::function<void(int)> task_;
+    void (*task_)(void*, int) = nullptr;  // the current job: task_(ctx_, part)
+    void* ctx_ = nullptr;
     std::vector<pthread_t> workers_;
     long generation_ = 0;
     int parts_ = 0, pending_ = 0;
