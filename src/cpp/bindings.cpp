@@ -709,12 +709,8 @@ void gd_update(const ArrayInOut& param, const ArrayInOut& grad, double lr) {
     });
 }
 
-void momentum_update(const ArrayInOut& param, const ArrayInOut& grad, const ArrayInOut& velocity,
-                     double lr, double beta, const std::string& form, bool nesterov) {
-    Buffers b = require_inplace(
-        {{"param", param, true}, {"grad", grad, false}, {"velocity", velocity, true}});
-    require_at_least(lr, "lr", 0.0, false);
-    require_unit_interval(beta, "beta");
+// "ema" or "heavy_ball"; Nesterov needs heavy_ball.
+pycvnn::MomentumForm parse_momentum_form(const std::string& form, bool nesterov) {
     pycvnn::MomentumForm f = pycvnn::MomentumForm::EMA;
     if (form == "heavy_ball")
         f = pycvnn::MomentumForm::HeavyBall;
@@ -722,6 +718,16 @@ void momentum_update(const ArrayInOut& param, const ArrayInOut& grad, const Arra
         fail("form", "one of 'ema', 'heavy_ball'", "'" + form + "'");
     if (nesterov && f == pycvnn::MomentumForm::EMA)
         fail("nesterov", "False with form='ema' (Nesterov needs form='heavy_ball')", "True");
+    return f;
+}
+
+void momentum_update(const ArrayInOut& param, const ArrayInOut& grad, const ArrayInOut& velocity,
+                     double lr, double beta, const std::string& form, bool nesterov) {
+    Buffers b = require_inplace(
+        {{"param", param, true}, {"grad", grad, false}, {"velocity", velocity, true}});
+    require_at_least(lr, "lr", 0.0, false);
+    require_unit_interval(beta, "beta");
+    const pycvnn::MomentumForm f = parse_momentum_form(form, nesterov);
     void* p = b.w(0);
     const void* g = b.r(1);
     void* v = b.w(2);
@@ -849,10 +855,7 @@ pycvnn::UpdateRule make_update_rule(const std::string& rule, double beta, const 
     else if (rule == "adam") r.rule = Rule::Adam;
     else if (rule == "adamw") r.rule = Rule::AdamW;
     else fail("rule", "one of 'gd', 'momentum', 'rmsprop', 'adam', 'adamw'", "'" + rule + "'");
-    if (form == "heavy_ball") r.form = pycvnn::MomentumForm::HeavyBall;
-    else if (form != "ema") fail("form", "one of 'ema', 'heavy_ball'", "'" + form + "'");
-    if (nesterov && r.form == pycvnn::MomentumForm::EMA)
-        fail("nesterov", "False with form='ema' (Nesterov needs form='heavy_ball')", "True");
+    r.form = parse_momentum_form(form, nesterov);
     for (auto [v, name] : {std::pair{beta, "beta"}, {rho, "rho"}, {beta1, "beta1"}, {beta2, "beta2"}})
         require_unit_interval(v, name);
     require_at_least(eps, "eps", 0.0, true);
