@@ -83,6 +83,15 @@ def forward_in_chunks(net, params, X, rows):
     return np.concatenate([net.forward(params, X[i : i + rows]) for i in range(0, X.shape[0], rows)])
 
 
+def decisions(out, last_activation, fused=False):
+    """Class decisions from a model's output: argmax per row, or for one output the 0/1
+    decision at 0.5 after a sigmoid applied (not fused into the loss), else at 0."""
+    if out.shape[1] > 1:
+        return out.argmax(axis=1)
+    threshold = 0.5 if (last_activation == "sigmoid" and not fused) else 0.0
+    return (out[:, 0] > threshold).astype(np.int64)
+
+
 class Sequential:
     """Layers applied in order. Sequential([Dense(64, 32, "relu"), Dense(32, 10), Softmax()])."""
 
@@ -176,11 +185,7 @@ class Sequential:
 
     def predict_classes(self, X):
         """argmax per row, or for one output the 0/1 decision (0.5 after a sigmoid, else 0)."""
-        out = self.predict(X)
-        if out.shape[1] > 1:
-            return out.argmax(axis=1)
-        threshold = 0.5 if self.ops[-1][3] == "sigmoid" else 0.0
-        return (out[:, 0] > threshold).astype(np.int64)
+        return decisions(self.predict(X), self.ops[-1][3])
 
     # ---- parameters -----------------------------------------------------------------------
     def get_weights(self):

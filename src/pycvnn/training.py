@@ -15,7 +15,7 @@ from . import _validate as v
 from . import losses as L
 from . import optim
 from ._backend import backend
-from .model import rng_for, strip_output
+from .model import decisions, rng_for, strip_output
 
 
 class TrainingDiverged(RuntimeError):
@@ -93,14 +93,6 @@ def _plan(model, loss):
     return model.network(ops), spec, name, fused
 
 
-def _decisions(pred, fused, last_activation):
-    """Class decisions from the training network's output."""
-    if pred.shape[1] > 1:
-        return pred.argmax(axis=1)
-    threshold = 0.5 if (last_activation == "sigmoid" and not fused) else 0.0
-    return (pred[:, 0] > threshold).astype(np.int64)
-
-
 def _loss_and_accuracy(model, net, spec, fused, X, targets, labels, rows, with_loss=True):
     """Mean loss and accuracy over X, `rows` at a time: neither the network's workspace nor
     any temporary grows with len(X). Every loss's "mean" weighs rows equally, so the chunk
@@ -111,7 +103,7 @@ def _loss_and_accuracy(model, net, spec, fused, X, targets, labels, rows, with_l
         if with_loss:
             total += float(spec.value(pred, targets[i : i + rows])) * pred.shape[0]
         if labels is not None:
-            correct += int(np.count_nonzero(_decisions(pred, fused, model.ops[-1][3]) == labels[i : i + rows]))
+            correct += int(np.count_nonzero(decisions(pred, model.ops[-1][3], fused) == labels[i : i + rows]))
     return total / n, (correct / n if labels is not None else None)
 
 
