@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "activations.hpp"
 #include "common.hpp"
 #include "vmath.hpp"
 
@@ -225,17 +226,8 @@ void cross_entropy_backward(T* dpred,                // (N, C)
         T* __restrict g = dpred + i * C;
         const idx y = idx(ids[i]);
         if (from_logits) {
-            T m = z[0];
-#pragma omp simd reduction(max : m)
-            for (idx j = 0; j < C; ++j) m = z[j] > m ? z[j] : m;
-            T s = 0;
-#pragma omp simd reduction(+ : s)
-            for (idx j = 0; j < C; ++j) {
-                g[j] = vmath::exp_nonpos(z[j] - m);
-                s += g[j];
-            }
-            const T k = scale / s;
-            for (idx j = 0; j < C; ++j) g[j] *= k;
+            softmax_forward(g, z, 1, C);
+            for (idx j = 0; j < C; ++j) g[j] *= scale;
             g[y] -= scale;
         } else {
             for (idx j = 0; j < C; ++j) g[j] = T(0);
@@ -257,17 +249,11 @@ void cross_entropy_backward(T* dpred,          // (N, C)
         const T* __restrict t = target + i * C;
         T* __restrict g = dpred + i * C;
         if (from_logits) {
-            T m = z[0];
-#pragma omp simd reduction(max : m)
-            for (idx j = 0; j < C; ++j) m = z[j] > m ? z[j] : m;
-            T s = 0, ts = 0;
-#pragma omp simd reduction(+ : s, ts)
-            for (idx j = 0; j < C; ++j) {
-                g[j] = vmath::exp_nonpos(z[j] - m);
-                s += g[j];
-                ts += t[j];
-            }
-            const T k = scale * ts / s;
+            softmax_forward(g, z, 1, C);
+            T ts = 0;
+#pragma omp simd reduction(+ : ts)
+            for (idx j = 0; j < C; ++j) ts += t[j];
+            const T k = scale * ts;
             for (idx j = 0; j < C; ++j) g[j] = g[j] * k - scale * t[j];
         } else {
             const T eps = prob_eps<T>();
