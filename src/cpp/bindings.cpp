@@ -1140,12 +1140,46 @@ PYBIND11_MODULE(_core, m) {
         py::gil_scoped_release nogil;
         return pycvnn::fma_peak_gflops(seconds);
     }, py::arg("seconds") = 0.2, "Float32 FMA peak of one core, GFLOP/s.");
-    m.def("_time_gemm", [](int m, int n, int k, bool ta, bool tb, int reps) {
+    m.def("_time_gemm", [](int m, int n, int k, bool ta, bool tb, int reps, const std::string& path) {
         if (m < 1 || n < 1 || k < 1 || reps < 1) fail("m, n, k, reps", "positive ints", "a non-positive one");
+        const int p = path == "auto" ? 0 : path == "blas" ? 1 : path == "small" ? 2 : -1;
+        if (p < 0) fail("path", "'auto', 'blas' or 'small'", "'" + path + "'");
         py::gil_scoped_release nogil;
-        return pycvnn::time_gemm(ta, tb, m, n, k, reps);
+        return pycvnn::time_gemm(ta, tb, m, n, k, reps, p);
     }, py::arg("m"), py::arg("n"), py::arg("k"), py::arg("trans_a") = false,
-       py::arg("trans_b") = false, py::arg("reps") = 10, "Seconds per float32 gemm of this shape.");
+       py::arg("trans_b") = false, py::arg("reps") = 10, py::arg("path") = "auto",
+       "Seconds per float32 gemm of this shape: 'auto' (the core's entry point), 'blas' or 'small'.");
+
+    // Test hook: c := alpha op(a) op(b) + beta c in place through one kernel ("auto" picks by
+    // shape, as training does), so tests check the small kernels against OpenBLAS.
+    m.def("_gemm", [](const ArrayIn& a_in, const ArrayIn& b_in, const ArrayInOut& c_out, bool ta,
+                      bool tb, double alpha, double beta, const std::string& path) {
+        Buffers cb = require_inplace({{"c", c_out, true}});
+        const py::array &a = a_in.a, &b = b_in.a, &c = cb.arrays[0];
+        require_ndim(a, "a", 2);
+        require_ndim(b, "b", 2);
+        require_ndim(c, "c", 2);
+        const int p = path == "auto" ? 0 : path == "blas" ? 1 : path == "small" ? 2 : -1;
+        if (p < 0) fail("path", "'auto', 'blas' or 'small'", "'" + path + "'");
+        const idx m = c.shape(0), n = c.shape(1), k = ta ? a.shape(0) : a.shape(1);
+        if ((ta ? a.shape(1) : a.shape(0)) != m || (tb ? b.shape(1) : b.shape(0)) != k ||
+            (tb ? b.shape(0) : b.shape(1)) != n)
+            fail("a, b, c", "op(a) (m, k), op(b) (k, n) and c (m, n)", "other shapes");
+        void* pc = cb.w(0);
+        dispatch(c, [&](auto tag) -> py::object {
+            using T = decltype(tag);
+            carray<T> A(a), B(b);
+            {
+                py::gil_scoped_release nogil;
+                pycvnn::gemm_via<T>(p, ta, tb, int(m), int(n), int(k), T(alpha), A.data(),
+                                    int(A.shape(1)), B.data(), int(B.shape(1)), T(beta),
+                                    static_cast<T*>(pc), int(n));
+            }
+            return py::none();
+        });
+    }, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_a"), py::arg("trans_b"),
+       py::arg("alpha"), py::arg("beta"), py::arg("path"));
+    m.def("_small_gemm_available", &pycvnn::small_gemm_available);
 
     m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
           py::arg("trans_b") = false, "op(a) @ op(b) through the GEMM entry point.");

@@ -4,6 +4,8 @@
 // shares one OpenBLAS (one thread pool) with the process.
 #include "gemm.hpp"
 #include <dlfcn.h>
+
+#include "gemm_small.hpp"
 #include <algorithm>
 #include <stdexcept>
 
@@ -27,6 +29,16 @@ struct Blas {
 };
 Blas blas;
 
+// Up to this m n k the register-blocked kernels of gemm_small.hpp beat OpenBLAS (measured by
+// bench/bench_gemm.py: 32x32x64 NT 1.6 -> ? us); above it OpenBLAS's packing pays off.
+constexpr long long kSmallMax = 1LL << 18;
+bool small_ok = false;  // AVX-512 present (checked once in blas_load)
+
+template <typename T>
+bool use_small(int m, int n, int k, T alpha) {
+    return small_ok && alpha != T(0) && (long long)m * n * k <= kSmallMax;
+}
+
 template <typename F>
 F lookup(const std::string& prefix, const char* name) {
     return reinterpret_cast<F>(dlsym(RTLD_DEFAULT, (prefix + name).c_str()));
@@ -36,6 +48,9 @@ F lookup(const std::string& prefix, const char* name) {
 
 bool blas_load() {
     if (blas.sgemm) return true;
+#if defined(PYCVNN_SMALL_GEMM)
+    small_ok = __builtin_cpu_supports("avx512f");
+#endif
     for (const char* prefix : {"scipy_", ""}) {
         auto s = lookup<sgemm_fn>(prefix, "cblas_sgemm");
         auto d = lookup<dgemm_fn>(prefix, "cblas_dgemm");
@@ -52,27 +67,56 @@ bool blas_load() {
 
 std::string blas_name() { return blas.name; }
 
+bool small_gemm_available() { return small_ok; }
+
 void blas_set_num_threads(int n) {
     if (blas.set_threads) blas.set_threads(n);
 }
 
 int blas_get_num_threads() { return blas.get_threads ? blas.get_threads() : 1; }
 
-template <>
-void gemm<float>(bool ta, bool tb, int m, int n, int k, float alpha, const float* A, int lda,
-                 const float* B, int ldb, float beta, float* C, int ldc) {
+namespace {
+
+void blas_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* A, int lda,
+               const float* B, int ldb, float beta, float* C, int ldc) {
     if (!blas.sgemm) throw std::runtime_error("pycvnn: BLAS not loaded");
     blas.sgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, m, n, k, alpha, A, lda, B,
                ldb, beta, C, ldc);
 }
 
-template <>
-void gemm<double>(bool ta, bool tb, int m, int n, int k, double alpha, const double* A, int lda,
-                  const double* B, int ldb, double beta, double* C, int ldc) {
+void blas_gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double* A, int lda,
+               const double* B, int ldb, double beta, double* C, int ldc) {
     if (!blas.dgemm) throw std::runtime_error("pycvnn: BLAS not loaded");
     blas.dgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, m, n, k, alpha, A, lda, B,
                ldb, beta, C, ldc);
 }
+
+}  // namespace
+
+template <typename T>
+void gemm_via(int path, bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda,
+              const T* B, int ldb, T beta, T* C, int ldc) {
+#if defined(PYCVNN_SMALL_GEMM)
+    if (path == 2 ? small_ok : path == 0 && use_small(m, n, k, alpha))
+        return small_gemm::gemm<T>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+    blas_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+template <typename T>
+void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,
+          int ldb, T beta, T* C, int ldc) {
+    gemm_via<T>(0, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+#define PYCVNN_GEMM(T)                                                                         \
+    template void gemm<T>(bool, bool, int, int, int, T, const T*, int, const T*, int, T, T*,  \
+                          int);                                                               \
+    template void gemm_via<T>(int, bool, bool, int, int, int, T, const T*, int, const T*, int, \
+                              T, T*, int);
+PYCVNN_GEMM(float)
+PYCVNN_GEMM(double)
+#undef PYCVNN_GEMM
 
 }  // namespace pycvnn
 
@@ -159,13 +203,14 @@ double fma_peak_gflops(double seconds) {
     return best;
 }
 
-double time_gemm(bool ta, bool tb, int m, int n, int k, int reps) {
+double time_gemm(bool ta, bool tb, int m, int n, int k, int reps, int path) {
     std::vector<float> A(size_t(m) * k, 0.5f), B(size_t(k) * n, 0.25f), C(size_t(m) * n);
     const int lda = ta ? m : k, ldb = tb ? k : n;
-    gemm<float>(ta, tb, m, n, k, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(), n);
+    gemm_via<float>(path, ta, tb, m, n, k, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(), n);
     const auto t0 = Clock::now();
     for (int r = 0; r < reps; ++r)
-        gemm<float>(ta, tb, m, n, k, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(), n);
+        gemm_via<float>(path, ta, tb, m, n, k, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(),
+                        n);
     return std::chrono::duration<double>(Clock::now() - t0).count() / reps;
 }
 

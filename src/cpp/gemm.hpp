@@ -1,7 +1,8 @@
 // The one matrix-multiply entry point. Row-major:
 //   C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C
 // op(X) is X or X^T; lda/ldb/ldc are the row strides of A, B, C as stored.
-// Backed by OpenBLAS (scipy-openblas32), looked up at runtime, see gemm.cpp.
+// Small shapes run the AVX-512 kernels of gemm_small.hpp; the rest OpenBLAS
+// (scipy-openblas32), looked up at runtime, see gemm.cpp.
 #pragma once
 #include <string>
 
@@ -12,6 +13,12 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, T alpha,
           const T* A, int lda,   // (m, k), or (k, m) if trans_a
           const T* B, int ldb,   // (k, n), or (n, k) if trans_b
           T beta, T* C, int ldc); // (m, n)
+
+// The same with the kernel chosen: path 0 as gemm (by shape), 1 OpenBLAS, 2 the small
+// kernels (OpenBLAS where the CPU lacks AVX-512). For tests and the bench.
+template <typename T>
+void gemm_via(int path, bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* A,
+              int lda, const T* B, int ldb, T beta, T* C, int ldc);
 
 bool blas_load();              // resolve the BLAS symbols; false if none are loaded
 std::string blas_name();       // which BLAS (for messages and the bench)
@@ -26,7 +33,8 @@ namespace pycvnn {
 // loop of independent FMAs, in the widest ISA this CPU has (AVX-512, else AVX2+FMA, else SSE).
 double fma_peak_gflops(double seconds);
 // For the bench: seconds per float32 gemm of this shape, buffers allocated once outside the
-// timed loop, so only the GEMM is measured.
-double time_gemm(bool trans_a, bool trans_b, int m, int n, int k, int reps);
+// timed loop, so only the GEMM is measured. path: as gemm_via.
+double time_gemm(bool trans_a, bool trans_b, int m, int n, int k, int reps, int path = 0);
+bool small_gemm_available();  // the CPU runs the small kernels (AVX-512)
 
 }  // namespace pycvnn

@@ -1,0 +1,196 @@
+// Small GEMMs without BLAS, for the shapes of small networks (tiny: 32x32x64), where OpenBLAS's
+// call, dispatch and packing cost is most of the time. Included by gemm.cpp only.
+//   C (m, n) = alpha op(A) (m, k) op(B) (k, n) + beta C, row-major, as gemm.hpp.
+// AVX-512 register blocks: MR rows of C x NV vectors of 16 floats (8 doubles) accumulate over
+// k in registers, one broadcast of A and NV loads of a B row per step; no packing for NN/TN.
+// NT (the forward's x w^T) first transposes B into a per-thread scratch buffer.
+#pragma once
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define PYCVNN_SMALL_GEMM 1
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+
+namespace pycvnn {
+namespace small_gemm {
+
+template <typename T>
+struct V;
+template <>
+struct V<float> {
+    using reg = __m512;
+    using mask = __mmask16;
+    static constexpr int L = 16;
+    static reg zero() { return _mm512_setzero_ps(); }
+    static reg set1(float x) { return _mm512_set1_ps(x); }
+    static reg load(const float* p) { return _mm512_loadu_ps(p); }
+    static reg load(const float* p, mask k) { return _mm512_maskz_loadu_ps(k, p); }
+    static void store(float* p, reg v, mask k) { _mm512_mask_storeu_ps(p, k, v); }
+    static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+    static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+};
+template <>
+struct V<double> {
+    using reg = __m512d;
+    using mask = __mmask8;
+    static constexpr int L = 8;
+    static reg zero() { return _mm512_setzero_pd(); }
+    static reg set1(double x) { return _mm512_set1_pd(x); }
+    static reg load(const double* p) { return _mm512_loadu_pd(p); }
+    static reg load(const double* p, mask k) { return _mm512_maskz_loadu_pd(k, p); }
+    static void store(double* p, reg v, mask k) { _mm512_mask_storeu_pd(p, k, v); }
+    static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+    static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
+};
+
+// One block: C rows [0, rows) x columns [0, NV L), the last vector's lanes masked by `tail`.
+// rows <= MR; rows past the end repeat the last row's work and are not stored (no branch in
+// the k loop). TA: A is stored (k, m), so row r of op(A) is a column.
+template <typename T, int MR, int NV, bool TA>
+void block(int rows, int k, T alpha,
+           const T* A, int lda,  // op(A) rows [0, rows)
+           const T* B, int ldb,  // (k, NV L) panel
+           T beta, T* C, int ldc, typename V<T>::mask tail) {
+    using W = V<T>;
+    constexpr int L = W::L;
+    typename W::reg acc[MR][NV];
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[r][v] = W::zero();
+    const T* a[MR];
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) {
+        const int ir = std::min(r, rows - 1);
+        a[r] = TA ? A + ir : A + size_t(ir) * lda;
+    }
+    const size_t as = TA ? size_t(lda) : 1;  // step of op(A) along k
+    for (int p = 0; p < k; ++p) {
+        const T* b = B + size_t(p) * ldb;
+        typename W::reg bv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) bv[v] = v == NV - 1 ? W::load(b + v * L, tail) : W::load(b + v * L);
+#pragma GCC unroll 32
+        for (int r = 0; r < MR; ++r) {
+            const typename W::reg ar = W::set1(a[r][p * as]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[r][v] = W::fma(ar, bv[v], acc[r][v]);
+        }
+    }
+    const typename W::reg va = W::set1(alpha), vb = W::set1(beta);
+    const typename W::mask full = typename W::mask(~0u);
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) {
+        if (r >= rows) break;
+        T* c = C + size_t(r) * ldc;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+            const typename W::mask km = v == NV - 1 ? tail : full;
+            typename W::reg out = W::mul(va, acc[r][v]);
+            if (beta != T(0)) out = W::fma(vb, W::load(c + v * L, km), out);  // beta 0: C unread
+            W::store(c + v * L, out, km);
+        }
+    }
+}
+
+template <typename T, int MR, int NV, bool TA>
+void panel(int m, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
+           int ldc, typename V<T>::mask tail) {
+    for (int i = 0; i < m; i += MR)
+        block<T, MR, NV, TA>(std::min(MR, m - i), k, alpha, TA ? A + i : A + size_t(i) * lda, lda,
+                             B, ldb, beta, C + size_t(i) * ldc, ldc, tail);
+}
+
+// NN (TA = false) or TN (TA = true): column panels of up to 4 vectors; MR keeps MR x NV
+// accumulators + NV B vectors + 1 broadcast within the 32 zmm registers.
+template <typename T, bool TA>
+void gemm_nb(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
+             T* C, int ldc) {
+    constexpr int L = V<T>::L;
+    for (int j = 0; j < n; j += 4 * L) {
+        const int w = std::min(4 * L, n - j), nv = (w + L - 1) / L;
+        const auto tail = typename V<T>::mask((1u << (w - (nv - 1) * L)) - 1u);
+        const T* b = B + j;
+        T* c = C + j;
+        switch (nv) {
+            case 1: panel<T, 16, 1, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, tail); break;
+            case 2: panel<T, 8, 2, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, tail); break;
+            case 3: panel<T, 8, 3, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, tail); break;
+            default: panel<T, 6, 4, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, tail); break;
+        }
+    }
+}
+
+// dst (cols, rows) = src (rows, cols)^T, strides ls and ld.
+template <typename T>
+void transpose(T* dst, int ld, const T* src, int ls, int rows, int cols) {
+    for (int j = 0; j < rows; ++j)
+        for (int p = 0; p < cols; ++p) dst[size_t(p) * ld + j] = src[size_t(j) * ls + p];
+}
+
+// float: 16 x 16 tiles transposed in registers (4 shuffle stages), about 4x faster than the
+// strided scalar stores above; partial tiles by masked loads and stores.
+inline void transpose(float* dst, int ld, const float* src, int ls, int rows, int cols) {
+    for (int j0 = 0; j0 < rows; j0 += 16) {
+        const int nr = std::min(16, rows - j0);
+        const __mmask16 kr = __mmask16((1u << nr) - 1u);
+        for (int p0 = 0; p0 < cols; p0 += 16) {
+            const int nc = std::min(16, cols - p0);
+            const __mmask16 kc = __mmask16((1u << nc) - 1u);
+            __m512 r[16], t[16];
+            for (int i = 0; i < 16; ++i)
+                r[i] = i < nr ? _mm512_maskz_loadu_ps(kc, src + size_t(j0 + i) * ls + p0)
+                              : _mm512_setzero_ps();
+            for (int i = 0; i < 16; i += 2) {  // 32-bit interleave of row pairs
+                t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+                t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+            }
+            for (int i = 0; i < 16; i += 4) {  // 64-bit: lane l of r[i+q] = column 4l+q, rows i..i+3
+                const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]),
+                              c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+                r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+                r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+                r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+                r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+            }
+            for (int q = 0; q < 4; ++q) {  // gather 128-bit lane l of the 4 row groups: column 4l+q
+                const __m512 v0 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88),
+                             w0 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xDD),
+                             v1 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88),
+                             w1 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xDD);
+                t[q] = _mm512_shuffle_f32x4(v0, v1, 0x88);
+                t[8 + q] = _mm512_shuffle_f32x4(v0, v1, 0xDD);
+                t[4 + q] = _mm512_shuffle_f32x4(w0, w1, 0x88);
+                t[12 + q] = _mm512_shuffle_f32x4(w0, w1, 0xDD);
+            }
+            for (int c = 0; c < nc; ++c) _mm512_mask_storeu_ps(dst + size_t(p0 + c) * ld + j0, kr, t[c]);
+        }
+    }
+}
+
+// C = alpha op(A) op(B) + beta C; with trans_b, B (n, k) is first transposed into scratch.
+template <typename T>
+void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,
+          int ldb, T beta, T* C, int ldc) {
+    if (tb) {
+        thread_local std::vector<T> bt;
+        if (bt.size() < size_t(n) * k) bt.resize(size_t(n) * k);  // grows once, then reused
+        transpose(bt.data(), n, B, ldb, n, k);
+        B = bt.data();
+        ldb = n;
+    }
+    if (ta)
+        gemm_nb<T, true>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        gemm_nb<T, false>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace small_gemm
+}  // namespace pycvnn
+
+#pragma GCC pop_options
+#endif
