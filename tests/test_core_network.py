@@ -79,6 +79,28 @@ def test_train_epoch_matches_reference(loss, opts, out_act, make_y, rule, hyper,
     assert results["cpp"][0].shape == (9,)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("classes", [2, 10, 16, 17, 40])
+@pytest.mark.parametrize("scale", [1.0, 1e3])
+def test_fused_cross_entropy_matches_reference_at_every_width(classes, scale, dtype):
+    # float32 rows of <= 16 classes take the AVX-512 path (one register per row), wider ones
+    # and float64 the portable loops; 1e3 logits check the max shift.
+    rng = np.random.default_rng(classes)
+    ops = [("dense", 7, classes, "none", 0.01)]
+    x = (scale * rng.standard_normal((13, 7))).astype(dtype)
+    ids = rng.integers(0, classes, 13)
+    results = {}
+    for name, mod in (("cpp", _core), ("ref", reference)):
+        params = arena(ops, dtype)
+        grads, s = np.zeros_like(params), np.zeros(0, dtype)
+        losses = mod.Network(ops).train_epoch(params, grads, s, s, x, ids, np.arange(13), 5, 1e-3, 0,
+                                              mod.LossSpec("cross_entropy"), mod.UpdateRule("gd"))
+        results[name] = (np.asarray(losses), params)
+    for got, want in zip(results["cpp"], results["ref"]):
+        np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=RTOL[dtype] * np.abs(want).max())
+    assert results["cpp"][0].shape == (3,) and (results["cpp"][0] >= 0).all()
+
+
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
 def test_train_epoch_stops_at_a_non_finite_loss_without_applying_it():
     ops = [("dense", 2, 1, "none", 0.01)]

@@ -21,9 +21,25 @@
 // Small math helpers must be inlined into each clone to be compiled for its ISA.
 #define PYCVNN_INLINE __attribute__((always_inline)) inline
 
+// Hand-written AVX-512 kernels (small GEMMs, 16-class rows), chosen at run time by
+// cpu_has_avx512f(); other CPUs take the portable path.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define PYCVNN_AVX512_KERNELS 1
+#define PYCVNN_AVX512 __attribute__((target("avx512f")))
+#endif
+
 namespace pycvnn {
 
 using idx = std::ptrdiff_t;
+
+inline bool cpu_has_avx512f() {
+#if defined(PYCVNN_AVX512_KERNELS)
+    static const bool yes = __builtin_cpu_supports("avx512f");
+    return yes;
+#else
+    return false;
+#endif
+}
 
 // Denormals make every float op on them ~100x slower. Kernels open a FlushDenormals scope:
 // it sets FTZ (results) and DAZ (inputs) in MXCSR and restores the caller's mode on exit,

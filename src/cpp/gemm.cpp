@@ -48,8 +48,8 @@ F lookup(const std::string& prefix, const char* name) {
 
 bool blas_load() {
     if (blas.sgemm) return true;
-#if defined(PYCVNN_SMALL_GEMM)
-    small_ok = __builtin_cpu_supports("avx512f");
+#if defined(PYCVNN_AVX512_KERNELS)
+    small_ok = cpu_has_avx512f();
 #endif
     for (const char* prefix : {"scipy_", ""}) {
         auto s = lookup<sgemm_fn>(prefix, "cblas_sgemm");
@@ -96,7 +96,7 @@ void blas_gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double
 template <typename T>
 void gemm_via(int path, bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda,
               const T* B, int ldb, T beta, T* C, int ldc) {
-#if defined(PYCVNN_SMALL_GEMM)
+#if defined(PYCVNN_AVX512_KERNELS)
     if (path == 2 ? small_ok : path == 0 && use_small(m, n, k, alpha))
         return small_gemm::gemm<T>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif

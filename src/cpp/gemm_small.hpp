@@ -5,8 +5,8 @@
 // k in registers, one broadcast of A and NV loads of a B row per step; no packing for NN/TN.
 // NT (the forward's x w^T) first transposes B into a per-thread scratch buffer.
 #pragma once
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define PYCVNN_SMALL_GEMM 1
+#include "common.hpp"
+#if defined(PYCVNN_AVX512_KERNELS)
 #include <immintrin.h>
 
 #include <algorithm>

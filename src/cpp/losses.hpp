@@ -8,6 +8,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "activations.hpp"
 #include "common.hpp"
@@ -272,12 +273,45 @@ PYCVNN_CLONES void exp_nonpos_inplace(T* __restrict v,  // (n) values <= 0
     for (idx i = 0; i < n; ++i) v[i] = vmath::exp_nonpos(v[i]);
 }
 
+#if defined(PYCVNN_AVX512_KERNELS)
+// float, C <= 16: each row in one masked AVX-512 register for its max, shift, sum and scale.
+// The portable loops below spend more on 10-wide rows' reductions (store-forwarding stalls)
+// than on the exps. Same arithmetic, same order of the passes.
+PYCVNN_AVX512 inline double cross_entropy_value_and_grad_rows16(
+    float* dpred, const float* pred, const std::int64_t* ids, idx N, idx C) {
+    const __mmask16 k = __mmask16((1u << C) - 1u);
+    double sum = 0;
+    for (idx i = 0; i < N; ++i) {
+        const __m512 z = _mm512_maskz_loadu_ps(k, pred + i * C);
+        const float m = _mm512_mask_reduce_max_ps(k, z);
+        _mm512_mask_storeu_ps(dpred + i * C, k, _mm512_sub_ps(z, _mm512_set1_ps(m)));
+        sum -= double(pred[i * C + ids[i]] - m);
+    }
+    exp_nonpos_inplace(dpred, N * C);
+    const float scale = float(1.0 / double(N));
+    for (idx i = 0; i < N; ++i) {
+        float* g = dpred + i * C;
+        const __m512 e = _mm512_maskz_loadu_ps(k, g);
+        const float s = _mm512_mask_reduce_add_ps(k, e);
+        sum += double(std::log(s));
+        _mm512_mask_storeu_ps(g, k, _mm512_mul_ps(e, _mm512_set1_ps(scale / s)));
+        g[ids[i]] -= scale;
+    }
+    return sum / double(N);
+}
+#endif
+
 template <typename T>
 double cross_entropy_value_and_grad(T* dpred,                 // (N, C) (p - onehot) / N
                                     const T* pred,            // (N, C) logits
                                     const std::int64_t* ids,  // (N) class ids
                                     idx N, idx C) {
     FlushDenormals ftz;
+#if defined(PYCVNN_AVX512_KERNELS)
+    if constexpr (std::is_same_v<T, float>)
+        if (C <= 16 && cpu_has_avx512f())
+            return cross_entropy_value_and_grad_rows16(dpred, pred, ids, N, C);
+#endif
     // Pass 1: shift each row by its max, into dpred; keep z_y - max per row.
     double sum = 0;
     for (idx i = 0; i < N; ++i) {
