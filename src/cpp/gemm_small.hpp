@@ -47,10 +47,11 @@ struct V<double> {
     static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
 };
 
-// One block: C rows [0, rows) x columns [0, NV L), the last vector's lanes masked by `tail`.
+// One block: C rows [0, rows) x columns [0, NV L), the last vector's lanes masked by `tail`
+// if MASK (a masked load costs an extra ALU uop in the k loop, so full panels skip it).
 // rows <= MR; rows past the end repeat the last row's work and are not stored (no branch in
 // the k loop). TA: A is stored (k, m), so row r of op(A) is a column.
-template <typename T, int MR, int NV, bool TA>
+template <typename T, int MR, int NV, bool TA, bool MASK>
 void block(int rows, int k, T alpha,
            const T* A, int lda,  // op(A) rows [0, rows)
            const T* B, int ldb,  // (k, NV L) panel
@@ -73,7 +74,8 @@ void block(int rows, int k, T alpha,
         const T* b = B + size_t(p) * ldb;
         typename W::reg bv[NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) bv[v] = v == NV - 1 ? W::load(b + v * L, tail) : W::load(b + v * L);
+        for (int v = 0; v < NV; ++v)
+            bv[v] = MASK && v == NV - 1 ? W::load(b + v * L, tail) : W::load(b + v * L);
 #pragma GCC unroll 32
         for (int r = 0; r < MR; ++r) {
             const typename W::reg ar = W::set1(a[r][p * as]);
@@ -100,9 +102,27 @@ void block(int rows, int k, T alpha,
 template <typename T, int MR, int NV, bool TA>
 void panel(int m, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
            int ldc, typename V<T>::mask tail) {
-    for (int i = 0; i < m; i += MR)
-        block<T, MR, NV, TA>(std::min(MR, m - i), k, alpha, TA ? A + i : A + size_t(i) * lda, lda,
-                             B, ldb, beta, C + size_t(i) * ldc, ldc, tail);
+    const bool full = tail == typename V<T>::mask((1ull << V<T>::L) - 1);
+    for (int i = 0; i < m; i += MR) {
+        const int rows = std::min(MR, m - i);
+        const T* a = TA ? A + i : A + size_t(i) * lda;
+        T* c = C + size_t(i) * ldc;
+        if (full)
+            block<T, MR, NV, TA, false>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc, tail);
+        else
+            block<T, MR, NV, TA, true>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc, tail);
+    }
+}
+
+// Of two row-block heights, the one that wastes fewer padded rows on m (the larger on a tie).
+template <typename T, int MR1, int MR2, int NV, bool TA>
+void panel_best(int m, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
+                int ldc, typename V<T>::mask tail) {
+    const auto padded = [m](int mr) { return (m + mr - 1) / mr * mr; };
+    if (padded(MR1) <= padded(MR2))
+        panel<T, MR1, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, tail);
+    else
+        panel<T, MR2, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, tail);
 }
 
 // NN (TA = false) or TN (TA = true): column panels of up to 4 vectors; MR keeps MR x NV
@@ -117,10 +137,10 @@ void gemm_nb(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int 
         const T* b = B + j;
         T* c = C + j;
         switch (nv) {
-            case 1: panel<T, 16, 1, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, tail); break;
-            case 2: panel<T, 8, 2, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, tail); break;
-            case 3: panel<T, 8, 3, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, tail); break;
-            default: panel<T, 6, 4, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, tail); break;
+            case 1: panel_best<T, 16, 8, 1, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, tail); break;
+            case 2: panel_best<T, 12, 8, 2, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, tail); break;
+            case 3: panel_best<T, 8, 6, 3, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, tail); break;
+            default: panel_best<T, 6, 4, 4, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, tail); break;
         }
     }
 }

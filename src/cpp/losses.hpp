@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "activations.hpp"
 #include "common.hpp"
@@ -276,26 +277,40 @@ PYCVNN_CLONES void exp_nonpos_inplace(T* __restrict v,  // (n) values <= 0
 #if defined(PYCVNN_AVX512_KERNELS)
 // float, C <= 16: each row in one masked AVX-512 register for its max, shift, sum and scale.
 // The portable loops below spend more on 10-wide rows' reductions (store-forwarding stalls)
-// than on the exps. Same arithmetic, same order of the passes.
+// than on the exps. The shifted rows go to a scratch of 16-float, 64-byte aligned rows, so
+// each row's load after the flat exp pass matches one store (a row at a 40-byte offset spans
+// two and stalls); the label's -1/N goes in by a lane mask; one log per 16 rows takes the log
+// of their sums' product (each sum is in [1, 16], so the product stays below 2^64).
 PYCVNN_AVX512 inline double cross_entropy_value_and_grad_rows16(
     float* dpred, const float* pred, const std::int64_t* ids, idx N, idx C) {
+    thread_local std::vector<float> buf;
+    if (buf.size() < size_t(N + 1) * 16) buf.resize(size_t(N + 1) * 16);  // grows once
+    float* rows = reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(buf.data()) + 63) &
+                                           ~std::uintptr_t(63));
     const __mmask16 k = __mmask16((1u << C) - 1u);
     double sum = 0;
     for (idx i = 0; i < N; ++i) {
         const __m512 z = _mm512_maskz_loadu_ps(k, pred + i * C);
         const float m = _mm512_mask_reduce_max_ps(k, z);
-        _mm512_mask_storeu_ps(dpred + i * C, k, _mm512_sub_ps(z, _mm512_set1_ps(m)));
+        // lanes past C hold -m <= 0 or 0: exp_nonpos is defined there, and they are masked off
+        _mm512_store_ps(rows + i * 16, _mm512_maskz_sub_ps(k, z, _mm512_set1_ps(m)));
         sum -= double(pred[i * C + ids[i]] - m);
     }
-    exp_nonpos_inplace(dpred, N * C);
+    exp_nonpos_inplace(rows, N * 16);
     const float scale = float(1.0 / double(N));
+    const __m512 vscale = _mm512_set1_ps(scale);
+    double prod = 1;
     for (idx i = 0; i < N; ++i) {
-        float* g = dpred + i * C;
-        const __m512 e = _mm512_maskz_loadu_ps(k, g);
+        const __m512 e = _mm512_load_ps(rows + i * 16);
         const float s = _mm512_mask_reduce_add_ps(k, e);
-        sum += double(std::log(s));
-        _mm512_mask_storeu_ps(g, k, _mm512_mul_ps(e, _mm512_set1_ps(scale / s)));
-        g[ids[i]] -= scale;
+        prod *= double(s);
+        if ((i & 15) == 15 || i == N - 1) {
+            sum += std::log(prod);
+            prod = 1;
+        }
+        __m512 out = _mm512_mul_ps(e, _mm512_set1_ps(scale / s));
+        out = _mm512_mask_sub_ps(out, __mmask16(1u << ids[i]), out, vscale);
+        _mm512_mask_storeu_ps(dpred + i * C, k, out);
     }
     return sum / double(N);
 }
