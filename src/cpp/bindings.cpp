@@ -778,7 +778,7 @@ void adam_update(const ArrayInOut& param, const ArrayInOut& grad, const ArrayInO
     run_inplace(b.f64, [&](auto tag) {
         using T = decltype(tag);
         pycvnn::adam_update(static_cast<T*>(p), static_cast<T*>(mp), static_cast<T*>(vp),
-                            static_cast<const T*>(g), T(lr), T(beta1), T(beta2), T(eps), t, b.n);
+                            static_cast<const T*>(g), T(lr), beta1, beta2, T(eps), t, b.n);
     });
 }
 
@@ -794,7 +794,7 @@ void adamw_update(const ArrayInOut& param, const ArrayInOut& grad, const ArrayIn
     run_inplace(b.f64, [&](auto tag) {
         using T = decltype(tag);
         pycvnn::adamw_update(static_cast<T*>(p), static_cast<T*>(mp), static_cast<T*>(vp),
-                             static_cast<const T*>(g), T(lr), T(beta1), T(beta2), T(eps), t,
+                             static_cast<const T*>(g), T(lr), beta1, beta2, T(eps), t,
                              T(weight_decay), b.n);
     });
 }

@@ -112,12 +112,12 @@ void UpdateRule::step(T* params, T* grads, T* state1, T* state2, idx n, idx n_de
             case Rule::Momentum: momentum_update(p, s1, g, lr_, T(beta), form, nesterov, len); break;
             case Rule::RMSProp: rmsprop_update(p, s1, g, lr_, T(rho), T(eps), len); break;
             case Rule::Adam:
-                adam_update(p, s1, s2, g, lr_, T(beta1), T(beta2), T(eps), t, len);
+                adam_update(p, s1, s2, g, lr_, beta1, beta2, T(eps), t, len);
                 break;
             case Rule::AdamW:  // decoupled decay on the weights, none on the biases
-                if (nd > 0) adamw_update(p, s1, s2, g, lr_, T(beta1), T(beta2), T(eps), t, wd, nd);
+                if (nd > 0) adamw_update(p, s1, s2, g, lr_, beta1, beta2, T(eps), t, wd, nd);
                 if (len > nd)
-                    adamw_update(p + nd, s1 + nd, s2 + nd, g + nd, lr_, T(beta1), T(beta2),
+                    adamw_update(p + nd, s1 + nd, s2 + nd, g + nd, lr_, beta1, beta2,
                                  T(eps), t, T(0), len - nd);
                 break;
         }
