@@ -11,10 +11,12 @@ from pycvnn import _core
 needs_small = pytest.mark.skipif(not _core._small_gemm_available(),
                                  reason="the small GEMM kernels need AVX-512")
 
-# (m, n, k): the tiny and mnist configs' GEMMs, vector/row-block tails, 1s and primes.
+# (m, n, k): the tiny and mnist configs' GEMMs, vector/row-block tails, 1s and primes, skinny
+# shapes past 2^18 (one side <= 16) that "auto" also sends to the small kernels.
 SHAPES = [(32, 32, 64), (32, 64, 32), (32, 10, 32), (10, 32, 32), (32, 32, 10), (1, 1, 1),
           (1, 10, 64), (1, 64, 1), (7, 13, 5), (17, 33, 65), (6, 64, 3), (25, 49, 31),
-          (16, 17, 16), (5, 80, 40), (128, 10, 128), (3, 130, 2)]
+          (16, 17, 16), (5, 80, 40), (128, 10, 128), (3, 130, 2), (200, 12, 150), (300, 200, 5),
+          (16, 300, 90)]
 TOL = {np.float32: 2e-6, np.float64: 1e-14}
 
 

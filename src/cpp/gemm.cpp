@@ -29,14 +29,18 @@ struct Blas {
 };
 Blas blas;
 
-// Up to this m n k the register-blocked kernels of gemm_small.hpp beat OpenBLAS (measured by
-// bench/bench_gemm.py: 32x32x64 NT 1.6 -> ? us); above it OpenBLAS's packing pays off.
+// The register-blocked kernels of gemm_small.hpp beat OpenBLAS (one thread, measured with
+// bench/compare.py's shapes) up to m n k = 2^18 (tiny 32x32x64 NT: 1.6 -> 1.0 us) and on skinny
+// shapes, one side <= 16 (wide's 256x10x1024 NT: 100 -> 70 us, 10x1024x256 TN: 94 -> 47 us),
+// where OpenBLAS's packing has little to amortise; elsewhere OpenBLAS's packing pays off.
 constexpr long long kSmallMax = 1LL << 18;
+constexpr int kSkinny = 16;
 bool small_ok = false;  // AVX-512 present (checked once in blas_load)
 
 template <typename T>
 bool use_small(int m, int n, int k, T alpha) {
-    return small_ok && alpha != T(0) && (long long)m * n * k <= kSmallMax;
+    return small_ok && alpha != T(0) &&
+           ((long long)m * n * k <= kSmallMax || std::min({m, n, k}) <= kSkinny);
 }
 
 template <typename F>
