@@ -33,18 +33,14 @@ PYCVNN_CLONES void activation_inplace(T* __restrict a,  // (rows, cols)
     }
 }
 
-// The bias is written into a first and the GEMM accumulates onto it (beta = 1): that replaces
-// both the zeroing OpenBLAS does for beta = 0 and a separate bias pass.
+// z = x w^T + b in one GEMM with the bias in its epilogue (gemm_bias), then f in place.
 template <typename T>
 void dense_forward(T* a,         // (N, out) f(x w^T + b)
                    const T* x,   // (N, in)
                    const T* w,   // (out, in)
                    const T* b,   // (out)
                    idx N, idx in, idx out, Activation act, T alpha) {
-    for (idx r = 0; r < N; ++r)
-        for (idx j = 0; j < out; ++j) a[r * out + j] = b[j];
-    gemm<T>(false, true, int(N), int(out), int(in), T(1), x, int(in), w, int(in), T(1), a,
-            int(out));
+    gemm_bias<T>(false, true, int(N), int(out), int(in), x, int(in), w, int(in), b, a, int(out));
     if (act == Activation::Softmax)
         softmax_forward(a, a, N, out);
     else if (act != Activation::None)

@@ -113,11 +113,24 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
     gemm_via<T>(0, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+template <typename T>
+void gemm_bias(bool ta, bool tb, int m, int n, int k, const T* A, int lda, const T* B, int ldb,
+               const T* bias, T* C, int ldc) {
+#if defined(PYCVNN_AVX512_KERNELS)
+    if (use_small(m, n, k, T(1)))
+        return small_gemm::gemm<T>(ta, tb, m, n, k, T(1), A, lda, B, ldb, T(0), C, ldc, bias);
+#endif
+    for (int r = 0; r < m; ++r) std::copy(bias, bias + n, C + size_t(r) * ldc);
+    blas_gemm(ta, tb, m, n, k, T(1), A, lda, B, ldb, T(1), C, ldc);
+}
+
 #define PYCVNN_GEMM(T)                                                                         \
     template void gemm<T>(bool, bool, int, int, int, T, const T*, int, const T*, int, T, T*,  \
                           int);                                                               \
     template void gemm_via<T>(int, bool, bool, int, int, int, T, const T*, int, const T*, int, \
-                              T, T*, int);
+                              T, T*, int);                                                    \
+    template void gemm_bias<T>(bool, bool, int, int, int, const T*, int, const T*, int, const T*, \
+                               T*, int);
 PYCVNN_GEMM(float)
 PYCVNN_GEMM(double)
 #undef PYCVNN_GEMM

@@ -14,7 +14,14 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, T alpha,
           const T* B, int ldb,   // (k, n), or (n, k) if trans_b
           T beta, T* C, int ldc); // (m, n)
 
-// The same with the kernel chosen: path 0 as gemm (by shape), 1 OpenBLAS, 2 the small
+// C (m, n) = op(A) op(B) + bias, bias (n) on every row. The small kernels add it as they store
+// C (C never read); for OpenBLAS it is written into C first and the GEMM accumulates onto it
+// (beta = 1, which also spares OpenBLAS its zeroing pass).
+template <typename T>
+void gemm_bias(bool trans_a, bool trans_b, int m, int n, int k, const T* A, int lda, const T* B,
+               int ldb, const T* bias, T* C, int ldc);
+
+// The same as gemm with the kernel chosen: path 0 as gemm (by shape), 1 OpenBLAS, 2 the small
 // kernels (OpenBLAS where the CPU lacks AVX-512). For tests and the bench.
 template <typename T>
 void gemm_via(int path, bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* A,

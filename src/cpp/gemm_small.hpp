@@ -51,11 +51,12 @@ struct V<double> {
 // if MASK (a masked load costs an extra ALU uop in the k loop, so full panels skip it).
 // rows <= MR; rows past the end repeat the last row's work and are not stored (no branch in
 // the k loop). TA: A is stored (k, m), so row r of op(A) is a column.
+// bias (the panel's NV L entries, or null) is added to every row as C is stored.
 template <typename T, int MR, int NV, bool TA, bool MASK>
 void block(int rows, int k, T alpha,
            const T* A, int lda,  // op(A) rows [0, rows)
            const T* B, int ldb,  // (k, NV L) panel
-           T beta, T* C, int ldc, typename V<T>::mask tail) {
+           T beta, T* C, int ldc, const T* bias, typename V<T>::mask tail) {
     using W = V<T>;
     constexpr int L = W::L;
     typename W::reg acc[MR][NV];
@@ -85,6 +86,10 @@ void block(int rows, int k, T alpha,
     }
     const typename W::reg va = W::set1(alpha), vb = W::set1(beta);
     const typename W::mask full = typename W::mask(~0u);
+    typename W::reg bias_v[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+        bias_v[v] = bias ? W::load(bias + v * L, v == NV - 1 ? tail : full) : W::zero();
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r) {
         if (r >= rows) break;
@@ -92,64 +97,69 @@ void block(int rows, int k, T alpha,
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) {
             const typename W::mask km = v == NV - 1 ? tail : full;
-            typename W::reg out = W::mul(va, acc[r][v]);
+            typename W::reg out = W::fma(va, acc[r][v], bias_v[v]);
             if (beta != T(0)) out = W::fma(vb, W::load(c + v * L, km), out);  // beta 0: C unread
             W::store(c + v * L, out, km);
         }
     }
 }
 
+// b_padded: B's rows may be read whole vectors past n (the transposed scratch of NT).
 template <typename T, int MR, int NV, bool TA>
 void panel(int m, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
-           int ldc, typename V<T>::mask tail) {
-    const bool full = tail == typename V<T>::mask((1ull << V<T>::L) - 1);
+           int ldc, const T* bias, typename V<T>::mask tail, bool b_padded) {
+    const bool full = b_padded || tail == typename V<T>::mask((1ull << V<T>::L) - 1);
     for (int i = 0; i < m; i += MR) {
         const int rows = std::min(MR, m - i);
         const T* a = TA ? A + i : A + size_t(i) * lda;
         T* c = C + size_t(i) * ldc;
         if (full)
-            block<T, MR, NV, TA, false>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc, tail);
+            block<T, MR, NV, TA, false>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc, bias, tail);
         else
-            block<T, MR, NV, TA, true>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc, tail);
+            block<T, MR, NV, TA, true>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc, bias, tail);
     }
 }
 
 // Of two row-block heights, the one that wastes fewer padded rows on m (the larger on a tie).
 template <typename T, int MR1, int MR2, int NV, bool TA>
 void panel_best(int m, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
-                int ldc, typename V<T>::mask tail) {
+                int ldc, const T* bias, typename V<T>::mask tail, bool b_padded) {
     const auto padded = [m](int mr) { return (m + mr - 1) / mr * mr; };
     if (padded(MR1) <= padded(MR2))
-        panel<T, MR1, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, tail);
+        panel<T, MR1, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, tail, b_padded);
     else
-        panel<T, MR2, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, tail);
+        panel<T, MR2, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, tail, b_padded);
 }
 
 // NN (TA = false) or TN (TA = true): column panels of up to 4 vectors; MR keeps MR x NV
 // accumulators + NV B vectors + 1 broadcast within the 32 zmm registers.
 template <typename T, bool TA>
 void gemm_nb(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
-             T* C, int ldc) {
+             T* C, int ldc, const T* bias, bool b_padded) {
     constexpr int L = V<T>::L;
     for (int j = 0; j < n; j += 4 * L) {
         const int w = std::min(4 * L, n - j), nv = (w + L - 1) / L;
         const auto tail = typename V<T>::mask((1u << (w - (nv - 1) * L)) - 1u);
         const T* b = B + j;
+        const T* bj = bias ? bias + j : nullptr;
         T* c = C + j;
         switch (nv) {
-            case 1: panel_best<T, 16, 8, 1, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, tail); break;
-            case 2: panel_best<T, 12, 8, 2, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, tail); break;
-            case 3: panel_best<T, 8, 6, 3, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, tail); break;
-            default: panel_best<T, 6, 4, 4, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, tail); break;
+            case 1: panel_best<T, 16, 8, 1, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, bj, tail, b_padded); break;
+            case 2: panel_best<T, 12, 8, 2, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, bj, tail, b_padded); break;
+            case 3: panel_best<T, 8, 6, 3, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, bj, tail, b_padded); break;
+            default: panel_best<T, 6, 4, 4, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, bj, tail, b_padded); break;
         }
     }
 }
 
-// dst (cols, rows) = src (rows, cols)^T, strides ls and ld.
+// dst (cols, rows) = src (rows, cols)^T, strides ls and ld >= rows; dst's row padding
+// [rows, ld) is zeroed.
 template <typename T>
 void transpose(T* dst, int ld, const T* src, int ls, int rows, int cols) {
     for (int j = 0; j < rows; ++j)
         for (int p = 0; p < cols; ++p) dst[size_t(p) * ld + j] = src[size_t(j) * ls + p];
+    for (int p = 0; p < cols; ++p)
+        for (int j = rows; j < ld; ++j) dst[size_t(p) * ld + j] = T(0);
 }
 
 // float: 16 x 16 tiles transposed in registers (4 shuffle stages), about 4x faster than the
@@ -187,26 +197,32 @@ inline void transpose(float* dst, int ld, const float* src, int ls, int rows, in
                 t[4 + q] = _mm512_shuffle_f32x4(w0, w1, 0x88);
                 t[12 + q] = _mm512_shuffle_f32x4(w0, w1, 0xDD);
             }
-            for (int c = 0; c < nc; ++c) _mm512_mask_storeu_ps(dst + size_t(p0 + c) * ld + j0, kr, t[c]);
+            // whole vectors where ld leaves room: zeros in the padding, no masked store
+            const __mmask16 ks = j0 + 16 <= ld ? __mmask16(0xFFFF) : kr;
+            for (int c = 0; c < nc; ++c) _mm512_mask_storeu_ps(dst + size_t(p0 + c) * ld + j0, ks, t[c]);
         }
     }
 }
 
-// C = alpha op(A) op(B) + beta C; with trans_b, B (n, k) is first transposed into scratch.
+// C = alpha op(A) op(B) + beta C (+ bias (n) on every row, if given); with trans_b, B (n, k)
+// is first transposed into scratch.
 template <typename T>
 void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,
-          int ldb, T beta, T* C, int ldc) {
-    if (tb) {
+          int ldb, T beta, T* C, int ldc, const T* bias = nullptr) {
+    bool padded = false;
+    if (tb) {  // rows padded to whole vectors, so the k loop never needs a masked load
+        const int ld = (n + V<T>::L - 1) / V<T>::L * V<T>::L;
         thread_local std::vector<T> bt;
-        if (bt.size() < size_t(n) * k) bt.resize(size_t(n) * k);  // grows once, then reused
-        transpose(bt.data(), n, B, ldb, n, k);
+        if (bt.size() < size_t(ld) * k) bt.resize(size_t(ld) * k);  // grows once, then reused
+        transpose(bt.data(), ld, B, ldb, n, k);
         B = bt.data();
-        ldb = n;
+        ldb = ld;
+        padded = true;
     }
     if (ta)
-        gemm_nb<T, true>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+        gemm_nb<T, true>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, padded);
     else
-        gemm_nb<T, false>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+        gemm_nb<T, false>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, padded);
 }
 
 }  // namespace small_gemm
