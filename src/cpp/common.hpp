@@ -32,9 +32,14 @@ namespace pycvnn {
 
 using idx = std::ptrdiff_t;
 
+// PYCVNN_NO_AVX512=1 in the environment (read once) turns the hand-written AVX-512 kernels off,
+// so tests can check the portable paths on an AVX-512 machine.
 inline bool cpu_has_avx512f() {
 #if defined(PYCVNN_AVX512_KERNELS)
-    static const bool yes = __builtin_cpu_supports("avx512f");
+    static const bool yes = [] {
+        const char* off = std::getenv("PYCVNN_NO_AVX512");
+        return __builtin_cpu_supports("avx512f") && !(off && *off && *off != '0');
+    }();
     return yes;
 #else
     return false;
