@@ -18,7 +18,7 @@ import numpy as np
 
 import pycvnn
 from pycvnn import _core, reference
-from pycvnn.model import strip_output
+from pycvnn.model import arena_zeros, strip_output
 
 # name -> (layer sizes, batch size)
 CONFIGS = {
@@ -127,10 +127,12 @@ class PycvnnRunner:
         self.reset()
 
     def reset(self):
+        # 64-byte aligned buffers, as a model's arena and its optimizer state are (fit's case)
         p = self.work.params
-        self.params, self.grads = p.copy(), np.zeros_like(p)
+        self.params, self.grads = arena_zeros(p.size, p.dtype), arena_zeros(p.size, p.dtype)
+        self.params[...] = p
         n_state = N_STATE[self.work.optimizer]
-        self.state = [np.zeros(p.size if i < n_state else 0, p.dtype) for i in range(2)]
+        self.state = [arena_zeros(p.size if i < n_state else 0, p.dtype) for i in range(2)]
         self.t = 0
 
     def run(self, order):

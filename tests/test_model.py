@@ -525,3 +525,14 @@ def test_models_accept_numpy_dtypes():
     m = pycvnn.MLP([2, 3], dtype=np.float64)
     assert m.get_weights()[0].dtype == np.float64
     assert pycvnn.MLP([2, 3]).get_weights()[0].dtype == np.float32  # float32 default
+
+
+def test_arena_and_optimizer_state_start_on_cache_lines():
+    # The core's AVX-512 loads and stores never split two cache lines on the arena.
+    for dtype in (np.float32, np.float64):
+        model = pycvnn.MLP([7, 5, 3], seed=0, dtype=dtype)
+        opt = pycvnn.optim.Adam(1e-3)
+        for arr in (model._params, model._grads, *opt.state(model)):
+            assert arr.ctypes.data % 64 == 0 and arr.dtype == dtype and arr.flags.writeable
+            assert arr.flags.c_contiguous and arr.size == model.n_params
+        assert not model._grads.any() and model._params.any()

@@ -1,6 +1,8 @@
 // Shared helpers for the kernels: index type and the denormal guard.
 #pragma once
 #include <cstddef>
+#include <new>
+#include <vector>
 #if defined(__SSE2__) || defined(__x86_64__)
 #include <immintrin.h>
 #define PYCVNN_X86 1
@@ -31,6 +33,26 @@
 namespace pycvnn {
 
 using idx = std::ptrdiff_t;
+
+// Workspace buffers on 64-byte (cache line, AVX-512 vector) boundaries: a vector load that
+// splits two lines costs two (the tiny dW GEMM: 0.73 us aligned, 0.83 us at a 16-byte offset).
+template <typename T>
+struct Aligned64 {
+    using value_type = T;
+    Aligned64() = default;
+    template <typename U>
+    Aligned64(const Aligned64<U>&) {}
+    T* allocate(std::size_t n) {
+        return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
+    }
+    void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t(64)); }
+    template <typename U>
+    bool operator==(const Aligned64<U>&) const { return true; }
+    template <typename U>
+    bool operator!=(const Aligned64<U>&) const { return false; }
+};
+template <typename T>
+using avector = std::vector<T, Aligned64<T>>;
 
 // PYCVNN_NO_AVX512=1 in the environment (read once) turns the hand-written AVX-512 kernels off,
 // so tests can check the portable paths on an AVX-512 machine.

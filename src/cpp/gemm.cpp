@@ -5,6 +5,7 @@
 #include "gemm.hpp"
 #include <dlfcn.h>
 
+#include "common.hpp"
 #include "gemm_small.hpp"
 #include <algorithm>
 #include <stdexcept>
@@ -221,7 +222,7 @@ double fma_peak_gflops(double seconds) {
 }
 
 double time_gemm(bool ta, bool tb, int m, int n, int k, int reps, int path) {
-    std::vector<float> A(size_t(m) * k, 0.5f), B(size_t(k) * n, 0.25f), C(size_t(m) * n);
+    avector<float> A(size_t(m) * k, 0.5f), B(size_t(k) * n, 0.25f), C(size_t(m) * n);
     const int lda = ta ? m : k, ldb = tb ? k : n;
     gemm_via<float>(path, ta, tb, m, n, k, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(), n);
     const auto t0 = Clock::now();

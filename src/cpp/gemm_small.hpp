@@ -212,7 +212,7 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
     bool padded = false;
     if (tb) {  // rows padded to whole vectors, so the k loop never needs a masked load
         const int ld = (n + V<T>::L - 1) / V<T>::L * V<T>::L;
-        thread_local std::vector<T> bt;
+        thread_local avector<T> bt;
         if (bt.size() < size_t(ld) * k) bt.resize(size_t(ld) * k);  // grows once, then reused
         transpose(bt.data(), ld, B, ldb, n, k);
         B = bt.data();

@@ -283,10 +283,9 @@ PYCVNN_CLONES void exp_nonpos_inplace(T* __restrict v,  // (n) values <= 0
 // of their sums' product (each sum is in [1, 16], so the product stays below 2^64).
 PYCVNN_AVX512 inline double cross_entropy_value_and_grad_rows16(
     float* dpred, const float* pred, const std::int64_t* ids, idx N, idx C) {
-    thread_local std::vector<float> buf;
-    if (buf.size() < size_t(N + 1) * 16) buf.resize(size_t(N + 1) * 16);  // grows once
-    float* rows = reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(buf.data()) + 63) &
-                                           ~std::uintptr_t(63));
+    thread_local avector<float> buf;
+    if (buf.size() < size_t(N) * 16) buf.resize(size_t(N) * 16);  // grows once
+    float* rows = buf.data();
     const __mmask16 k = __mmask16((1u << C) - 1u);
     double sum = 0;
     for (idx i = 0; i < N; ++i) {

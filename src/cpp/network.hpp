@@ -104,10 +104,10 @@ private:
 
     std::vector<Op> ops_;
     idx n_params_ = 0, n_decay_ = 0, max_width_ = 0, rows_ = 0;
-    std::vector<std::vector<T>> out_;  // per op output (rows_, op.out)
-    std::vector<T> grad_a_, grad_b_;   // ping-pong d loss / d activations (rows_, max_width_)
-    std::vector<T> dz_;                // dense backward scratch (rows_, max_width_)
-    std::vector<T> xb_, yb_;           // the gathered batch
+    std::vector<avector<T>> out_;  // per op output (rows_, op.out)
+    avector<T> grad_a_, grad_b_;   // ping-pong d loss / d activations (rows_, max_width_)
+    avector<T> dz_;                // dense backward scratch (rows_, max_width_)
+    avector<T> xb_, yb_;           // the gathered batch
     std::vector<std::int64_t> idb_;
     const T* input_ = nullptr;  // x of the last forward
 };

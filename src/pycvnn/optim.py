@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _validate as v
 from ._backend import backend
+from .model import arena_zeros
 
 
 class Optimizer:
@@ -48,7 +49,7 @@ class Optimizer:
         key = (id(model), model.n_params, model.dtype)
         if self._owner != key:
             sizes = [model.n_params if i < self.n_state else 0 for i in range(2)]
-            self._state = tuple(np.zeros(n, model.dtype) for n in sizes)
+            self._state = tuple(arena_zeros(n, model.dtype) for n in sizes)
             self._owner, self.t = key, 0
         return self._state
 
