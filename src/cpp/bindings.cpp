@@ -734,7 +734,7 @@ void momentum_update(const ArrayInOut& param, const ArrayInOut& grad, const Arra
     run_inplace(b.f64, [&](auto tag) {
         using T = decltype(tag);
         pycvnn::momentum_update(static_cast<T*>(p), static_cast<T*>(v), static_cast<const T*>(g),
-                                T(lr), T(beta), f, nesterov, b.n);
+                                T(lr), beta, f, nesterov, b.n);
     });
 }
 
@@ -750,7 +750,7 @@ void rmsprop_update(const ArrayInOut& param, const ArrayInOut& grad, const Array
     run_inplace(b.f64, [&](auto tag) {
         using T = decltype(tag);
         pycvnn::rmsprop_update(static_cast<T*>(p), static_cast<T*>(s), static_cast<const T*>(g),
-                               T(lr), T(rho), T(eps), b.n);
+                               T(lr), rho, T(eps), b.n);
     });
 }
 

@@ -109,8 +109,8 @@ void UpdateRule::step(T* params, T* grads, T* state1, T* state2, idx n, idx n_de
         if (weight_decay > 0 && rule != Rule::AdamW && nd > 0) add_weight_decay(g, p, wd, nd);
         switch (rule) {
             case Rule::GD: gd_update(p, g, lr_, len); break;
-            case Rule::Momentum: momentum_update(p, s1, g, lr_, T(beta), form, nesterov, len); break;
-            case Rule::RMSProp: rmsprop_update(p, s1, g, lr_, T(rho), T(eps), len); break;
+            case Rule::Momentum: momentum_update(p, s1, g, lr_, beta, form, nesterov, len); break;
+            case Rule::RMSProp: rmsprop_update(p, s1, g, lr_, rho, T(eps), len); break;
             case Rule::Adam:
                 adam_update(p, s1, s2, g, lr_, beta1, beta2, T(eps), t, len);
                 break;

@@ -30,9 +30,10 @@ template <typename T>
 PYCVNN_CLONES void momentum_update(T* __restrict param,       // (n)
                      T* __restrict velocity,    // (n)
                      const T* __restrict grad,  // (n)
-                     T lr, T beta, MomentumForm form, bool nesterov, idx n) {
+                     T lr, double beta_, MomentumForm form, bool nesterov, idx n) {
     FlushDenormals ftz;  // v decays geometrically towards denormals once g vanishes
-    const T gk = form == MomentumForm::EMA ? T(1) - beta : T(1);
+    // beta comes in double: 1 - beta taken in float (1 - 0.9f) is off by 1e-7 relative
+    const T beta = T(beta_), gk = form == MomentumForm::EMA ? T(1.0 - beta_) : T(1);
     if (nesterov) {
         for (idx i = 0; i < n; ++i) {
             const T v = beta * velocity[i] + gk * grad[i];
@@ -53,9 +54,9 @@ template <typename T>
 PYCVNN_CLONES void rmsprop_update(T* __restrict param,       // (n)
                     T* __restrict sq,          // (n) running mean of g^2
                     const T* __restrict grad,  // (n)
-                    T lr, T rho, T eps, idx n) {
+                    T lr, double rho_, T eps, idx n) {
     FlushDenormals ftz;
-    const T k = T(1) - rho;
+    const T rho = T(rho_), k = T(1.0 - rho_);  // 1 - rho in double, as for Adam's betas
     for (idx i = 0; i < n; ++i) {
         const T g = grad[i];
         const T s = rho * sq[i] + k * g * g;
