@@ -228,6 +228,13 @@ def ratio_cell(medians, peer, target):
     return f"{r:,.1f}× {mark(r >= target)} (≥ {target:g}×)"
 
 
+def cpp_alone(config, optimizer, steps, rounds):
+    """Median µs/step of pycvnn cpp's K-step chunks run back to back, no peer in between."""
+    runner = W.make_runner("cpp", W.make_workload(config, optimizer, steps))
+    runner.chunk()
+    return statistics.median(interleaved({"cpp": runner.chunk}, rounds, steps)["cpp"]) * 1e6
+
+
 def step_section(plan, results):
     """The step table; results["steps"][config, optimizer] gets the medians (µs/step)."""
     rows, skipped_all, met, total = [], {}, 0, 0
@@ -254,6 +261,11 @@ def step_section(plan, results):
              "sklearn: MLPClassifier.partial_fit over the K batches. Every timed peer's first "
              f"{W.VERIFY_STEPS} losses matched the NumPy reference from the same weights "
              "before timing."]
+    steps, rounds = plan["tiny"]
+    alone = {opt: cpp_alone("tiny", opt, steps, rounds) for opt in W.LEARNING_RATES}
+    lines += ["", "pycvnn cpp alone on tiny, the same chunks back to back with no peer in between "
+              "(each interleaved round starts on caches the peers have filled): "
+              + ", ".join(f"{opt} {us:,.1f} µs/step" for opt, us in alone.items()) + "."]
     lines += [f"- skipped {p}: {why}" for p, why in skipped_all.items()]
     return "\n".join(lines)
 
