@@ -316,7 +316,7 @@ def gemm_section(repeats, results):
                "NumPy GFLOP/s", "cpp / NumPy (≥ 1)"], summary), "",
         f"Best of {repeats} timings per shape (as the peak is a best burst). cpp: "
         "`_core._time_gemm` (the core's GEMM entry point, in C++: its own AVX-512 kernels up "
-        "to 2^18 multiply-adds or with a side <= 16, OpenBLAS above); NumPy: `np.matmul(a, b, "
+        "to 2^18 multiply-adds or with a side <= 16 (A Bᵀ from 16 rows up), OpenBLAS otherwise); NumPy: `np.matmul(a, b, "
         "out=c)` with transposed views, its per-call dispatch included.", "",
         "<details><summary>per shape</summary>", "",
         table(["config", "GEMM", "m×n×k", "cpp µs", "cpp GFLOP/s", "OpenBLAS alone µs",

@@ -31,17 +31,22 @@ struct Blas {
 Blas blas;
 
 // The register-blocked kernels of gemm_small.hpp beat OpenBLAS (one thread, measured with
-// bench/compare.py's shapes) up to m n k = 2^18 (tiny 32x32x64 NT: 1.6 -> 1.0 us) and on skinny
-// shapes, one side <= 16 (wide's 256x10x1024 NT: 100 -> 70 us, 10x1024x256 TN: 94 -> 47 us),
-// where OpenBLAS's packing has little to amortise; elsewhere OpenBLAS's packing pays off.
+// bench/compare.py's shapes and a sweep of batch sizes) up to m n k = 2^18 (tiny 32x32x64 NT:
+// 1.5 -> 0.9 us) and on skinny shapes, one side <= 16 (wide's 10x1024x256 TN: 94 -> 47 us),
+// where OpenBLAS's packing has little to amortise. With trans_b they first transpose B (n k
+// floats), which pays only once m >= 16 rows share it, and, as they do not block for the
+// cache, only while B is small or thin (16x1024x1024 NT: 1150 us against OpenBLAS's 630; at
+// m <= 8 OpenBLAS's GEMV-like path wins: 1x256x784 NT 5 us against 48).
 constexpr long long kSmallMax = 1LL << 18;
 constexpr int kSkinny = 16;
 bool small_ok = false;  // AVX-512 present (checked once in blas_load)
 
 template <typename T>
-bool use_small(int m, int n, int k, T alpha) {
-    return small_ok && alpha != T(0) &&
-           ((long long)m * n * k <= kSmallMax || std::min({m, n, k}) <= kSkinny);
+bool use_small(bool tb, int m, int n, int k, T alpha) {
+    if (!small_ok || alpha == T(0)) return false;
+    const bool small = (long long)m * n * k <= kSmallMax;
+    if (tb) return m >= kSkinny && (small || std::min(n, k) <= kSkinny);
+    return small || std::min({m, n, k}) <= kSkinny;
 }
 
 template <typename F>
@@ -102,7 +107,7 @@ template <typename T>
 void gemm_via(int path, bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda,
               const T* B, int ldb, T beta, T* C, int ldc) {
 #if defined(PYCVNN_AVX512_KERNELS)
-    if (path == 2 ? small_ok : path == 0 && use_small(m, n, k, alpha))
+    if (path == 2 ? small_ok : path == 0 && use_small(tb, m, n, k, alpha))
         return small_gemm::gemm<T>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
     blas_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -118,7 +123,7 @@ template <typename T>
 void gemm_bias(bool ta, bool tb, int m, int n, int k, const T* A, int lda, const T* B, int ldb,
                const T* bias, T* C, int ldc) {
 #if defined(PYCVNN_AVX512_KERNELS)
-    if (use_small(m, n, k, T(1)))
+    if (use_small(tb, m, n, k, T(1)))
         return small_gemm::gemm<T>(ta, tb, m, n, k, T(1), A, lda, B, ldb, T(0), C, ldc, bias);
 #endif
     for (int r = 0; r < m; ++r) std::copy(bias, bias + n, C + size_t(r) * ldc);
