@@ -1,6 +1,6 @@
 // Dense layer: a = f(x w^T + b), w (out, in) as in the lecture's z = W a + b, batches as rows.
 // Forward keeps only a (every f' here is a function of a); backward takes it back.
-// All products go through pycvnn::gemm (OpenBLAS).
+// All products go through pycvnn::gemm / gemm_bias (gemm.hpp).
 #pragma once
 #include "activations.hpp"
 #include "common.hpp"
