@@ -4,8 +4,8 @@
 // AVX-512 register blocks: MR rows of C x NV vectors of 16 floats (8 doubles) accumulate over
 // k in registers, one broadcast of A and NV loads of a B row per step; no packing for NN/TN.
 // NT (the forward's x w^T) first transposes B into a per-thread scratch buffer. An optional
-// bias row is added as C is stored (gemm_bias). One thread: the shapes sent here take
-// microseconds. gemm.cpp decides which shapes come here.
+// bias row is added as C is stored (gemm_bias). They run on the calling thread; gemm.cpp
+// decides which shapes come here.
 #pragma once
 #include "common.hpp"
 #if defined(PYCVNN_AVX512_KERNELS)
