@@ -1,9 +1,9 @@
 // The core's own threads, for the big elementwise loops (the optimizer update over the whole
 // parameter arena). Large GEMMs use OpenBLAS's threads (the small kernels of gemm_small.hpp
 // run on the calling thread); pycvnn.set_num_threads sets both, and the two never run at the
-// same time (an update follows the backward pass), so they do not
-// oversubscribe. Workers sleep on a condition variable between jobs: no spinning that would
-// steal the core from OpenBLAS.
+// same time (an update follows the backward pass), so they do not oversubscribe. Workers
+// sleep on a condition variable between jobs: no spinning that would steal the core from
+// OpenBLAS.
 #pragma once
 #include <pthread.h>
 
