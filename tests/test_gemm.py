@@ -1,5 +1,5 @@
-"""The core's two GEMM kernels (OpenBLAS and the small AVX-512 kernels of gemm_small.hpp)
-against float64 NumPy and each other, through the `_gemm` test hook:
+"""The core's GEMM kernels (OpenBLAS, and the small and blocked AVX-512 kernels of
+gemm_small.hpp) against float64 NumPy and each other, through the `_gemm` test hook:
 c := alpha op(a) op(b) + beta c, every transpose, odd and edge shapes (tails of the 16-lane
 vectors and of the row blocks), batch-size-1 shapes, beta 0 (c never read) and beta != 0."""
 
@@ -17,6 +17,8 @@ SHAPES = [(32, 32, 64), (32, 64, 32), (32, 10, 32), (10, 32, 32), (32, 32, 10), 
           (1, 10, 64), (1, 64, 1), (7, 13, 5), (17, 33, 65), (6, 64, 3), (25, 49, 31),
           (16, 17, 16), (5, 80, 40), (128, 10, 128), (3, 130, 2), (200, 12, 150), (300, 200, 5),
           (16, 300, 90)]
+# Past one 64-column panel and one 128-deep block of the blocked kernels, with tails of both.
+BIG_SHAPES = [(70, 150, 300), (33, 200, 129), (130, 65, 257), (6, 64, 128), (1, 129, 513)]
 TOL = {np.float32: 2e-6, np.float64: 1e-14}
 
 
@@ -41,13 +43,14 @@ def rel_err(got, want, a, b, ta, tb, alpha):
     return float(np.max(np.abs(got - want) / bound))
 
 
-@pytest.mark.parametrize("path", ["small", "blas", "auto"])
+@pytest.mark.parametrize("path,m,n,k", [(p, *s) for p in ("small", "blocked", "blas", "auto")
+                                         for s in SHAPES] +
+                         [(p, *s) for p in ("blocked", "auto") for s in BIG_SHAPES])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
-@pytest.mark.parametrize("m,n,k", SHAPES)
 def test_gemm_matches_float64(m, n, k, ta, tb, dtype, path):
-    if path == "small" and not _core._small_gemm_available():
-        pytest.skip("the small GEMM kernels need AVX-512")
+    if path in ("small", "blocked") and not _core._small_gemm_available():
+        pytest.skip("the AVX-512 GEMM kernels need AVX-512")
     for alpha, beta in [(1.0, 0.0), (-0.01, 1.0), (2.5, -0.5)]:
         a, b, c = operands(m, n, k, ta, tb, dtype)
         want = expected(a, b, c, ta, tb, alpha, beta)
@@ -56,25 +59,27 @@ def test_gemm_matches_float64(m, n, k, ta, tb, dtype, path):
 
 
 @needs_small
+@pytest.mark.parametrize("path", ["small", "blocked"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
-def test_small_beta_zero_never_reads_c(ta, tb, dtype):
+def test_small_beta_zero_never_reads_c(ta, tb, dtype, path):
     # BLAS semantics: with beta = 0, c is output only (NaN or inf in it must not leak).
-    a, b, c = operands(19, 35, 21, ta, tb, dtype)
+    a, b, c = operands(19, 135, 200, ta, tb, dtype)
     c[:] = np.nan
-    _core._gemm(a, b, c, ta, tb, 1.0, 0.0, "small")
+    _core._gemm(a, b, c, ta, tb, 1.0, 0.0, path)
     want = expected(a, b, c, ta, tb, 1.0, 0.0)
     assert np.isfinite(c).all()
     assert rel_err(c, want, a, b, ta, tb, 1.0) < TOL[dtype]
 
 
 @needs_small
+@pytest.mark.parametrize("path", ["small", "blocked"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
-def test_small_agrees_with_openblas_at_large_magnitude(ta, tb, dtype):
-    a, b, c = operands(33, 47, 29, ta, tb, dtype, scale=1e3)
+def test_small_agrees_with_openblas_at_large_magnitude(ta, tb, dtype, path):
+    a, b, c = operands(33, 147, 229, ta, tb, dtype, scale=1e3)
     c_small, c_blas = c.copy(), c.copy()
-    _core._gemm(a, b, c_small, ta, tb, 1.0, 1.0, "small")
+    _core._gemm(a, b, c_small, ta, tb, 1.0, 1.0, path)
     _core._gemm(a, b, c_blas, ta, tb, 1.0, 1.0, "blas")
     want = expected(a, b, c, ta, tb, 1.0, 1.0)
     assert rel_err(c_small, want, a, b, ta, tb, 1.0) < TOL[dtype]
@@ -82,20 +87,39 @@ def test_small_agrees_with_openblas_at_large_magnitude(ta, tb, dtype):
 
 
 @needs_small
-def test_small_writes_only_c():
-    # Rows and columns past the tails are computed in registers but never stored: a c that is
-    # a window of a larger buffer keeps its surroundings.
+@pytest.mark.parametrize("path,m,n,k", [("small", 7, 19, 9), ("blocked", 7, 70, 200)])
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
+def test_small_writes_only_c(path, m, n, k, ta, tb):
+    # Rows and columns past the tails are computed in registers but never stored: a c with
+    # guard zones around it keeps them.
+    a, b, _ = operands(m, n, k, ta, tb, np.float32)
+    buf = np.full(m * n + 32, 7.0, np.float32)
+    c = buf[16:16 + m * n].reshape(m, n)
+    _core._gemm(a, b, c, ta, tb, 1.0, 0.0, path)
+    assert (buf[:16] == 7).all() and (buf[16 + m * n:] == 7).all()
+    want = expected(a, b, c, ta, tb, 1.0, 0.0)
+    assert rel_err(c, want, a, b, ta, tb, 1.0) < TOL[np.float32]
+
+
+@needs_small
+def test_blocked_splits_columns_over_threads():
+    import pycvnn
+    a, b, c = operands(50, 700, 300, False, True, np.float32)
+    want = expected(a, b, c, False, True, 1.0, 0.0)
+    before = pycvnn.get_num_threads()
+    try:
+        pycvnn.set_num_threads(2)
+        _core._gemm(a, b, c, False, True, 1.0, 0.0, "blocked")
+    finally:
+        pycvnn.set_num_threads(before)
+    assert rel_err(c, want, a, b, False, True, 1.0) < TOL[np.float32]
+
+
+def test_non_contiguous_c_is_rejected():
     a, b, _ = operands(7, 19, 9, False, True, np.float32)
-    big = np.full((9, 40), 7.0, np.float32)
-    c = big[1:8, 3:22]
-    assert not c.flags.c_contiguous
+    c = np.full((9, 40), 7.0, np.float32)[1:8, 3:22]
     with pytest.raises(ValueError, match="C-contiguous"):
-        _core._gemm(a, b, c, False, True, 1.0, 0.0, "small")
-    buf = np.full(7 * 19 + 32, 7.0, np.float32)
-    c = buf[16:16 + 7 * 19].reshape(7, 19)
-    _core._gemm(a, b, c, False, True, 1.0, 0.0, "small")
-    assert (buf[:16] == 7).all() and (buf[16 + 7 * 19:] == 7).all()
-    np.testing.assert_allclose(c, a @ b.T, rtol=1e-5, atol=1e-5)
+        _core._gemm(a, b, c, False, True, 1.0, 0.0, "blas")
 
 
 def test_gemm_hook_rejects_bad_arguments():
