@@ -50,18 +50,20 @@ bool use_small(bool tb, int m, int n, int k, T alpha) {
     return small || std::min({m, n, k}) <= kSkinny;
 }
 
-// Past those, the blocked kernels (B packed per L1-sized panel) beat OpenBLAS on mnist's
-// shapes by 1.2-1.4x (128x256x784 A B^T: 132 -> 172 GFLOP/s) and on wide's A B and A B^T by
-// up to 1.15x; on A^T B with many rows they lose (1024x1024x256: 138 against 151, A read at a
-// 4 KiB stride), so those stay with OpenBLAS.
+// Past those, on one thread, the blocked kernels (B packed per L1-sized panel) beat OpenBLAS
+// on mnist's shapes by 1.2-1.4x (128x256x784 A B^T: 132 -> 172 GFLOP/s) and on wide's A B and
+// A B^T by up to 1.15x; on A^T B with many rows they lose (1024x1024x256: 138 against 151, A
+// read at a 4 KiB stride), so those stay with OpenBLAS. With more threads OpenBLAS takes them
+// all: mixing the two, OpenBLAS's workers spin between its calls on the core our pool needs
+// (wide on 2 threads: 1.17x the 1-thread speed instead of 1.87x).
 template <typename T>
-bool use_blocked(bool ta, int m, int n, int k, T alpha) {
-    (void)n, (void)k;
-    return small_ok && alpha != T(0) && (!ta || m <= 256);
+bool use_blocked(bool ta, int m, T alpha) {
+    return small_ok && alpha != T(0) && (!ta || m <= 256) && Pool::instance().threads() == 1;
 }
 
 #if defined(PYCVNN_AVX512_KERNELS)
-// C's column panels split over the core's pool (chunks are multiples of 64 columns).
+// C's column panels split over the core's pool (chunks are multiples of 64 columns; the
+// _gemm test hook reaches this with several threads).
 template <typename T>
 void blocked(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,
              int ldb, T beta, T* C, int ldc) {
@@ -134,7 +136,7 @@ void gemm_via(int path, bool ta, bool tb, int m, int n, int k, T alpha, const T*
 #if defined(PYCVNN_AVX512_KERNELS)
     if (path == 2 ? small_ok : path == 0 && use_small(tb, m, n, k, alpha))
         return small_gemm::gemm<T>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
-    if (path == 3 ? small_ok : path == 0 && use_blocked(ta, m, n, k, alpha))
+    if (path == 3 ? small_ok : path == 0 && use_blocked(ta, m, alpha))
         return blocked(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
     blas_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
