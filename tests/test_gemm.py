@@ -128,3 +128,30 @@ def test_gemm_hook_rejects_bad_arguments():
         _core._gemm(a, b, c, False, False, 1.0, 0.0, "fast")
     with pytest.raises(ValueError, match="shapes"):
         _core._gemm(a, b, c, True, False, 1.0, 0.0, "blas")
+
+
+@needs_small
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_thread_dense_layers_on_the_blocked_kernels_match_the_reference(dtype):
+    # On one thread the entry point sends these shapes to the blocked kernels, the forward's
+    # bias added in their epilogue; the default thread count sends them to OpenBLAS.
+    import pycvnn
+    from pycvnn import reference
+    rng = np.random.default_rng(3)
+    before = pycvnn.get_num_threads()
+    try:
+        pycvnn.set_num_threads(1)
+        for n, fin, fout in [(40, 300, 50), (64, 200, 130)]:
+            x = rng.standard_normal((n, fin)).astype(dtype)
+            w = (rng.standard_normal((fout, fin)) / np.sqrt(fin)).astype(dtype)
+            b = rng.standard_normal(fout).astype(dtype)
+            got = _core.dense_forward(x, w, b, activation="relu")
+            want = reference.dense_forward(x, w, b, activation="relu")
+            np.testing.assert_allclose(got, want, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
+            dout = rng.standard_normal((n, fout)).astype(dtype)
+            for g, r in zip(_core.dense_backward(dout, x, w, got, activation="relu"),
+                            reference.dense_backward(dout, x, w, want, activation="relu")):
+                np.testing.assert_allclose(g, r, rtol=1e-4 if dtype == np.float32 else 1e-12,
+                                           atol=1e-4 if dtype == np.float32 else 1e-12)
+    finally:
+        pycvnn.set_num_threads(before)

@@ -66,12 +66,14 @@ bool use_blocked(bool ta, int m, T alpha) {
 // _gemm test hook reaches this with several threads).
 template <typename T>
 void blocked(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,
-             int ldb, T beta, T* C, int ldc) {
+             int ldb, T beta, T* C, int ldc, const T* bias = nullptr) {
     Pool::instance().parallel_for(n, 64, [&](idx lo, idx hi) {
         if (ta)
-            small_gemm::gemm_blocked<T, true>(tb, m, k, alpha, A, lda, B, ldb, beta, C, ldc, int(lo), int(hi));
+            small_gemm::gemm_blocked<T, true>(tb, m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias,
+                                              int(lo), int(hi));
         else
-            small_gemm::gemm_blocked<T, false>(tb, m, k, alpha, A, lda, B, ldb, beta, C, ldc, int(lo), int(hi));
+            small_gemm::gemm_blocked<T, false>(tb, m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias,
+                                               int(lo), int(hi));
     });
 }
 #endif
@@ -154,6 +156,8 @@ void gemm_bias(bool ta, bool tb, int m, int n, int k, const T* A, int lda, const
 #if defined(PYCVNN_AVX512_KERNELS)
     if (use_small(tb, m, n, k, T(1)))
         return small_gemm::gemm<T>(ta, tb, m, n, k, T(1), A, lda, B, ldb, T(0), C, ldc, bias);
+    if (use_blocked(ta, m, T(1)))
+        return blocked(ta, tb, m, n, k, T(1), A, lda, B, ldb, T(0), C, ldc, bias);
 #endif
     for (int r = 0; r < m; ++r) std::copy(bias, bias + n, C + size_t(r) * ldc);
     gemm_via<T>(0, ta, tb, m, n, k, T(1), A, lda, B, ldb, T(1), C, ldc);

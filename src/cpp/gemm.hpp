@@ -14,8 +14,8 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, T alpha,
           const T* B, int ldb,   // (k, n), or (n, k) if trans_b
           T beta, T* C, int ldc); // (m, n)
 
-// C (m, n) = op(A) op(B) + bias, bias (n) on every row. The small kernels add it as they store
-// C (C never read); for OpenBLAS it is written into C first and the GEMM accumulates onto it
+// C (m, n) = op(A) op(B) + bias, bias (n) on every row. Our kernels add it as they store C (C
+// never read); for OpenBLAS it is written into C first and the GEMM accumulates onto it
 // (beta = 1, which also spares OpenBLAS its zeroing pass).
 template <typename T>
 void gemm_bias(bool trans_a, bool trans_b, int m, int n, int k, const T* A, int lda, const T* B,

@@ -230,13 +230,13 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
 // Blocked, for shapes past the small ones: B is packed one 4-vector column panel and KC rows
 // at a time into a contiguous, zero-padded scratch that stays in L1 while MR-row blocks of A
 // (unpacked, read by broadcasts) sweep it; C accumulates across the KC blocks (beta for the
-// first, 1 after) while its panel stays in L2. Packing B also removes the cache-set conflicts
+// first, 1 after) while its panel stays in L2; the bias, if given, goes in with the first. Packing B also removes the cache-set conflicts
 // of B rows a power-of-two stride apart, which held the unblocked kernels back on these sizes.
 // Columns [j_lo, j_hi) of C only, so threads can split C by column panels. KC = 128 measured
 // best of 64-256 on the mnist and wide shapes (its float panel, 32 KiB, fits L1).
 template <typename T, bool TA>
 void gemm_blocked(bool tb, int m, int k, T alpha, const T* A, int lda, const T* B, int ldb,
-                  T beta, T* C, int ldc, int j_lo, int j_hi) {
+                  T beta, T* C, int ldc, const T* bias, int j_lo, int j_hi) {
     constexpr int L = V<T>::L, W4 = 4 * L, MR = 6, KC = 128;
     thread_local avector<T> pack;
     if (pack.size() < size_t(KC) * W4) pack.resize(size_t(KC) * W4);
@@ -259,13 +259,14 @@ void gemm_blocked(bool tb, int m, int k, T alpha, const T* A, int lda, const T* 
                 }
             }
             const T b = p0 == 0 ? beta : T(1);
+            const T* bj = p0 == 0 && bias ? bias + j : nullptr;  // the bias goes in once
             const T* a = TA ? A + size_t(p0) * lda : A + p0;
             T* c = C + j;
             switch (nv) {  // loads from the padded pack, stores masked to the panel's width
-                case 1: panel<T, 16, 1, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, nullptr, tail, true); break;
-                case 2: panel<T, 12, 2, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, nullptr, tail, true); break;
-                case 3: panel<T, 8, 3, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, nullptr, tail, true); break;
-                default: panel<T, MR, 4, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, nullptr, tail, true); break;
+                case 1: panel<T, 16, 1, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, tail, true); break;
+                case 2: panel<T, 12, 2, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, tail, true); break;
+                case 3: panel<T, 8, 3, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, tail, true); break;
+                default: panel<T, MR, 4, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, tail, true); break;
             }
         }
     }
