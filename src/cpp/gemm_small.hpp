@@ -230,10 +230,11 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
 // Blocked, for shapes past the small ones: B is packed one 4-vector column panel and KC rows
 // at a time into a contiguous, zero-padded scratch that stays in L1 while MR-row blocks of A
 // (unpacked, read by broadcasts) sweep it; C accumulates across the KC blocks (beta for the
-// first, 1 after) while its panel stays in L2; the bias, if given, goes in with the first. Packing B also removes the cache-set conflicts
-// of B rows a power-of-two stride apart, which held the unblocked kernels back on these sizes.
-// Columns [j_lo, j_hi) of C only, so threads can split C by column panels. KC = 128 measured
-// best of 64-256 on the mnist and wide shapes (its float panel, 32 KiB, fits L1).
+// first, 1 after) while its panel stays in L2; the bias, if given, goes in with the first.
+// Packing B also removes the cache-set conflicts of B rows a power-of-two stride apart, which
+// held the unblocked kernels back on these sizes. Columns [j_lo, j_hi) of C only, so threads
+// can split C by column panels. KC = 128 measured best of 64-256 on the mnist and wide shapes
+// (its float panel, 32 KiB, fits L1).
 template <typename T, bool TA>
 void gemm_blocked(bool tb, int m, int k, T alpha, const T* A, int lda, const T* B, int ldb,
                   T beta, T* C, int ldc, const T* bias, int j_lo, int j_hi) {
