@@ -51,9 +51,10 @@ bool use_small(bool tb, int m, int n, int k, T alpha) {
 }
 
 // Past those, on one thread, the blocked kernels (B packed per L1-sized panel) beat OpenBLAS
-// on mnist's shapes by 1.2-1.4x (128x256x784 A B^T: 132 -> 172 GFLOP/s) and on wide's A B and
-// A B^T by up to 1.15x; on A^T B with many rows they lose (1024x1024x256: 138 against 151, A
-// read at a 4 KiB stride), so those stay with OpenBLAS. With more threads OpenBLAS takes them
+// on mnist's shapes by 1.2-1.4x (128x256x784 A B^T: 132 -> 172 GFLOP/s, 256x784x128 A^T B:
+// 164 -> 187) and on wide's A B and A B^T by up to 1.15x. Wide's A^T B (1024x1024x256) ties
+// alone (162 against 159) and made wide's step no faster, so A^T B with more than 256 rows
+// stays with OpenBLAS. With more threads OpenBLAS takes them
 // all: mixing the two, OpenBLAS's workers spin between its calls on the core our pool needs
 // (wide on 2 threads: 1.17x the 1-thread speed instead of 1.87x).
 template <typename T>

@@ -239,6 +239,14 @@ template <typename T, bool TA>
 void gemm_blocked(bool tb, int m, int k, T alpha, const T* A, int lda, const T* B, int ldb,
                   T beta, T* C, int ldc, const T* bias, int j_lo, int j_hi) {
     constexpr int L = V<T>::L, W4 = 4 * L, MR = 6, KC = 128;
+    if constexpr (TA) {  // A^T's rows are A's columns, lda apart: a power-of-two stride that
+        // maps them to a few L1 sets. Transposed once into contiguous rows, it runs as A B.
+        thread_local avector<T> at;
+        if (at.size() < size_t(m) * k) at.resize(size_t(m) * k);
+        transpose(at.data(), k, A, lda, k, m);
+        return gemm_blocked<T, false>(tb, m, k, alpha, at.data(), k, B, ldb, beta, C, ldc, bias,
+                                      j_lo, j_hi);
+    }
     thread_local avector<T> pack;
     if (pack.size() < size_t(KC) * W4) pack.resize(size_t(KC) * W4);
     T* bp = pack.data();
