@@ -7,9 +7,9 @@ Shapes from gemms.step_gemms (forward X W^T, dX = dZ W, dW = dZ^T X per layer), 
 passed as flags. Each result is checked against NumPy before it is timed. `_core.matmul`
 allocates its output and converts arguments, so at tiny shapes this measures the Python entry
 point; compare.py times the core's GEMM itself (`_core._time_gemm`) against the FMA peak.
-bench_gemm_kernel times the core's two kernels on the same shapes in place (`_core._gemm`, no
-allocation): its own AVX-512 small kernels against OpenBLAS, the measurement behind the
-entry point's choice (gemm.cpp); skipped without AVX-512.
+bench_gemm_kernel times the core's kernels on the same shapes in place (`_core._gemm`, no
+allocation): its own AVX-512 kernels, unpacked ("small") and blocked, against OpenBLAS, the
+measurement behind the entry point's choice (gemm.cpp); skipped without AVX-512.
 """
 
 import numpy as np
@@ -56,10 +56,10 @@ def bench_gemm(benchmark, config, g, backend):
         benchmark(numpy_gemm, a, b, c)
 
 
-@pytest.mark.parametrize("path", ["small", "blas"])
+@pytest.mark.parametrize("path", ["small", "blocked", "blas"])
 @pytest.mark.parametrize("config,g", CASES, ids=[f"{c}-{g.label.replace(' ', '_')}" for c, g in CASES])
 def bench_gemm_kernel(benchmark, config, g, path):
-    if path == "small" and not _core._small_gemm_available():
+    if path != "blas" and not _core._small_gemm_available():
         pytest.skip("the small GEMM kernels need AVX-512")
     a, b, _ = G.operands(g)
     a, b = stored(a), stored(b)
