@@ -135,13 +135,17 @@ void blas_gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double
 
 template <typename T>
 void gemm_via(int path, bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda,
-              const T* B, int ldb, T beta, T* C, int ldc) {
+              const T* B, int ldb, T beta, T* C, int ldc, const T* bias) {
 #if defined(PYCVNN_AVX512_KERNELS)
     if (path == 2 ? small_ok : path == 0 && use_small(tb, m, n, k, alpha))
-        return small_gemm::gemm<T>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+        return small_gemm::gemm<T>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias);
     if (path == 3 ? small_ok : path == 0 && use_blocked(ta, m, alpha))
-        return blocked(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+        return blocked(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias);
 #endif
+    if (bias) {  // OpenBLAS has no bias: it goes into C first, and the GEMM accumulates onto it
+        for (int r = 0; r < m; ++r) std::copy(bias, bias + n, C + size_t(r) * ldc);
+        beta = T(1);
+    }
     blas_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -154,21 +158,14 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
 template <typename T>
 void gemm_bias(bool ta, bool tb, int m, int n, int k, const T* A, int lda, const T* B, int ldb,
                const T* bias, T* C, int ldc) {
-#if defined(PYCVNN_AVX512_KERNELS)
-    if (use_small(tb, m, n, k, T(1)))
-        return small_gemm::gemm<T>(ta, tb, m, n, k, T(1), A, lda, B, ldb, T(0), C, ldc, bias);
-    if (use_blocked(ta, m, T(1)))
-        return blocked(ta, tb, m, n, k, T(1), A, lda, B, ldb, T(0), C, ldc, bias);
-#endif
-    for (int r = 0; r < m; ++r) std::copy(bias, bias + n, C + size_t(r) * ldc);
-    gemm_via<T>(0, ta, tb, m, n, k, T(1), A, lda, B, ldb, T(1), C, ldc);
+    gemm_via<T>(0, ta, tb, m, n, k, T(1), A, lda, B, ldb, T(0), C, ldc, bias);
 }
 
 #define PYCVNN_GEMM(T)                                                                         \
     template void gemm<T>(bool, bool, int, int, int, T, const T*, int, const T*, int, T, T*,  \
                           int);                                                               \
     template void gemm_via<T>(int, bool, bool, int, int, int, T, const T*, int, const T*, int, \
-                              T, T*, int);                                                    \
+                              T, T*, int, const T*);                                                    \
     template void gemm_bias<T>(bool, bool, int, int, int, const T*, int, const T*, int, const T*, \
                                T*, int);
 PYCVNN_GEMM(float)

@@ -22,10 +22,11 @@ void gemm_bias(bool trans_a, bool trans_b, int m, int n, int k, const T* A, int 
                int ldb, const T* bias, T* C, int ldc);
 
 // The same as gemm with the kernel chosen: path 0 as gemm (by shape), 1 OpenBLAS, 2 the small
-// kernels (OpenBLAS where the CPU lacks AVX-512). For tests and the bench.
+// kernels, 3 the blocked ones (2 and 3 are OpenBLAS where the CPU lacks AVX-512). With a bias
+// (beta must then be 0) it is gemm_bias. The one dispatch; the other entry points call it.
 template <typename T>
 void gemm_via(int path, bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* A,
-              int lda, const T* B, int ldb, T beta, T* C, int ldc);
+              int lda, const T* B, int ldb, T beta, T* C, int ldc, const T* bias = nullptr);
 
 bool blas_load();              // resolve the BLAS symbols; false if none are loaded
 std::string blas_name();       // which BLAS (for messages and the bench)
