@@ -1,5 +1,6 @@
 // Shared helpers for the kernels: index type and the denormal guard.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <new>
 #include <vector>
@@ -96,5 +97,20 @@ struct FlushDenormals {
     FlushDenormals(const FlushDenormals&) = delete;
     FlushDenormals& operator=(const FlushDenormals&) = delete;
 };
+
+// Asks for the cache lines of [p, p + bytes) to be brought into cache (no fault, no wait).
+// Inline asm, not __builtin_prefetch: gcc deems a function of only prefetches free of side
+// effects, marks it pure and drops the call.
+inline void prefetch_lines(const void* p, std::size_t bytes) {
+    const char* c = static_cast<const char*>(p);
+    for (std::size_t off = 0; off < bytes + 63; off += 64) {
+        const char* line = c + std::min(off, bytes - 1);  // the last byte's line too
+#if defined(PYCVNN_X86) && (defined(__GNUC__) || defined(__clang__))
+        __asm__ volatile("prefetcht0 %0" : : "m"(*line));
+#else
+        (void)line;
+#endif
+    }
+}
 
 }  // namespace pycvnn

@@ -213,6 +213,26 @@ const T* Network<T>::backward_impl(T* params, T* grads, const T* dout, idx N, bo
     return g;
 }
 
+// Brings the next batch's rows into cache while this step runs. When the data was last
+// touched before other work (a data loader, another model), the batch comes from DRAM: on the
+// tiny config, with the caches flushed between epochs of 200 steps, 4.2 us a step without
+// this against 3.9 with it (3.4 warm). Big batches are left to the hardware prefetcher, which
+// keeps up with the GEMMs' streaming reads; prefetched, they would evict the step's weights.
+template <typename T>
+void Network<T>::prefetch_batch(const T* x, const T* y, const std::int64_t* ids,
+                                const std::int64_t* order, idx rows) const {
+    const idx in = in_features(), C = out_features();
+    if (rows * (in + C) * idx(sizeof(T)) > (idx(1) << 17)) return;
+    for (idx r = 0; r < rows; ++r) {
+        const idx row = idx(order[r]);
+        prefetch_lines(x + row * in, sizeof(T) * size_t(in));
+        if (y)
+            prefetch_lines(y + row * C, sizeof(T) * size_t(C));
+        else
+            prefetch_lines(ids + row, sizeof(std::int64_t));
+    }
+}
+
 template <typename T>
 idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* x, const T* y,
                             const std::int64_t* ids, const std::int64_t* order, idx n_order,
@@ -248,6 +268,7 @@ idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* 
             yb = y ? yb_.data() : nullptr;
             ib = y ? nullptr : idb_.data();
         }
+        prefetch_batch(x, y, ids, order + start + rows, std::min(batch, n_order - start - rows));
         const T* pred = forward(params, xb, rows);
         const double value = loss.value_and_grad(grad_a_.data(), pred, yb, ib, rows, C);
         losses[nb] = value;
