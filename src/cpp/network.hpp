@@ -97,8 +97,8 @@ public:
 
 private:
     void reserve(idx N);
-    void prefetch_batch(const T* x, const T* y, const std::int64_t* ids,
-                        const std::int64_t* order, idx rows) const;
+    void prefetch_rows(const T* x, const T* y, const std::int64_t* ids, idx first,
+                       idx rows) const;
     // backward; with fold_gd_lr > 0 (plain GD, no clipping) the update is folded into the
     // weight GEMMs: params are updated in place (see dense_backward), grads left untouched.
     const T* backward_impl(T* params, T* grads, const T* dout, idx N, bool need_dx,
