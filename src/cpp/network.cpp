@@ -213,7 +213,7 @@ const T* Network<T>::backward_impl(T* params, T* grads, const T* dout, idx N, bo
     return g;
 }
 
-// Rows [start, start + rows) of the order in place: one contiguous run of the data.
+// Whether the order's first `rows` entries are consecutive rows: one run of the data in place.
 static bool contiguous(const std::int64_t* order, idx rows) {
     for (idx r = 1; r < rows; ++r)
         if (order[r] != order[0] + r) return false;
