@@ -1,4 +1,5 @@
-// Shared helpers for the kernels: index type and the denormal guard.
+// Shared helpers for the kernels: index type, aligned workspace, CPU checks, the denormal
+// guard and cache prefetch.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -102,6 +103,7 @@ struct FlushDenormals {
 // Inline asm, not __builtin_prefetch: gcc deems a function of only prefetches free of side
 // effects, marks it pure and drops the call.
 inline void prefetch_lines(const void* p, std::size_t bytes) {
+    if (bytes == 0) return;
     const char* c = static_cast<const char*>(p);
     for (std::size_t off = 0; off < bytes + 63; off += 64) {
         const char* line = c + std::min(off, bytes - 1);  // the last byte's line too
