@@ -68,15 +68,17 @@ def test_train_epoch_matches_reference(loss, opts, out_act, make_y, rule, hyper,
         grads, s1, s2 = (np.zeros_like(params) for _ in range(3))
         net, spec, upd = mod.Network(ops), mod.LossSpec(loss, **opts), mod.UpdateRule(rule, **hyper)
         losses = []
-        for epoch in range(3):
-            # epoch 0 in order (rows read in place), then shuffled (rows gathered)
-            order = np.arange(n) if epoch == 0 else np.random.default_rng(epoch).permutation(n)
+        # epoch 0 in order (rows read in place), 1-2 shuffled (rows gathered), 3 runs out of
+        # place: batches [8, 16) in place from row 8, [16, 23) + [0] gathered, [1, 8) in place
+        orders = [np.arange(n), *(np.random.default_rng(e).permutation(n) for e in (1, 2)),
+                  np.r_[8:n, 0:8]]
+        for epoch, order in enumerate(orders):
             losses.append(net.train_epoch(params, grads, s1, s2, x, y, order, 8, 0.05, 3 * epoch, spec, upd))
         results[name] = (np.concatenate(losses), params, s1, s2)
     for got, want in zip(results["cpp"], results["ref"]):
         scale = max(np.abs(want).max(), 1e-30)
         np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2 * scale)
-    assert results["cpp"][0].shape == (9,)
+    assert results["cpp"][0].shape == (12,)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
