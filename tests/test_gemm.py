@@ -132,22 +132,26 @@ def test_gemm_hook_rejects_bad_arguments():
 
 @needs_small
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_one_thread_dense_layers_on_the_blocked_kernels_match_the_reference(dtype):
-    # On one thread the entry point sends these shapes to the blocked kernels, the forward's
-    # bias added in their epilogue; the default thread count sends them to OpenBLAS.
+@pytest.mark.parametrize("threads", [1, 2])
+def test_dense_layers_on_every_kernel_match_the_reference(dtype, threads):
+    # The forward's bias and ReLU go in the GEMM's epilogue. On one thread the entry point sends
+    # the two larger shapes to the blocked kernels (k = 300: ReLU only after the last k block),
+    # on two to OpenBLAS (bias first, ReLU a pass after); the small one always to the small
+    # kernels.
     import pycvnn
     from pycvnn import reference
     rng = np.random.default_rng(3)
     before = pycvnn.get_num_threads()
     try:
-        pycvnn.set_num_threads(1)
-        for n, fin, fout in [(40, 300, 50), (64, 200, 130)]:
+        pycvnn.set_num_threads(threads)
+        for n, fin, fout in [(40, 300, 50), (64, 200, 130), (9, 20, 13)]:
             x = rng.standard_normal((n, fin)).astype(dtype)
             w = (rng.standard_normal((fout, fin)) / np.sqrt(fin)).astype(dtype)
             b = rng.standard_normal(fout).astype(dtype)
             got = _core.dense_forward(x, w, b, activation="relu")
             want = reference.dense_forward(x, w, b, activation="relu")
             np.testing.assert_allclose(got, want, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
+            assert 0.2 < np.mean(want == 0) < 0.8  # ReLU has work to do
             dout = rng.standard_normal((n, fout)).astype(dtype)
             for g, r in zip(_core.dense_backward(dout, x, w, got, activation="relu"),
                             reference.dense_backward(dout, x, w, want, activation="relu")):

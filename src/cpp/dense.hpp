@@ -50,14 +50,18 @@ PYCVNN_CLONES void column_sums(T* __restrict db,       // (out)
         for (idx j = 0; j < out; ++j) db[j] += g_scale * g[i * out + j];
 }
 
-// z = x w^T + b in one GEMM with the bias in its epilogue (gemm_bias), then f in place.
+// z = x w^T + b in one GEMM with the bias, and ReLU, in its epilogue (gemm_bias); any other f
+// in place after.
 template <typename T>
 void dense_forward(T* a,         // (N, out) f(x w^T + b)
                    const T* x,   // (N, in)
                    const T* w,   // (out, in)
                    const T* b,   // (out)
                    idx N, idx in, idx out, Activation act, T alpha) {
-    gemm_bias<T>(false, true, int(N), int(out), int(in), x, int(in), w, int(in), b, a, int(out));
+    const bool relu = act == Activation::ReLU;
+    gemm_bias<T>(false, true, int(N), int(out), int(in), x, int(in), w, int(in), b, a, int(out),
+                 relu);
+    if (relu) return;
     if (act == Activation::Softmax)
         softmax_forward(a, a, N, out);
     else if (act != Activation::None)

@@ -67,14 +67,14 @@ bool use_blocked(bool ta, int m, T alpha) {
 // _gemm test hook reaches this with several threads).
 template <typename T>
 void blocked(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,
-             int ldb, T beta, T* C, int ldc, const T* bias = nullptr) {
+             int ldb, T beta, T* C, int ldc, const T* bias, bool relu) {
     Pool::instance().parallel_for(n, 64, [&](idx lo, idx hi) {
         if (ta)
             small_gemm::gemm_blocked<T, true>(tb, m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias,
-                                              int(lo), int(hi));
+                                              relu, int(lo), int(hi));
         else
             small_gemm::gemm_blocked<T, false>(tb, m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias,
-                                               int(lo), int(hi));
+                                               relu, int(lo), int(hi));
     });
 }
 #endif
@@ -135,18 +135,24 @@ void blas_gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double
 
 template <typename T>
 void gemm_via(int path, bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda,
-              const T* B, int ldb, T beta, T* C, int ldc, const T* bias) {
+              const T* B, int ldb, T beta, T* C, int ldc, const T* bias, bool relu) {
 #if defined(PYCVNN_AVX512_KERNELS)
     if (path == 2 ? small_ok : path == 0 && use_small(tb, m, n, k, alpha))
-        return small_gemm::gemm<T>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+        return small_gemm::gemm<T>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias,
+                                   relu);
     if (path == 3 ? small_ok : path == 0 && use_blocked(ta, m, alpha))
-        return blocked(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+        return blocked(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu);
 #endif
     if (bias) {  // OpenBLAS has no bias: it goes into C first, and the GEMM accumulates onto it
         for (int r = 0; r < m; ++r) std::copy(bias, bias + n, C + size_t(r) * ldc);
         beta = T(1);
     }
     blas_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (relu)  // nor an epilogue: one pass after, NaN to 0 as in the kernels
+        for (int r = 0; r < m; ++r) {
+            T* c = C + size_t(r) * ldc;
+            for (int j = 0; j < n; ++j) c[j] = c[j] > T(0) ? c[j] : T(0);
+        }
 }
 
 template <typename T>
@@ -157,17 +163,17 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
 
 template <typename T>
 void gemm_bias(bool ta, bool tb, int m, int n, int k, const T* A, int lda, const T* B, int ldb,
-               const T* bias, T* C, int ldc) {
-    gemm_via<T>(0, ta, tb, m, n, k, T(1), A, lda, B, ldb, T(0), C, ldc, bias);
+               const T* bias, T* C, int ldc, bool relu) {
+    gemm_via<T>(0, ta, tb, m, n, k, T(1), A, lda, B, ldb, T(0), C, ldc, bias, relu);
 }
 
 #define PYCVNN_GEMM(T)                                                                         \
     template void gemm<T>(bool, bool, int, int, int, T, const T*, int, const T*, int, T, T*,  \
                           int);                                                               \
     template void gemm_via<T>(int, bool, bool, int, int, int, T, const T*, int, const T*, int, \
-                              T, T*, int, const T*);                                                    \
+                              T, T*, int, const T*, bool);                                \
     template void gemm_bias<T>(bool, bool, int, int, int, const T*, int, const T*, int, const T*, \
-                               T*, int);
+                               T*, int, bool);
 PYCVNN_GEMM(float)
 PYCVNN_GEMM(double)
 #undef PYCVNN_GEMM

@@ -4,7 +4,7 @@
 // AVX-512 register blocks: MR rows of C x NV vectors of 16 floats (8 doubles) accumulate over
 // k in registers, one broadcast of A and NV loads of a B row per step; no packing for NN/TN.
 // NT (the forward's x w^T) first transposes B into a per-thread scratch buffer. An optional
-// bias row is added as C is stored (gemm_bias). They run on the calling thread; gemm.cpp
+// bias row is added, and ReLU applied, as C is stored (gemm_bias). They run on the calling thread; gemm.cpp
 // decides which shapes come here.
 #pragma once
 #include "common.hpp"
@@ -34,6 +34,7 @@ struct V<float> {
     static void store(float* p, reg v, mask k) { _mm512_mask_storeu_ps(p, k, v); }
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
     static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+    static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }  // b where a is NaN
 };
 template <>
 struct V<double> {
@@ -47,18 +48,20 @@ struct V<double> {
     static void store(double* p, reg v, mask k) { _mm512_mask_storeu_pd(p, k, v); }
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
     static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
+    static reg max(reg a, reg b) { return _mm512_max_pd(a, b); }  // b where a is NaN
 };
 
 // One block: C rows [0, rows) x columns [0, NV L), the last vector's lanes masked by `tail`
 // if MASK (a masked load costs an extra ALU uop in the k loop, so full panels skip it).
 // rows <= MR; rows past the end repeat the last row's work and are not stored (no branch in
 // the k loop). TA: A is stored (k, m), so row r of op(A) is a column.
-// bias (the panel's NV L entries, or null) is added to every row as C is stored.
+// bias (the panel's NV L entries, or null) is added to every row as C is stored; with relu,
+// C = max(C, 0) as it is stored (NaN gives 0, as relu's pass does).
 template <typename T, int MR, int NV, bool TA, bool MASK>
 void block(int rows, int k, T alpha,
            const T* A, int lda,  // op(A) rows [0, rows)
            const T* B, int ldb,  // (k, NV L) panel
-           T beta, T* C, int ldc, const T* bias, typename V<T>::mask tail) {
+           T beta, T* C, int ldc, const T* bias, bool relu, typename V<T>::mask tail) {
     using W = V<T>;
     constexpr int L = W::L;
     typename W::reg acc[MR][NV];
@@ -101,6 +104,7 @@ void block(int rows, int k, T alpha,
             const typename W::mask km = v == NV - 1 ? tail : full;
             typename W::reg out = W::fma(va, acc[r][v], bias_v[v]);
             if (beta != T(0)) out = W::fma(vb, W::load(c + v * L, km), out);  // beta 0: C unread
+            if (relu) out = W::max(out, W::zero());
             W::store(c + v * L, out, km);
         }
     }
@@ -109,35 +113,35 @@ void block(int rows, int k, T alpha,
 // b_padded: B's rows may be read whole vectors past n (the transposed scratch of NT).
 template <typename T, int MR, int NV, bool TA>
 void panel(int m, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
-           int ldc, const T* bias, typename V<T>::mask tail, bool b_padded) {
+           int ldc, const T* bias, bool relu, typename V<T>::mask tail, bool b_padded) {
     const bool full = b_padded || tail == typename V<T>::mask((1ull << V<T>::L) - 1);
     for (int i = 0; i < m; i += MR) {
         const int rows = std::min(MR, m - i);
         const T* a = TA ? A + i : A + size_t(i) * lda;
         T* c = C + size_t(i) * ldc;
         if (full)
-            block<T, MR, NV, TA, false>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc, bias, tail);
+            block<T, MR, NV, TA, false>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc, bias, relu, tail);
         else
-            block<T, MR, NV, TA, true>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc, bias, tail);
+            block<T, MR, NV, TA, true>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc, bias, relu, tail);
     }
 }
 
 // Of two row-block heights, the one that wastes fewer padded rows on m (the larger on a tie).
 template <typename T, int MR1, int MR2, int NV, bool TA>
 void panel_best(int m, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
-                int ldc, const T* bias, typename V<T>::mask tail, bool b_padded) {
+                int ldc, const T* bias, bool relu, typename V<T>::mask tail, bool b_padded) {
     const auto padded = [m](int mr) { return (m + mr - 1) / mr * mr; };
     if (padded(MR1) <= padded(MR2))
-        panel<T, MR1, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, tail, b_padded);
+        panel<T, MR1, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, tail, b_padded);
     else
-        panel<T, MR2, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, tail, b_padded);
+        panel<T, MR2, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, tail, b_padded);
 }
 
 // NN (TA = false) or TN (TA = true): column panels of up to 4 vectors; MR keeps MR x NV
 // accumulators + NV B vectors + 1 broadcast within the 32 zmm registers.
 template <typename T, bool TA>
 void gemm_nb(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
-             T* C, int ldc, const T* bias, bool b_padded) {
+             T* C, int ldc, const T* bias, bool relu, bool b_padded) {
     constexpr int L = V<T>::L;
     for (int j = 0; j < n; j += 4 * L) {
         const int w = std::min(4 * L, n - j), nv = (w + L - 1) / L;
@@ -146,10 +150,10 @@ void gemm_nb(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int 
         const T* bj = bias ? bias + j : nullptr;
         T* c = C + j;
         switch (nv) {
-            case 1: panel_best<T, 16, 8, 1, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, bj, tail, b_padded); break;
-            case 2: panel_best<T, 12, 8, 2, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, bj, tail, b_padded); break;
-            case 3: panel_best<T, 8, 6, 3, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, bj, tail, b_padded); break;
-            default: panel_best<T, 6, 4, 4, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, bj, tail, b_padded); break;
+            case 1: panel_best<T, 16, 8, 1, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, bj, relu, tail, b_padded); break;
+            case 2: panel_best<T, 12, 8, 2, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, bj, relu, tail, b_padded); break;
+            case 3: panel_best<T, 8, 6, 3, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, bj, relu, tail, b_padded); break;
+            default: panel_best<T, 6, 4, 4, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, bj, relu, tail, b_padded); break;
         }
     }
 }
@@ -229,7 +233,7 @@ void pack_rows(T* dst, int ld, const T* src, int ls, int rows, int w) {
 // is first transposed into scratch.
 template <typename T>
 void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,
-          int ldb, T beta, T* C, int ldc, const T* bias = nullptr) {
+          int ldb, T beta, T* C, int ldc, const T* bias = nullptr, bool relu = false) {
     bool padded = false;
     if (tb) {  // rows padded to whole vectors, so the k loop never needs a masked load
         const int ld = (n + V<T>::L - 1) / V<T>::L * V<T>::L;
@@ -241,9 +245,9 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
         padded = true;
     }
     if (ta)
-        gemm_nb<T, true>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, padded);
+        gemm_nb<T, true>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, padded);
     else
-        gemm_nb<T, false>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, padded);
+        gemm_nb<T, false>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, padded);
 }
 
 // Blocked, for shapes past the small ones: B is packed one 4-vector column panel and KC rows
@@ -256,7 +260,7 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
 // (its float panel, 32 KiB, fits L1).
 template <typename T, bool TA>
 void gemm_blocked(bool tb, int m, int k, T alpha, const T* A, int lda, const T* B, int ldb,
-                  T beta, T* C, int ldc, const T* bias, int j_lo, int j_hi) {
+                  T beta, T* C, int ldc, const T* bias, bool relu, int j_lo, int j_hi) {
     constexpr int L = V<T>::L, W4 = 4 * L, MR = 6, KC = 128;
     if constexpr (TA) {  // A^T's rows are A's columns, lda apart: a power-of-two stride that
         // maps them to a few L1 sets. Transposed once into contiguous rows, it runs as A B.
@@ -264,7 +268,7 @@ void gemm_blocked(bool tb, int m, int k, T alpha, const T* A, int lda, const T* 
         if (at.size() < size_t(m) * k) at.resize(size_t(m) * k);
         transpose(at.data(), k, A, lda, k, m);
         return gemm_blocked<T, false>(tb, m, k, alpha, at.data(), k, B, ldb, beta, C, ldc, bias,
-                                      j_lo, j_hi);
+                                      relu, j_lo, j_hi);
     }
     thread_local avector<T> pack;
     if (pack.size() < size_t(KC) * W4) pack.resize(size_t(KC) * W4);
@@ -283,13 +287,14 @@ void gemm_blocked(bool tb, int m, int k, T alpha, const T* A, int lda, const T* 
             }
             const T b = p0 == 0 ? beta : T(1);
             const T* bj = p0 == 0 && bias ? bias + j : nullptr;  // the bias goes in once
+            const bool rl = relu && p0 + kc == k;                 // ReLU on the finished sums
             const T* a = TA ? A + size_t(p0) * lda : A + p0;
             T* c = C + j;
             switch (nv) {  // loads from the padded pack, stores masked to the panel's width
-                case 1: panel<T, 16, 1, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, tail, true); break;
-                case 2: panel<T, 12, 2, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, tail, true); break;
-                case 3: panel<T, 8, 3, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, tail, true); break;
-                default: panel<T, MR, 4, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, tail, true); break;
+                case 1: panel<T, 16, 1, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, rl, tail, true); break;
+                case 2: panel<T, 12, 2, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, rl, tail, true); break;
+                case 3: panel<T, 8, 3, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, rl, tail, true); break;
+                default: panel<T, MR, 4, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, rl, tail, true); break;
             }
         }
     }
