@@ -148,7 +148,7 @@ void gemm_via(int path, bool ta, bool tb, int m, int n, int k, T alpha, const T*
         beta = T(1);
     }
     blas_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
-    if (relu)  // nor an epilogue: one pass after, NaN to 0 as in the kernels
+    if (relu)  // no epilogue in OpenBLAS either: one pass after (NaN to 0, as the kernels)
         for (int r = 0; r < m; ++r) {
             T* c = C + size_t(r) * ldc;
             for (int j = 0; j < n; ++j) c[j] = c[j] > T(0) ? c[j] : T(0);

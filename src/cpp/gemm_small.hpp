@@ -4,8 +4,8 @@
 // AVX-512 register blocks: MR rows of C x NV vectors of 16 floats (8 doubles) accumulate over
 // k in registers, one broadcast of A and NV loads of a B row per step; no packing for NN/TN.
 // NT (the forward's x w^T) first transposes B into a per-thread scratch buffer. An optional
-// bias row is added, and ReLU applied, as C is stored (gemm_bias). They run on the calling thread; gemm.cpp
-// decides which shapes come here.
+// bias row is added, and ReLU applied, as C is stored (gemm_bias). They run on the calling
+// thread; gemm.cpp decides which shapes come here.
 #pragma once
 #include "common.hpp"
 #if defined(PYCVNN_AVX512_KERNELS)
@@ -120,9 +120,11 @@ void panel(int m, int k, T alpha, const T* A, int lda, const T* B, int ldb, T be
         const T* a = TA ? A + i : A + size_t(i) * lda;
         T* c = C + size_t(i) * ldc;
         if (full)
-            block<T, MR, NV, TA, false>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc, bias, relu, tail);
+            block<T, MR, NV, TA, false>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc, bias, relu,
+                                        tail);
         else
-            block<T, MR, NV, TA, true>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc, bias, relu, tail);
+            block<T, MR, NV, TA, true>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc, bias, relu,
+                                       tail);
     }
 }
 
@@ -132,9 +134,11 @@ void panel_best(int m, int k, T alpha, const T* A, int lda, const T* B, int ldb,
                 int ldc, const T* bias, bool relu, typename V<T>::mask tail, bool b_padded) {
     const auto padded = [m](int mr) { return (m + mr - 1) / mr * mr; };
     if (padded(MR1) <= padded(MR2))
-        panel<T, MR1, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, tail, b_padded);
+        panel<T, MR1, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, tail,
+                              b_padded);
     else
-        panel<T, MR2, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, tail, b_padded);
+        panel<T, MR2, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, tail,
+                              b_padded);
 }
 
 // NN (TA = false) or TN (TA = true): column panels of up to 4 vectors; MR keeps MR x NV
@@ -229,8 +233,8 @@ void pack_rows(T* dst, int ld, const T* src, int ls, int rows, int w) {
     }
 }
 
-// C = alpha op(A) op(B) + beta C (+ bias (n) on every row, if given); with trans_b, B (n, k)
-// is first transposed into scratch.
+// C = alpha op(A) op(B) + beta C (+ bias (n) on every row, if given; then max(C, 0) if relu);
+// with trans_b, B (n, k) is first transposed into scratch.
 template <typename T>
 void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,
           int ldb, T beta, T* C, int ldc, const T* bias = nullptr, bool relu = false) {
@@ -253,8 +257,8 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
 // Blocked, for shapes past the small ones: B is packed one 4-vector column panel and KC rows
 // at a time into a contiguous, zero-padded scratch that stays in L1 while MR-row blocks of A
 // (unpacked, read by broadcasts) sweep it; C accumulates across the KC blocks (beta for the
-// first, 1 after) while its panel stays in L2; the bias, if given, goes in with the first.
-// Packing B also removes the cache-set conflicts of B rows a power-of-two stride apart, which
+// first, 1 after) while its panel stays in L2; the bias, if given, goes in with the first,
+// ReLU with the last. Packing B also removes the cache-set conflicts of B rows a power-of-two stride apart, which
 // held the unblocked kernels back on these sizes. Columns [j_lo, j_hi) of C only, so threads
 // can split C by column panels. KC = 128 measured best of 64-256 on the mnist and wide shapes
 // (its float panel, 32 KiB, fits L1).
