@@ -17,8 +17,10 @@ SHAPES = [(32, 32, 64), (32, 64, 32), (32, 10, 32), (10, 32, 32), (32, 32, 10), 
           (1, 10, 64), (1, 64, 1), (7, 13, 5), (17, 33, 65), (6, 64, 3), (25, 49, 31),
           (16, 17, 16), (5, 80, 40), (128, 10, 128), (3, 130, 2), (200, 12, 150), (300, 200, 5),
           (16, 300, 90)]
-# Past one 64-column panel and one 128-deep block of the blocked kernels, with tails of both.
-BIG_SHAPES = [(70, 150, 300), (33, 200, 129), (130, 65, 257), (6, 64, 128), (1, 129, 513)]
+# Past one 64-column panel and one 128-deep block of the blocked kernels, with tails of both;
+# the last two with B past 1 MiB, where the k blocks are up to 1,024 deep (400: one; 1,100: two).
+BIG_SHAPES = [(70, 150, 300), (33, 200, 129), (130, 65, 257), (6, 64, 128), (1, 129, 513),
+              (9, 700, 400), (5, 300, 1100)]
 TOL = {np.float32: 2e-6, np.float64: 1e-14}
 
 
@@ -135,7 +137,8 @@ def test_gemm_hook_rejects_bad_arguments():
 @pytest.mark.parametrize("threads", [1, 2])
 def test_dense_layers_on_every_kernel_match_the_reference(dtype, threads):
     # The forward's bias and ReLU go in the GEMM's epilogue. On one thread the entry point sends
-    # the two larger shapes to the blocked kernels (k = 300: ReLU only after the last k block),
+    # the three larger shapes to the blocked kernels (k = 300 and 1,100: ReLU only after the
+    # last k block),
     # on two to OpenBLAS (bias first, ReLU a pass after); the small one always to the small
     # kernels.
     import pycvnn
@@ -144,7 +147,7 @@ def test_dense_layers_on_every_kernel_match_the_reference(dtype, threads):
     before = pycvnn.get_num_threads()
     try:
         pycvnn.set_num_threads(threads)
-        for n, fin, fout in [(40, 300, 50), (64, 200, 130), (9, 20, 13)]:
+        for n, fin, fout in [(40, 300, 50), (64, 200, 130), (20, 1100, 300), (9, 20, 13)]:
             x = rng.standard_normal((n, fin)).astype(dtype)
             w = (rng.standard_normal((fout, fin)) / np.sqrt(fin)).astype(dtype)
             b = rng.standard_normal(fout).astype(dtype)

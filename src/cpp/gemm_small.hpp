@@ -255,17 +255,22 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
 }
 
 // Blocked, for shapes past the small ones: B is packed one 4-vector column panel and KC rows
-// at a time into a contiguous, zero-padded scratch that stays in L1 while MR-row blocks of A
-// (unpacked, read by broadcasts) sweep it; C accumulates across the KC blocks (beta for the
-// first, 1 after) while its panel stays in L2; the bias, if given, goes in with the first,
-// ReLU with the last. Packing B also removes the cache-set conflicts of B rows a power-of-two stride apart, which
-// held the unblocked kernels back on these sizes. Columns [j_lo, j_hi) of C only, so threads
-// can split C by column panels. KC = 128 measured best of 64-256 on the mnist and wide shapes
-// (its float panel, 32 KiB, fits L1).
+// at a time into a contiguous, zero-padded scratch that MR-row blocks of A (unpacked, read by
+// broadcasts) sweep; C accumulates across the KC blocks (beta for the first, 1 after); the
+// bias, if given, goes in with the first, ReLU with the last. Packing B also removes the
+// cache-set conflicts of B rows a power-of-two stride apart, which held the unblocked kernels
+// back on these sizes. Columns [j_lo, j_hi) of C only, so threads can split C by column
+// panels.
+// KC: 128 while B fits in L2 (a 32 KiB float panel that stays in L1; best of 128-1,024 in
+// mnist's step). A B past that (wide's 4 MiB weights) comes from DRAM either way: there one
+// block of the whole k (up to 1,024) writes C once instead of once per block, and the wide
+// step runs 5-7% faster (GD 18.3 -> 17.2 ms, Adam 22.6 -> 20.9; KC = 512: 17.6 and 20.9).
+constexpr std::size_t kBlockedBInL2 = std::size_t(1) << 20;
+
 template <typename T, bool TA>
 void gemm_blocked(bool tb, int m, int k, T alpha, const T* A, int lda, const T* B, int ldb,
                   T beta, T* C, int ldc, const T* bias, bool relu, int j_lo, int j_hi) {
-    constexpr int L = V<T>::L, W4 = 4 * L, MR = 6, KC = 128;
+    constexpr int L = V<T>::L, W4 = 4 * L, MR = 6;
     if constexpr (TA) {  // A^T's rows are A's columns, lda apart: a power-of-two stride that
         // maps them to a few L1 sets. Transposed once into contiguous rows, it runs as A B.
         thread_local avector<T> at;
@@ -274,6 +279,8 @@ void gemm_blocked(bool tb, int m, int k, T alpha, const T* A, int lda, const T* 
         return gemm_blocked<T, false>(tb, m, k, alpha, at.data(), k, B, ldb, beta, C, ldc, bias,
                                       relu, j_lo, j_hi);
     }
+    const bool b_in_l2 = size_t(k) * size_t(j_hi - j_lo) * sizeof(T) <= kBlockedBInL2;
+    const int KC = b_in_l2 ? 128 : std::min(k, 1024);
     thread_local avector<T> pack;
     if (pack.size() < size_t(KC) * W4) pack.resize(size_t(KC) * W4);
     T* bp = pack.data();
