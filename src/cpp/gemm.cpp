@@ -50,25 +50,38 @@ bool use_small(bool tb, int m, int n, int k, T alpha) {
     return small || std::min({m, n, k}) <= kSkinny;
 }
 
-// Past those, on one thread, the blocked kernels (B packed per L1-sized panel) beat OpenBLAS
-// on mnist's shapes by 1.2-1.4x (128x256x784 A B^T: 132 -> 172 GFLOP/s, 256x784x128 A^T B:
-// 164 -> 187) and on wide's A B and A B^T by up to 1.15x. Wide's A^T B (1024x1024x256) ties
-// alone (162 against 159) and made wide's step no faster, so A^T B with more than 256 rows
-// stays with OpenBLAS. With more threads OpenBLAS takes them
-// all: mixing the two, OpenBLAS's workers spin between its calls on the core our pool needs
-// (wide on 2 threads: 1.17x the 1-thread speed instead of 1.87x).
+// Past those the blocked kernels (B packed per panel) beat OpenBLAS on mnist's shapes by
+// 1.2-1.4x on one thread (128x256x784 A B^T: 132 -> 172 GFLOP/s, 256x784x128 A^T B: 164 ->
+// 187) and on wide's A B and A B^T by up to 1.15x. On one thread wide's A^T B (1024x1024x256)
+// stays with OpenBLAS: the wide step is faster with it (GD 17.4 against 18.3 ms). On more
+// threads every large GEMM runs here, split over the core's pool: mixed with OpenBLAS, its
+// workers spin after each call on the core the pool needs next (wide, Adam, 2 threads: 1.62x
+// the 1-thread speed mixed, 1.8x with every GEMM here; our kernels alone scale 1.9x).
 template <typename T>
 bool use_blocked(bool ta, int m, T alpha) {
-    return small_ok && alpha != T(0) && (!ta || m <= 256) && Pool::instance().threads() == 1;
+    return small_ok && alpha != T(0) && (!ta || m <= 256 || Pool::instance().threads() > 1);
 }
 
 #if defined(PYCVNN_AVX512_KERNELS)
-// C's column panels split over the core's pool (chunks are multiples of 64 columns; the
-// _gemm test hook reaches this with several threads).
+// C's column panels split over the core's pool (chunks are multiples of 64 columns). With
+// several threads, A^T is transposed once, its rows split over the pool, instead of once by
+// each thread inside gemm_blocked.
 template <typename T>
 void blocked(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,
              int ldb, T beta, T* C, int ldc, const T* bias, bool relu) {
-    Pool::instance().parallel_for(n, 64, [&](idx lo, idx hi) {
+    Pool& pool = Pool::instance();
+    if (ta && pool.threads() > 1) {
+        thread_local avector<T> at;  // the caller's; each worker writes its own rows
+        if (at.size() < size_t(m) * k) at.resize(size_t(m) * k);
+        T* t = at.data();
+        pool.parallel_for(m, 16, [&](idx lo, idx hi) {
+            small_gemm::transpose(t + size_t(lo) * k, k, A + lo, lda, k, int(hi - lo));
+        });
+        A = t;
+        lda = k;
+        ta = false;
+    }
+    pool.parallel_for(n, 64, [&](idx lo, idx hi) {
         if (ta)
             small_gemm::gemm_blocked<T, true>(tb, m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias,
                                               relu, int(lo), int(hi));
