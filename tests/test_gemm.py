@@ -136,11 +136,11 @@ def test_gemm_hook_rejects_bad_arguments():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_dense_layers_on_every_kernel_match_the_reference(dtype, threads):
-    # The forward's bias and ReLU go in the GEMM's epilogue. On one thread the entry point sends
-    # the three larger shapes to the blocked kernels (k = 300 and 1,100: ReLU only after the
-    # last k block),
-    # on two to OpenBLAS (bias first, ReLU a pass after); the small one always to the small
-    # kernels.
+    # The forward's bias and ReLU go in the GEMM's epilogue. The entry point sends the three
+    # larger shapes to the blocked kernels (k = 300 and 1,100: ReLU only after the last k
+    # block), on two threads split over the pool, the backward's A^T transposed once, shared;
+    # the small one to the small kernels. (OpenBLAS's path, bias first and ReLU a pass after,
+    # is what test_portable_paths.py runs these kernels' tests on.)
     import pycvnn
     from pycvnn import reference
     rng = np.random.default_rng(3)
