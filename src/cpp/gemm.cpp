@@ -54,12 +54,15 @@ bool use_small(bool tb, int m, int n, int k, T alpha) {
 // 1.2-1.4x on one thread (128x256x784 A B^T: 132 -> 172 GFLOP/s, 256x784x128 A^T B: 164 ->
 // 187) and on wide's A B and A B^T by up to 1.15x. On one thread wide's A^T B (1024x1024x256)
 // stays with OpenBLAS: the wide step is faster with it (GD 17.4 against 18.3 ms). On more
-// threads every large GEMM runs here, split over the core's pool: mixed with OpenBLAS, its
-// workers spin after each call on the core the pool needs next (wide, Adam, 2 threads: 1.62x
-// the 1-thread speed mixed, 1.8x with every GEMM here; our kernels alone scale 1.9x).
+// threads every large GEMM wide enough to give each thread a 64-column panel runs here, split
+// over the core's pool: mixed with OpenBLAS, its workers spin after each call on the core the
+// pool needs next (wide, Adam, 2 threads: 1.62x the 1-thread speed mixed, 1.8x with every GEMM
+// here; our kernels alone scale 1.9x). Narrower ones keep OpenBLAS, which splits both ways.
 template <typename T>
-bool use_blocked(bool ta, int m, T alpha) {
-    return small_ok && alpha != T(0) && (!ta || m <= 256 || Pool::instance().threads() > 1);
+bool use_blocked(bool ta, int m, int n, T alpha) {
+    const int threads = Pool::instance().threads();
+    if (!small_ok || alpha == T(0)) return false;
+    return threads == 1 ? !ta || m <= 256 : n >= 64 * threads;
 }
 
 #if defined(PYCVNN_AVX512_KERNELS)
@@ -153,7 +156,7 @@ void gemm_via(int path, bool ta, bool tb, int m, int n, int k, T alpha, const T*
     if (path == 2 ? small_ok : path == 0 && use_small(tb, m, n, k, alpha))
         return small_gemm::gemm<T>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias,
                                    relu);
-    if (path == 3 ? small_ok : path == 0 && use_blocked(ta, m, alpha))
+    if (path == 3 ? small_ok : path == 0 && use_blocked(ta, m, n, alpha))
         return blocked(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu);
 #endif
     if (bias) {  // OpenBLAS has no bias: it goes into C first, and the GEMM accumulates onto it
