@@ -264,7 +264,7 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
 // KC: 128 while B fits in L2 (a 32 KiB float panel that stays in L1; best of 128-1,024 in
 // mnist's step). A B past that (wide's 4 MiB weights) comes from DRAM either way: there one
 // block of the whole k (up to 1,024) writes C once instead of once per block, and the wide
-// step runs 5-7% faster (GD 18.3 -> 17.2 ms, Adam 22.6 -> 20.9; KC = 512: 17.6 and 20.9).
+// step runs 6-8% faster (GD 18.3 -> 17.2 ms, Adam 22.6 -> 20.9; KC = 512: 17.6 and 20.9).
 constexpr std::size_t kBlockedBInL2 = std::size_t(1) << 20;
 
 template <typename T, bool TA>
