@@ -66,14 +66,13 @@ bool use_blocked(bool ta, int m, int n, T alpha) {
 }
 
 #if defined(PYCVNN_AVX512_KERNELS)
-// C's column panels split over the core's pool (chunks are multiples of 64 columns). With
-// several threads, A^T is transposed once, its rows split over the pool, instead of once by
-// each thread inside gemm_blocked.
+// C's column panels split over the core's pool (chunks are multiples of 64 columns). A^T is
+// first transposed into contiguous rows once, its rows split over the pool, and run as A B.
 template <typename T>
 void blocked(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,
              int ldb, T beta, T* C, int ldc, const T* bias, bool relu) {
     Pool& pool = Pool::instance();
-    if (ta && pool.threads() > 1) {
+    if (ta) {
         thread_local avector<T> at;  // the caller's; each worker writes its own rows
         if (at.size() < size_t(m) * k) at.resize(size_t(m) * k);
         T* t = at.data();
@@ -82,15 +81,10 @@ void blocked(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda
         });
         A = t;
         lda = k;
-        ta = false;
     }
     pool.parallel_for(n, 64, [&](idx lo, idx hi) {
-        if (ta)
-            small_gemm::gemm_blocked<T, true>(tb, m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias,
-                                              relu, int(lo), int(hi));
-        else
-            small_gemm::gemm_blocked<T, false>(tb, m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias,
-                                               relu, int(lo), int(hi));
+        small_gemm::gemm_blocked<T>(tb, m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu,
+                                    int(lo), int(hi));
     });
 }
 #endif

@@ -260,25 +260,18 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
 // bias, if given, goes in with the first, ReLU with the last. Packing B also removes the
 // cache-set conflicts of B rows a power-of-two stride apart, which held the unblocked kernels
 // back on these sizes. Columns [j_lo, j_hi) of C only, so threads can split C by column
-// panels.
+// panels. A is read by rows: gemm.cpp transposes A^T first (its rows, A's columns lda apart,
+// a power-of-two stride, would share a few L1 sets).
 // KC: 128 while B fits in L2 (a 32 KiB float panel that stays in L1; best of 128-1,024 in
 // mnist's step). A B past that (wide's 4 MiB weights) comes from DRAM either way: there one
 // block of the whole k (up to 1,024) writes C once instead of once per block, and the wide
 // step runs 6-8% faster (GD 18.3 -> 17.2 ms, Adam 22.6 -> 20.9; KC = 512: 17.6 and 20.9).
 constexpr std::size_t kBlockedBInL2 = std::size_t(1) << 20;
 
-template <typename T, bool TA>
+template <typename T>
 void gemm_blocked(bool tb, int m, int k, T alpha, const T* A, int lda, const T* B, int ldb,
                   T beta, T* C, int ldc, const T* bias, bool relu, int j_lo, int j_hi) {
     constexpr int L = V<T>::L, W4 = 4 * L, MR = 6;
-    if constexpr (TA) {  // A^T's rows are A's columns, lda apart: a power-of-two stride that
-        // maps them to a few L1 sets. Transposed once into contiguous rows, it runs as A B.
-        thread_local avector<T> at;
-        if (at.size() < size_t(m) * k) at.resize(size_t(m) * k);
-        transpose(at.data(), k, A, lda, k, m);
-        return gemm_blocked<T, false>(tb, m, k, alpha, at.data(), k, B, ldb, beta, C, ldc, bias,
-                                      relu, j_lo, j_hi);
-    }
     const bool b_in_l2 = size_t(k) * size_t(j_hi - j_lo) * sizeof(T) <= kBlockedBInL2;
     const int KC = b_in_l2 ? 128 : std::min(k, 1024);
     thread_local avector<T> pack;
@@ -299,13 +292,13 @@ void gemm_blocked(bool tb, int m, int k, T alpha, const T* A, int lda, const T* 
             const T b = p0 == 0 ? beta : T(1);
             const T* bj = p0 == 0 && bias ? bias + j : nullptr;  // the bias goes in once
             const bool rl = relu && p0 + kc == k;                 // ReLU on the finished sums
-            const T* a = TA ? A + size_t(p0) * lda : A + p0;
+            const T* a = A + p0;
             T* c = C + j;
             switch (nv) {  // loads from the padded pack, stores masked to the panel's width
-                case 1: panel<T, 16, 1, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, rl, tail, true); break;
-                case 2: panel<T, 12, 2, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, rl, tail, true); break;
-                case 3: panel<T, 8, 3, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, rl, tail, true); break;
-                default: panel<T, MR, 4, TA>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, rl, tail, true); break;
+                case 1: panel<T, 16, 1, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, rl, tail, true); break;
+                case 2: panel<T, 12, 2, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, rl, tail, true); break;
+                case 3: panel<T, 8, 3, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, rl, tail, true); break;
+                default: panel<T, MR, 4, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, rl, tail, true); break;
             }
         }
     }
