@@ -51,17 +51,16 @@ PYCVNN_CLONES void column_sums(T* __restrict db,       // (out)
 }
 
 // z = x w^T + b in one GEMM with the bias, and ReLU, in its epilogue (gemm_bias); any other f
-// in place after.
+// (or ReLU, where the GEMM was OpenBLAS's) in place after.
 template <typename T>
 void dense_forward(T* a,         // (N, out) f(x w^T + b)
                    const T* x,   // (N, in)
                    const T* w,   // (out, in)
                    const T* b,   // (out)
                    idx N, idx in, idx out, Activation act, T alpha) {
-    const bool relu = act == Activation::ReLU;
-    gemm_bias<T>(false, true, int(N), int(out), int(in), x, int(in), w, int(in), b, a, int(out),
-                 relu);
-    if (relu) return;
+    if (gemm_bias<T>(false, true, int(N), int(out), int(in), x, int(in), w, int(in), b, a,
+                     int(out), act == Activation::ReLU))
+        return;
     if (act == Activation::Softmax)
         softmax_forward(a, a, N, out);
     else if (act != Activation::None)

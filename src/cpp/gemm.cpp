@@ -144,25 +144,24 @@ void blas_gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double
 }  // namespace
 
 template <typename T>
-void gemm_via(int path, bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda,
+bool gemm_via(int path, bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda,
               const T* B, int ldb, T beta, T* C, int ldc, const T* bias, bool relu) {
 #if defined(PYCVNN_AVX512_KERNELS)
-    if (path == 2 ? small_ok : path == 0 && use_small(tb, m, n, k, alpha))
-        return small_gemm::gemm<T>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias,
-                                   relu);
-    if (path == 3 ? small_ok : path == 0 && use_blocked(ta, m, n, alpha))
-        return blocked(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu);
+    if (path == 2 ? small_ok : path == 0 && use_small(tb, m, n, k, alpha)) {
+        small_gemm::gemm<T>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu);
+        return relu;
+    }
+    if (path == 3 ? small_ok : path == 0 && use_blocked(ta, m, n, alpha)) {
+        blocked(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu);
+        return relu;
+    }
 #endif
     if (bias) {  // OpenBLAS has no bias: it goes into C first, and the GEMM accumulates onto it
         for (int r = 0; r < m; ++r) std::copy(bias, bias + n, C + size_t(r) * ldc);
         beta = T(1);
     }
     blas_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
-    if (relu)  // no epilogue in OpenBLAS either: one pass after (NaN to 0, as the kernels)
-        for (int r = 0; r < m; ++r) {
-            T* c = C + size_t(r) * ldc;
-            for (int j = 0; j < n; ++j) c[j] = c[j] > T(0) ? c[j] : T(0);
-        }
+    return false;  // OpenBLAS has no epilogue: ReLU is left to the caller
 }
 
 template <typename T>
@@ -172,17 +171,17 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
 }
 
 template <typename T>
-void gemm_bias(bool ta, bool tb, int m, int n, int k, const T* A, int lda, const T* B, int ldb,
+bool gemm_bias(bool ta, bool tb, int m, int n, int k, const T* A, int lda, const T* B, int ldb,
                const T* bias, T* C, int ldc, bool relu) {
-    gemm_via<T>(0, ta, tb, m, n, k, T(1), A, lda, B, ldb, T(0), C, ldc, bias, relu);
+    return gemm_via<T>(0, ta, tb, m, n, k, T(1), A, lda, B, ldb, T(0), C, ldc, bias, relu);
 }
 
 #define PYCVNN_GEMM(T)                                                                         \
     template void gemm<T>(bool, bool, int, int, int, T, const T*, int, const T*, int, T, T*,  \
                           int);                                                               \
-    template void gemm_via<T>(int, bool, bool, int, int, int, T, const T*, int, const T*, int, \
+    template bool gemm_via<T>(int, bool, bool, int, int, int, T, const T*, int, const T*, int, \
                               T, T*, int, const T*, bool);                                \
-    template void gemm_bias<T>(bool, bool, int, int, int, const T*, int, const T*, int, const T*, \
+    template bool gemm_bias<T>(bool, bool, int, int, int, const T*, int, const T*, int, const T*, \
                                T*, int, bool);
 PYCVNN_GEMM(float)
 PYCVNN_GEMM(double)

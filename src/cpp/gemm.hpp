@@ -15,19 +15,19 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, T alpha,
           T beta, T* C, int ldc); // (m, n)
 
 // C (m, n) = op(A) op(B) + bias, bias (n) on every row, then max(C, 0) if relu (a dense layer's
-// forward). Our kernels do both as they store C (C never read); for OpenBLAS the bias is
+// forward). Our kernels do both as they store C (C never read). For OpenBLAS the bias is
 // written into C first and the GEMM accumulates onto it (beta = 1, which also spares OpenBLAS
-// its zeroing pass), and ReLU is a pass after.
+// its zeroing pass), and ReLU is not applied. Returns whether ReLU was applied.
 template <typename T>
-void gemm_bias(bool trans_a, bool trans_b, int m, int n, int k, const T* A, int lda, const T* B,
+bool gemm_bias(bool trans_a, bool trans_b, int m, int n, int k, const T* A, int lda, const T* B,
                int ldb, const T* bias, T* C, int ldc, bool relu = false);
 
 // The same as gemm with the kernel chosen: path 0 as gemm (by shape), 1 OpenBLAS, 2 the small
 // kernels, 3 the blocked ones (2 and 3 are OpenBLAS where the CPU lacks AVX-512). With a bias
-// (beta must then be 0) or relu it is gemm_bias. The one dispatch; the other entry points call
-// it.
+// (beta must then be 0) or relu it is gemm_bias, and returns the same. The one dispatch; the
+// other entry points call it.
 template <typename T>
-void gemm_via(int path, bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* A,
+bool gemm_via(int path, bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* A,
               int lda, const T* B, int ldb, T beta, T* C, int ldc, const T* bias = nullptr,
               bool relu = false);
 
