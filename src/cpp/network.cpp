@@ -250,12 +250,12 @@ idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* 
     // Clipping needs the whole gradient first, so it keeps the general path.
     const bool fold_gd = rule.rule == Rule::GD && rule.clip_norm <= 0 && lr > 0;
     idx nb = 0;
+    // Rows in order (no shuffle) are read in place; otherwise the batch is gathered into
+    // contiguous rows for the GEMMs. Each batch is checked once, the step before it runs.
+    bool in_place = n_order > 0 && contiguous(order, std::min(batch, n_order));
     for (idx start = 0; start < n_order; start += batch, ++nb) {
         const idx rows = std::min(batch, n_order - start);
-        // Rows in order (no shuffle) are read in place; otherwise the batch is gathered into
-        // contiguous rows for the GEMMs.
         const idx first = idx(order[start]);
-        const bool in_place = contiguous(order + start, rows);
         const T* xb = x + first * in;
         const T* yb = y ? y + first * C : nullptr;
         const std::int64_t* ib = y ? nullptr : ids + first;
@@ -273,8 +273,8 @@ idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* 
             ib = y ? nullptr : idb_.data();
         }
         const idx next = start + rows, next_rows = std::min(batch, n_order - next);
-        if (next_rows > 0 && contiguous(order + next, next_rows))
-            prefetch_rows(x, y, ids, idx(order[next]), next_rows);
+        const bool next_in_place = next_rows > 0 && contiguous(order + next, next_rows);
+        if (next_in_place) prefetch_rows(x, y, ids, idx(order[next]), next_rows);
         const T* pred = forward(params, xb, rows);
         const double value = loss.value_and_grad(grad_a_.data(), pred, yb, ib, rows, C);
         losses[nb] = value;
@@ -285,6 +285,7 @@ idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* 
             backward(params, grads, grad_a_.data(), rows, false);
             rule.step(params, grads, state1, state2, n_params_, n_decay_, lr, t + nb + 1);
         }
+        in_place = next_in_place;
     }
     return nb;
 }
