@@ -18,9 +18,10 @@ SHAPES = [(32, 32, 64), (32, 64, 32), (32, 10, 32), (10, 32, 32), (32, 32, 10), 
           (16, 17, 16), (5, 80, 40), (128, 10, 128), (3, 130, 2), (200, 12, 150), (300, 200, 5),
           (16, 300, 90)]
 # Past one 64-column panel and one 128-deep block of the blocked kernels, with tails of both;
-# the last two with B past 1 MiB, where the k blocks are up to 1,024 deep (400: one; 1,100: two).
+# then B past 1 MiB, where the k blocks are up to 1,024 deep (400: one; 1,100: two), and C
+# past 1 MiB (one block of 200).
 BIG_SHAPES = [(70, 150, 300), (33, 200, 129), (130, 65, 257), (6, 64, 128), (1, 129, 513),
-              (9, 700, 400), (5, 300, 1100)]
+              (9, 700, 400), (5, 300, 1100), (1100, 260, 200)]
 TOL = {np.float32: 2e-6, np.float64: 1e-14}
 
 

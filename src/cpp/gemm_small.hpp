@@ -262,18 +262,22 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
 // back on these sizes. Columns [j_lo, j_hi) of C only, so threads can split C by column
 // panels. A is read by rows: gemm.cpp transposes A^T first (its rows, A's columns lda apart,
 // a power-of-two stride, would share a few L1 sets).
-// KC: 128 while B fits in L2 (a 32 KiB float panel that stays in L1; best of 128-1,024 in
-// mnist's step). A B past that (wide's 4 MiB weights) comes from DRAM either way: there one
-// block of the whole k (up to 1,024) writes C once instead of once per block, and the wide
-// step runs 6-8% faster (GD 18.3 -> 17.2 ms, Adam 22.6 -> 20.9; KC = 512: 17.6 and 20.9).
-constexpr std::size_t kBlockedBInL2 = std::size_t(1) << 20;
+// KC: 128 while B and C fit in L2 (a 32 KiB float panel that stays in L1; best of 128-1,024
+// in mnist's step). Past that one block of the whole k (up to 1,024) reads and writes C once
+// instead of once per block:
+// - a B past L2 (wide's 4 MiB weights) comes from DRAM either way: the wide step runs 6-8%
+//   faster (GD 18.3 -> 17.2 ms, Adam 22.6 -> 20.9; KC = 512: 17.6 and 20.9);
+// - a C past L2 (wide's dW on 2 threads, 2 MiB a thread) would be re-read from L3 per block:
+//   the 2-thread wide GD step runs 1.5-2.5% faster (9.83 -> 9.74 ms, 9.93 -> 9.68; medians).
+constexpr std::size_t kBlockedInL2 = std::size_t(1) << 20;
 
 template <typename T>
 void gemm_blocked(bool tb, int m, int k, T alpha, const T* A, int lda, const T* B, int ldb,
                   T beta, T* C, int ldc, const T* bias, bool relu, int j_lo, int j_hi) {
     constexpr int L = V<T>::L, W4 = 4 * L, MR = 6;
-    const bool b_in_l2 = size_t(k) * size_t(j_hi - j_lo) * sizeof(T) <= kBlockedBInL2;
-    const int KC = b_in_l2 ? 128 : std::min(k, 1024);
+    const size_t cols = size_t(j_hi - j_lo) * sizeof(T);
+    const bool in_l2 = size_t(k) * cols <= kBlockedInL2 && size_t(m) * cols <= kBlockedInL2;
+    const int KC = in_l2 ? 128 : std::min(k, 1024);
     thread_local avector<T> pack;
     if (pack.size() < size_t(KC) * W4) pack.resize(size_t(KC) * W4);
     T* bp = pack.data();
