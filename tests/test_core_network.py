@@ -215,12 +215,13 @@ def threads():
     pycvnn.set_num_threads(before)
 
 
+@pytest.mark.parametrize("n", [150_000, 600_000])  # mnist's arena (235k) is split too
 @pytest.mark.parametrize("rule,hyper", RULES)
-def test_update_split_over_threads_is_bitwise_the_serial_one(threads, rule, hyper):
+def test_update_split_over_threads_is_bitwise_the_serial_one(threads, rule, hyper, n):
     threads(1)
-    serial = _big_update(rule, **hyper)
+    serial = _big_update(rule, n, **hyper)
     threads(2)
-    split = _big_update(rule, **hyper)
+    split = _big_update(rule, n, **hyper)
     for a, b in zip(serial, split):
         np.testing.assert_array_equal(a, b)
 
