@@ -105,17 +105,23 @@ def test_small_writes_only_c(path, m, n, k, ta, tb):
 
 
 @needs_small
-def test_blocked_splits_columns_over_threads():
+@pytest.mark.parametrize("m,n,k,ta,tb", [
+    (50, 700, 300, False, True),  # split by columns (384 + 316)
+    (300, 200, 129, True, False),  # A^T B split by rows (128 + 172), each thread's own A^T
+    (100, 300, 70, True, False),  # too few rows: A^T by the caller, split by columns
+])
+def test_blocked_splits_over_threads(m, n, k, ta, tb):
     import pycvnn
-    a, b, c = operands(50, 700, 300, False, True, np.float32)
-    want = expected(a, b, c, False, True, 1.0, 0.0)
     before = pycvnn.get_num_threads()
     try:
         pycvnn.set_num_threads(2)
-        _core._gemm(a, b, c, False, True, 1.0, 0.0, "blocked")
+        for alpha, beta in [(1.0, 0.0), (-0.01, 1.0)]:
+            a, b, c = operands(m, n, k, ta, tb, np.float32)
+            want = expected(a, b, c, ta, tb, alpha, beta)
+            _core._gemm(a, b, c, ta, tb, alpha, beta, "blocked")
+            assert rel_err(c, want, a, b, ta, tb, alpha) < TOL[np.float32], (alpha, beta)
     finally:
         pycvnn.set_num_threads(before)
-    assert rel_err(c, want, a, b, False, True, 1.0) < TOL[np.float32]
 
 
 def test_non_contiguous_c_is_rejected():
@@ -139,8 +145,8 @@ def test_gemm_hook_rejects_bad_arguments():
 def test_dense_layers_on_every_kernel_match_the_reference(dtype, threads):
     # The forward's bias and ReLU go in the GEMM's epilogue. The entry point sends the three
     # larger shapes to the blocked kernels (k = 300 and 1,100: ReLU only after the last k
-    # block), on two threads split over the pool, the backward's A^T transposed once, shared;
-    # the small one to the small kernels. (OpenBLAS's path, bias first and ReLU a pass after,
+    # block), on two threads split over the pool, the backward's A^T B by rows (130 and 300
+    # rows) or by columns (50); the small one to the small kernels. (OpenBLAS's path, bias first and ReLU a pass after,
     # is what test_portable_paths.py runs these kernels' tests on.)
     import pycvnn
     from pycvnn import reference

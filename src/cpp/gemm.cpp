@@ -66,20 +66,32 @@ bool use_blocked(bool ta, int m, int n, T alpha) {
 }
 
 #if defined(PYCVNN_AVX512_KERNELS)
-// C's column panels split over the core's pool (chunks are multiples of 64 columns). A^T is
-// first transposed into contiguous rows once, its rows split over the pool, and run as A B.
+// C's column panels split over the core's pool (parts start on multiples of 64 columns); the
+// blocked kernels read A by rows, so A^T is transposed first. A^T B with 64 rows a thread or
+// more is split by C's rows instead: each thread transposes its own rows of A^T and runs them
+// against the whole B, and no thread reads rows another core wrote. Split by columns, every
+// thread read the whole shared A^T: mnist's 128x256x128 dW ran 1.21x faster on 2 threads than
+// on 1, by rows 1.71x; the 2-thread step 5.7% (GD) and 6.6% (Adam) faster, wide's 1.4-1.9%.
 template <typename T>
 void blocked(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,
              int ldb, T beta, T* C, int ldc, const T* bias, bool relu) {
     Pool& pool = Pool::instance();
-    if (ta) {
-        thread_local avector<T> at;  // the caller's; each worker writes its own rows
-        if (at.size() < size_t(m) * k) at.resize(size_t(m) * k);
-        T* t = at.data();
-        pool.parallel_for(m, 16, [&](idx lo, idx hi) {
-            small_gemm::transpose(t + size_t(lo) * k, k, A + lo, lda, k, int(hi - lo));
+    if (ta && m >= 64 * pool.threads()) {
+        pool.parallel_for(m, 64, [&](idx lo, idx hi) {
+            thread_local avector<T> at;  // this thread's rows of A^T
+            const int rows = int(hi - lo);
+            if (at.size() < size_t(rows) * k) at.resize(size_t(rows) * k);
+            small_gemm::transpose(at.data(), k, A + lo, lda, k, rows);
+            small_gemm::gemm_blocked<T>(tb, rows, k, alpha, at.data(), k, B, ldb, beta,
+                                        C + size_t(lo) * ldc, ldc, bias, relu, 0, n);
         });
-        A = t;
+        return;
+    }
+    if (ta) {  // few rows: the caller transposes them all
+        thread_local avector<T> at;
+        if (at.size() < size_t(m) * k) at.resize(size_t(m) * k);
+        small_gemm::transpose(at.data(), k, A, lda, k, m);
+        A = at.data();
         lda = k;
     }
     pool.parallel_for(n, 64, [&](idx lo, idx hi) {
