@@ -106,7 +106,7 @@ def test_small_writes_only_c(path, m, n, k, ta, tb):
 
 @needs_small
 @pytest.mark.parametrize("m,n,k,ta,tb", [
-    (50, 700, 300, False, True),  # split by columns (384 + 316)
+    (50, 700, 300, False, True),  # split by columns (320 + 380)
     (300, 200, 129, True, False),  # A^T B split by rows (128 + 172), each thread's own A^T
     (100, 300, 70, True, False),  # too few rows: A^T by the caller, split by columns
 ])
@@ -146,8 +146,8 @@ def test_dense_layers_on_every_kernel_match_the_reference(dtype, threads):
     # The forward's bias and ReLU go in the GEMM's epilogue. The entry point sends the three
     # larger shapes to the blocked kernels (k = 300 and 1,100: ReLU only after the last k
     # block), on two threads split over the pool, the backward's A^T B by rows (130 and 300
-    # rows) or by columns (50); the small one to the small kernels. (OpenBLAS's path, bias first and ReLU a pass after,
-    # is what test_portable_paths.py runs these kernels' tests on.)
+    # rows) or by columns (50); the small one to the small kernels. (OpenBLAS's path, bias
+    # first and ReLU a pass after, is what test_portable_paths.py runs these kernels' tests on.)
     import pycvnn
     from pycvnn import reference
     rng = np.random.default_rng(3)
