@@ -51,12 +51,18 @@ def fresh(args):
     return tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
 
 
-def check(got, want):
+# Float32 sums of many products round differently in each kernel: matmul's 1,024-term sums
+# (up to ~150) are up to 1.8e-4 from the float64 result in the core and 0.9e-4 in NumPy, which
+# near zero exceeds rtol; atol 1e-3 still fails any wrong block or panel by orders of magnitude.
+ATOL = {"matmul": 1e-3}
+
+
+def check(got, want, atol=1e-5):
     if isinstance(want, tuple):
         for g, w in zip(got, want):
-            check(g, w)
+            check(g, w, atol)
     elif isinstance(want, (np.ndarray, float)):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=atol)
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
@@ -65,6 +71,7 @@ def bench_kernel(benchmark, family, kernel, args, backend):
     fn = getattr(BACKENDS[backend], kernel)
     got_args, want_args = fresh(args), fresh(args)
     # Outputs and in-place buffers must match the reference before anything is timed.
-    check((fn(*got_args), *got_args), (getattr(reference, kernel)(*want_args), *want_args))
+    check((fn(*got_args), *got_args), (getattr(reference, kernel)(*want_args), *want_args),
+          ATOL.get(kernel, 1e-5))
     benchmark.group = f"{family}:{kernel}"
     benchmark(fn, *fresh(args))
