@@ -35,6 +35,24 @@ def test_forward_backward_match_reference(n, dtype):
         np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2 * np.abs(want).max())
 
 
+def test_backward_past_the_rows_of_earlier_backwards_matches_reference():
+    # A forward grows only its outputs (inference in large chunks); a backward on more rows
+    # than any before it grows its own buffers then.
+    rng = np.random.default_rng(5)
+    params = arena(OPS, np.float64)
+    small, big = rng.standard_normal((3, 6)), rng.standard_normal((40, 6))
+    dsmall, dbig = rng.standard_normal((3, 4)), rng.standard_normal((40, 4))
+    net = _core.Network(OPS)
+    net.forward(params, small)
+    net.backward(params, np.zeros_like(params), dsmall)
+    grads, want_grads = np.zeros_like(params), np.zeros_like(params)
+    got = (net.forward(params, big), net.backward(params, grads, dbig), grads)
+    ref = reference.Network(OPS)
+    want = (ref.forward(params, big), ref.backward(params, want_grads, dbig), want_grads)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12 * np.abs(w).max())
+
+
 RULES = [
     ("gd", {}), ("momentum", {"form": "ema"}), ("momentum", {"form": "heavy_ball", "nesterov": True}),
     ("rmsprop", {}), ("adam", {"weight_decay": 0.01}), ("adamw", {"weight_decay": 0.1}),
@@ -160,6 +178,16 @@ def _epoch_args(**change):
                 rule=_core.UpdateRule("adam"))
     args.update(change)
     return _core.Network(ops), args
+
+
+def test_train_epoch_checks_the_class_ids_of_the_rows_it_trains_on():
+    # Only those rows are read, and only their ids are checked: a call costs O(order), not
+    # O(rows) (fit's progress bar makes up to 20 calls an epoch).
+    net, args = _epoch_args(y=np.array([0, 1, 7, 0]), order=np.array([0, 1, 3]))
+    assert len(net.train_epoch(**args)) == 2  # row 2 is not trained on
+    net, args = _epoch_args(y=np.array([0, 1, 7, 0]), order=np.array([3, 2]))
+    with pytest.raises(ValueError, match=r"target: expected class ids in \[0, 2\), got 7 at index 2"):
+        net.train_epoch(**args)
 
 
 @pytest.mark.parametrize("change,exc,match", [
