@@ -178,6 +178,26 @@ def test_validation_adds_val_loss_and_val_accuracy(backend):
         assert h["accuracy"][e] == pytest.approx(np.mean(probe.predict_classes(X) == y))
 
 
+def test_fit_evaluates_in_chunks_past_its_batch(backend, monkeypatch):
+    # fit's accuracy and validation passes go in chunks of EVAL_FLOATS output values: at 90,
+    # 10 rows, past the batch of 8, so the forward's outputs outgrow the backward's buffers.
+    # Training is untouched (the same weights, bit for bit) and the figures are the same.
+    from pycvnn import training
+    X, y = class_data(n=30)
+    Xv, yv = class_data(n=12, seed=1)
+    runs = []
+    for floats in (90, training.EVAL_FLOATS):
+        monkeypatch.setattr(training, "EVAL_FLOATS", floats)
+        m = pycvnn.MLP([3, 6, 3], output="softmax", seed=0, dtype="float64")
+        h = m.fit(X, y, epochs=3, batch_size=8, seed=0, validation_data=(Xv, yv), verbose=False)
+        runs.append((h, m.get_weights()))
+    (h1, w1), (h2, w2) = runs
+    for column in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert h1[column] == pytest.approx(h2[column], rel=1e-12)
+    for a, b in zip(w1, w2):
+        np.testing.assert_array_equal(a, b)
+
+
 # accuracy for class ids, one-hot, {0,1} and ±1 targets
 def accuracy_case(kind, rng):
     X = rng.normal(size=(24, 3))

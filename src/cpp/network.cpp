@@ -149,10 +149,13 @@ Network<T>::Network(std::vector<Op> ops) : ops_(std::move(ops)) {
 }
 
 template <typename T>
-void Network<T>::reserve(idx N) {
-    if (N <= rows_) return;
-    rows_ = N;
-    for (size_t i = 0; i < ops_.size(); ++i) out_[i].resize(size_t(N * ops_[i].out));
+void Network<T>::reserve(idx N, bool backward) {
+    if (N > out_rows_) {
+        out_rows_ = N;
+        for (size_t i = 0; i < ops_.size(); ++i) out_[i].resize(size_t(N * ops_[i].out));
+    }
+    if (!backward || N <= grad_rows_) return;
+    grad_rows_ = N;
     grad_a_.resize(size_t(N * max_width_));
     grad_b_.resize(size_t(N * max_width_));
     dz_.resize(size_t(N * max_width_));
@@ -163,7 +166,7 @@ void Network<T>::reserve(idx N) {
 
 template <typename T>
 const T* Network<T>::forward(const T* params, const T* x, idx N) {
-    reserve(N);
+    reserve(N, false);
     input_ = x;
     const T* in = x;
     for (size_t i = 0; i < ops_.size(); ++i) {
@@ -181,6 +184,7 @@ const T* Network<T>::forward(const T* params, const T* x, idx N) {
 
 template <typename T>
 const T* Network<T>::backward(const T* params, T* grads, const T* dout, idx N, bool need_dx) {
+    reserve(N, true);
     // Without folding params are only read.
     return backward_impl(const_cast<T*>(params), grads, dout, N, need_dx, 0, 0);
 }
@@ -247,7 +251,7 @@ idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* 
                             const UpdateRule& rule, double* losses) {
     FlushDenormals ftz;  // one MXCSR write for the epoch, not one per kernel
     const idx in = in_features(), C = out_features();
-    reserve(std::min(batch, n_order));
+    reserve(std::min(batch, n_order), true);
     // Plain GD needs no separate update pass: w := (1 - lr wd) w - lr dz^T x in the GEMM.
     // Clipping needs the whole gradient first, so it keeps the general path.
     const bool fold_gd = rule.rule == Rule::GD && rule.clip_norm <= 0 && lr > 0;
