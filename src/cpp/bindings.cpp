@@ -1164,7 +1164,7 @@ PYBIND11_MODULE(_core, m) {
         return pycvnn::time_gemm(ta, tb, m, n, k, reps, p);
     }, py::arg("m"), py::arg("n"), py::arg("k"), py::arg("trans_a") = false,
        py::arg("trans_b") = false, py::arg("reps") = 10, py::arg("path") = "auto",
-       "Seconds per float32 gemm of this shape: 'auto' (the core's entry point), 'blas' or 'small'.");
+       "Seconds per float32 gemm of this shape: 'auto' (the core's entry point), 'blas', 'small' or 'blocked'.");
 
     // Test hook: c := alpha op(a) op(b) + beta c in place through one kernel ("auto" picks by
     // shape, as training does), so tests check the small kernels against OpenBLAS.

@@ -1,7 +1,7 @@
 // The core's own threads: the optimizer update over the whole parameter arena, and on AVX-512
-// CPUs the large GEMMs (their column panels; see gemm.cpp). Elsewhere large GEMMs use
-// OpenBLAS's threads; pycvnn.set_num_threads sets both, and the two never run at the same
-// time. Between jobs workers poll for up to 100 us (PYCVNN_SPIN_US), then sleep on a
+// CPUs the large GEMMs (their column panels, or A^T B's rows; see gemm.cpp). Elsewhere large
+// GEMMs use OpenBLAS's threads; pycvnn.set_num_threads sets both, and the two never run at the
+// same time. Between jobs workers poll for up to 100 us (PYCVNN_SPIN_US), then sleep on a
 // condition variable: a training step's jobs come back to back, and a futex wake-up costs tens
 // of microseconds on a virtual machine (wide on 2 threads: GD 10.1 -> 9.9 ms a step, Adam
 // 11.1 -> 10.8).
