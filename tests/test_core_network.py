@@ -35,6 +35,55 @@ def test_forward_backward_match_reference(n, dtype):
         np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2 * np.abs(want).max())
 
 
+# Dense ReLU layers below dense layers: their backward goes into the dx GEMM's epilogue (a
+# gate), on the small kernels (in 7), the blocked ones (in 150: past 2^18 multiply-adds) or
+# OpenBLAS's path (no gate); the ReLU after an "act" op is not gated.
+RELU_NETS = {
+    "small": [("dense", 7, 33, "relu", 0.01), ("dense", 33, 17, "relu", 0.01),
+              ("act", 17, 17, "relu", 0.01), ("dense", 17, 4, "none", 0.01)],
+    "blocked": [("dense", 150, 300, "relu", 0.01), ("dense", 300, 70, "relu", 0.01),
+                ("dense", 70, 5, "none", 0.01)],
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("net_name", list(RELU_NETS))
+@pytest.mark.parametrize("n", [1, 9, 300])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_relu_backward_in_the_gemm_matches_reference(net_name, n, threads, dtype):
+    import pycvnn
+    ops = RELU_NETS[net_name]
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, ops[0][1])).astype(dtype)
+    dout = rng.standard_normal((n, ops[-1][2])).astype(dtype)
+    y = rng.integers(0, ops[-1][2], n)
+    params = (arena(ops, dtype) / np.sqrt(ops[0][1])).astype(dtype)
+    before = pycvnn.get_num_threads()
+    out = {}
+    try:
+        pycvnn.set_num_threads(threads)
+        for name, mod in (("cpp", _core), ("ref", reference)):
+            net = mod.Network(ops)
+            grads = np.zeros_like(params)
+            a = net.forward(params, x)
+            dx = net.backward(params, grads, dout)
+            trained = params.copy()  # plain GD: the update goes into the weight GEMMs
+            losses = net.train_epoch(trained, np.zeros_like(params), np.zeros(0, dtype),
+                                     np.zeros(0, dtype), x, y, np.arange(n), 64, 0.1, 0,
+                                     mod.LossSpec("cross_entropy", from_logits=True),
+                                     mod.UpdateRule("gd"))
+            out[name] = (a, dx, grads, np.asarray(losses), trained)
+    finally:
+        pycvnn.set_num_threads(before)
+    hidden = reference.Network(ops[:1]).forward(params, x)
+    assert 0.2 < np.mean(hidden == 0) < 0.8  # the gate has work to do
+    assert out["cpp"][2].dtype == dtype
+    for got, want in zip(out["cpp"], out["ref"]):
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=RTOL[dtype],
+                                   atol=RTOL[dtype] * 1e-2 * np.abs(want).max())
+
+
 def test_backward_past_the_rows_of_earlier_backwards_matches_reference():
     # A forward grows only its outputs (inference in large chunks); a backward on more rows
     # than any before it grows its own buffers then.

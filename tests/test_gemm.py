@@ -124,6 +124,42 @@ def test_blocked_splits_over_threads(m, n, k, ta, tb):
         pycvnn.set_num_threads(before)
 
 
+@pytest.mark.parametrize("path,m,n,k", [(p, *s) for p in ("small", "blocked", "blas", "auto")
+                                         for s in SHAPES[:8]] +
+                         [(p, *s) for p in ("blocked", "auto") for s in BIG_SHAPES[-4:]])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gate_zeroes_c_where_the_gate_is_not_positive(m, n, k, ta, tb, dtype, path, threads):
+    # ReLU's backward in the epilogue (dz = dx where a > 0): exactly the select of
+    # relu_backward, NaN gate included; OpenBLAS's path says it did not gate, and did not.
+    import pycvnn
+    if path in ("small", "blocked") and not _core._small_gemm_available():
+        pytest.skip("the AVX-512 GEMM kernels need AVX-512")
+    before = pycvnn.get_num_threads()
+    try:
+        pycvnn.set_num_threads(threads)
+        a, b, c = operands(m, n, k, ta, tb, dtype, seed=5)
+        gate = np.random.default_rng(6).standard_normal((m, n)).astype(dtype)
+        gate.flat[::7] = 0.0
+        gate.flat[3::11] = np.nan
+        want = expected(a, b, c, ta, tb, -0.5, 1.0)
+        gated = _core._gemm(a, b, c, ta, tb, -0.5, 1.0, path, gate=gate)
+        assert gated == (path in ("small", "blocked")) or path == "auto"
+        if gated:
+            assert np.all(c[~(gate > 0)] == 0)
+            want = np.where(gate > 0, want, 0.0)
+        assert rel_err(c, want, a, b, ta, tb, -0.5) < TOL[dtype]
+    finally:
+        pycvnn.set_num_threads(before)
+
+
+def test_gate_must_match_c():
+    a, b, c = operands(4, 5, 3, False, False, np.float32)
+    with pytest.raises(ValueError, match="gate"):
+        _core._gemm(a, b, c, False, False, 1.0, 0.0, "auto", gate=np.ones((5, 4), np.float32))
+
+
 def test_non_contiguous_c_is_rejected():
     a, b, _ = operands(7, 19, 9, False, True, np.float32)
     c = np.full((9, 40), 7.0, np.float32)[1:8, 3:22]

@@ -1167,9 +1167,11 @@ PYBIND11_MODULE(_core, m) {
        "Seconds per float32 gemm of this shape: 'auto' (the core's entry point), 'blas', 'small' or 'blocked'.");
 
     // Test hook: c := alpha op(a) op(b) + beta c in place through one kernel ("auto" picks by
-    // shape, as training does), so tests check the small kernels against OpenBLAS.
+    // shape, as training does), so tests check the small kernels against OpenBLAS. With a gate
+    // (c's shape), c := 0 where gate <= 0 in the epilogue; returns whether that was done.
     m.def("_gemm", [](const ArrayIn& a_in, const ArrayIn& b_in, const ArrayInOut& c_out, bool ta,
-                      bool tb, double alpha, double beta, const std::string& path) {
+                      bool tb, double alpha, double beta, const std::string& path,
+                      const py::object& gate) {
         Buffers cb = require_inplace({{"c", c_out, true}});
         const py::array &a = a_in.a, &b = b_in.a, &c = cb.arrays[0];
         require_ndim(a, "a", 2);
@@ -1180,20 +1182,30 @@ PYBIND11_MODULE(_core, m) {
         if ((ta ? a.shape(1) : a.shape(0)) != m || (tb ? b.shape(1) : b.shape(0)) != k ||
             (tb ? b.shape(0) : b.shape(1)) != n)
             fail("a, b, c", "op(a) (m, k), op(b) (k, n) and c (m, n)", "other shapes");
+        const bool has_gate = !gate.is_none();
+        py::array g;  // (a default py::array is an empty array, not a null handle)
+        if (has_gate) {
+            g = py::array::ensure(gate);
+            if (!g) fail("gate", "an array", "another object");
+            require_same_shape(g, "gate", c, "c");
+        }
         void* pc = cb.w(0);
-        dispatch(c, [&](auto tag) -> py::object {
+        return dispatch(c, [&](auto tag) -> py::object {
             using T = decltype(tag);
             carray<T> A(a), B(b);
+            carray<T> G = has_gate ? carray<T>(g) : carray<T>();
+            bool gated;
             {
                 py::gil_scoped_release nogil;
-                pycvnn::gemm_via<T>(p, ta, tb, int(m), int(n), int(k), T(alpha), A.data(),
-                                    int(A.shape(1)), B.data(), int(B.shape(1)), T(beta),
-                                    static_cast<T*>(pc), int(n));
+                gated = pycvnn::gemm_via<T>(p, ta, tb, int(m), int(n), int(k), T(alpha), A.data(),
+                                            int(A.shape(1)), B.data(), int(B.shape(1)), T(beta),
+                                            static_cast<T*>(pc), int(n),
+                                            {nullptr, false, has_gate ? G.data() : nullptr});
             }
-            return py::none();
+            return py::bool_(gated && has_gate);
         });
     }, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_a"), py::arg("trans_b"),
-       py::arg("alpha"), py::arg("beta"), py::arg("path"));
+       py::arg("alpha"), py::arg("beta"), py::arg("path"), py::arg("gate") = py::none());
     m.def("_small_gemm_available", &pycvnn::small_gemm_available);
 
     m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,

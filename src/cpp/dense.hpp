@@ -1,6 +1,6 @@
 // Dense layer: a = f(x w^T + b), w (out, in) as in the lecture's z = W a + b, batches as rows.
 // Forward keeps only a (every f' here is a function of a); backward takes it back.
-// All products go through pycvnn::gemm / gemm_bias (gemm.hpp).
+// All products go through pycvnn::gemm / gemm_bias / gemm_via (gemm.hpp).
 #pragma once
 #include "activations.hpp"
 #include "common.hpp"
@@ -75,8 +75,11 @@ void dense_forward(T* a,         // (N, out) f(x w^T + b)
 // The defaults (1, 0, 0) write the plain gradients. Plain gradient descent passes the
 // parameters themselves with g_scale = -lr, dw_keep = 1 - lr weight_decay, db_keep = 1: the
 // update happens inside the GEMM (dx is computed first, from the old w).
+// In a network the layer below's ReLU backward can go into dx's GEMM: dx_gate is that layer's
+// output a (N, in), and dx := 0 where a <= 0 as it is stored; returns whether that was done
+// (OpenBLAS's path cannot). The layer below then gets dout_gated: its dout is already dz.
 template <typename T>
-void dense_backward(T* dx,          // (N, in) or null
+bool dense_backward(T* dx,          // (N, in) or null
                     T* dw,          // (out, in)
                     T* db,          // (out)
                     T* dz,          // (N, out) workspace, may be null for act == None
@@ -85,19 +88,23 @@ void dense_backward(T* dx,          // (N, in) or null
                     const T* w,     // (out, in)
                     const T* a,     // (N, out) the forward's output
                     idx N, idx in, idx out, Activation act, T alpha, T g_scale = T(1),
-                    T dw_keep = T(0), T db_keep = T(0)) {
+                    T dw_keep = T(0), T db_keep = T(0), const T* dx_gate = nullptr,
+                    bool dout_gated = false) {
     FlushDenormals ftz;
     const T* g = dout;
-    if (act != Activation::None) {
+    if (act != Activation::None && !dout_gated) {
         activation_backward_from_output(dz, a, dout, N, out, act, alpha);
         g = dz;
     }
+    bool gated = false;
     if (dx)
-        gemm<T>(false, false, int(N), int(in), int(out), T(1), g, int(out), w, int(in), T(0), dx,
-                int(in));
+        gated = gemm_via<T>(0, false, false, int(N), int(in), int(out), T(1), g, int(out), w,
+                            int(in), T(0), dx, int(in), {nullptr, false, dx_gate}) &&
+                dx_gate;
     gemm<T>(true, false, int(out), int(in), int(N), g_scale, g, int(out), x, int(in), dw_keep,
             dw, int(in));
     column_sums(db, g, N, out, g_scale, db_keep);
+    return gated;
 }
 
 }  // namespace pycvnn

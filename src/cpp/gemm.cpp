@@ -84,14 +84,14 @@ const T* rows_of_a_t(const T* A, int lda, int k, idx lo, int rows) {
 
 template <typename T>
 void blocked(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,
-             int ldb, T beta, T* C, int ldc, const T* bias, bool relu) {
+             int ldb, T beta, T* C, int ldc, Epilogue<T> epi) {
     Pool& pool = Pool::instance();
     if (ta && m >= 64 * pool.threads()) {
         pool.parallel_for(m, 64, [&](idx lo, idx hi) {
             const int rows = int(hi - lo);
             small_gemm::gemm_blocked<T>(tb, rows, k, alpha, rows_of_a_t(A, lda, k, lo, rows), k,
-                                        B, ldb, beta, C + size_t(lo) * ldc, ldc, bias, relu, 0,
-                                        n);
+                                        B, ldb, beta, C + size_t(lo) * ldc, ldc,
+                                        epi.rows(int(lo), ldc), 0, n);
         });
         return;
     }
@@ -100,8 +100,8 @@ void blocked(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda
         lda = k;
     }
     pool.parallel_for(n, 64, [&](idx lo, idx hi) {
-        small_gemm::gemm_blocked<T>(tb, m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu,
-                                    int(lo), int(hi));
+        small_gemm::gemm_blocked<T>(tb, m, k, alpha, A, lda, B, ldb, beta, C, ldc, epi, int(lo),
+                                    int(hi));
     });
 }
 #endif
@@ -162,23 +162,23 @@ void blas_gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double
 
 template <typename T>
 bool gemm_via(int path, bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda,
-              const T* B, int ldb, T beta, T* C, int ldc, const T* bias, bool relu) {
+              const T* B, int ldb, T beta, T* C, int ldc, Epilogue<T> epi) {
 #if defined(PYCVNN_AVX512_KERNELS)
     if (path == 2 ? small_ok : path == 0 && use_small(tb, m, n, k, alpha)) {
-        small_gemm::gemm<T>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu);
-        return relu;
+        small_gemm::gemm<T>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, epi);
+        return epi.any();
     }
     if (path == 3 ? small_ok : path == 0 && use_blocked(ta, m, n, alpha)) {
-        blocked(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu);
-        return relu;
+        blocked(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, epi);
+        return epi.any();
     }
 #endif
-    if (bias) {  // OpenBLAS has no bias: it goes into C first, and the GEMM accumulates onto it
-        for (int r = 0; r < m; ++r) std::copy(bias, bias + n, C + size_t(r) * ldc);
+    if (epi.bias) {  // OpenBLAS has no bias: it goes into C first, the GEMM accumulates onto it
+        for (int r = 0; r < m; ++r) std::copy(epi.bias, epi.bias + n, C + size_t(r) * ldc);
         beta = T(1);
     }
     blas_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
-    return false;  // OpenBLAS has no epilogue: ReLU is left to the caller
+    return false;  // OpenBLAS has no epilogue: ReLU and the gate are left to the caller
 }
 
 template <typename T>
@@ -190,14 +190,14 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
 template <typename T>
 bool gemm_bias(bool ta, bool tb, int m, int n, int k, const T* A, int lda, const T* B, int ldb,
                const T* bias, T* C, int ldc, bool relu) {
-    return gemm_via<T>(0, ta, tb, m, n, k, T(1), A, lda, B, ldb, T(0), C, ldc, bias, relu);
+    return gemm_via<T>(0, ta, tb, m, n, k, T(1), A, lda, B, ldb, T(0), C, ldc, {bias, relu});
 }
 
 #define PYCVNN_GEMM(T)                                                                         \
     template void gemm<T>(bool, bool, int, int, int, T, const T*, int, const T*, int, T, T*,  \
                           int);                                                               \
     template bool gemm_via<T>(int, bool, bool, int, int, int, T, const T*, int, const T*, int, \
-                              T, T*, int, const T*, bool);                                \
+                              T, T*, int, Epilogue<T>);                                   \
     template bool gemm_bias<T>(bool, bool, int, int, int, const T*, int, const T*, int, const T*, \
                                T*, int, bool);
 PYCVNN_GEMM(float)

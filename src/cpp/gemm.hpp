@@ -22,14 +22,29 @@ template <typename T>
 bool gemm_bias(bool trans_a, bool trans_b, int m, int n, int k, const T* A, int lda, const T* B,
                int ldb, const T* bias, T* C, int ldc, bool relu = false);
 
+// What our kernels do to C as they store it (OpenBLAS does none of it): add bias (n) to every
+// row, then max(C, 0) if relu, then C := 0 where gate <= 0. The gate (m, n), C's row stride, is
+// the layer below's ReLU output: its backward, dz = dx where a > 0, done in dx's GEMM.
+template <typename T>
+struct Epilogue {
+    const T* bias = nullptr;
+    bool relu = false;
+    const T* gate = nullptr;
+    bool any() const { return relu || gate; }
+    Epilogue cols(int j) const { return {bias ? bias + j : nullptr, relu, gate ? gate + j : nullptr}; }
+    Epilogue rows(int i, int ldc) const {
+        return {bias, relu, gate ? gate + static_cast<long long>(i) * ldc : nullptr};
+    }
+};
+
 // The same as gemm with the kernel chosen: path 0 as gemm (by shape), 1 OpenBLAS, 2 the small
-// kernels, 3 the blocked ones (2 and 3 are OpenBLAS where the CPU lacks AVX-512). With a bias
-// (beta must then be 0) or relu it is gemm_bias, and returns the same. The one dispatch; the
-// other entry points call it.
+// kernels, 3 the blocked ones (2 and 3 are OpenBLAS where the CPU lacks AVX-512). With an
+// epilogue (a bias needs beta 0) returns whether relu and gate were applied (false on
+// OpenBLAS's path, where the bias still goes in). The one dispatch; the other entry points
+// call it.
 template <typename T>
 bool gemm_via(int path, bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* A,
-              int lda, const T* B, int ldb, T beta, T* C, int ldc, const T* bias = nullptr,
-              bool relu = false);
+              int lda, const T* B, int ldb, T beta, T* C, int ldc, Epilogue<T> epi = {});
 
 bool blas_load();              // resolve the BLAS symbols; false if none are loaded
 std::string blas_name();       // which BLAS (for messages and the bench)

@@ -3,11 +3,12 @@
 //   C (m, n) = alpha op(A) (m, k) op(B) (k, n) + beta C, row-major, as gemm.hpp.
 // AVX-512 register blocks: MR rows of C x NV vectors of 16 floats (8 doubles) accumulate over
 // k in registers, one broadcast of A and NV loads of a B row per step; no packing for NN/TN.
-// NT (the forward's x w^T) first transposes B into a per-thread scratch buffer. An optional
-// bias row is added, and ReLU applied, as C is stored (gemm_bias). They run on the calling
-// thread; gemm.cpp decides which shapes come here.
+// NT (the forward's x w^T) first transposes B into a per-thread scratch buffer. The epilogue
+// (gemm.hpp: bias, ReLU, gate) is applied as C is stored. They run on the calling thread;
+// gemm.cpp decides which shapes come here.
 #pragma once
 #include "common.hpp"
+#include "gemm.hpp"
 #if defined(PYCVNN_AVX512_KERNELS)
 #include <immintrin.h>
 
@@ -35,6 +36,9 @@ struct V<float> {
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
     static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
     static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }  // b where a is NaN
+    static reg where_positive(reg g, reg x) {  // x where g > 0, else 0 (NaN g: 0)
+        return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(g, zero(), _CMP_GT_OQ), x);
+    }
 };
 template <>
 struct V<double> {
@@ -49,19 +53,23 @@ struct V<double> {
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
     static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
     static reg max(reg a, reg b) { return _mm512_max_pd(a, b); }  // b where a is NaN
+    static reg where_positive(reg g, reg x) {  // x where g > 0, else 0 (NaN g: 0)
+        return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(g, zero(), _CMP_GT_OQ), x);
+    }
 };
 
 // One block: C rows [0, rows) x columns [0, NV L), the last vector's lanes masked by `tail`
 // if MASK (a masked load costs an extra ALU uop in the k loop, so full panels skip it).
 // rows <= MR; rows past the end repeat the last row's work and are not stored (no branch in
 // the k loop). TA: A is stored (k, m), so row r of op(A) is a column.
-// bias (the panel's NV L entries, or null) is added to every row as C is stored; with relu,
-// C = max(C, 0) as it is stored (NaN gives 0, as relu's pass does).
+// The epilogue's bias (the panel's NV L entries) is added to every row as C is stored; with
+// relu, C = max(C, 0) (NaN gives 0, as relu's pass does); with a gate (rows ldc apart, as C),
+// C = 0 where the gate is not > 0, as relu_backward's select.
 template <typename T, int MR, int NV, bool TA, bool MASK>
 void block(int rows, int k, T alpha,
            const T* A, int lda,  // op(A) rows [0, rows)
            const T* B, int ldb,  // (k, NV L) panel
-           T beta, T* C, int ldc, const T* bias, bool relu, typename V<T>::mask tail) {
+           T beta, T* C, int ldc, Epilogue<T> e, typename V<T>::mask tail) {
     using W = V<T>;
     constexpr int L = W::L;
     typename W::reg acc[MR][NV];
@@ -94,7 +102,7 @@ void block(int rows, int k, T alpha,
     typename W::reg bias_v[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v)
-        bias_v[v] = bias ? W::load(bias + v * L, v == NV - 1 ? tail : full) : W::zero();
+        bias_v[v] = e.bias ? W::load(e.bias + v * L, v == NV - 1 ? tail : full) : W::zero();
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r) {
         if (r >= rows) break;
@@ -104,7 +112,8 @@ void block(int rows, int k, T alpha,
             const typename W::mask km = v == NV - 1 ? tail : full;
             typename W::reg out = W::fma(va, acc[r][v], bias_v[v]);
             if (beta != T(0)) out = W::fma(vb, W::load(c + v * L, km), out);  // beta 0: C unread
-            if (relu) out = W::max(out, W::zero());
+            if (e.relu) out = W::max(out, W::zero());
+            if (e.gate) out = W::where_positive(W::load(e.gate + size_t(r) * ldc + v * L, km), out);
             W::store(c + v * L, out, km);
         }
     }
@@ -113,51 +122,49 @@ void block(int rows, int k, T alpha,
 // b_padded: B's rows may be read whole vectors past n (the transposed scratch of NT).
 template <typename T, int MR, int NV, bool TA>
 void panel(int m, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
-           int ldc, const T* bias, bool relu, typename V<T>::mask tail, bool b_padded) {
+           int ldc, Epilogue<T> e, typename V<T>::mask tail, bool b_padded) {
     const bool full = b_padded || tail == typename V<T>::mask((1ull << V<T>::L) - 1);
     for (int i = 0; i < m; i += MR) {
         const int rows = std::min(MR, m - i);
         const T* a = TA ? A + i : A + size_t(i) * lda;
         T* c = C + size_t(i) * ldc;
         if (full)
-            block<T, MR, NV, TA, false>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc, bias, relu,
-                                        tail);
+            block<T, MR, NV, TA, false>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc,
+                                        e.rows(i, ldc), tail);
         else
-            block<T, MR, NV, TA, true>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc, bias, relu,
-                                       tail);
+            block<T, MR, NV, TA, true>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc,
+                                       e.rows(i, ldc), tail);
     }
 }
 
 // Of two row-block heights, the one that wastes fewer padded rows on m (the larger on a tie).
 template <typename T, int MR1, int MR2, int NV, bool TA>
 void panel_best(int m, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
-                int ldc, const T* bias, bool relu, typename V<T>::mask tail, bool b_padded) {
+                int ldc, Epilogue<T> e, typename V<T>::mask tail, bool b_padded) {
     const auto padded = [m](int mr) { return (m + mr - 1) / mr * mr; };
     if (padded(MR1) <= padded(MR2))
-        panel<T, MR1, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, tail,
-                              b_padded);
+        panel<T, MR1, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, e, tail, b_padded);
     else
-        panel<T, MR2, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, tail,
-                              b_padded);
+        panel<T, MR2, NV, TA>(m, k, alpha, A, lda, B, ldb, beta, C, ldc, e, tail, b_padded);
 }
 
 // NN (TA = false) or TN (TA = true): column panels of up to 4 vectors; MR keeps MR x NV
 // accumulators + NV B vectors + 1 broadcast within the 32 zmm registers.
 template <typename T, bool TA>
 void gemm_nb(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
-             T* C, int ldc, const T* bias, bool relu, bool b_padded) {
+             T* C, int ldc, Epilogue<T> epi, bool b_padded) {
     constexpr int L = V<T>::L;
     for (int j = 0; j < n; j += 4 * L) {
         const int w = std::min(4 * L, n - j), nv = (w + L - 1) / L;
         const auto tail = typename V<T>::mask((1u << (w - (nv - 1) * L)) - 1u);
         const T* b = B + j;
-        const T* bj = bias ? bias + j : nullptr;
+        const Epilogue<T> e = epi.cols(j);
         T* c = C + j;
         switch (nv) {
-            case 1: panel_best<T, 16, 8, 1, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, bj, relu, tail, b_padded); break;
-            case 2: panel_best<T, 12, 8, 2, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, bj, relu, tail, b_padded); break;
-            case 3: panel_best<T, 8, 6, 3, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, bj, relu, tail, b_padded); break;
-            default: panel_best<T, 6, 4, 4, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, bj, relu, tail, b_padded); break;
+            case 1: panel_best<T, 16, 8, 1, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, e, tail, b_padded); break;
+            case 2: panel_best<T, 12, 8, 2, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, e, tail, b_padded); break;
+            case 3: panel_best<T, 8, 6, 3, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, e, tail, b_padded); break;
+            default: panel_best<T, 6, 4, 4, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, e, tail, b_padded); break;
         }
     }
 }
@@ -233,11 +240,11 @@ void pack_rows(T* dst, int ld, const T* src, int ls, int rows, int w) {
     }
 }
 
-// C = alpha op(A) op(B) + beta C (+ bias (n) on every row, if given; then max(C, 0) if relu);
-// with trans_b, B (n, k) is first transposed into scratch.
+// C = alpha op(A) op(B) + beta C, then the epilogue; with trans_b, B (n, k) is first
+// transposed into scratch.
 template <typename T>
 void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,
-          int ldb, T beta, T* C, int ldc, const T* bias = nullptr, bool relu = false) {
+          int ldb, T beta, T* C, int ldc, Epilogue<T> e = {}) {
     bool padded = false;
     if (tb) {  // rows padded to whole vectors, so the k loop never needs a masked load
         const int ld = (n + V<T>::L - 1) / V<T>::L * V<T>::L;
@@ -249,17 +256,17 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
         padded = true;
     }
     if (ta)
-        gemm_nb<T, true>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, padded);
+        gemm_nb<T, true>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e, padded);
     else
-        gemm_nb<T, false>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu, padded);
+        gemm_nb<T, false>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e, padded);
 }
 
 // Blocked, for shapes past the small ones: B is packed one 4-vector column panel and KC rows
 // at a time into a contiguous, zero-padded scratch that MR-row blocks of A (unpacked, read by
 // broadcasts) sweep; C accumulates across the KC blocks (beta for the first, 1 after); the
-// bias, if given, goes in with the first, ReLU with the last. Packing B also removes the
-// cache-set conflicts of B rows a power-of-two stride apart, which held the unblocked kernels
-// back on these sizes. Columns [j_lo, j_hi) of C only, so threads can split C by column
+// epilogue's bias goes in with the first, ReLU and the gate with the last. Packing B also
+// removes the cache-set conflicts of B rows a power-of-two stride apart, which held the
+// unblocked kernels back on these sizes. Columns [j_lo, j_hi) of C only, so threads can split C by column
 // panels. A is read by rows: gemm.cpp transposes A^T first (its rows, A's columns lda apart,
 // a power-of-two stride, would share a few L1 sets).
 // KC: 128 while B and C fit in L2 (a 32 KiB float panel that stays in L1; best of 128-1,024
@@ -273,7 +280,7 @@ constexpr std::size_t kBlockedInL2 = std::size_t(1) << 20;
 
 template <typename T>
 void gemm_blocked(bool tb, int m, int k, T alpha, const T* A, int lda, const T* B, int ldb,
-                  T beta, T* C, int ldc, const T* bias, bool relu, int j_lo, int j_hi) {
+                  T beta, T* C, int ldc, Epilogue<T> epi, int j_lo, int j_hi) {
     constexpr int L = V<T>::L, W4 = 4 * L, MR = 6;
     const size_t cols = size_t(j_hi - j_lo) * sizeof(T);
     const bool in_l2 = size_t(k) * cols <= kBlockedInL2 && size_t(m) * cols <= kBlockedInL2;
@@ -294,15 +301,16 @@ void gemm_blocked(bool tb, int m, int k, T alpha, const T* A, int lda, const T* 
                 pack_rows(bp, W4, B + size_t(p0) * ldb + j, ldb, kc, w);
             }
             const T b = p0 == 0 ? beta : T(1);
-            const T* bj = p0 == 0 && bias ? bias + j : nullptr;  // the bias goes in once
-            const bool rl = relu && p0 + kc == k;                 // ReLU on the finished sums
+            const bool last = p0 + kc == k;  // ReLU and the gate on the finished sums
+            const Epilogue<T> e = Epilogue<T>{p0 == 0 ? epi.bias : nullptr, last && epi.relu,
+                                              last ? epi.gate : nullptr}.cols(j);
             const T* a = A + p0;
             T* c = C + j;
             switch (nv) {  // loads from the padded pack, stores masked to the panel's width
-                case 1: panel<T, 16, 1, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, rl, tail, true); break;
-                case 2: panel<T, 12, 2, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, rl, tail, true); break;
-                case 3: panel<T, 8, 3, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, rl, tail, true); break;
-                default: panel<T, MR, 4, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, bj, rl, tail, true); break;
+                case 1: panel<T, 16, 1, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, e, tail, true); break;
+                case 2: panel<T, 12, 2, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, e, tail, true); break;
+                case 3: panel<T, 8, 3, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, e, tail, true); break;
+                default: panel<T, MR, 4, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, e, tail, true); break;
             }
         }
     }

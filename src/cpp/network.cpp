@@ -200,15 +200,19 @@ const T* Network<T>::backward_impl(T* params, T* grads, const T* dout, idx N, bo
     const T g_scale = fold ? T(-fold_gd_lr) : T(1);
     const T dw_keep = fold ? T(1.0 - fold_gd_lr * weight_decay) : T(0);
     const T db_keep = fold ? T(1) : T(0);
+    bool gated = false;  // g is already dz: ReLU's backward was done in the GEMM above
     for (size_t k = ops_.size(); k-- > 0;) {
         const Op& op = ops_[k];
         const bool want_dx = k > 0 || need_dx;
         T* dx = want_dx ? bufs[next] : nullptr;
         const T* x = k > 0 ? out_[k - 1].data() : input_;
+        // A dense ReLU layer below: its backward goes into this layer's dx GEMM.
+        const bool gate = k > 0 && ops_[k - 1].dense && ops_[k - 1].act == Activation::ReLU;
         if (op.dense)
-            dense_backward(dx, dst + op.w_off, dst + op.b_off, dz_.data(), g, x,
-                           params + op.w_off, out_[k].data(), N, op.in, op.out, op.act,
-                           T(op.alpha), g_scale, dw_keep, db_keep);
+            gated = dense_backward(dx, dst + op.w_off, dst + op.b_off, dz_.data(), g, x,
+                                   params + op.w_off, out_[k].data(), N, op.in, op.out, op.act,
+                                   T(op.alpha), g_scale, dw_keep, db_keep,
+                                   gate ? x : nullptr, gated);
         else if (want_dx)
             activation_backward_from_output(dx, out_[k].data(), g, N, op.out, op.act,
                                             T(op.alpha));
