@@ -109,6 +109,10 @@ def test_small_writes_only_c(path, m, n, k, ta, tb):
     (50, 700, 300, False, True),  # split by columns (320 + 380)
     (300, 200, 129, True, False),  # A^T B split by rows (128 + 172), each thread's own A^T
     (100, 300, 70, True, False),  # too few rows: A^T by the caller, split by columns
+    (32, 64, 784, False, True),  # narrower than 64 a thread: 16-column parts (32 + 32)
+    (40, 100, 50, False, False),  # 48 + 52
+    (10, 40, 30, True, False),  # few rows and narrow (16 + 24)
+    (20, 20, 300, False, True),  # under two 16-column parts: the caller alone
 ])
 def test_blocked_splits_over_threads(m, n, k, ta, tb):
     import pycvnn

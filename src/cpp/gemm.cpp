@@ -54,20 +54,26 @@ bool use_small(bool tb, int m, int n, int k, T alpha) {
 // 1.2-1.4x on one thread (128x256x784 A B^T: 132 -> 172 GFLOP/s, 256x784x128 A^T B: 164 ->
 // 187) and on wide's A B and A B^T by up to 1.15x. On one thread wide's A^T B (1024x1024x256)
 // stays with OpenBLAS: the wide step is faster with it (GD 17.4 against 18.3 ms). On more
-// threads every large GEMM wide enough to give each thread a 64-column panel runs here, split
-// over the core's pool: mixed with OpenBLAS, its workers spin after each call on the core the
-// pool needs next (wide, Adam, 2 threads: 1.62x the 1-thread speed mixed, 1.8x with every GEMM
-// here; our kernels alone scale 1.9x). Narrower ones keep OpenBLAS, which splits both ways.
+// threads every large GEMM runs here, split over the core's pool: OpenBLAS's threads spin
+// after each call on the core the pool needs next, and the pool's on the core OpenBLAS needs
+// (wide, Adam, 2 threads: 1.62x the 1-thread speed mixed, 1.8x with every GEMM here; a
+// 784-64-10 MLP, batch 32, whose 64-column GEMMs went to OpenBLAS: 249 us a step on 2
+// threads, 57 on 1). A B^T with at most 4 rows and B within L2 is OpenBLAS's GEMV-like path
+// on any count: ours would transpose all of B for them (1x256x784: 5 us against 33).
+constexpr int kGemvRows = 4;
+
 template <typename T>
-bool use_blocked(bool ta, int m, int n, T alpha) {
-    const int threads = Pool::instance().threads();
+bool use_blocked(bool ta, bool tb, int m, int n, int k, T alpha) {
     if (!small_ok || alpha == T(0)) return false;
-    return threads == 1 ? !ta || m <= 256 : n >= 64 * threads;
+    if (tb && m <= kGemvRows && size_t(n) * k * sizeof(T) <= small_gemm::kBlockedInL2)
+        return false;
+    return Pool::instance().threads() > 1 || !ta || m <= 256;
 }
 
 #if defined(PYCVNN_AVX512_KERNELS)
-// C's column panels split over the core's pool (parts start on multiples of 64 columns); the
-// blocked kernels read A by rows, so A^T is transposed first. A^T B with 64 rows a thread or
+// C's column panels split over the core's pool (parts start on multiples of 64 columns, or of
+// 16 where C is narrower than 64 a thread); the blocked kernels read A by rows, so A^T is
+// transposed first. A^T B with 64 rows a thread or
 // more is split by C's rows instead: each thread transposes its own rows of A^T and runs them
 // against the whole B, and no thread reads rows another core wrote. Split by columns, every
 // thread read the whole shared A^T: mnist's 128x256x128 dW ran 1.21x faster on 2 threads than
@@ -99,10 +105,12 @@ void blocked(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda
         A = rows_of_a_t(A, lda, k, 0, m);
         lda = k;
     }
-    pool.parallel_for(n, 64, [&](idx lo, idx hi) {
+    // Narrow C in 16-column parts (784-64-10, batch 32, 2 threads: 72 -> 55 us a step).
+    const idx grain = n >= 64 * pool.threads() ? 64 : 16;
+    pool.parallel_for(n, grain, [&](idx lo, idx hi) {
         small_gemm::gemm_blocked<T>(tb, m, k, alpha, A, lda, B, ldb, beta, C, ldc, epi, int(lo),
                                     int(hi));
-    });
+    }, grain);
 }
 #endif
 
@@ -168,7 +176,7 @@ bool gemm_via(int path, bool ta, bool tb, int m, int n, int k, T alpha, const T*
         small_gemm::gemm<T>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, epi);
         return epi.any();
     }
-    if (path == 3 ? small_ok : path == 0 && use_blocked(ta, m, n, alpha)) {
+    if (path == 3 ? small_ok : path == 0 && use_blocked(ta, tb, m, n, k, alpha)) {
         blocked(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, epi);
         return epi.any();
     }

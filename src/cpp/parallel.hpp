@@ -1,5 +1,5 @@
 // The core's own threads: the optimizer update over the whole parameter arena, and on AVX-512
-// CPUs the large GEMMs (their column panels, or A^T B's rows; see gemm.cpp). Elsewhere large
+// CPUs every large GEMM (their column panels, or A^T B's rows; see gemm.cpp). Elsewhere large
 // GEMMs use OpenBLAS's threads; pycvnn.set_num_threads sets both, and the two never run at the
 // same time. Between jobs workers poll for up to 100 us (PYCVNN_SPIN_US), then sleep on a
 // condition variable: a training step's jobs come back to back, and a futex wake-up costs tens
@@ -50,28 +50,28 @@ public:
 
     int threads() const { return int(workers_.size()) + 1; }
 
-    // f(begin, end) over [0, n) in one contiguous part per thread (64-element aligned), the
-    // caller running the first; serial when n is small, there are no workers, or another
-    // caller holds the pool. Allocation-free: the job is a function pointer and a context on
-    // this stack frame (a std::function holding f would allocate on every training step).
+    // f(begin, end) over [0, n) in one contiguous part per thread (parts start on multiples
+    // of align), the caller running the first; serial when n is small, there are no workers,
+    // or another caller holds the pool. Allocation-free: the job is a function pointer and a
+    // context on this stack frame (a std::function holding f would allocate on every step).
     template <typename F>
-    void parallel_for(idx n, idx min_per_thread, F&& f) {
+    void parallel_for(idx n, idx min_per_thread, F&& f, idx align = 64) {
         const int parts = int(std::min<idx>(threads(), n / std::max<idx>(min_per_thread, 1)));
         std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
         if (parts <= 1 || !busy.owns_lock()) {
             f(idx(0), n);
             return;
         }
-        // Part p starts at the multiple of 64 nearest p n / parts: mnist's 784 columns split
+        // Part p starts at the multiple of align nearest p n / parts: mnist's 784 columns split
         // 384 + 400, not 448 + 336 (its 2-thread GD and Adam steps 2.6% faster).
         struct Job {
             std::remove_reference_t<F>* f;
-            idx n;
+            idx n, align;
             int parts;
             idx start(int p) const {
-                return p == parts ? n : std::min(n, (n * p / parts + 32) / 64 * 64);
+                return p == parts ? n : std::min(n, (n * p / parts + align / 2) / align * align);
             }
-        } job{&f, n, parts};
+        } job{&f, n, align, parts};
         auto part = [](void* ctx, int p) {
             const Job& j = *static_cast<Job*>(ctx);
             const idx lo = j.start(p), hi = j.start(p + 1);
