@@ -108,11 +108,11 @@ def test_small_writes_only_c(path, m, n, k, ta, tb):
 @pytest.mark.parametrize("m,n,k,ta,tb", [
     (50, 700, 300, False, True),  # split by columns (320 + 380)
     (300, 200, 129, True, False),  # A^T B split by rows (128 + 172), each thread's own A^T
-    (100, 300, 70, True, False),  # too few rows: A^T by the caller, split by columns
+    (100, 300, 70, True, False),  # under 64 rows a thread: 16-row parts (48 + 52)
     (32, 64, 784, False, True),  # narrower than 64 a thread: 16-column parts (32 + 32)
     (40, 100, 50, False, False),  # 48 + 52
-    (10, 40, 30, True, False),  # few rows and narrow (16 + 24)
-    (20, 20, 300, False, True),  # under two 16-column parts: the caller alone
+    (10, 40, 30, True, False),  # a batch (k) under 32: on the caller, A^T transposed whole
+    (20, 300, 300, False, True),  # a batch (m) under 32: on the caller
 ])
 def test_blocked_splits_over_threads(m, n, k, ta, tb):
     import pycvnn
@@ -185,8 +185,9 @@ def test_gemm_hook_rejects_bad_arguments():
 def test_dense_layers_on_every_kernel_match_the_reference(dtype, threads):
     # The forward's bias and ReLU go in the GEMM's epilogue. The entry point sends the three
     # larger shapes to the blocked kernels (k = 300 and 1,100: ReLU only after the last k
-    # block), on two threads split over the pool, the backward's A^T B by rows (130 and 300
-    # rows) or by columns (50); the small one to the small kernels. (OpenBLAS's path, bias
+    # block), on two threads split over the pool where the batch is 32 or more (40 and 64
+    # rows; the backward's A^T B by rows, in 16- and 64-row parts), on the caller where it is
+    # 20; the small one to the small kernels. (OpenBLAS's path, bias
     # first and ReLU a pass after, is what test_portable_paths.py runs these kernels' tests on.)
     import pycvnn
     from pycvnn import reference

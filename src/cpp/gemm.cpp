@@ -58,26 +58,33 @@ bool use_small(bool tb, int m, int n, int k, T alpha) {
 // after each call on the core the pool needs next, and the pool's on the core OpenBLAS needs
 // (wide, Adam, 2 threads: 1.62x the 1-thread speed mixed, 1.8x with every GEMM here; a
 // 784-64-10 MLP, batch 32, whose 64-column GEMMs went to OpenBLAS: 249 us a step on 2
-// threads, 57 on 1). A B^T with at most 4 rows and B within L2 is OpenBLAS's GEMV-like path
-// on any count: ours would transpose all of B for them (1x256x784: 5 us against 33).
+// threads, 57 on 1). A B^T with a few rows is OpenBLAS's GEMV-like path on any count while B
+// is within a few MiB: ours would transpose all of B for them (1x256x784: 5 us against 33;
+// 1x1024x784: 107 against 208; 4x256x784: 10 against 34; but 4x512x784: 140 against 87).
 constexpr int kGemvRows = 4;
 
 template <typename T>
 bool use_blocked(bool ta, bool tb, int m, int n, int k, T alpha) {
     if (!small_ok || alpha == T(0)) return false;
-    if (tb && m <= kGemvRows && size_t(n) * k * sizeof(T) <= small_gemm::kBlockedInL2)
+    const size_t b_bytes = size_t(n) * k * sizeof(T);
+    if (tb && m <= kGemvRows && b_bytes <= small_gemm::kBlockedInL2 * (m == 1 ? 4 : 1))
         return false;
     return Pool::instance().threads() > 1 || !ta || m <= 256;
 }
 
 #if defined(PYCVNN_AVX512_KERNELS)
-// C's column panels split over the core's pool (parts start on multiples of 64 columns, or of
-// 16 where C is narrower than 64 a thread); the blocked kernels read A by rows, so A^T is
-// transposed first. A^T B with 64 rows a thread or
-// more is split by C's rows instead: each thread transposes its own rows of A^T and runs them
-// against the whole B, and no thread reads rows another core wrote. Split by columns, every
-// thread read the whole shared A^T: mnist's 128x256x128 dW ran 1.21x faster on 2 threads than
-// on 1, by rows 1.71x; the 2-thread step 5.7% (GD) and 6.6% (Adam) faster, wide's 1.4-1.9%.
+// Split over the core's pool, a GEMM with a batch (m, or k for A^T B) of at least kSplitRows.
+// A dense layer's weights are C's columns in the forward (x w^T) and C's rows in the weight
+// gradient (dz^T x): the forward splits C by columns, A^T B by rows, both in parts that start
+// on multiples of 64 (16 where that leaves a thread under 64), so each thread updates the
+// weight rows it multiplies in the next forward and no core re-reads rows another wrote. Each
+// thread transposes its own rows of A^T (split by columns, every thread read the whole shared
+// A^T: mnist's 128x256x128 dW ran 1.21x faster on 2 threads than on 1, by rows 1.71x). Smaller
+// batches run on the caller: a thread's share of the work is then below the cost of moving
+// the weights between cores (784-256-10, batch 8, 2 threads: 220 us a step split, 89 not,
+// 95 on 1 thread; batch 32 split: 116 against 191).
+constexpr int kSplitRows = 32;
+
 // Rows [lo, lo + rows) of A^T, for A stored (k, m) lda apart, into this thread's scratch, k
 // apart.
 template <typename T>
@@ -92,25 +99,29 @@ template <typename T>
 void blocked(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,
              int ldb, T beta, T* C, int ldc, Epilogue<T> epi) {
     Pool& pool = Pool::instance();
-    if (ta && m >= 64 * pool.threads()) {
-        pool.parallel_for(m, 64, [&](idx lo, idx hi) {
+    const int threads = pool.threads();
+    const bool split = (ta ? k : m) >= kSplitRows;
+    if (ta && split) {
+        const idx grain = m >= 64 * threads ? 64 : 16;
+        pool.parallel_for(m, grain, [&](idx lo, idx hi) {
             const int rows = int(hi - lo);
             small_gemm::gemm_blocked<T>(tb, rows, k, alpha, rows_of_a_t(A, lda, k, lo, rows), k,
                                         B, ldb, beta, C + size_t(lo) * ldc, ldc,
                                         epi.rows(int(lo), ldc), 0, n);
-        });
+        }, grain);
         return;
     }
-    if (ta) {  // few rows: the caller transposes them all
+    if (ta) {  // a small batch: on the caller, which transposes A^T whole
         A = rows_of_a_t(A, lda, k, 0, m);
         lda = k;
     }
-    // Narrow C in 16-column parts (784-64-10, batch 32, 2 threads: 72 -> 55 us a step).
-    const idx grain = n >= 64 * pool.threads() ? 64 : 16;
-    pool.parallel_for(n, grain, [&](idx lo, idx hi) {
+    const auto cols = [&](idx lo, idx hi) {
         small_gemm::gemm_blocked<T>(tb, m, k, alpha, A, lda, B, ldb, beta, C, ldc, epi, int(lo),
                                     int(hi));
-    }, grain);
+    };
+    if (!split) return cols(0, n);
+    const idx grain = n >= 64 * threads ? 64 : 16;
+    pool.parallel_for(n, grain, cols, grain);
 }
 #endif
 
