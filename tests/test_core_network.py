@@ -84,6 +84,41 @@ def test_relu_backward_in_the_gemm_matches_reference(net_name, n, threads, dtype
                                    atol=RTOL[dtype] * 1e-2 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("rule,hyper", [("adam", {}), ("adamw", {"weight_decay": 0.1}),
+                                        ("momentum", {"clip_norm": 0.5}),
+                                        ("rmsprop", {"weight_decay": 0.01})])
+@pytest.mark.parametrize("batch", [8, 64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_update_by_the_threads_of_each_weight_row_matches_reference(rule, hyper, batch, threads):
+    # On 2 threads with a batch of 64 the big layers' GEMMs, and so their update, are split by
+    # weight rows (16- and 64-row parts; the 5-wide layer on one thread); a batch of 8 runs
+    # on one thread. Every parameter must be updated once, with its own state. float64: in
+    # float32, Adam's m / sqrt(v) turns the rounding noise of near-zero gradients into
+    # lr-sized steps, on one thread as on two.
+    import pycvnn
+    ops = RELU_NETS["blocked"]
+    rng = np.random.default_rng(batch)
+    n = 2 * batch + 3  # the last batch partial
+    x = rng.standard_normal((n, ops[0][1]))
+    y = rng.integers(0, ops[-1][2], n)
+    before = pycvnn.get_num_threads()
+    results = {}
+    try:
+        pycvnn.set_num_threads(threads)
+        for name, mod in (("cpp", _core), ("ref", reference)):
+            params = arena(ops, np.float64) / np.sqrt(ops[0][1])
+            grads, s1, s2 = (np.zeros_like(params) for _ in range(3))
+            net, upd = mod.Network(ops), mod.UpdateRule(rule, **hyper)
+            spec = mod.LossSpec("cross_entropy", from_logits=True)
+            losses = net.train_epoch(params, grads, s1, s2, x, y, np.arange(n), batch, 0.01, 0,
+                                     spec, upd)
+            results[name] = (np.asarray(losses), params, s1, s2)
+    finally:
+        pycvnn.set_num_threads(before)
+    for got, want in zip(results["cpp"], results["ref"]):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * np.abs(want).max())
+
+
 def test_backward_past_the_rows_of_earlier_backwards_matches_reference():
     # A forward grows only its outputs (inference in large chunks); a backward on more rows
     # than any before it grows its own buffers then.

@@ -82,8 +82,8 @@ bool use_blocked(bool ta, bool tb, int m, int n, int k, T alpha) {
 // A^T: mnist's 128x256x128 dW ran 1.21x faster on 2 threads than on 1, by rows 1.71x). Smaller
 // batches run on the caller: a thread's share of the work is then below the cost of moving
 // the weights between cores (784-256-10, batch 8, 2 threads: 220 us a step split, 89 not,
-// 95 on 1 thread; batch 32 split: 116 against 191).
-constexpr int kSplitRows = 32;
+// 95 on 1 thread; batch 32 split: 116 against 191). kSplitRows: gemm.hpp.
+idx split_grain(idx len, int threads) { return len >= 64 * threads ? 64 : 16; }
 
 // Rows [lo, lo + rows) of A^T, for A stored (k, m) lda apart, into this thread's scratch, k
 // apart.
@@ -102,7 +102,7 @@ void blocked(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda
     const int threads = pool.threads();
     const bool split = (ta ? k : m) >= kSplitRows;
     if (ta && split) {
-        const idx grain = m >= 64 * threads ? 64 : 16;
+        const idx grain = split_grain(m, threads);
         pool.parallel_for(m, grain, [&](idx lo, idx hi) {
             const int rows = int(hi - lo);
             small_gemm::gemm_blocked<T>(tb, rows, k, alpha, rows_of_a_t(A, lda, k, lo, rows), k,
@@ -120,7 +120,7 @@ void blocked(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda
                                     int(hi));
     };
     if (!split) return cols(0, n);
-    const idx grain = n >= 64 * threads ? 64 : 16;
+    const idx grain = split_grain(n, threads);
     pool.parallel_for(n, grain, cols, grain);
 }
 #endif
@@ -210,6 +210,21 @@ template <typename T>
 bool gemm_bias(bool ta, bool tb, int m, int n, int k, const T* A, int lda, const T* B, int ldb,
                const T* bias, T* C, int ldc, bool relu) {
     return gemm_via<T>(0, ta, tb, m, n, k, T(1), A, lda, B, ldb, T(0), C, ldc, {bias, relu});
+}
+
+std::pair<idx, idx> weight_rows_of(idx N, idx in, idx out, int p) {
+    const int threads = Pool::instance().threads();
+    bool split = false;
+#if defined(PYCVNN_AVX512_KERNELS)
+    const int n = int(N), i = int(in), o = int(out);
+    split = threads > 1 && N >= kSplitRows && !use_small(true, n, o, i, 1.0f) &&
+            use_blocked(false, true, n, o, i, 1.0f) && !use_small(false, o, i, n, 1.0f) &&
+            use_blocked(true, false, o, i, n, 1.0f);
+#endif
+    const idx grain = split ? split_grain(out, threads) : out;
+    const int parts = split ? Pool::parts(out, grain, threads) : 1;
+    if (parts <= 1) return p == 0 ? std::pair<idx, idx>{0, out} : std::pair<idx, idx>{out, out};
+    return {Pool::part_start(out, parts, grain, p), Pool::part_start(out, parts, grain, p + 1)};
 }
 
 #define PYCVNN_GEMM(T)                                                                         \

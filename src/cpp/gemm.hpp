@@ -5,6 +5,9 @@
 // (scipy-openblas32), looked up at runtime, see gemm.cpp.
 #pragma once
 #include <string>
+#include <utility>
+
+#include "common.hpp"
 
 namespace pycvnn {
 
@@ -37,6 +40,11 @@ struct Epilogue {
     }
 };
 
+// On more than one thread a GEMM is split over the core's pool only with a batch (m, or k for
+// A^T B) of at least this; smaller ones run on the calling thread, and train_epoch's update
+// with them (gemm.cpp).
+constexpr int kSplitRows = 32;
+
 // The same as gemm with the kernel chosen: path 0 as gemm (by shape), 1 OpenBLAS, 2 the small
 // kernels, 3 the blocked ones (2 and 3 are OpenBLAS where the CPU lacks AVX-512). With an
 // epilogue (a bias needs beta 0) returns whether relu and gate were applied (false on
@@ -45,6 +53,12 @@ struct Epilogue {
 template <typename T>
 bool gemm_via(int path, bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* A,
               int lda, const T* B, int ldb, T beta, T* C, int ldc, Epilogue<T> epi = {});
+
+// The rows [lo, hi) of a dense layer's weights (out, in) that thread p of the core's pool
+// computes in the layer's forward (x w^T) and weight gradient (dz^T x) on a batch of N: both
+// GEMMs split the rows alike. All on thread 0 where they run on the calling thread (small
+// shapes, a batch under kSplitRows, one thread); empty past the last part.
+std::pair<idx, idx> weight_rows_of(idx N, idx in, idx out, int p);
 
 bool blas_load();              // resolve the BLAS symbols; false if none are loaded
 std::string blas_name();       // which BLAS (for messages and the bench)

@@ -65,6 +65,14 @@ struct UpdateRule {
               T* state1,  // (n) velocity / sq / m, or null if the rule keeps none
               T* state2,  // (n) Adam's v, or null
               idx n, idx n_decay, double lr, long long t) const;
+
+    // step's parts: the gradient's scale (clip_norm over the whole of grads (n), else 1), and
+    // the update of the arena's slice [lo, hi) with it (the first n_decay entries are weights).
+    template <typename T>
+    T clip_scale(const T* grads, idx n) const;
+    template <typename T>
+    void apply(T* params, T* grads, T* state1, T* state2, idx lo, idx hi, idx n_decay, T clip,
+               double lr, long long t) const;
 };
 
 template <typename T>
@@ -102,6 +110,10 @@ private:
     void reserve(idx N, bool backward);
     void prefetch_rows(const T* x, const T* y, const std::int64_t* ids, idx first,
                        idx rows) const;
+    // The optimizer step after a backward on N rows, each thread on the weight rows its GEMMs
+    // computed.
+    void update(T* params, T* grads, T* state1, T* state2, idx N, double lr, long long t,
+                const UpdateRule& rule) const;
     // backward; with fold_gd_lr > 0 (plain GD, no clipping) the update is folded into the
     // weight GEMMs: params are updated in place (see dense_backward), grads left untouched.
     const T* backward_impl(T* params, T* grads, const T* dout, idx N, bool need_dx,
