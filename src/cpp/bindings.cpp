@@ -243,10 +243,10 @@ py::object loss_result(py::array_t<T>& out, double value, Reduction r) {
 
 // The kernel a bench or test hook asks for, as pycvnn::gemm_via numbers it.
 int parse_gemm_path(const std::string& path) {
-    const char* names[] = {"auto", "blas", "small", "blocked"};
-    for (int i = 0; i < 4; ++i)
+    const char* names[] = {"auto", "blas", "small", "blocked", "dot"};
+    for (int i = 0; i < 5; ++i)
         if (path == names[i]) return i;
-    fail("path", "'auto', 'blas', 'small' or 'blocked'", "'" + path + "'");
+    fail("path", "'auto', 'blas', 'small', 'blocked' or 'dot'", "'" + path + "'");
 }
 
 py::object matmul(const ArrayIn& a_in, const ArrayIn& b_in, bool ta, bool tb) {
@@ -1164,7 +1164,7 @@ PYBIND11_MODULE(_core, m) {
         return pycvnn::time_gemm(ta, tb, m, n, k, reps, p);
     }, py::arg("m"), py::arg("n"), py::arg("k"), py::arg("trans_a") = false,
        py::arg("trans_b") = false, py::arg("reps") = 10, py::arg("path") = "auto",
-       "Seconds per float32 gemm of this shape: 'auto' (the core's entry point), 'blas', 'small' or 'blocked'.");
+       "Seconds per float32 gemm of this shape: 'auto' (the core's entry point), 'blas', 'small', 'blocked' or 'dot' (A B^T with <= 8 rows).");
 
     // Test hook: c := alpha op(a) op(b) + beta c in place through one kernel ("auto" picks by
     // shape, as training does), so tests check the small kernels against OpenBLAS. With a gate
