@@ -72,7 +72,7 @@ constexpr int kGemvRows = 4;  // doubles (no dot kernels): OpenBLAS up to here, 
 
 // B's size up to which a few rows go to OpenBLAS (one row: its GEMV, fast to 4 MiB; in a
 // 784-512-10 step, batch 1, 51 us against 67 with the dot kernels).
-size_t gemv_bytes(int m) { return small_gemm::kBlockedInL2 * (m == 1 ? 4 : 1); }
+size_t gemv_bytes(int m) { return (size_t(1) << 20) * (m == 1 ? 4 : 1); }
 
 template <typename T>
 bool use_dot(bool ta, bool tb, int m, int k, size_t b_bytes, T alpha) {
@@ -89,6 +89,10 @@ bool use_blocked(bool ta, bool tb, int m, int n, int k, T alpha) {
     return Pool::instance().threads() > 1 || !ta || m <= 256;
 }
 
+// The parts a split GEMM's side of length len falls into: multiples of 64, or of 16 where
+// that leaves a thread under 64 (784-64-10, batch 32, 2 threads: 72 -> 55 us a step).
+idx split_grain(idx len, int threads) { return len >= 64 * threads ? 64 : 16; }
+
 #if defined(PYCVNN_AVX512_KERNELS)
 // Split over the core's pool, a GEMM with a batch (m, or k for A^T B) of at least kSplitRows.
 // A dense layer's weights are C's columns in the forward (x w^T) and C's rows in the weight
@@ -99,8 +103,8 @@ bool use_blocked(bool ta, bool tb, int m, int n, int k, T alpha) {
 // A^T: mnist's 128x256x128 dW ran 1.21x faster on 2 threads than on 1, by rows 1.71x). Smaller
 // batches run on the caller: a thread's share of the work is then below the cost of moving
 // the weights between cores (784-256-10, batch 8, 2 threads: 220 us a step split, 89 not,
-// 95 on 1 thread; batch 32 split: 116 against 191). kSplitRows: gemm.hpp.
-idx split_grain(idx len, int threads) { return len >= 64 * threads ? 64 : 16; }
+// 95 on 1 thread; batch 32 split: 116 against 191). kSplitRows: gemm.hpp; the parts:
+// split_grain above.
 
 // Rows [lo, lo + rows) of A^T, for A stored (k, m) lda apart, into this thread's scratch, k
 // apart.
@@ -199,6 +203,7 @@ void blas_gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double
 template <typename T>
 bool gemm_via(int path, bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda,
               const T* B, int ldb, T beta, T* C, int ldc, Epilogue<T> epi) {
+    (void)path;  // without the AVX-512 kernels every path is OpenBLAS
 #if defined(PYCVNN_AVX512_KERNELS)
     if constexpr (std::is_same_v<T, float>) {
         if (path == 4 ? small_ok && !ta && tb && m <= kFewRows
@@ -239,6 +244,7 @@ bool gemm_bias(bool ta, bool tb, int m, int n, int k, const T* A, int lda, const
 std::pair<idx, idx> weight_rows_of(idx N, idx in, idx out, int p) {
     const int threads = Pool::instance().threads();
     bool split = false;
+    (void)N, (void)in;  // without the AVX-512 kernels no GEMM is split by the pool
 #if defined(PYCVNN_AVX512_KERNELS)
     const int n = int(N), i = int(in), o = int(out);
     split = threads > 1 && N >= kSplitRows && !use_small(true, n, o, i, 1.0f) &&
