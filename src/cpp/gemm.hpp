@@ -34,7 +34,9 @@ struct Epilogue {
     bool relu = false;
     const T* gate = nullptr;
     bool any() const { return relu || gate; }
-    Epilogue cols(int j) const { return {bias ? bias + j : nullptr, relu, gate ? gate + j : nullptr}; }
+    Epilogue cols(int j) const {
+        return {bias ? bias + j : nullptr, relu, gate ? gate + j : nullptr};
+    }
     Epilogue rows(int i, int ldc) const {
         return {bias, relu, gate ? gate + static_cast<long long>(i) * ldc : nullptr};
     }

@@ -116,7 +116,8 @@ void block(int rows, int k, T alpha,
             for (int v = 0; v < NV; ++v) {
                 const typename W::mask km = v == NV - 1 ? tail : full;
                 typename W::reg out = W::fma(va, acc[r][v], bias_v[v]);
-                if (beta != T(0)) out = W::fma(vb, W::load(c + v * L, km), out);  // beta 0: C unread
+                if (beta != T(0))  // beta 0: C unread
+                    out = W::fma(vb, W::load(c + v * L, km), out);
                 if (e.relu) out = W::max(out, W::zero());
                 if constexpr (decltype(gated)::value)
                     out = W::where_positive(W::load(e.gate + size_t(r) * ldc + v * L, km), out);
@@ -276,7 +277,8 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
 // product of a row of A and a row of B along k: MR rows of A x NR rows of B (MR NR = 16)
 // accumulate in 16 vectors over k, B read once, and a shuffle tree sums the 16 across their
 // lanes at the end (45 ops for 16 entries). The epilogue goes in entry by entry.
-// The 16 vectors' sums, one a lane (in the order sum16_slots gives).
+
+// The sums of 16 vectors, one a lane, in the order sum16_slots gives.
 inline __m512 sum16(const __m512* v) {
     __m512 t[8], u[4], w[2];
     for (int i = 0; i < 8; ++i)  // 128-bit halves: lanes (0+2, 1+3) of v[2i] and v[2i+1]
@@ -376,9 +378,9 @@ inline void gemm_dot(int m, int n, int k, float alpha, const float* A, int lda, 
 // broadcasts) sweep; C accumulates across the KC blocks (beta for the first, 1 after); the
 // epilogue's bias goes in with the first, ReLU and the gate with the last. Packing B also
 // removes the cache-set conflicts of B rows a power-of-two stride apart, which held the
-// unblocked kernels back on these sizes. Columns [j_lo, j_hi) of C only, so threads can split C by column
-// panels. A is read by rows: gemm.cpp transposes A^T first (its rows, A's columns lda apart,
-// a power-of-two stride, would share a few L1 sets).
+// unblocked kernels back on these sizes. Columns [j_lo, j_hi) of C only, so threads can split
+// C by column panels. A is read by rows: gemm.cpp transposes A^T first (its rows, A's columns
+// lda apart, a power-of-two stride, would share a few L1 sets).
 // KC: 128 while B and C fit in L2 (a 32 KiB float panel that stays in L1; best of 128-1,024
 // in mnist's step). Past that one block of the whole k (up to 1,024) reads and writes C once
 // instead of once per block:
