@@ -61,8 +61,8 @@ def test_gemm_matches_float64(m, n, k, ta, tb, dtype, path):
         assert rel_err(c, want, a, b, ta, tb, alpha) < TOL[dtype], (alpha, beta)
 
 
-# The dot-product kernels (A B^T, float, at most 8 rows): every row-block height (1, 2, 4, 8
-# rows, and 3, 5, 7 padded), B's rows in and past whole groups, k below 16, with a tail and
+# The dot-product kernels (A B^T, at most 8 rows): every row-block height (1, 2, 4, 8 rows,
+# and 3, 5, 7 padded), B's rows in and past whole groups, k below a vector, with a tail and
 # without.
 DOT_SHAPES = [(1, 1, 1), (1, 17, 16), (2, 5, 33), (3, 9, 100), (4, 4, 64), (5, 3, 7),
               (7, 31, 513), (8, 2, 48), (8, 70, 600), (6, 11, 2)]
@@ -71,17 +71,18 @@ DOT_SHAPES = [(1, 1, 1), (1, 17, 16), (2, 5, 33), (3, 9, 100), (4, 4, 64), (5, 3
 @needs_small
 @pytest.mark.parametrize("m,n,k", DOT_SHAPES)
 @pytest.mark.parametrize("scale", [1.0, 1e4])
-def test_dot_kernels_match_float64(m, n, k, scale):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dot_kernels_match_float64(m, n, k, scale, dtype):
     for alpha, beta in [(1.0, 0.0), (-0.01, 1.0), (2.5, -0.5)]:
-        a, b, c = operands(m, n, k, False, True, np.float32, scale=scale, seed=m * 31 + k)
+        a, b, c = operands(m, n, k, False, True, dtype, scale=scale, seed=m * 31 + k)
         want = expected(a, b, c, False, True, alpha, beta)
-        gate = np.random.default_rng(k).standard_normal((m, n)).astype(np.float32)
+        gate = np.random.default_rng(k).standard_normal((m, n)).astype(dtype)
         c_gated = c.copy()
         _core._gemm(a, b, c, False, True, alpha, beta, "dot")
-        assert rel_err(c, want, a, b, False, True, alpha) < TOL[np.float32], (alpha, beta)
+        assert rel_err(c, want, a, b, False, True, alpha) < TOL[dtype], (alpha, beta)
         assert _core._gemm(a, b, c_gated, False, True, alpha, beta, "dot", gate=gate)
         assert rel_err(c_gated, np.where(gate > 0, want, 0.0), a, b, False, True, alpha) < \
-            TOL[np.float32]
+            TOL[dtype]
 
 
 @needs_small
@@ -210,8 +211,8 @@ def test_dense_layers_on_every_kernel_match_the_reference(dtype, threads):
     # larger shapes to the blocked kernels (k = 300 and 1,100: ReLU only after the last k
     # block), on two threads split over the pool where the batch is 32 or more (40 and 64
     # rows; the backward's A^T B by rows, in 16- and 64-row parts), on the caller where it is
-    # 20; the small one to the small kernels; 5 and 2 rows (float32) to the dot-product
-    # kernels (k >= 512 from 5 rows; B past 1 MiB). (OpenBLAS's path, bias
+    # 20; the small one to the small kernels; 5 and 2 rows to the dot-product kernels
+    # (k >= 512 from 5 rows; B past 1 MiB). (OpenBLAS's path, bias
     # first and ReLU a pass after, is what test_portable_paths.py runs these kernels' tests on.)
     import pycvnn
     from pycvnn import reference

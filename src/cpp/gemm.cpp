@@ -9,7 +9,6 @@
 #include "gemm_small.hpp"
 #include "parallel.hpp"
 #include <algorithm>
-#include <type_traits>
 #include <stdexcept>
 
 namespace pycvnn {
@@ -61,14 +60,14 @@ bool use_small(bool tb, int m, int n, int k, T alpha) {
 // 784-64-10 MLP, batch 32, whose 64-column GEMMs went to OpenBLAS: 249 us a step on 2
 // threads, 57 on 1).
 // A B^T with a few rows (a small batch's forward, inference on a few samples): ours would
-// transpose all of B for them. The dot-product kernels (float, B read as it is) take them where
-// B is past 1 MiB or, from 5 rows, k is long; OpenBLAS's GEMV-like path the rest (us, one
+// transpose all of B for them. The dot-product kernels (B read as it is) take them where B is
+// past 1 MiB or, from 5 rows, k is long; OpenBLAS's GEMV-like path the rest (float, us, one
 // thread; OpenBLAS / blocked / dot):
 //   1x256x784: 5.6 / 38 / 5.8      4x256x784: 11 / 43 / 12      8x256x784: 99 / 53 / 33
 //   1x512x784: 18 / 95 / 17        4x512x784: 152 / 95 / 30     8x128x256: 4.1 / 8.3 / 7.2
 //   1x1024x1024: 477 / 319 / 152   8x512x3072: 849 / 597 / 407  8x32x64: 0.41 / 0.50 / 0.93
 constexpr int kFewRows = 8;
-constexpr int kGemvRows = 4;  // doubles (no dot kernels): OpenBLAS up to here, as above
+constexpr int kGemvRows = 4;  // with k long, the dot kernels win from the row after this
 
 // B's size up to which a few rows go to OpenBLAS (one row: its GEMV, fast to 4 MiB; in a
 // 784-512-10 step, batch 1, 51 us against 67 with the dot kernels).
@@ -76,16 +75,15 @@ size_t gemv_bytes(int m) { return (size_t(1) << 20) * (m == 1 ? 4 : 1); }
 
 template <typename T>
 bool use_dot(bool ta, bool tb, int m, int k, size_t b_bytes, T alpha) {
-    return std::is_same_v<T, float> && small_ok && alpha != T(0) && !ta && tb &&
-           m <= kFewRows && (b_bytes > gemv_bytes(m) || (m > kGemvRows && k >= 512));
+    return small_ok && alpha != T(0) && !ta && tb && m <= kFewRows &&
+           (b_bytes > gemv_bytes(m) || (m > kGemvRows && k >= 512));
 }
 
 template <typename T>
 bool use_blocked(bool ta, bool tb, int m, int n, int k, T alpha) {
     if (!small_ok || alpha == T(0)) return false;
     const size_t b_bytes = size_t(n) * k * sizeof(T);
-    if (tb && m <= (std::is_same_v<T, float> ? kFewRows : kGemvRows) && b_bytes <= gemv_bytes(m))
-        return false;
+    if (tb && m <= kFewRows && b_bytes <= gemv_bytes(m)) return false;
     return Pool::instance().threads() > 1 || !ta || m <= 256;
 }
 
@@ -205,12 +203,10 @@ bool gemm_via(int path, bool ta, bool tb, int m, int n, int k, T alpha, const T*
               const T* B, int ldb, T beta, T* C, int ldc, Epilogue<T> epi) {
     (void)path;  // without the AVX-512 kernels every path is OpenBLAS
 #if defined(PYCVNN_AVX512_KERNELS)
-    if constexpr (std::is_same_v<T, float>) {
-        if (path == 4 ? small_ok && !ta && tb && m <= kFewRows
-                      : path == 0 && use_dot(ta, tb, m, k, size_t(n) * k * sizeof(T), alpha)) {
-            small_gemm::gemm_dot(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, epi);
-            return epi.any();
-        }
+    if (path == 4 ? small_ok && !ta && tb && m <= kFewRows
+                  : path == 0 && use_dot(ta, tb, m, k, size_t(n) * k * sizeof(T), alpha)) {
+        small_gemm::gemm_dot<T>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, epi);
+        return epi.any();
     }
     if (path == 2 ? small_ok : path == 0 && use_small(tb, m, n, k, alpha)) {
         small_gemm::gemm<T>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, epi);

@@ -273,104 +273,117 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
         gemm_nb<T, false>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e, padded);
 }
 
-// A B^T for a few rows of A (m <= 8), float: B is not transposed. Each C entry is the dot
-// product of a row of A and a row of B along k: MR rows of A x NR rows of B (MR NR = 16)
-// accumulate in 16 vectors over k, B read once, and a shuffle tree sums the 16 across their
-// lanes at the end (45 ops for 16 entries). The epilogue goes in entry by entry.
+// A B^T for a few rows of A (m <= 8): B is not transposed. Each C entry is the dot product of
+// a row of A and a row of B along k: MR rows of A x NR rows of B (MR NR = L, the lanes of a
+// vector) accumulate in L vectors over k, B read once, and a shuffle tree sums the L across
+// their lanes at the end (float: 45 ops for 16 entries). The epilogue goes in entry by entry.
 
-// The sums of 16 vectors, one a lane, in the order sum16_slots gives.
-inline __m512 sum16(const __m512* v) {
+// The sums of L vectors, one a lane, in the order lane_slots gives.
+inline __m512 sum_lanes(const __m512* v) {  // 16 floats
     __m512 t[8], u[4], w[2];
-    for (int i = 0; i < 8; ++i)  // 128-bit halves: lanes (0+2, 1+3) of v[2i] and v[2i+1]
+    for (int i = 0; i < 8; ++i)  // 128-bit lanes (0+2, 1+3) of v[2i] and v[2i+1]
         t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
                              _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
-    for (int i = 0; i < 4; ++i)  // then (0+1) of each: one 128-bit lane per input vector
+    for (int i = 0; i < 4; ++i)  // then (0+1): one 128-bit lane per input vector
         u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0x88),
                              _mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0xDD));
     for (int i = 0; i < 2; ++i)  // within 128-bit lanes: 4 floats -> 2
         w[i] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0x44),
                              _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0xEE));
-    return _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88),   // 2 -> 1
+    return _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88),  // 2 -> 1
                          _mm512_shuffle_ps(w[0], w[1], 0xDD));
 }
+inline __m512d sum_lanes(const __m512d* v) {  // 8 doubles
+    __m512d t[4], u[2];
+    for (int i = 0; i < 4; ++i)  // 128-bit lanes (0+2, 1+3) of v[2i] and v[2i+1]
+        t[i] = _mm512_add_pd(_mm512_shuffle_f64x2(v[2 * i], v[2 * i + 1], 0x44),
+                             _mm512_shuffle_f64x2(v[2 * i], v[2 * i + 1], 0xEE));
+    for (int i = 0; i < 2; ++i)  // then (0+1): one 128-bit lane per input vector
+        u[i] = _mm512_add_pd(_mm512_shuffle_f64x2(t[2 * i], t[2 * i + 1], 0x88),
+                             _mm512_shuffle_f64x2(t[2 * i], t[2 * i + 1], 0xDD));
+    return _mm512_add_pd(_mm512_unpacklo_pd(u[0], u[1]), _mm512_unpackhi_pd(u[0], u[1]));
+}
 
-// slot[i]: the lane of sum16's result that holds the sum of v[i], found once by summing
+// slot[i]: the lane of sum_lanes's result that holds the sum of v[i], found once by summing
 // v[i] = (i, ..., i).
-inline const int* sum16_slots() {
+template <typename T>
+const int* lane_slots() {
+    using W = V<T>;
     static const auto slots = [] {
-        __m512 v[16];
-        for (int i = 0; i < 16; ++i) v[i] = _mm512_set1_ps(float(i));
-        alignas(64) float out[16];
-        _mm512_store_ps(out, sum16(v));
-        std::array<int, 16> s{};
-        for (int lane = 0; lane < 16; ++lane) s[size_t(out[lane] / 16.0f + 0.5f)] = lane;
+        typename W::reg v[W::L];
+        for (int i = 0; i < W::L; ++i) v[i] = W::set1(T(i));
+        alignas(64) T out[W::L];
+        W::store(out, sum_lanes(v), typename W::mask(~0u));
+        std::array<int, W::L> s{};
+        for (int lane = 0; lane < W::L; ++lane) s[size_t(out[lane] / W::L + T(0.5))] = lane;
         return s;
     }();
     return slots.data();
 }
 
-template <int MR>
-void dot_rows(int m, int n, int k, float alpha, const float* A, int lda, const float* B,
-              int ldb, float beta, float* C, int ldc, const Epilogue<float>& e) {
-    constexpr int NR = 16 / MR;
-    const int* slot = sum16_slots();
-    const float* a[MR];
+template <typename T, int MR>
+void dot_rows(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
+              T* C, int ldc, const Epilogue<T>& e) {
+    using W = V<T>;
+    constexpr int L = W::L, NR = L / MR;
+    const int* slot = lane_slots<T>();
+    const T* a[MR];
     for (int r = 0; r < MR; ++r) a[r] = A + size_t(std::min(r, m - 1)) * lda;
-    const int kv = k / 16 * 16;
-    const __mmask16 tail = __mmask16((1u << (k - kv)) - 1u);
+    const int kv = k / L * L;
+    const auto tail = typename W::mask((1u << (k - kv)) - 1u);
     for (int j = 0; j < n; j += NR) {
-        const float* b[NR];
+        const T* b[NR];
         for (int c = 0; c < NR; ++c) b[c] = B + size_t(std::min(j + c, n - 1)) * ldb;
-        __m512 acc[16];
-        for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+        typename W::reg acc[L];
+        for (int i = 0; i < L; ++i) acc[i] = W::zero();
         // Masked loads only for k's tail: a masked load takes an ALU uop beside the FMAs.
         const auto chunk = [&](int p, auto masked) {
-            const auto load = [&](const float* q) {
-                if constexpr (decltype(masked)::value) return _mm512_maskz_loadu_ps(tail, q);
-                else return _mm512_loadu_ps(q);
+            const auto load = [&](const T* q) {
+                if constexpr (decltype(masked)::value) return W::load(q, tail);
+                else return W::load(q);
             };
-            __m512 av[MR];
+            typename W::reg av[MR];
 #pragma GCC unroll 8
             for (int r = 0; r < MR; ++r) av[r] = load(a[r] + p);
 #pragma GCC unroll 16
             for (int c = 0; c < NR; ++c) {
-                const __m512 bv = load(b[c] + p);
+                const typename W::reg bv = load(b[c] + p);
 #pragma GCC unroll 8
-                for (int r = 0; r < MR; ++r)
-                    acc[r * NR + c] = _mm512_fmadd_ps(av[r], bv, acc[r * NR + c]);
+                for (int r = 0; r < MR; ++r) acc[r * NR + c] = W::fma(av[r], bv, acc[r * NR + c]);
             }
         };
-        for (int p = 0; p < kv; p += 16) chunk(p, std::false_type{});
+        for (int p = 0; p < kv; p += L) chunk(p, std::false_type{});
         if (kv < k) chunk(kv, std::true_type{});
-        alignas(64) float sums[16];
-        _mm512_store_ps(sums, sum16(acc));
+        alignas(64) T sums[L];
+        W::store(sums, sum_lanes(acc), typename W::mask(~0u));
         for (int r = 0; r < std::min(m, MR); ++r)
             for (int c = 0; c < NR && j + c < n; ++c) {
                 const int col = j + c;
-                float* cp = C + size_t(r) * ldc + col;
-                float v = alpha * sums[slot[r * NR + c]];
-                if (beta != 0.0f) v += beta * *cp;
+                T* cp = C + size_t(r) * ldc + col;
+                T v = alpha * sums[slot[r * NR + c]];
+                if (beta != T(0)) v += beta * *cp;
                 if (e.bias) v += e.bias[col];
-                if (e.relu) v = v > 0.0f ? v : 0.0f;
-                if (e.gate && !(e.gate[size_t(r) * ldc + col] > 0.0f)) v = 0.0f;
+                if (e.relu) v = v > T(0) ? v : T(0);
+                if (e.gate && !(e.gate[size_t(r) * ldc + col] > T(0))) v = T(0);
                 *cp = v;
             }
     }
 }
 
 // m <= 8 rows: the smallest MR of 1, 2, 4 that holds them; 5 to 8 rows as 8 at once only
-// when B is past L2 (read once from memory: 8x512x3072 322 us against 428 as two 4s), else as
-// two 4s (8x256x784: 23 us against 27, and in a training step 91 us against 108).
-inline void gemm_dot(int m, int n, int k, float alpha, const float* A, int lda, const float* B,
-                     int ldb, float beta, float* C, int ldc, const Epilogue<float>& e) {
-    if (m == 1) return dot_rows<1>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e);
-    if (m == 2) return dot_rows<2>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e);
-    if (m <= 4) return dot_rows<4>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e);
-    if (size_t(n) * k * sizeof(float) > (size_t(2) << 20))
-        return dot_rows<8>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e);
-    dot_rows<4>(4, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e);
-    dot_rows<4>(m - 4, n, k, alpha, A + size_t(4) * lda, lda, B, ldb, beta, C + size_t(4) * ldc,
-                ldc, e.rows(4, ldc));
+// when B is past L2 (read once from memory: float 8x512x3072 322 us against 428 as two 4s),
+// else as two 4s (8x256x784: 23 us against 27, and in a training step 91 us against 108).
+template <typename T>
+void gemm_dot(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
+              T* C, int ldc, const Epilogue<T>& e) {
+    if (m == 1) return dot_rows<T, 1>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e);
+    if (m == 2) return dot_rows<T, 2>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e);
+    if (m <= 4) return dot_rows<T, 4>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e);
+    if (size_t(n) * k * sizeof(T) > (size_t(2) << 20))
+        return dot_rows<T, 8>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e);
+    dot_rows<T, 4>(4, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e);
+    dot_rows<T, 4>(m - 4, n, k, alpha, A + size_t(4) * lda, lda, B, ldb, beta,
+                   C + size_t(4) * ldc, ldc, e.rows(4, ldc));
 }
 
 // Blocked, for shapes past the small ones: B is packed one 4-vector column panel and KC rows
