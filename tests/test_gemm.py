@@ -129,14 +129,15 @@ def test_small_writes_only_c(path, m, n, k, ta, tb):
 
 
 @needs_small
+# Outside a training step a GEMM is split from 2^24 multiply-adds (k is grown to get there).
 @pytest.mark.parametrize("m,n,k,ta,tb", [
-    (50, 700, 300, False, True),  # split by columns (320 + 380)
-    (300, 200, 129, True, False),  # A^T B split by rows (128 + 172), each thread's own A^T
-    (100, 300, 70, True, False),  # under 64 rows a thread: 16-row parts (48 + 52)
-    (32, 64, 784, False, True),  # narrower than 64 a thread: 16-column parts (32 + 32)
-    (40, 100, 50, False, False),  # 48 + 52
-    (10, 40, 30, True, False),  # a batch (k) under 32: on the caller, A^T transposed whole
-    (20, 300, 300, False, True),  # a batch (m) under 32: on the caller
+    (80, 700, 300, False, True),  # split by columns (320 + 380)
+    (300, 200, 280, True, False),  # A^T B split by rows (128 + 172), each thread's own A^T
+    (100, 300, 560, True, False),  # under 64 rows a thread: 16-row parts (48 + 52)
+    (32, 64, 8200, False, True),  # narrower than 64 a thread: 16-column parts (32 + 32)
+    (40, 100, 4200, False, False),  # 48 + 52
+    (20, 300, 2800, False, True),  # 128 + 172
+    (10, 40, 30, True, False),  # small: on the caller, A^T transposed whole
 ])
 def test_blocked_splits_over_threads(m, n, k, ta, tb):
     import pycvnn
@@ -209,10 +210,10 @@ def test_gemm_hook_rejects_bad_arguments():
 def test_dense_layers_on_every_kernel_match_the_reference(dtype, threads):
     # The forward's bias and ReLU go in the GEMM's epilogue. The entry point sends the three
     # larger shapes to the blocked kernels (k = 300 and 1,100: ReLU only after the last k
-    # block), on two threads split over the pool where the batch is 32 or more (40 and 64
-    # rows; the backward's A^T B by rows, in 16- and 64-row parts), on the caller where it is
-    # 20; the small one to the small kernels; 5 and 2 rows to the dot-product kernels
-    # (k >= 512 from 5 rows; B past 1 MiB). (OpenBLAS's path, bias
+    # block), on two threads split over the pool where they are past 2^24 multiply-adds (64 x
+    # 1,100 x 300; the backward's A^T B by rows), on the caller below; the small one to the
+    # small kernels; 5 and 2 rows to the dot-product kernels (k >= 512 from 5 rows; B past
+    # 1 MiB). (OpenBLAS's path, bias
     # first and ReLU a pass after, is what test_portable_paths.py runs these kernels' tests on.)
     import pycvnn
     from pycvnn import reference
@@ -220,8 +221,8 @@ def test_dense_layers_on_every_kernel_match_the_reference(dtype, threads):
     before = pycvnn.get_num_threads()
     try:
         pycvnn.set_num_threads(threads)
-        for n, fin, fout in [(40, 300, 50), (64, 200, 130), (20, 1100, 300), (9, 20, 13),
-                             (5, 600, 70), (2, 1100, 300)]:
+        for n, fin, fout in [(40, 300, 50), (64, 200, 130), (20, 1100, 300), (64, 1100, 300),
+                             (9, 20, 13), (5, 600, 70), (2, 1100, 300)]:
             x = rng.standard_normal((n, fin)).astype(dtype)
             w = (rng.standard_normal((fout, fin)) / np.sqrt(fin)).astype(dtype)
             b = rng.standard_normal(fout).astype(dtype)

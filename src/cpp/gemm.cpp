@@ -87,21 +87,35 @@ bool use_blocked(bool ta, bool tb, int m, int n, int k, T alpha) {
     return Pool::instance().threads() > 1 || !ta || m <= 256;
 }
 
+thread_local bool training_gemms = false;  // see TrainingGemms (gemm.hpp)
+
+// Whether a GEMM is split over the pool. In a training step, from a batch (m, or k for A^T B)
+// of kSplitRows: the epoch runs in C++, the workers poll between jobs, and small batches'
+// weights would move between cores. Elsewhere (predict, evaluate, a hand-written loop) calls
+// come from Python with gaps where the workers go to sleep, and waking them costs tens of
+// microseconds on this VM: only from 2^24 multiply-adds (about 100 us on one core). 16 rows
+// through 784-256-10 on 2 threads: 59-274 us split, 90-95 not; through 3072-512-256-10:
+// 480-520 us split, 810-840 not.
+constexpr long long kSplitWork = 1LL << 24;
+bool splits(bool ta, int m, int n, int k) {
+    return training_gemms ? (ta ? k : m) >= kSplitRows : (long long)m * n * k >= kSplitWork;
+}
+
 // The parts a split GEMM's side of length len falls into: multiples of 64, or of 16 where
 // that leaves a thread under 64 (784-64-10, batch 32, 2 threads: 72 -> 55 us a step).
 idx split_grain(idx len, int threads) { return len >= 64 * threads ? 64 : 16; }
 
 #if defined(PYCVNN_AVX512_KERNELS)
-// Split over the core's pool, a GEMM with a batch (m, or k for A^T B) of at least kSplitRows.
+// Split over the core's pool where splits() says so.
 // A dense layer's weights are C's columns in the forward (x w^T) and C's rows in the weight
 // gradient (dz^T x): the forward splits C by columns, A^T B by rows, both in parts that start
 // on multiples of 64 (16 where that leaves a thread under 64), so each thread updates the
 // weight rows it multiplies in the next forward and no core re-reads rows another wrote. Each
 // thread transposes its own rows of A^T (split by columns, every thread read the whole shared
 // A^T: mnist's 128x256x128 dW ran 1.21x faster on 2 threads than on 1, by rows 1.71x). Smaller
-// batches run on the caller: a thread's share of the work is then below the cost of moving
-// the weights between cores (784-256-10, batch 8, 2 threads: 220 us a step split, 89 not,
-// 95 on 1 thread; batch 32 split: 116 against 191). kSplitRows: gemm.hpp; the parts:
+// training batches run on the caller: a thread's share of the work is then below the cost of
+// moving the weights between cores (784-256-10, batch 8, 2 threads: 220 us a step split, 89
+// not, 95 on 1 thread; batch 32 split: 116 against 191). kSplitRows: gemm.hpp; the parts:
 // split_grain above.
 
 // Rows [lo, lo + rows) of A^T, for A stored (k, m) lda apart, into this thread's scratch, k
@@ -119,7 +133,7 @@ void blocked(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda
              int ldb, T beta, T* C, int ldc, Epilogue<T> epi) {
     Pool& pool = Pool::instance();
     const int threads = pool.threads();
-    const bool split = (ta ? k : m) >= kSplitRows;
+    const bool split = splits(ta, m, n, k);
     if (ta && split) {
         const idx grain = split_grain(m, threads);
         pool.parallel_for(m, grain, [&](idx lo, idx hi) {
@@ -236,6 +250,9 @@ bool gemm_bias(bool ta, bool tb, int m, int n, int k, const T* A, int lda, const
                const T* bias, T* C, int ldc, bool relu) {
     return gemm_via<T>(0, ta, tb, m, n, k, T(1), A, lda, B, ldb, T(0), C, ldc, {bias, relu});
 }
+
+TrainingGemms::TrainingGemms() : outer_(training_gemms) { training_gemms = true; }
+TrainingGemms::~TrainingGemms() { training_gemms = outer_; }
 
 std::pair<idx, idx> weight_rows_of(idx N, idx in, idx out, int p) {
     const int threads = Pool::instance().threads();

@@ -42,10 +42,21 @@ struct Epilogue {
     }
 };
 
-// On more than one thread a GEMM is split over the core's pool only with a batch (m, or k for
-// A^T B) of at least this; smaller ones run on the calling thread, and train_epoch's update
-// with them (gemm.cpp).
+// On more than one thread a GEMM is split over the core's pool if it is large (gemm.cpp),
+// and in a training step (a TrainingGemms alive on the calling thread) if its batch (m, or k
+// for A^T B) is kSplitRows or more: below that the weights, which change every step, would
+// move between cores at a cost above a thread's share; train_epoch's update follows.
 constexpr int kSplitRows = 32;
+class TrainingGemms {
+public:
+    TrainingGemms();
+    ~TrainingGemms();
+    TrainingGemms(const TrainingGemms&) = delete;
+    TrainingGemms& operator=(const TrainingGemms&) = delete;
+
+private:
+    bool outer_;
+};
 
 // The same as gemm with the kernel chosen: path 0 as gemm (by shape), 1 OpenBLAS, 2 the small
 // kernels, 3 the blocked ones (2 and 3 are OpenBLAS where the CPU lacks AVX-512). With an
@@ -57,9 +68,10 @@ bool gemm_via(int path, bool trans_a, bool trans_b, int m, int n, int k, T alpha
               int lda, const T* B, int ldb, T beta, T* C, int ldc, Epilogue<T> epi = {});
 
 // The rows [lo, hi) of a dense layer's weights (out, in) that thread p of the core's pool
-// computes in the layer's forward (x w^T) and weight gradient (dz^T x) on a batch of N: both
+// computes in a training step's forward (x w^T) and weight gradient (dz^T x) on a batch of N
+// (callable from any thread, TrainingGemms or not): both
 // GEMMs split the rows alike. All on thread 0 where they run on the calling thread (small
-// shapes, a batch under kSplitRows, one thread); empty past the last part.
+// shapes, a training batch under kSplitRows, one thread); empty past the last part.
 std::pair<idx, idx> weight_rows_of(idx N, idx in, idx out, int p);
 
 bool blas_load();              // resolve the BLAS symbols; false if none are loaded

@@ -307,6 +307,7 @@ idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* 
                             idx batch, double lr, long long t, const LossSpec& loss,
                             const UpdateRule& rule, double* losses) {
     FlushDenormals ftz;  // one MXCSR write for the epoch, not one per kernel
+    TrainingGemms training;  // small batches' GEMMs stay on this thread (gemm.hpp)
     const idx in = in_features(), C = out_features();
     reserve(std::min(batch, n_order), true);
     // Plain GD needs no separate update pass: w := (1 - lr wd) w - lr dz^T x in the GEMM.
