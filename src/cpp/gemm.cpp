@@ -89,6 +89,11 @@ bool use_blocked(bool ta, bool tb, int m, int n, int k, T alpha) {
 
 thread_local bool training_gemms = false;  // see TrainingGemms (gemm.hpp)
 
+// The parts a split GEMM's side of length len falls into: multiples of 64, or of 16 where
+// that leaves a thread under 64 (784-64-10, batch 32, 2 threads: 72 -> 55 us a step).
+idx split_grain(idx len, int threads) { return len >= 64 * threads ? 64 : 16; }
+
+#if defined(PYCVNN_AVX512_KERNELS)
 // Whether a GEMM is split over the pool. In a training step, from a batch (m, or k for A^T B)
 // of kSplitRows: the epoch runs in C++, the workers poll between jobs, and small batches'
 // weights would move between cores. Elsewhere (predict, evaluate, a hand-written loop) calls
@@ -101,12 +106,7 @@ bool splits(bool ta, int m, int n, int k) {
     return training_gemms ? (ta ? k : m) >= kSplitRows : (long long)m * n * k >= kSplitWork;
 }
 
-// The parts a split GEMM's side of length len falls into: multiples of 64, or of 16 where
-// that leaves a thread under 64 (784-64-10, batch 32, 2 threads: 72 -> 55 us a step).
-idx split_grain(idx len, int threads) { return len >= 64 * threads ? 64 : 16; }
-
-#if defined(PYCVNN_AVX512_KERNELS)
-// Split over the core's pool where splits() says so.
+// How blocked() splits over the core's pool, where splits() says to.
 // A dense layer's weights are C's columns in the forward (x w^T) and C's rows in the weight
 // gradient (dz^T x): the forward splits C by columns, A^T B by rows, both in parts that start
 // on multiples of 64 (16 where that leaves a thread under 64), so each thread updates the
