@@ -38,6 +38,9 @@ struct V<float> {
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
     static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
     static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }  // b where a is NaN
+    static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+    template <int IMM>  // 128-bit lanes: two of a, then two of b
+    static reg shuffle128(reg a, reg b) { return _mm512_shuffle_f32x4(a, b, IMM); }
     static reg where_positive(reg g, reg x) {  // x where g > 0, else 0 (NaN g: 0)
         return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(g, zero(), _CMP_GT_OQ), x);
     }
@@ -55,6 +58,9 @@ struct V<double> {
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
     static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
     static reg max(reg a, reg b) { return _mm512_max_pd(a, b); }  // b where a is NaN
+    static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+    template <int IMM>  // 128-bit lanes: two of a, then two of b
+    static reg shuffle128(reg a, reg b) { return _mm512_shuffle_f64x2(a, b, IMM); }
     static reg where_positive(reg g, reg x) {  // x where g > 0, else 0 (NaN g: 0)
         return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(g, zero(), _CMP_GT_OQ), x);
     }
@@ -278,29 +284,34 @@ void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, c
 // vector) accumulate in L vectors over k, B read once, and a shuffle tree sums the L across
 // their lanes at the end (float: 45 ops for 16 entries). The epilogue goes in entry by entry.
 
+// sum_lanes's first two stages, the same for both widths: n vectors to n / 4, each 128-bit
+// lane of the result holding one input vector's partial sums (its lanes 0+2 and 1+3, then
+// those two added).
+template <typename T>
+void fold_to_128bit_lanes(const typename V<T>::reg* v, int n, typename V<T>::reg* u) {
+    using W = V<T>;
+    typename W::reg t[8];
+    for (int i = 0; i < n / 2; ++i)
+        t[i] = W::add(W::template shuffle128<0x44>(v[2 * i], v[2 * i + 1]),
+                      W::template shuffle128<0xEE>(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < n / 4; ++i)
+        u[i] = W::add(W::template shuffle128<0x88>(t[2 * i], t[2 * i + 1]),
+                      W::template shuffle128<0xDD>(t[2 * i], t[2 * i + 1]));
+}
+
 // The sums of L vectors, one a lane, in the order lane_slots gives.
-inline __m512 sum_lanes(const __m512* v) {  // 16 floats
-    __m512 t[8], u[4], w[2];
-    for (int i = 0; i < 8; ++i)  // 128-bit lanes (0+2, 1+3) of v[2i] and v[2i+1]
-        t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
-                             _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
-    for (int i = 0; i < 4; ++i)  // then (0+1): one 128-bit lane per input vector
-        u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0x88),
-                             _mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0xDD));
-    for (int i = 0; i < 2; ++i)  // within 128-bit lanes: 4 floats -> 2
+inline __m512 sum_lanes(const __m512* v) {  // 16 floats: then 4 floats a 128-bit lane -> 1
+    __m512 u[4], w[2];
+    fold_to_128bit_lanes<float>(v, 16, u);
+    for (int i = 0; i < 2; ++i)
         w[i] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0x44),
                              _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0xEE));
-    return _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88),  // 2 -> 1
+    return _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88),
                          _mm512_shuffle_ps(w[0], w[1], 0xDD));
 }
-inline __m512d sum_lanes(const __m512d* v) {  // 8 doubles
-    __m512d t[4], u[2];
-    for (int i = 0; i < 4; ++i)  // 128-bit lanes (0+2, 1+3) of v[2i] and v[2i+1]
-        t[i] = _mm512_add_pd(_mm512_shuffle_f64x2(v[2 * i], v[2 * i + 1], 0x44),
-                             _mm512_shuffle_f64x2(v[2 * i], v[2 * i + 1], 0xEE));
-    for (int i = 0; i < 2; ++i)  // then (0+1): one 128-bit lane per input vector
-        u[i] = _mm512_add_pd(_mm512_shuffle_f64x2(t[2 * i], t[2 * i + 1], 0x88),
-                             _mm512_shuffle_f64x2(t[2 * i], t[2 * i + 1], 0xDD));
+inline __m512d sum_lanes(const __m512d* v) {  // 8 doubles: then 2 a 128-bit lane -> 1
+    __m512d u[2];
+    fold_to_128bit_lanes<double>(v, 8, u);
     return _mm512_add_pd(_mm512_unpacklo_pd(u[0], u[1]), _mm512_unpackhi_pd(u[0], u[1]));
 }
 
