@@ -102,8 +102,8 @@ idx split_grain(idx len, int threads) { return len >= 64 * threads ? 64 : 16; }
 // through 784-256-10 on 2 threads: 59-274 us split, 90-95 not; through 3072-512-256-10:
 // 480-520 us split, 810-840 not.
 constexpr long long kSplitWork = 1LL << 24;
-bool splits(bool ta, int m, int n, int k) {
-    return training_gemms ? (ta ? k : m) >= kSplitRows : (long long)m * n * k >= kSplitWork;
+bool splits(bool ta, int m, int n, int k, bool training) {
+    return training ? (ta ? k : m) >= kSplitRows : (long long)m * n * k >= kSplitWork;
 }
 
 // How blocked() splits over the core's pool, where splits() says to.
@@ -133,7 +133,7 @@ void blocked(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda
              int ldb, T beta, T* C, int ldc, Epilogue<T> epi) {
     Pool& pool = Pool::instance();
     const int threads = pool.threads();
-    const bool split = splits(ta, m, n, k);
+    const bool split = splits(ta, m, n, k, training_gemms);
     if (ta && split) {
         const idx grain = split_grain(m, threads);
         pool.parallel_for(m, grain, [&](idx lo, idx hi) {
@@ -260,9 +260,10 @@ std::pair<idx, idx> weight_rows_of(idx N, idx in, idx out, int p) {
     (void)N, (void)in;  // without the AVX-512 kernels no GEMM is split by the pool
 #if defined(PYCVNN_AVX512_KERNELS)
     const int n = int(N), i = int(in), o = int(out);
-    split = threads > 1 && N >= kSplitRows && !use_small(true, n, o, i, 1.0f) &&
-            use_blocked(false, true, n, o, i, 1.0f) && !use_small(false, o, i, n, 1.0f) &&
-            use_blocked(true, false, o, i, n, 1.0f);
+    split = threads > 1 && !use_small(true, n, o, i, 1.0f) &&
+            use_blocked(false, true, n, o, i, 1.0f) && splits(false, n, o, i, true) &&
+            !use_small(false, o, i, n, 1.0f) && use_blocked(true, false, o, i, n, 1.0f) &&
+            splits(true, o, i, n, true);
 #endif
     const idx grain = split ? split_grain(out, threads) : out;
     const int parts = split ? Pool::parts(out, grain, threads) : 1;
