@@ -275,30 +275,26 @@ static std::size_t l2_bytes() {
 template <typename T>
 void Network<T>::update(T* params, T* grads, T* state1, T* state2, idx N, double lr,
                         long long t, const UpdateRule& rule) const {
-    Pool& pool = Pool::instance();
+    bool owned = false;  // some layer's GEMMs were split
+    for (const Op& op : ops_)
+        owned = owned || (op.dense && weight_rows_of(N, op.in, op.out, 0).second < op.out);
+    if (!owned && std::size_t(n_decay_) * sizeof(T) > l2_bytes())  // the arena split flat
+        return rule.step(params, grads, state1, state2, n_params_, n_decay_, lr, t);
     const T clip = rule.clip_scale(grads, n_params_);
     const auto apply = [&](idx lo, idx hi) {
         rule.apply(params, grads, state1, state2, lo, hi, n_decay_, clip, lr, t);
     };
-    const int threads = pool.threads();
-    bool owned = false;  // some layer's GEMMs were split
-    for (const Op& op : ops_)
-        owned = owned || (op.dense && weight_rows_of(N, op.in, op.out, 0).second < op.out);
-    if (owned) {
-        pool.parallel_for(threads, 1, [&](idx p0, idx p1) {
-            for (idx p = p0; p < p1; ++p)
-                for (const Op& op : ops_) {
-                    if (!op.dense) continue;
-                    const auto [r0, r1] = weight_rows_of(N, op.in, op.out, int(p));
-                    apply(op.w_off + r0 * op.in, op.w_off + r1 * op.in);
-                    apply(op.b_off + r0, op.b_off + r1);
-                }
-        }, 1);
-    } else if (std::size_t(n_decay_) * sizeof(T) > l2_bytes()) {
-        pool.parallel_for(n_params_, idx(1) << 16, apply);
-    } else {
-        apply(0, n_params_);
-    }
+    if (!owned) return apply(0, n_params_);
+    Pool& pool = Pool::instance();
+    pool.parallel_for(pool.threads(), 1, [&](idx p0, idx p1) {
+        for (idx p = p0; p < p1; ++p)
+            for (const Op& op : ops_) {
+                if (!op.dense) continue;
+                const auto [r0, r1] = weight_rows_of(N, op.in, op.out, int(p));
+                apply(op.w_off + r0 * op.in, op.w_off + r1 * op.in);
+                apply(op.b_off + r0, op.b_off + r1);
+            }
+    }, 1);
 }
 
 template <typename T>
