@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import workloads as W  # noqa: E402
+from compare import table  # noqa: E402
 
 GAPS_MS = (0, 3, 15, 30, 100)
 
@@ -68,10 +69,7 @@ def main(argv=None):
         rows.append([f"{gap} ms", *cells])
     header = ["Python work before", *(f"{name}: {which}" for name in calls
                                       for which in ("1st call µs", "2nd call µs"))]
-    print("| " + " | ".join(header) + " |")
-    print("| --- |" + " ---: |" * (len(header) - 1))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print(table(header, rows))
     print(f"\nMedians of {args.repeats} repeats. A call includes Python's own call overhead.")
 
 
