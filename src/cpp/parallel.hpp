@@ -50,10 +50,6 @@ public:
 
     int threads() const { return int(workers_.size()) + 1; }
 
-    // f(begin, end) over [0, n) in one contiguous part per thread (parts start on multiples
-    // of align), the caller running the first; serial when n is small, there are no workers,
-    // or another caller holds the pool. Allocation-free: the job is a function pointer and a
-    // context on this stack frame (a std::function holding f would allocate on every step).
     // How parallel_for splits [0, n): into parts(...) parts, part p starting at part_start(...)
     // (the multiple of align nearest p n / parts: mnist's 784 columns split 384 + 400, not
     // 448 + 336; its 2-thread GD and Adam steps 2.6% faster). Public so that work on the same
@@ -65,6 +61,10 @@ public:
         return p >= parts ? n : std::min(n, (n * p / parts + align / 2) / align * align);
     }
 
+    // f(begin, end) over [0, n) in one contiguous part per thread (parts start on multiples
+    // of align), the caller running the first; serial when n is small, there are no workers,
+    // or another caller holds the pool. Allocation-free: the job is a function pointer and a
+    // context on this stack frame (a std::function holding f would allocate on every step).
     template <typename F>
     void parallel_for(idx n, idx min_per_thread, F&& f, idx align = 64) {
         const int parts = Pool::parts(n, min_per_thread, threads());
