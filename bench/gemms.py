@@ -62,3 +62,15 @@ def time_numpy(g, a, b, c, reps):
     for _ in range(reps):
         np.matmul(a, b, out=c)
     return (time.perf_counter() - t0) / reps
+
+
+def time_torch(g, a, b, c, reps):
+    """Seconds per torch.mm(a, b, out=c) call (MKL), on the same arrays as time_numpy."""
+    import torch
+
+    ta, tb, tc = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(c)
+    torch.mm(ta, tb, out=tc)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        torch.mm(ta, tb, out=tc)
+    return (time.perf_counter() - t0) / reps
