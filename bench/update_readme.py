@@ -28,6 +28,7 @@ def main():
         "header": header,
         "step": tables(results, "## Training step"),
         "gemm": peak + "\n\n" + tables(results, "## GEMM efficiency", stop_at="<details>"),
+        "demand": tables(results, "## What the"),
         "threads": tables(results, "## Thread scaling"),
         "memory": tables(results, "## Peak memory"),
         "adam": tables(results, "## Adam update"),
