@@ -371,7 +371,7 @@ def headroom_section(results):
             rate = flops / (needed * 1e-6) / 1e9  # GFLOP/s the GEMMs need if all else were free
             if optimizer == "adam" and config not in adam:
                 adam[config] = adam_floor(config) * 1e6
-            floor = ceiling * 1e6 + adam.get(config, 0.0) * (optimizer == "adam")
+            floor = ceiling * 1e6 + (adam[config] if optimizer == "adam" else 0.0)
             if rate > peak:
                 verdict = "out of reach: GEMMs alone would need > 100% of FMA peak"
             elif needed < floor:

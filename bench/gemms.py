@@ -56,12 +56,17 @@ def reps_for(g, seconds=2e-3, gflops=100.0):
     return max(1, int(seconds * gflops * 1e9 / g.flops))
 
 
-def time_numpy(g, a, b, c, reps):
-    """Seconds per np.matmul(a, b, out=c) call, averaged over reps calls."""
+def time_calls(call, reps):
+    """Seconds per call of call(), averaged over reps calls."""
     t0 = time.perf_counter()
     for _ in range(reps):
-        np.matmul(a, b, out=c)
+        call()
     return (time.perf_counter() - t0) / reps
+
+
+def time_numpy(g, a, b, c, reps):
+    """Seconds per np.matmul(a, b, out=c) call."""
+    return time_calls(lambda: np.matmul(a, b, out=c), reps)
 
 
 def time_torch(g, a, b, c, reps):
@@ -70,7 +75,4 @@ def time_torch(g, a, b, c, reps):
 
     ta, tb, tc = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(c)
     torch.mm(ta, tb, out=tc)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        torch.mm(ta, tb, out=tc)
-    return (time.perf_counter() - t0) / reps
+    return time_calls(lambda: torch.mm(ta, tb, out=tc), reps)
