@@ -50,16 +50,27 @@ bool use_small(bool tb, int m, int n, int k, T alpha) {
     return small || std::min({m, n, k}) <= kSkinny;
 }
 
-// Except A^T B (a weight gradient: never an epilogue) in that range: OpenBLAS's small-matrix
-// kernels (scipy-openblas32 0.3.34) beat ours there unless both m and n are <= 16. Float32,
-// one thread, best of 7, OpenBLAS / ours over 75 shapes (m 10-256, n 32-784, batch k 1-128):
-// median 0.83, 0.39-0.97; with n = 10 and m <= 16 ours are 1.1-2.3x faster; float64 alike
-// (0.85-1.00). The tiny step, paired A/B: GD 3.24 -> 3.11 us, Adam 3.99 -> 3.80. Up to 2^18
-// OpenBLAS stays on one thread whatever its thread count.
+// Two kinds of shape in that range go to OpenBLAS's small-matrix kernels (scipy-openblas32
+// 0.3.34), which beat ours there (float32, one thread, best of 7, OpenBLAS time / ours):
+// - A^T B (a weight gradient: never an epilogue) unless both m and n are <= 16: over 75
+//   shapes (m 10-256, n 32-784, batch k 1-128) median 0.83, 0.39-0.97; with n = 10 and
+//   m <= 16 ours are 1.1-2.3x faster; float64 alike (0.85-1.00). The tiny step, paired A/B:
+//   GD 3.24 -> 3.11 us, Adam 3.99 -> 3.80.
+// - A B^T with n <= 16 columns, m <= 32 rows and k >= 64, up to 2^19 multiply-adds (a
+//   10-class output layer on a small batch, where our transpose of B is shared by few rows):
+//   0.40-0.90 alone (32x10x784: 0.51); softmax regression steps, paired A/B: 784-10 batch
+//   16 7.81 -> 6.71 us, batch 32 14.50 -> 13.61, 3072-10 batch 16 27.9 -> 24.2. With 64 rows
+//   OpenBLAS won alone (0.56) but lost in the step (784-10, batch 64: 1.02-1.05x), and from
+//   128 rows ours are 1.5-1.9x faster. Its bias goes into C first, ReLU after (gemm_blas).
+// In both OpenBLAS stays on one thread whatever its thread count (its small-matrix path; it
+// took a second thread from 2^20 multiply-adds here).
+constexpr long long kBlasNtMax = 1LL << 19;
 template <typename T>
-bool use_blas_tn(bool ta, bool tb, int m, int n, int k, const Epilogue<T>& epi) {
-    return ta && !tb && !epi.any() && !epi.bias && (long long)m * n * k <= kSmallMax &&
-           (m > kSkinny || n > kSkinny);
+bool use_blas_small(bool ta, bool tb, int m, int n, int k, const Epilogue<T>& epi) {
+    const long long mnk = (long long)m * n * k;
+    if (ta && !tb)
+        return mnk <= kSmallMax && !epi.any() && !epi.bias && (m > kSkinny || n > kSkinny);
+    return !ta && tb && !epi.gate && mnk <= kBlasNtMax && n <= kSkinny && m <= 32 && k >= 64;
 }
 
 // Past those the blocked kernels (B packed per panel) beat OpenBLAS on mnist's shapes by
@@ -247,7 +258,7 @@ bool gemm_via(int path, bool ta, bool tb, int m, int n, int k, T alpha, const T*
         small_gemm::gemm_dot<T>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, epi);
         return epi.any();
     }
-    if (path == 0 && use_blas_tn(ta, tb, m, n, k, epi))
+    if (path == 0 && use_blas_small(ta, tb, m, n, k, epi))
         return gemm_blas(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, epi);
     if (path == 2 ? small_ok : path == 0 && use_small(tb, m, n, k, alpha)) {
         small_gemm::gemm<T>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, epi);
