@@ -325,8 +325,8 @@ def gemm_section(repeats, results):
         "`_core._time_gemm` (the core's GEMM entry point, in C++: on one thread its own AVX-512 "
         "kernels: unpacked up to 2^18 multiply-adds or with a side <= 16 (A Bᵀ from 16 rows up), "
         "blocked above, OpenBLAS for Aᵀ B with more than 256 rows, for Aᵀ B up to 2^18 "
-        "multiply-adds unless both m and n are <= 16, and for A Bᵀ into <= 16 columns from "
-        "<= 32 rows with k >= 64; A Bᵀ with at most 8 rows, none "
+        "multiply-adds unless both m and n are <= 16, for A Bᵀ into <= 16 columns from "
+        "<= 32 rows with k >= 64 and for A B with one row; A Bᵀ with at most 8 rows, none "
         "here, to dot-product kernels or OpenBLAS); NumPy: `np.matmul(a, b, "
         "out=c)` with transposed views, its per-call dispatch included.", "",
         "<details><summary>per shape</summary>", "",

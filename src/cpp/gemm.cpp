@@ -50,7 +50,7 @@ bool use_small(bool tb, int m, int n, int k, T alpha) {
     return small || std::min({m, n, k}) <= kSkinny;
 }
 
-// Two kinds of shape in that range go to OpenBLAS's small-matrix kernels (scipy-openblas32
+// Three kinds of shape in that range go to OpenBLAS's small-matrix kernels (scipy-openblas32
 // 0.3.34), which beat ours there (float32, one thread, best of 7, OpenBLAS time / ours):
 // - A^T B (a weight gradient: never an epilogue) unless both m and n are <= 16: over 75
 //   shapes (m 10-256, n 32-784, batch k 1-128) median 0.83, 0.39-0.97; with n = 10 and
@@ -62,12 +62,16 @@ bool use_small(bool tb, int m, int n, int k, T alpha) {
 //   16 7.81 -> 6.71 us, batch 32 14.50 -> 13.61, 3072-10 batch 16 27.9 -> 24.2. With 64 rows
 //   OpenBLAS won alone (0.56) but lost in the step (784-10, batch 64: 1.02-1.05x), and from
 //   128 rows ours are 1.5-1.9x faster. Its bias goes into C first, ReLU after (gemm_blas).
-// In both OpenBLAS stays on one thread whatever its thread count (its small-matrix path; it
-// took a second thread from 2^20 multiply-adds here).
+// - A B with one row (a batch of one's dx, a GEMV), up to 2^18: 0.37-0.71 alone; the
+//   gate, which it cannot take, is then the layer's own pass. Batch-1 steps, paired A/B:
+//   784-256-128-10 25.5 -> 24.3 us, 784-512-256-10 81.3 -> 77.4.
+// In all three OpenBLAS stays on one thread whatever its thread count (its small-matrix path;
+// it took a second thread from 2^20 multiply-adds here).
 constexpr long long kBlasNtMax = 1LL << 19;
 template <typename T>
 bool use_blas_small(bool ta, bool tb, int m, int n, int k, const Epilogue<T>& epi) {
     const long long mnk = (long long)m * n * k;
+    if (!ta && !tb) return m == 1 && mnk <= kSmallMax;
     if (ta && !tb)
         return mnk <= kSmallMax && !epi.any() && !epi.bias && (m > kSkinny || n > kSkinny);
     return !ta && tb && !epi.gate && mnk <= kBlasNtMax && n <= kSkinny && m <= 32 && k >= 64;
