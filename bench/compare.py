@@ -355,12 +355,22 @@ def adam_floor(config, repeats=9):
     return max(0.0, best(n) - best(1))
 
 
+def loss_floor(config, repeats=7):
+    """Seconds of the config's step work outside its GEMMs and update, in the core, alone
+    (best of repeats): the fused softmax + cross-entropy on (batch, classes) logits and every
+    layer's bias sums (_core._time_loss_and_bias_sums, a C++ loop)."""
+    sizes, batch = W.CONFIGS[config]
+    reps = max(10, 200_000 // (batch * sum(sizes[1:])))
+    return min(_core._time_loss_and_bias_sums(batch, list(sizes[1:]), reps)
+               for _ in range(repeats))
+
+
 def headroom_section(results):
     """For each unmet speedup target: the cpp step time it needs, against the time the
     step's GEMMs alone take at the FMA peak and on this machine's fastest sgemm (the best of
     every library measured, shape by shape), plus Adam's update pass on Adam's configs."""
     peak, rows = results["peak"], []
-    adam = {}
+    adam, extra = {}, {}
     for (config, optimizer), medians in results["steps"].items():
         flops, gemm_s = results["gemm"][config]
         ceiling = results["ceiling"][config]
@@ -373,17 +383,23 @@ def headroom_section(results):
             rate = flops / (needed * 1e-6) / 1e9  # GFLOP/s the GEMMs need if all else were free
             if optimizer == "adam" and config not in adam:
                 adam[config] = adam_floor(config) * 1e6
-            floor = ceiling * 1e6 + (adam[config] if optimizer == "adam" else 0.0)
+            if config not in extra:
+                extra[config] = loss_floor(config) * 1e6
+            floor = (ceiling * 1e6 + extra[config]
+                     + (adam[config] if optimizer == "adam" else 0.0))
             if rate > peak:
                 verdict = "out of reach: GEMMs alone would need > 100% of FMA peak"
+            elif needed < ceiling * 1e6:
+                verdict = "out of reach here: below the fastest sgemm measured"
             elif needed < floor:
-                verdict = "out of reach here: below the fastest sgemm measured" + (
-                    " plus the core's Adam pass" if optimizer == "adam" else "")
+                verdict = "out of reach here: below the fastest sgemm measured plus the core's " + (
+                    "loss, bias sums and Adam pass" if optimizer == "adam" else
+                    "loss and bias sums")
             else:
                 verdict = f"{needed - floor:,.1f} µs/step above that floor"
             rows.append([config, optimizer, peer, f"≥ {target:g}×", f"{medians['cpp']:,.1f}",
                          f"{needed:,.1f}", f"{flops / peak / 1e3:,.1f}", f"{gemm_s * 1e6:,.1f}",
-                         f"{ceiling * 1e6:,.1f}",
+                         f"{ceiling * 1e6:,.1f}", f"{extra[config]:,.2f}",
                          f"{adam[config]:,.1f}" if optimizer == "adam" else "–",
                          f"{floor:,.1f}", f"{rate / peak:.0%}", verdict])
     if not rows:
@@ -392,17 +408,21 @@ def headroom_section(results):
         "## What the unmet speedup targets demand", "",
         table(["config", "opt", "peer", "target", "cpp µs/step now", "cpp µs/step needed",
                "its GEMMs at FMA peak µs", "its GEMMs, core sgemm µs",
-               "its GEMMs, fastest sgemm here µs", "Adam's pass alone µs", "floor µs",
+               "its GEMMs, fastest sgemm here µs", "loss + bias sums alone µs",
+               "Adam's pass alone µs", "floor µs",
                "GEMM share of peak needed if all else were free", "verdict"], rows,
-              "lllrrrrrrrrrl"), "",
+              "lllrrrrrrrrrrl"), "",
         "needed = peer's median µs/step / target, from the step table above; the GEMM columns "
         f"come from the GEMM table (FMA peak {peak:,.1f} GFLOP/s; best of its timings). "
         "'fastest sgemm here' takes, shape by shape, the fastest of the core, OpenBLAS alone, "
-        "NumPy and torch.mm (MKL). floor = that, plus on Adam's configs the core's Adam update "
-        "timed alone on the config's parameters (best of 9). Loss, activations and bias sums "
-        "are left out of the floor, so it is a lower bound: a target needing less than it "
-        "cannot be met on this machine with any sgemm measured here, and one needing less "
-        "than 'at FMA peak' by any implementation of the same arithmetic."])
+        "NumPy and torch.mm (MKL). floor = that, plus the core's fused softmax + "
+        "cross-entropy and every layer's bias sums timed alone on the config's shapes (best of "
+        "7, in C++), plus on Adam's configs the core's Adam update timed alone on the "
+        "config's parameters (best of 9). The activations (in the GEMMs' epilogues), the "
+        "batch's loads and the step's calls are left out, so it is a lower bound for this "
+        "core: a target needing less than it cannot be met on this machine with any sgemm "
+        "measured here and the core's loss, bias-sum and Adam kernels; one needing less than "
+        "'at FMA peak' by any implementation of the same arithmetic."])
 
 
 # ---- 3. thread scaling ----------------------------------------------------------------------

@@ -1166,6 +1166,17 @@ PYBIND11_MODULE(_core, m) {
        py::arg("trans_b") = false, py::arg("reps") = 10, py::arg("path") = "auto",
        "Seconds per float32 gemm of this shape: 'auto' (the core's entry point), 'blas', 'small', 'blocked' or 'dot' (A B^T with <= 8 rows).");
 
+    m.def("_time_loss_and_bias_sums", [](long long N, const std::vector<long long>& outs, int reps) {
+        if (N < 1 || reps < 1 || outs.empty()) fail("N, outs, reps", "positive, non-empty", "otherwise");
+        for (long long w : outs)
+            if (w < 1) fail("outs", "positive widths", std::to_string(w));
+        if (outs.back() > 4096) fail("outs", "at most 4096 classes last", std::to_string(outs.back()));
+        const std::vector<pycvnn::idx> widths(outs.begin(), outs.end());
+        py::gil_scoped_release nogil;
+        return pycvnn::time_loss_and_bias_sums(pycvnn::idx(N), widths, reps);
+    }, py::arg("N"), py::arg("outs"), py::arg("reps") = 100,
+       "Seconds per call of a float32 step's softmax + cross-entropy (value and gradient) on (N, outs[-1]) logits and the bias sums of layers of widths outs.");
+
     // Test hook: c := alpha op(a) op(b) + beta c in place through one kernel ("auto" picks by
     // shape, as training does), so tests check the small kernels against OpenBLAS. With a gate
     // (c's shape), c := 0 where gate <= 0 in the epilogue; returns whether that was done.
