@@ -368,7 +368,8 @@ def loss_floor(config, repeats=7):
 def headroom_section(results):
     """For each unmet speedup target: the cpp step time it needs, against the time the
     step's GEMMs alone take at the FMA peak and on this machine's fastest sgemm (the best of
-    every library measured, shape by shape), plus Adam's update pass on Adam's configs."""
+    every library measured, shape by shape), plus the core's loss and bias sums, plus Adam's
+    update pass on Adam's configs."""
     peak, rows = results["peak"], []
     adam, extra = {}, {}
     for (config, optimizer), medians in results["steps"].items():

@@ -1167,10 +1167,11 @@ PYBIND11_MODULE(_core, m) {
        "Seconds per float32 gemm of this shape: 'auto' (the core's entry point), 'blas', 'small', 'blocked' or 'dot' (A B^T with <= 8 rows).");
 
     m.def("_time_loss_and_bias_sums", [](long long N, const std::vector<long long>& outs, int reps) {
-        if (N < 1 || reps < 1 || outs.empty()) fail("N, outs, reps", "positive, non-empty", "otherwise");
+        if (N < 1) fail("N", "a positive batch size", std::to_string(N));
+        if (reps < 1) fail("reps", "a positive count", std::to_string(reps));
+        if (outs.empty()) fail("outs", "a non-empty list of layer widths", "an empty list");
         for (long long w : outs)
             if (w < 1) fail("outs", "positive widths", std::to_string(w));
-        if (outs.back() > 4096) fail("outs", "at most 4096 classes last", std::to_string(outs.back()));
         const std::vector<pycvnn::idx> widths(outs.begin(), outs.end());
         py::gil_scoped_release nogil;
         return pycvnn::time_loss_and_bias_sums(pycvnn::idx(N), widths, reps);
