@@ -7,7 +7,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <signal.h>
+
 #include <climits>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
@@ -228,6 +234,7 @@ shape_t shape_of(const py::array& a) { return shape_t(a.shape(), a.shape() + a.n
 // Run f(T{}) with T the kernel's dtype, chosen by the first input array.
 template <typename F>
 py::object dispatch(const py::array& first, F&& f) {
+    pycvnn::Pool::Session session;  // one thread count for the whole call
     if (is_f64(first)) return f(double());
     return f(float());
 }
@@ -703,6 +710,7 @@ Buffers require_inplace(std::initializer_list<Buffer> bufs) {
 // Run f(T{}) with T the buffers' dtype, the GIL released.
 template <typename F>
 void run_inplace(bool f64, F&& f) {
+    pycvnn::Pool::Session session;
     py::gil_scoped_release nogil;
     if (f64)
         f(double());
@@ -954,32 +962,78 @@ PyLossSpec make_loss_spec(const std::string& name, double delta, double smooth, 
          "'squared_hinge', 'dice'", "'" + name + "'");
 }
 
-// Both precisions of one network, made on first use; keeps the last forward's input alive
-// (backward reads it).
+// One network's workspaces, both precisions. A call takes an idle workspace (or makes one)
+// and gives it back, so concurrent calls never share one; a forward that backward may follow
+// stays with its thread (with the input it read) until that thread's next forward. At most
+// kKept threads keep one: the least recently used is dropped past that.
+constexpr size_t kKept = 16;
+
 struct PyNetwork {
     std::vector<pycvnn::Op> ops;
-    std::unique_ptr<pycvnn::Network<float>> f32;
-    std::unique_ptr<pycvnn::Network<double>> f64;
-    py::object last_x;
-    idx last_n = 0;
-    bool last_f64 = false;
+    idx n_params = 0, n_decay = 0, max_width = 0;
+    std::mutex mu;  // the idle lists and kept
+    std::vector<std::unique_ptr<pycvnn::Network<float>>> idle32;
+    std::vector<std::unique_ptr<pycvnn::Network<double>>> idle64;
+    struct Kept {
+        std::thread::id thread;
+        std::unique_ptr<pycvnn::Network<float>> f32;
+        std::unique_ptr<pycvnn::Network<double>> f64;
+        py::object x;  // the forward's input: its workspace points into it
+        idx n = 0;
+    };
+    std::list<Kept> kept;  // most recently used first
 
     template <typename T>
-    pycvnn::Network<T>& net() {
-        if constexpr (std::is_same_v<T, float>) {
-            if (!f32) f32 = std::make_unique<pycvnn::Network<float>>(ops);
-            return *f32;
-        } else {
-            if (!f64) f64 = std::make_unique<pycvnn::Network<double>>(ops);
-            return *f64;
-        }
+    std::vector<std::unique_ptr<pycvnn::Network<T>>>& idle() {
+        if constexpr (std::is_same_v<T, float>) return idle32; else return idle64;
     }
-    idx n_params() { return net<double>().n_params(); }
+    template <typename T>
+    std::unique_ptr<pycvnn::Network<T>> take() {
+        {
+            std::lock_guard<std::mutex> lk(mu);
+            auto& v = idle<T>();
+            if (!v.empty()) {
+                auto n = std::move(v.back());
+                v.pop_back();
+                return n;
+            }
+        }
+        return std::make_unique<pycvnn::Network<T>>(ops);
+    }
+    template <typename T>
+    void give(std::unique_ptr<pycvnn::Network<T>> n) {
+        if (!n) return;
+        std::lock_guard<std::mutex> lk(mu);
+        idle<T>().push_back(std::move(n));
+    }
 };
 
-PyNetwork make_network(const py::list& ops_in) {
-    PyNetwork n;
-    idx width = -1;
+// A workspace taken for one call, given back when the call ends (also on an exception).
+template <typename T>
+struct Lease {
+    PyNetwork& owner;
+    std::unique_ptr<pycvnn::Network<T>> net;
+    explicit Lease(PyNetwork& o) : owner(o), net(o.take<T>()) {}
+    ~Lease() { owner.give(std::move(net)); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+};
+
+// a * b, or a ValueError naming `name` if it overflows idx.
+idx checked_mul(idx a, idx b, const std::string& name) {
+    idx r;
+    if (__builtin_mul_overflow(a, b, &r)) fail(name, "sizes whose product fits in 64 bits", std::to_string(a) + " x " + std::to_string(b));
+    return r;
+}
+idx checked_add(idx a, idx b, const std::string& name) {
+    idx r;
+    if (__builtin_add_overflow(a, b, &r)) fail(name, "sizes whose sum fits in 64 bits", std::to_string(a) + " + " + std::to_string(b));
+    return r;
+}
+
+PyNetwork* make_network(const py::list& ops_in) {
+    auto n = std::make_unique<PyNetwork>();
+    idx width = -1, n_w = 0, n_b = 0;
     for (size_t i = 0; i < ops_in.size(); ++i) {
         const std::string where = "ops[" + std::to_string(i) + "]";
         auto t = ops_in[i].cast<std::tuple<std::string, long long, long long, std::string, double>>();
@@ -988,12 +1042,23 @@ PyNetwork make_network(const py::list& ops_in) {
         if (in < 1 || out < 1 || (kind == "act" && in != out) || (width >= 0 && in != width))
             fail(where, "sizes that chain (previous width " + std::to_string(width) + ")",
                  "(" + std::to_string(in) + ", " + std::to_string(out) + ")");
+        if (in > INT_MAX || out > INT_MAX)  // the GEMM takes int sizes
+            fail(where, "sizes below 2^31", "(" + std::to_string(in) + ", " + std::to_string(out) + ")");
         const Activation a = dense_activation(act, alpha);
-        n.ops.push_back(pycvnn::Op{kind == "dense", idx(in), idx(out), a, alpha});
+        if (kind == "dense") {
+            n_w = checked_add(n_w, checked_mul(idx(in), idx(out), where), "ops");
+            n_b = checked_add(n_b, idx(out), "ops");
+        }
+        n->ops.push_back(pycvnn::Op{kind == "dense", idx(in), idx(out), a, alpha});
+        n->max_width = std::max<idx>({n->max_width, idx(in), idx(out)});
         width = out;
     }
-    if (n.ops.empty()) fail("ops", "at least one op", "none");
-    return n;
+    if (n->ops.empty()) fail("ops", "at least one op", "none");
+    n->n_params = checked_add(n_w, n_b, "ops");
+    if (n->n_params > PTRDIFF_MAX / idx(sizeof(double)))
+        fail("ops", "a network whose parameters fit in memory", std::to_string(n->n_params) + " parameters");
+    n->n_decay = n_w;
+    return n.release();
 }
 
 void require_arena(const py::array& params, const char* name, idx n) {
@@ -1001,15 +1066,26 @@ void require_arena(const py::array& params, const char* name, idx n) {
         fail(name, "a flat arena of " + std::to_string(n) + " elements", "shape " + shape_str(params));
 }
 
-py::object network_forward(PyNetwork& self, const ArrayInOut& params_in, const ArrayIn& x_in) {
+// A workspace for N rows must have a size that fits in memory's address range (it is about
+// 5 N max_width values): a ValueError naming `name` rather than an overflowed allocation.
+void require_workspace(const PyNetwork& self, idx N, const char* name) {
+    const idx values = checked_mul(checked_mul(N, self.max_width, name), 8, name);
+    if (values > PTRDIFF_MAX / idx(sizeof(double)))
+        fail(name, "a batch whose workspace fits in memory", std::to_string(N) + " rows");
+}
+
+py::object network_forward(PyNetwork& self, const ArrayInOut& params_in, const ArrayIn& x_in,
+                           bool keep) {
+    pycvnn::Pool::Session session;
     Buffers b = require_inplace({{"params", params_in, false}});
     const py::array& x = x_in.a;
-    require_arena(b.arrays[0], "params", self.n_params());
+    require_arena(b.arrays[0], "params", self.n_params);
     require_input(x, "x");
     require_ndim(x, "x", 2);
     require_dim(x, "x", 1, self.ops.front().in, "in_features");
     require_int_sizes(x, "x");
     const idx N = x.shape(0), out = self.ops.back().out;
+    require_workspace(self, N, "x");
     auto run = [&](auto tag) -> py::object {
         using T = decltype(tag);
         carray<T> X(x);
@@ -1017,13 +1093,34 @@ py::object network_forward(PyNetwork& self, const ArrayInOut& params_in, const A
         const T* p = static_cast<const T*>(b.r(0));
         const T* xp = X.data();
         T* ap = a.mutable_data();
-        auto& net = self.net<T>();
+        Lease<T> lease(self);
         {
             py::gil_scoped_release nogil;
-            const T* res = net.forward(p, xp, N);
+            const T* res = lease.net->forward(p, xp, N);
             std::copy(res, res + N * out, ap);
         }
-        self.last_x = X, self.last_n = N, self.last_f64 = b.f64;
+        if (keep) {  // this thread's pass for backward; its previous one goes back
+            const auto me = std::this_thread::get_id();
+            PyNetwork::Kept k;
+            k.thread = me, k.x = X, k.n = N;
+            if constexpr (std::is_same_v<T, float>) k.f32 = std::move(lease.net);
+            else k.f64 = std::move(lease.net);
+            std::list<PyNetwork::Kept> dropped;
+            {
+                std::lock_guard<std::mutex> lk(self.mu);
+                for (auto it = self.kept.begin(); it != self.kept.end(); ++it)
+                    if (it->thread == me) {
+                        dropped.splice(dropped.end(), self.kept, it);
+                        break;
+                    }
+                self.kept.push_front(std::move(k));
+                if (self.kept.size() > kKept) dropped.splice(dropped.end(), self.kept, std::prev(self.kept.end()));
+            }
+            for (auto& d : dropped) {
+                self.give(std::move(d.f32));
+                self.give(std::move(d.f64));
+            }
+        }
         return std::move(a);
     };
     return b.f64 ? run(double()) : run(float());
@@ -1031,12 +1128,33 @@ py::object network_forward(PyNetwork& self, const ArrayInOut& params_in, const A
 
 py::object network_backward(PyNetwork& self, const ArrayInOut& params_in,
                             const ArrayInOut& grads_in, const ArrayIn& dout_in) {
+    pycvnn::Pool::Session session;
     Buffers b = require_inplace({{"params", params_in, false}, {"grads", grads_in, true}});
-    require_arena(b.arrays[0], "params", self.n_params());
-    if (self.last_x.is_none() || self.last_f64 != b.f64)
-        fail("backward", "a forward pass of the same dtype first", "none");
+    require_arena(b.arrays[0], "params", self.n_params);
+    // This thread's last kept forward, taken out of the list while it runs (a backward on
+    // another thread never sees it) and put back after.
+    const auto me = std::this_thread::get_id();
+    std::list<PyNetwork::Kept> mine;
+    {
+        std::lock_guard<std::mutex> lk(self.mu);
+        for (auto it = self.kept.begin(); it != self.kept.end(); ++it)
+            if (it->thread == me) {
+                mine.splice(mine.end(), self.kept, it);
+                break;
+            }
+    }
+    struct PutBack {
+        PyNetwork& self;
+        std::list<PyNetwork::Kept>& mine;
+        ~PutBack() {
+            std::lock_guard<std::mutex> lk(self.mu);
+            self.kept.splice(self.kept.begin(), mine);
+        }
+    } put_back{self, mine};
+    if (mine.empty() || (b.f64 ? !mine.front().f64 : !mine.front().f32))
+        fail("backward", "a forward pass of the same dtype on this thread first", "none");
     const py::array& dout = dout_in.a;
-    const idx N = self.last_n, in = self.ops.front().in, out = self.ops.back().out;
+    const idx N = mine.front().n, in = self.ops.front().in, out = self.ops.back().out;
     require_input(dout, "dout");
     require_ndim(dout, "dout", 2);
     if (dout.shape(0) != N || dout.shape(1) != out)
@@ -1050,10 +1168,12 @@ py::object network_backward(PyNetwork& self, const ArrayInOut& params_in,
         T* g = static_cast<T*>(b.w(1));
         const T* dp = D.data();
         T* dxp = dx.mutable_data();
-        auto& net = self.net<T>();
+        pycvnn::Network<T>* net;
+        if constexpr (std::is_same_v<T, float>) net = mine.front().f32.get();
+        else net = mine.front().f64.get();
         {
             py::gil_scoped_release nogil;
-            const T* res = net.backward(p, g, dp, N, true);
+            const T* res = net->backward(p, g, dp, N, true);
             std::copy(res, res + N * in, dxp);
         }
         return std::move(dx);
@@ -1061,14 +1181,98 @@ py::object network_backward(PyNetwork& self, const ArrayInOut& params_in,
     return b.f64 ? run(double()) : run(float());
 }
 
+// Ctrl-C during train_epoch. Python's own SIGINT handler only flags the signal for the
+// interpreter, which cannot act while the GIL is released; this one, installed around the
+// epoch loop in front of Python's (and passing every signal on to it), also counts it, and
+// the loop stops between batches when the count moves.
+namespace sigint {
+std::atomic<unsigned> count{0};
+std::mutex mu;
+int users = 0;
+struct sigaction previous;
+
+void handler(int sig, siginfo_t* info, void* context) {
+    count.fetch_add(1, std::memory_order_relaxed);
+    if (previous.sa_flags & SA_SIGINFO) {
+        if (previous.sa_sigaction) previous.sa_sigaction(sig, info, context);
+    } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
+        previous.sa_handler(sig);
+    }
+}
+
+// Installs the handler while alive, unless SIGINT is ignored or left to its default (which
+// ends the process at once anyway).
+struct Watch {
+    bool on = false;
+    Watch() {
+        std::lock_guard<std::mutex> lk(mu);
+        if (users == 0) {
+            struct sigaction current;
+            if (sigaction(SIGINT, nullptr, &current) != 0) return;
+            const bool plain = !(current.sa_flags & SA_SIGINFO);
+            if (plain && (current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN)) return;
+            struct sigaction mine {};
+            mine.sa_sigaction = &handler;
+            mine.sa_flags = SA_SIGINFO | (current.sa_flags & SA_ONSTACK);
+            sigemptyset(&mine.sa_mask);
+            previous = current;
+            if (sigaction(SIGINT, &mine, nullptr) != 0) return;
+        }
+        ++users;
+        on = true;
+    }
+    ~Watch() {
+        if (!on) return;
+        std::lock_guard<std::mutex> lk(mu);
+        if (--users > 0) return;
+        struct sigaction current;
+        // Put Python's back, unless someone replaced ours meanwhile.
+        if (sigaction(SIGINT, nullptr, &current) == 0 && (current.sa_flags & SA_SIGINFO) &&
+            current.sa_sigaction == &handler)
+            sigaction(SIGINT, &previous, nullptr);
+    }
+};
+}  // namespace sigint
+
+// The optimizer's step count: an int (read only) or a writeable int64 array of shape (1,),
+// advanced in place by the steps taken, so that it always matches the weights, even when
+// the call ends in KeyboardInterrupt.
+struct StepCount {
+    long long value = 0;
+    std::int64_t* out = nullptr;
+    py::object keep;
+};
+
+StepCount step_count(const py::object& t) {
+    StepCount s;
+    if (py::isinstance<py::array>(t)) {
+        py::array a = py::reinterpret_borrow<py::array>(t);
+        if (a.dtype().kind() != 'i' || a.itemsize() != 8 || a.ndim() != 1 || a.size() != 1 ||
+            !a.writeable())
+            fail("t", "an int or a writeable int64 array of shape (1,)", dtype_str(a) + " array of shape " + shape_str(a));
+        s.out = static_cast<std::int64_t*>(a.mutable_data());
+        s.value = *s.out;
+        s.keep = a;
+    } else {
+        try {
+            s.value = py::cast<long long>(t);
+        } catch (const py::cast_error&) {
+            fail("t", "an int or a writeable int64 array of shape (1,)", std::string(py::repr(t)));
+        }
+    }
+    if (s.value < 0) fail("t", "the number of steps taken (>= 0)", std::to_string(s.value));
+    return s;
+}
+
 py::array_t<double> network_train_epoch(PyNetwork& self, const ArrayInOut& params,
                                         const ArrayInOut& grads, const ArrayInOut& state1,
                                         const ArrayInOut& state2, const ArrayIn& x_in,
                                         const ArrayIn& y_in, const ArrayIn& order_in,
-                                        long long batch_size, double lr, long long t,
+                                        long long batch_size, double lr, const py::object& t_in,
                                         const PyLossSpec& loss, const pycvnn::UpdateRule& rule) {
+    pycvnn::Pool::Session session;
     Buffers b = arena_buffers(rule, params, grads, state1, state2);
-    require_arena(b.arrays[0], "params", self.n_params());
+    require_arena(b.arrays[0], "params", self.n_params);
     const py::array &x = x_in.a, &y = y_in.a, &order = order_in.a;
     const idx in = self.ops.front().in, C = self.ops.back().out;
     require_input(x, "x");
@@ -1098,46 +1302,88 @@ py::array_t<double> network_train_epoch(PyNetwork& self, const ArrayInOut& param
             fail("y", "targets of shape (" + std::to_string(rows) + ", " + std::to_string(C) + ")",
                  "shape " + shape_str(y));
     }
-    // Only the ids of the rows in the order are checked: a call costs O(order), not O(rows)
-    // (fit's progress bar makes up to 20 calls an epoch: tiny on 60,000 rows spent 25 us a
-    // call scanning them all, 7% of its epoch).
     ids_array Y_ids = ids ? class_ids(y, rows, C, false) : ids_array();
     require_input(order, "order");
     if (!is_integer(order) || order.ndim() != 1)
         fail("order", "a 1-d integer array of row indices", dtype_str(order) + " array of shape " + shape_str(order));
-    ids_array O(order);
-    const std::int64_t* op = O.data();
-    const idx n_order = O.size();
-    for (idx i = 0; i < n_order; ++i) {
-        if (op[i] < 0 || op[i] >= rows)
-            fail("order", "row indices in [0, " + std::to_string(rows) + ")", std::to_string(op[i]));
-        if (ids) require_class_id(Y_ids.data()[op[i]], py::ssize_t(op[i]), C);
-    }
     if (batch_size < 1) fail("batch_size", "an int >= 1", std::to_string(batch_size));
     require_at_least(lr, "lr", 0.0, false);
-    if (t < 0) fail("t", "the number of steps taken (>= 0)", std::to_string(t));
-    std::vector<double> losses(size_t((n_order + batch_size - 1) / batch_size));
+    StepCount t = step_count(t_in);
+    // The order and the class ids it visits are copied here, checked as they are copied: with
+    // the GIL released another thread may write into the caller's arrays, and what the loop
+    // reads must stay what was checked. Only the rows in the order are read, so a call costs
+    // O(order), not O(rows) (fit makes several calls an epoch).
+    ids_array O(order);
+    const idx n_order = O.size();
+    std::vector<std::int64_t> order_copy(O.data(), O.data() + n_order), ids_copy;
+    if (ids) ids_copy.resize(size_t(n_order));
+    const std::int64_t* all_ids = ids ? Y_ids.data() : nullptr;
+    for (idx i = 0; i < n_order; ++i) {
+        const std::int64_t r = order_copy[size_t(i)];
+        if (r < 0 || r >= rows)
+            fail("order", "row indices in [0, " + std::to_string(rows) + ")", std::to_string(r));
+        if (ids) {
+            const std::int64_t id = all_ids[r];
+            require_class_id(id, py::ssize_t(r), C);
+            ids_copy[size_t(i)] = id;
+        }
+    }
+    const idx batch = std::min<idx>(idx(batch_size), n_order);  // no overflow past the order's end
+    require_workspace(self, batch, "batch_size");
+    std::vector<double> losses(size_t(n_order / batch + (n_order % batch != 0)));
     idx ran = 0;
+    bool interrupted = false;
     auto run = [&](auto tag) {
         using T = decltype(tag);
         carray<T> X(x);
         carray<T> Y = ids ? carray<T>() : carray<T>(y);
         const T* xp = X.data();
         const T* yp = ids ? nullptr : Y.data();
-        const std::int64_t* ip = ids ? Y_ids.data() : nullptr;
         T* p = static_cast<T*>(b.w(0));
         T* g = static_cast<T*>(b.w(1));
         T* s1 = state_ptr<T>(b, 2);
         T* s2 = state_ptr<T>(b, 3);
-        auto& net = self.net<T>();
-        py::gil_scoped_release nogil;
-        ran = net.train_epoch(p, g, s1, s2, xp, yp, ip, op, n_order, idx(batch_size), lr, t,
-                              loss.spec, rule, losses.data());
+        Lease<T> lease(self);
+        sigint::Watch watch;
+        for (;;) {
+            const unsigned seen = sigint::count.load();
+            const idx first = ran * batch;
+            idx done;
+            {
+                py::gil_scoped_release nogil;
+                done = lease.net->train_epoch(p, g, s1, s2, xp, yp,
+                                              ids ? ids_copy.data() + first : nullptr,
+                                              order_copy.data() + first, n_order - first, batch,
+                                              lr, t.value + ran, loss.spec, rule,
+                                              losses.data() + ran, &sigint::count, seen);
+            }
+            const bool finite = done == 0 || std::isfinite(losses[size_t(ran + done - 1)]);
+            ran += done;  // the last batch, if its loss is not finite, was not applied
+            if (t.out) *t.out = t.value + ran - (finite ? 0 : 1);
+            if (!finite || first + done * batch >= n_order) break;
+            // Stopped for a signal: Python's handler runs here (KeyboardInterrupt propagates
+            // with the weights, the state and t all after the same step); a handler that
+            // returns lets the epoch go on.
+            if (PyErr_CheckSignals() != 0) {
+                interrupted = true;
+                break;
+            }
+        }
     };
     if (b.f64) run(double()); else run(float());
-    self.last_x = py::none();  // the workspace now holds a batch, not the last forward
+    if (interrupted) throw py::error_already_set();
     return py::array_t<double>(py::ssize_t(ran), losses.data());
 }
+
+// A Session opened and closed from Python (a with-block on one thread).
+struct ThreadSession {
+    std::unique_ptr<pycvnn::Pool::Session> session;
+    void enter() {
+        if (session) fail("ThreadSession", "a session not already entered", "a nested __enter__");
+        session = std::make_unique<pycvnn::Pool::Session>();
+    }
+    void exit() { session.reset(); }
+};
 
 }  // namespace
 
@@ -1147,11 +1393,23 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("_blas_load", &pycvnn::blas_load, "Resolve the BLAS symbols; False if none are loaded.");
     m.def("_blas_name", &pycvnn::blas_name);
+    pycvnn::Pool::instance().set_resize_hook(&pycvnn::blas_set_num_threads);
     m.def("_set_num_threads", [](int n) {
-        pycvnn::blas_set_num_threads(n);
-        pycvnn::Pool::instance().set_threads(n);
-    }, py::arg("n"), "Threads of the whole core: OpenBLAS's and the core's own pool.");
-    m.def("_get_num_threads", &pycvnn::blas_get_num_threads);
+        if (n < 1) fail("n", "a thread count >= 1", std::to_string(n));
+        pycvnn::Pool::instance().request_threads(n);
+    }, py::arg("n"), "Threads of the whole core (OpenBLAS's and the core's own pool), applied "
+       "once no call into the core is running.");
+    m.def("_get_num_threads", []() { return pycvnn::Pool::instance().requested(); });
+    m.def("_blas_num_threads", &pycvnn::blas_get_num_threads, "OpenBLAS's own thread count.");
+    py::class_<ThreadSession>(m, "ThreadSession",
+                              "`with ThreadSession():` pins the thread count for the block's calls "
+                              "on this thread (fit holds one for its whole run).")
+        .def(py::init<>())
+        .def("__enter__", [](ThreadSession& s) { s.enter(); return &s; },
+             py::return_value_policy::reference)
+        .def("__exit__", [](ThreadSession& s, const py::object&, const py::object&,
+                            const py::object&) { s.exit(); return false; },
+             py::arg("exc_type"), py::arg("exc_value"), py::arg("traceback"));
     // Bench helpers (bench/compare.py): the FMA peak and GEMM timings, GIL released.
     m.def("_fma_peak", [](double seconds) {
         py::gil_scoped_release nogil;
@@ -1410,13 +1668,15 @@ PYBIND11_MODULE(_core, m) {
     py::class_<PyNetwork>(m, "Network",
         "ops [(kind, in, out, activation, alpha)] over one flat parameter arena.")
         .def(py::init(&make_network), py::arg("ops"))
-        .def("forward", &network_forward, py::arg("params"), py::arg("x"))
+        .def("forward", &network_forward, py::arg("params"), py::arg("x"), py::arg("keep") = true,
+             "x (N, in) -> the output (N, out); with keep, this thread's next backward "
+             "differentiates this pass.")
         .def("backward", &network_backward, py::arg("params"), py::arg("grads"), py::arg("dout"))
         .def("train_epoch", &network_train_epoch, py::arg("params"), py::arg("grads"),
              py::arg("state1"), py::arg("state2"), py::arg("x"), py::arg("y"), py::arg("order"),
              py::arg("batch_size"), py::arg("lr"), py::arg("t"), py::arg("loss"), py::arg("rule"))
-        .def_property_readonly("n_params", [](PyNetwork& n) { return n.n_params(); })
-        .def_property_readonly("n_decay", [](PyNetwork& n) { return n.net<double>().n_decay(); })
+        .def_property_readonly("n_params", [](PyNetwork& n) { return n.n_params; })
+        .def_property_readonly("n_decay", [](PyNetwork& n) { return n.n_decay; })
         .def_property_readonly("in_features", [](PyNetwork& n) { return n.ops.front().in; })
         .def_property_readonly("out_features", [](PyNetwork& n) { return n.ops.back().out; });
 }

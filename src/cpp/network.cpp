@@ -171,7 +171,6 @@ void Network<T>::reserve(idx N, bool backward) {
     dz_.resize(size_t(N * max_width_));
     xb_.resize(size_t(N * in_features()));
     yb_.resize(size_t(N * out_features()));
-    idb_.resize(size_t(N));
 }
 
 template <typename T>
@@ -255,7 +254,7 @@ void Network<T>::prefetch_rows(const T* x, const T* y, const std::int64_t* ids, 
     if (y)
         prefetch_lines(y + first * C, sizeof(T) * size_t(rows * C));
     else
-        prefetch_lines(ids + first, sizeof(std::int64_t) * size_t(rows));
+        prefetch_lines(ids, sizeof(std::int64_t) * size_t(rows));
 }
 
 // A core's L2 (2 MiB, this machine's, where sysconf does not say).
@@ -302,40 +301,40 @@ template <typename T>
 idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* x, const T* y,
                             const std::int64_t* ids, const std::int64_t* order, idx n_order,
                             idx batch, double lr, long long t, const LossSpec& loss,
-                            const UpdateRule& rule, double* losses) {
+                            const UpdateRule& rule, double* losses,
+                            const std::atomic<unsigned>* signals, unsigned signals_seen) {
     FlushDenormals ftz;  // one MXCSR write for the epoch, not one per kernel
     TrainingGemms training;  // small batches' GEMMs stay on this thread (gemm.hpp)
     const idx in = in_features(), C = out_features();
-    reserve(std::min(batch, n_order), true);
+    batch = std::min(batch, n_order);  // start + batch below never overflows
+    reserve(batch, true);
     // Plain GD needs no separate update pass: w := (1 - lr wd) w - lr dz^T x in the GEMM.
     // Clipping needs the whole gradient first, so it keeps the general path.
     const bool fold_gd = rule.rule == Rule::GD && rule.clip_norm <= 0 && lr > 0;
     idx nb = 0;
     // Rows in order (no shuffle) are read in place; otherwise the batch is gathered into
     // contiguous rows for the GEMMs. Each batch is checked once, the step before it runs.
-    bool in_place = n_order > 0 && contiguous(order, std::min(batch, n_order));
+    bool in_place = n_order > 0 && contiguous(order, batch);
     for (idx start = 0; start < n_order; start += batch, ++nb) {
+        if (signals && signals->load(std::memory_order_relaxed) != signals_seen) break;
         const idx rows = std::min(batch, n_order - start);
         const idx first = idx(order[start]);
         const T* xb = x + first * in;
         const T* yb = y ? y + first * C : nullptr;
-        const std::int64_t* ib = y ? nullptr : ids + first;
+        const std::int64_t* ib = y ? nullptr : ids + start;
         if (!in_place) {
             for (idx r = 0; r < rows; ++r) {
                 const idx row = idx(order[start + r]);
                 std::memcpy(&xb_[size_t(r * in)], x + row * in, sizeof(T) * size_t(in));
-                if (y)
-                    std::memcpy(&yb_[size_t(r * C)], y + row * C, sizeof(T) * size_t(C));
-                else
-                    idb_[size_t(r)] = ids[row];
+                if (y) std::memcpy(&yb_[size_t(r * C)], y + row * C, sizeof(T) * size_t(C));
             }
             xb = xb_.data();
             yb = y ? yb_.data() : nullptr;
-            ib = y ? nullptr : idb_.data();
         }
         const idx next = start + rows, next_rows = std::min(batch, n_order - next);
         const bool next_in_place = next_rows > 0 && contiguous(order + next, next_rows);
-        if (next_in_place) prefetch_rows(x, y, ids, idx(order[next]), next_rows);
+        if (next_in_place)
+            prefetch_rows(x, y, y ? nullptr : ids + next, idx(order[next]), next_rows);
         const T* pred = forward(params, xb, rows);
         const double value = loss.value_and_grad(grad_a_.data(), pred, yb, ib, rows, C);
         losses[nb] = value;

@@ -4,6 +4,7 @@
 // [W1, ..., WL, b1, ..., bL], Wi (out_i, in_i) row-major; the first n_decay entries are the
 // weights, the only entries weight decay touches.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -92,16 +93,18 @@ public:
     // dout (N, out) -> writes every op's gradients into grads; returns dx (N, in) in the
     // workspace, or null if !need_dx (the first layer's dx is then never computed).
     const T* backward(const T* params, T* grads, const T* dout, idx N, bool need_dx);
-    // One epoch over the rows of x, y / ids in `order`, batches of `batch` rows (last partial
-    // batch used). Writes each batch loss to losses; returns the number of batches run,
-    // stopping after the first non-finite loss (its update not applied).
+    // One epoch over the rows of x, y in `order`, batches of `batch` rows (last partial batch
+    // used); ids[i] is the class id of row order[i]. Writes each batch loss to losses; returns
+    // the number of batches run, stopping after the first non-finite loss (its update not
+    // applied) or, between batches, once *signals differs from signals_seen (a Ctrl-C).
     idx train_epoch(T* params, T* grads, T* state1, T* state2,
                     const T* x,                 // (rows, in)
                     const T* y,                 // (rows, out) targets, or null with ids
-                    const std::int64_t* ids,    // (rows) class ids, or null with y
+                    const std::int64_t* ids,    // (n_order) class ids in order, or null with y
                     const std::int64_t* order,  // (n_order) row indices
                     idx n_order, idx batch, double lr, long long t, const LossSpec& loss,
-                    const UpdateRule& rule, double* losses);
+                    const UpdateRule& rule, double* losses,
+                    const std::atomic<unsigned>* signals = nullptr, unsigned signals_seen = 0);
 
 private:
     // Grows the workspace to N rows (a no-op once large enough): a forward's outputs, and with
@@ -109,7 +112,7 @@ private:
     // (predict's 1,024 rows on wide: 8 MiB, no longer also 16 MiB of backward buffers).
     void reserve(idx N, bool backward);
     void prefetch_rows(const T* x, const T* y, const std::int64_t* ids, idx first,
-                       idx rows) const;
+                       idx rows) const;  // ids: the batch's own
     // The optimizer step after a backward on N rows, each thread on the weight rows its GEMMs
     // computed.
     void update(T* params, T* grads, T* state1, T* state2, idx N, double lr, long long t,
@@ -125,7 +128,6 @@ private:
     avector<T> grad_a_, grad_b_;   // ping-pong d loss / d activations (grad_rows_, max_width_)
     avector<T> dz_;                // dense backward scratch (grad_rows_, max_width_)
     avector<T> xb_, yb_;           // the gathered batch
-    std::vector<std::int64_t> idb_;
     const T* input_ = nullptr;  // x of the last forward
 };
 

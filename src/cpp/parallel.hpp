@@ -1,20 +1,38 @@
 // The core's own threads: the optimizer update over the whole parameter arena, and on AVX-512
 // CPUs every large GEMM (their column panels, or A^T B's rows; see gemm.cpp). Elsewhere large
 // GEMMs use OpenBLAS's threads; pycvnn.set_num_threads sets both, and the two never run at the
-// same time. Between jobs workers poll for up to 100 us (PYCVNN_SPIN_US), then sleep on a
-// condition variable: a training step's jobs come back to back, and a futex wake-up costs tens
-// of microseconds on a virtual machine (wide on 2 threads: GD 10.1 -> 9.9 ms a step, Adam
-// 11.1 -> 10.8).
+// same time.
+//
+// Thread count. set_num_threads records a request; it is applied (workers started or stopped,
+// OpenBLAS told) only while no Session is open, at once or when the last open Session closes.
+// Every call into the core opens a Session, and fit keeps one open for its whole run: a call
+// sees one count from start to end, so a fit gives the weights of a fit at that fixed count,
+// and nothing waits on anything to change it.
+//
+// Jobs. parallel_for splits [0, n) into parts fixed by the count alone; the caller and the
+// workers claim parts from a shared counter, so the result never depends on which thread ran
+// which part, and a part no worker claimed in time is run by the caller: a job finishes even
+// with fewer workers than parts, whatever the count did meanwhile.
+//
+// Load. Between jobs workers poll for up to 100 us (PYCVNN_SPIN_US), then sleep on a condition
+// variable: a training step's jobs come back to back and a futex wake-up costs tens of
+// microseconds on a virtual machine. When the machine has fewer free cores than threads, a
+// worker that claimed a part may be descheduled in it and the caller waits for it; a job whose
+// wait outlasts half the caller's own share marks the pool late, and the pool then runs jobs
+// on the caller alone for a back-off period (1 ms, doubling to 128 ms while lateness repeats)
+// before it tries its workers again.
 #pragma once
 #include <pthread.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <condition_variable>
-#include <type_traits>
+#include <cstdlib>
+#include <memory>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "common.hpp"
@@ -28,163 +46,266 @@ public:
         return *pool;
     }
 
-    // Total threads, the caller included (workers = n - 1).
-    void set_threads(int n) {
-        std::lock_guard<std::mutex> busy(run_mu_);
-        stop_workers();
-        n = std::max(1, n);
-        std::lock_guard<std::mutex> lk(mu_);
-        stop_ = false;
-        for (int id = 1; id < n; ++id) {
-            pthread_t t;
-            // The worker starts from the current generation, read here under mu_: read by the
-            // worker itself, a job posted before it first ran would be missed.
-            auto* arg = new Start{this, id, generation_};
-            if (pthread_create(&t, nullptr, &Pool::entry, arg) != 0) {
-                delete arg;
-                break;
-            }
-            workers_.push_back(t);
-        }
+    // The count a call on this thread uses: its Session's, else the applied one.
+    int threads() const {
+        return pinned_ > 0 ? pinned_ : applied_.load(std::memory_order_relaxed);
+    }
+    int requested() const { return requested_.load(std::memory_order_relaxed); }
+
+    // Total threads, the caller included (workers = n - 1), from the next moment no Session is
+    // open. Never blocks on running work.
+    void request_threads(int n) {
+        std::lock_guard<std::mutex> lk(session_mu_);
+        requested_ = std::max(1, n);
+        if (open_ == 0) apply_locked();
     }
 
-    int threads() const { return int(workers_.size()) + 1; }
+    // Called with the new count whenever it is applied (OpenBLAS's setter).
+    void set_resize_hook(void (*hook)(int)) { hook_ = hook; }
+
+    // Pins the thread count for the calls on this thread while it lives (the outermost one
+    // pins; nested ones keep it). Cheap: a mutex taken twice.
+    class Session {
+    public:
+        Session() : pool_(instance()), outer_(pinned_) {
+            std::lock_guard<std::mutex> lk(pool_.session_mu_);
+            if (pool_.open_ == 0) pool_.apply_locked();
+            ++pool_.open_;
+            if (outer_ == 0) pinned_ = pool_.applied_.load(std::memory_order_relaxed);
+        }
+        ~Session() {
+            pinned_ = outer_;
+            std::lock_guard<std::mutex> lk(pool_.session_mu_);
+            if (--pool_.open_ == 0) pool_.apply_locked();
+        }
+        Session(const Session&) = delete;
+        Session& operator=(const Session&) = delete;
+
+    private:
+        Pool& pool_;
+        int outer_;
+    };
 
     // How parallel_for splits [0, n): into parts(...) parts, part p starting at part_start(...)
-    // (the multiple of align nearest p n / parts: mnist's 784 columns split 384 + 400, not
-    // 448 + 336; its 2-thread GD and Adam steps 2.6% faster). Public so that work on the same
-    // data later (the optimizer update) can fall to the same threads.
+    // (the multiple of align nearest p n / parts, so mnist's 784 columns split 384 + 400).
+    // Public so that work on the same data later (the optimizer update) splits alike.
     static int parts(idx n, idx min_per_thread, int threads) {
-        return int(std::min<idx>(threads, n / std::max<idx>(min_per_thread, 1)));
+        return int(std::max<idx>(1, std::min<idx>(threads, n / std::max<idx>(min_per_thread, 1))));
     }
     static idx part_start(idx n, int parts, idx align, int p) {
         return p >= parts ? n : std::min(n, (n * p / parts + align / 2) / align * align);
     }
 
-    // f(begin, end) over [0, n) in one contiguous part per thread (parts start on multiples
-    // of align), the caller running the first; serial when n is small, there are no workers,
-    // or another caller holds the pool. Allocation-free: the job is a function pointer and a
-    // context on this stack frame (a std::function holding f would allocate on every step).
+    // f(begin, end) over [0, n) in parts(n, min_per_thread, threads()) contiguous parts (parts
+    // start on multiples of align). Every part runs exactly once, on the caller or a worker.
+    // Allocation-free: the job is a function pointer and a context on this stack frame.
     template <typename F>
     void parallel_for(idx n, idx min_per_thread, F&& f, idx align = 64) {
         const int parts = Pool::parts(n, min_per_thread, threads());
-        std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
-        if (parts <= 1 || !busy.owns_lock()) {
+        if (parts <= 1) {
             f(idx(0), n);
             return;
         }
-        struct Job {
+        struct Ctx {
             std::remove_reference_t<F>* f;
             idx n, align;
             int parts;
-            idx start(int p) const { return part_start(n, parts, align, p); }
-        } job{&f, n, align, parts};
-        auto part = [](void* ctx, int p) {
-            const Job& j = *static_cast<Job*>(ctx);
-            const idx lo = j.start(p), hi = j.start(p + 1);
-            if (lo < hi) (*j.f)(lo, hi);
+        } ctx{&f, n, align, parts};
+        Job job;
+        job.ctx = &ctx;
+        job.parts = parts;
+        job.run = [](void* c, int p) {
+            const Ctx& x = *static_cast<Ctx*>(c);
+            const idx lo = part_start(x.n, x.parts, x.align, p);
+            const idx hi = part_start(x.n, x.parts, x.align, p + 1);
+            if (lo < hi) (*x.f)(lo, hi);
         };
+        // Another caller holds the workers (concurrent calls), the pool is backing off, or it
+        // has no workers: the same parts, in order, here.
+        std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
+        if (!busy.owns_lock() || backing_off() || workers_alive_.load() == 0) {
+            for (int p = 0; p < parts; ++p) job.run(&ctx, p);
+            return;
+        }
         {
             std::lock_guard<std::mutex> lk(mu_);
-            task_ = part;
-            ctx_ = &job;
-            parts_ = parts;
-            pending_ = parts - 1;
+            job_ = &job;
             ++generation_;
         }
         cv_.notify_all();
-        part(&job, 0);
-        spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
-        std::unique_lock<std::mutex> lk(mu_);
-        done_cv_.wait(lk, [&] { return pending_ == 0; });
+        const auto t0 = Clock::now();
+        job.run(&ctx, 0);
+        for (int p; (p = job.next.fetch_add(1, std::memory_order_relaxed)) < parts;) job.run(&ctx, p);
+        const auto t1 = Clock::now();
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            job_ = nullptr;  // no worker joins it from now on
+        }
+        spin_until([&] { return job.active.load(std::memory_order_acquire) == 0; }, true);
+        {
+            std::unique_lock<std::mutex> lk(mu_);
+            done_cv_.wait(lk, [&] { return job.active.load(std::memory_order_relaxed) == 0; });
+        }
+        note_wait(t1 - t0, Clock::now() - t1);
     }
 
-    // In a forked child the workers do not exist: forget them (pthread_atfork).
+    // In a forked child the workers do not exist: forget them (pthread_atfork). The next
+    // Session starts the requested count afresh.
     static void after_fork_in_child() {
         Pool& p = instance();
         new (&p.mu_) std::mutex();
         new (&p.run_mu_) std::mutex();
+        new (&p.session_mu_) std::mutex();
         new (&p.cv_) std::condition_variable();
         new (&p.done_cv_) std::condition_variable();
-        p.workers_.clear();
-        p.pending_ = 0;
+        p.workers_.release();  // their threads are gone; their records are left behind
+        p.workers_.reset(new std::vector<std::unique_ptr<Worker>>());
+        p.workers_alive_ = 0;
+        p.applied_ = 1;
+        p.open_ = 0;
+        p.job_ = nullptr;
     }
 
 private:
-    Pool() { pthread_atfork(nullptr, nullptr, &Pool::after_fork_in_child); }
+    using Clock = std::chrono::steady_clock;
 
-    struct Start {
+    Pool() : workers_(new std::vector<std::unique_ptr<Worker>>()) {
+        pthread_atfork(nullptr, nullptr, &Pool::after_fork_in_child);
+    }
+
+    struct Job {
+        void (*run)(void*, int) = nullptr;
+        void* ctx = nullptr;
+        int parts = 0;
+        std::atomic<int> next{1};    // the next unclaimed part (the caller runs part 0)
+        std::atomic<int> active{0};  // workers inside the job (changed under mu_)
+    };
+
+    struct Worker {
         Pool* pool;
-        int id;
-        long generation;
+        pthread_t thread{};
+        bool stop = false;  // under mu_
+        long seen;          // the generation it last looked at
     };
 
     static void* entry(void* arg) {
-        const Start start = *static_cast<Start*>(arg);
-        delete static_cast<Start*>(arg);
-        start.pool->loop(start.id, start.generation);
+        Worker* w = static_cast<Worker*>(arg);
+        w->pool->loop(*w);
         return nullptr;
     }
 
-    void loop(int id, long seen) {
+    void loop(Worker& w) {
         for (;;) {
-            void (*task)(void*, int) = nullptr;
-            void* ctx = nullptr;
-            spin_until([&] { return stop_.load(std::memory_order_acquire) ||
-                                    generation_.load(std::memory_order_acquire) != seen; });
+            spin_until([&] { return generation_.load(std::memory_order_acquire) != w.seen ||
+                                    stopping_.load(std::memory_order_relaxed); }, false);
+            Job* job;
             {
                 std::unique_lock<std::mutex> lk(mu_);
-                cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
-                if (stop_) return;
-                seen = generation_;
-                if (id >= parts_) continue;  // this job has fewer parts than threads
-                task = task_;
-                ctx = ctx_;
+                cv_.wait(lk, [&] { return w.stop || generation_ != w.seen; });
+                if (w.stop) return;
+                w.seen = generation_;
+                job = job_;
+                if (!job) continue;  // finished before this worker looked
+                job->active.fetch_add(1, std::memory_order_relaxed);
             }
-            task(ctx, id);
+            for (int p; (p = job->next.fetch_add(1, std::memory_order_relaxed)) < job->parts;)
+                job->run(job->ctx, p);
             std::lock_guard<std::mutex> lk(mu_);
-            if (--pending_ == 0) done_cv_.notify_one();
+            if (job->active.fetch_sub(1, std::memory_order_release) == 1) done_cv_.notify_all();
         }
     }
 
-    void stop_workers() {
+    // Starts or stops workers to match the request; session_mu_ held and no Session open, so
+    // no call is between its parts and the count it pinned.
+    void apply_locked() {
+        const int want = requested_.load();
+        if (want == applied_.load()) return;
+        auto& ws = *workers_;
+        std::vector<std::unique_ptr<Worker>> gone;
         {
             std::lock_guard<std::mutex> lk(mu_);
-            stop_ = true;
+            while (int(ws.size()) > want - 1) {
+                ws.back()->stop = true;
+                gone.push_back(std::move(ws.back()));
+                ws.pop_back();
+            }
+            stopping_ = !gone.empty();
         }
         cv_.notify_all();
-        for (pthread_t t : workers_) pthread_join(t, nullptr);
-        workers_.clear();
+        for (auto& w : gone) pthread_join(w->thread, nullptr);
+        stopping_ = false;
+        while (int(ws.size()) < want - 1) {
+            auto w = std::make_unique<Worker>();
+            w->pool = this;
+            {
+                // From the current generation: a job posted before it first ran is not its.
+                std::lock_guard<std::mutex> lk(mu_);
+                w->seen = generation_;
+            }
+            if (pthread_create(&w->thread, nullptr, &Pool::entry, w.get()) != 0) break;
+            ws.push_back(std::move(w));
+        }
+        workers_alive_ = int(ws.size());
+        applied_ = want;
+        if (hook_) hook_(want);
     }
 
-    std::mutex mu_, run_mu_;
-    std::condition_variable cv_, done_cv_;
-    void (*task_)(void*, int) = nullptr;  // the current job: task_(ctx_, part)
-    void* ctx_ = nullptr;
-    std::vector<pthread_t> workers_;
-    std::atomic<long> generation_{0};
-    int parts_ = 0;
-    std::atomic<int> pending_{0};
-    std::atomic<bool> stop_{false};
+    // Back-off after late jobs (see the header comment).
+    bool backing_off() const {
+        const long long until = serial_until_.load(std::memory_order_relaxed);
+        return until != 0 && Clock::now().time_since_epoch().count() < until;
+    }
+    void note_wait(Clock::duration own, Clock::duration wait) {
+        using std::chrono::microseconds;
+        if (wait > own / 2 && wait > microseconds(20)) {
+            const int s = std::min(strikes_ + 1, 8);
+            strikes_ = s;
+            const auto period = std::chrono::milliseconds(1) * (1 << (s - 1));
+            serial_until_ = (Clock::now() + period).time_since_epoch().count();
+        } else if (strikes_ > 0) {
+            strikes_ = 0;
+            serial_until_ = 0;
+        }
+    }
 
-    // Polls ready() for a while before the caller blocks: between the back-to-back jobs of a
-    // training step a futex wake-up costs tens of microseconds on a virtual machine.
-    template <typename F>
-    static void spin_until(F&& ready) {
+    // Polls ready() for up to PYCVNN_SPIN_US before the caller blocks; the waiting caller
+    // (yield) gives its core away between polls, so a descheduled worker can finish its part.
+    template <typename R>
+    static void spin_until(R&& ready, bool yield) {
         static const long us = [] {
             const char* e = std::getenv("PYCVNN_SPIN_US");
             return e ? std::atol(e) : 100L;
         }();
         if (us <= 0) return;
-        const auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+        const auto end = Clock::now() + std::chrono::microseconds(us);
         for (int i = 1;; ++i) {
             if (ready()) return;
+            if (yield && i > 256) {
+                sched_yield();
+            } else {
 #if defined(PYCVNN_X86)
-            _mm_pause();
+                _mm_pause();
 #endif
-            if ((i & 63) == 0 && std::chrono::steady_clock::now() > end) return;
+            }
+            if ((i & 63) == 0 && Clock::now() > end) return;
         }
     }
+
+    std::mutex mu_;          // job_, generation_, workers' stop flags
+    std::mutex run_mu_;      // held by the caller whose job the workers run
+    std::mutex session_mu_;  // open_, resizing
+    std::condition_variable cv_, done_cv_;
+    Job* job_ = nullptr;
+    std::atomic<long> generation_{0};
+    std::atomic<bool> stopping_{false};
+    std::unique_ptr<std::vector<std::unique_ptr<Worker>>> workers_;
+    std::atomic<int> workers_alive_{0};
+    std::atomic<int> requested_{1}, applied_{1};
+    int open_ = 0;  // Sessions open, under session_mu_
+    void (*hook_)(int) = nullptr;
+    int strikes_ = 0;  // consecutive late jobs; by run_mu_'s holder only
+    std::atomic<long long> serial_until_{0};
+    static inline thread_local int pinned_ = 0;
 };
 
 }  // namespace pycvnn

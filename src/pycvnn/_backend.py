@@ -8,7 +8,7 @@ from . import _core, reference
 
 if not _core._blas_load():
     raise ImportError("pycvnn: OpenBLAS symbols not found; is scipy-openblas32 installed?")
-_core._set_num_threads(_core._get_num_threads())  # the core's pool matches OpenBLAS's count
+_core._set_num_threads(_core._blas_num_threads())  # the core's pool matches OpenBLAS's count
 
 _BACKENDS = {"cpp": _core, "numpy": reference}
 _current = "cpp"

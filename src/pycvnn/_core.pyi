@@ -170,21 +170,32 @@ class LossSpec:
 class Network:
     """ops: [(kind, in, out, activation, alpha)]; kind "dense" is a Dense layer fused with the
     activation after it ("none" if none), "act" a lone activation layer (in == out).
-    A workspace sized for the largest batch seen is reused: no allocation per step."""
+    Safe from any number of threads: each call takes a workspace of its own from the
+    network's idle ones (sized for the largest batch it has seen; no allocation per step)."""
     n_params: int
     n_decay: int
     in_features: int
     out_features: int
     def __init__(self, ops: list) -> None: ...
-    def forward(self, params: Array, x: Array) -> Array:
-        """x (N, in) -> the last op's output (N, out); keeps what backward needs."""
+    def forward(self, params: Array, x: Array, keep: bool = True) -> Array:
+        """x (N, in) -> the last op's output (N, out); with keep, the next backward on this
+        thread differentiates this pass."""
     def backward(self, params: Array, grads: Array, dout: Array) -> Array:
-        """dout (N, out) -> dx (N, in); writes every op's gradients into grads."""
+        """dout (N, out) -> dx (N, in) of this thread's last kept forward; writes every op's
+        gradients into grads."""
     def train_epoch(self, params: Array, grads: Array, state1: Array, state2: Array, x: Array,
-                    y: Array, order: Array, batch_size: int, lr: float, t: int,
+                    y: Array, order: Array, batch_size: int, lr: float, t: int | Array,
                     loss: LossSpec, rule: UpdateRule) -> Array:
         """The rows of x, y in `order` (int64 row indices), in batches of batch_size (the last
         partial batch used); per batch: forward, mean loss and gradient, backward, rule.step
-        with step number t + batch + 1. y: class ids (int (N,)) or targets (N, out).
+        with step number t + batch + 1. y: class ids (int (N,)) or targets (N, out). t: the
+        steps taken, an int or an int64 array (1,) advanced in place step by step.
         Returns the batch losses (float64), stopping after the first non-finite one (its
-        update not applied). The GIL is released for the whole call."""
+        update not applied). The GIL is released for the whole call; a Ctrl-C stops it
+        between batches with KeyboardInterrupt, the weights, the state and t consistent."""
+
+class ThreadSession:
+    """`with ThreadSession():` pins the thread count for the block's calls on this thread."""
+    def __init__(self) -> None: ...
+    def __enter__(self) -> ThreadSession: ...
+    def __exit__(self, exc_type: object, exc_value: object, traceback: object) -> bool: ...

@@ -5,6 +5,8 @@ each Dense's W and b are views into it, and its dW, db views into the gradient a
 backend's Network runs forward and backward over these buffers; fit hands it whole epochs.
 """
 
+import threading
+
 import numpy as np
 
 from . import _validate as v
@@ -88,8 +90,9 @@ def forward_in_chunks(net, params, X, rows):
     """net.forward over X, `rows` at a time, so the network's workspace never grows past
     that many rows (fit passes its batch size)."""
     if X.shape[0] <= rows:
-        return net.forward(params, X)
-    return np.concatenate([net.forward(params, X[i : i + rows]) for i in range(0, X.shape[0], rows)])
+        return net.forward(params, X, keep=False)
+    return np.concatenate([net.forward(params, X[i : i + rows], keep=False)
+                           for i in range(0, X.shape[0], rows)])
 
 
 def decisions(out, last_activation, fused=False):
@@ -112,6 +115,9 @@ class Sequential:
         self.dtype = _dtype(dtype)
         self.ops = _ops(layers)
         self._nets = {}  # (backend, role, ops) -> the backend's Network
+        self._nets_lock = threading.Lock()
+        self._train_lock = threading.RLock()  # one fit at a time
+        self._local = threading.local()  # each thread's forward pass, for its backward
         self.rng = rng_for(seed)
         dense = [layer for layer in layers if isinstance(layer, Dense)]
         n_w = sum(d.in_features * d.out_features for d in dense)
@@ -155,9 +161,11 @@ class Sequential:
         forward/backward use their own ("forward" role), so a predict, evaluate or fit in
         between does not replace the pass that backward differentiates."""
         key = (get_backend(), role, tuple(ops or self.ops))
-        if key not in self._nets:
-            self._nets[key] = backend().Network(list(key[2]))
-        return self._nets[key]
+        net = self._nets.get(key)
+        if net is None:
+            with self._nets_lock:  # threads asking at once share one Network
+                net = self._nets.setdefault(key, backend().Network(list(key[2])))
+        return net
 
     def __repr__(self):
         inner = ", ".join(repr(layer) for layer in self.layers)
@@ -171,22 +179,25 @@ class Sequential:
         return np.ascontiguousarray(X, dtype=self.dtype)
 
     def forward(self, X):
-        """X (N, in) -> the last layer's output (N, out); keeps what backward needs."""
-        self._forward_net = self.network(role="forward")
-        self._out_shape = None
-        out = self._forward_net.forward(self._params, self._input(X))
-        self._out_shape = out.shape
+        """X (N, in) -> the last layer's output (N, out); keeps what backward needs (per
+        thread: a backward differentiates the forward made on its own thread)."""
+        local = self._local
+        local.net, local.out_shape = self.network(role="forward"), None
+        out = local.net.forward(self._params, self._input(X))
+        local.out_shape = out.shape
         return out
 
     def backward(self, dout):
         """dout = d loss / d output (N, out) -> dX; overwrites every layer's gradients."""
-        if getattr(self, "_out_shape", None) is None:
-            raise ValueError("dout: expected a forward pass before backward")
+        local = self._local
+        if getattr(local, "out_shape", None) is None:
+            raise ValueError("dout: expected a forward pass on this thread before backward")
         dout = v.floating(dout, "dout")
-        if dout.shape != self._out_shape:
-            raise ValueError(f"dout: expected shape {self._out_shape} (the forward output), got {dout.shape}")
+        if dout.shape != local.out_shape:
+            raise ValueError(f"dout: expected shape {local.out_shape} (the forward output), got {dout.shape}")
         dout = np.ascontiguousarray(dout, dtype=self.dtype)
-        return self._forward_net.backward(self._params, self._grads, dout)
+        with self._train_lock:  # the gradient arena holds one backward's gradients, whole
+            return local.net.backward(self._params, self._grads, dout)
 
     def predict(self, X, rows=1024):
         """The last layer's output for X (N, in), computed `rows` at a time."""

@@ -22,9 +22,20 @@ class Optimizer:
         self.lr = lr
         self.weight_decay = v.number(weight_decay, "weight_decay", minimum=0)
         self.clip_norm = None if clip_norm is None else v.number(clip_norm, "clip_norm", 0, strict=True)
-        self.t = 0  # steps taken
+        # Steps taken, in an array the compiled epoch loop advances step by step: the count
+        # always matches the weights and the moments, even after a Ctrl-C mid-epoch.
+        self._steps = np.zeros(1, np.int64)
         self._state = None
         self._owner = None
+
+    @property
+    def t(self):
+        """The number of steps taken (Adam's bias correction counts from it)."""
+        return int(self._steps[0])
+
+    @t.setter
+    def t(self, value):
+        self._steps[0] = value
 
     @property
     def lr(self):

@@ -111,7 +111,7 @@ def _loss_and_accuracy(model, net, spec, fused, X, targets, labels, rows, with_l
     means combine by their row counts."""
     total, correct, n = 0.0, 0, X.shape[0]
     for i in range(0, n, rows):
-        pred = net.forward(model._params, X[i : i + rows])
+        pred = net.forward(model._params, X[i : i + rows], keep=False)
         if with_loss:
             total += float(spec.value(pred, targets[i : i + rows])) * pred.shape[0]
         if labels is not None:
@@ -232,7 +232,17 @@ def _positive_int(value, name, minimum=1):
 def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs=10, batch_size=32,
         shuffle=True, seed=None, validation_data=None, schedule=None, callbacks=(),
         verbose=True):
-    """Train model; see Sequential.fit. Returns a History."""
+    """Train model; see Sequential.fit. Returns a History.
+
+    Fits of one model run one at a time (a second waits for the first), and a fit keeps the
+    thread count it started with to its end (set_num_threads meanwhile applies after it)."""
+    with model._train_lock, backend().ThreadSession():
+        return _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed,
+                    validation_data, schedule, callbacks, verbose)
+
+
+def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, validation_data,
+         schedule, callbacks, verbose):
     X = model._input(X)
     n = X.shape[0]
     net, spec, name, fused = _plan(model, loss)
@@ -278,8 +288,9 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs=10, batch_si
         batch_losses = []
         for first in range(0, n_batches, chunk):
             part = order[first * batch : (first + chunk) * batch]
+            # opt._steps is advanced in place, step by step, with the weights.
             out = net.train_epoch(model._params, model._grads, state1, state2, X, targets, part,
-                                  batch, opt.lr, opt.t, spec, rule)
+                                  batch, opt.lr, opt._steps, spec, rule)
             batch_losses.extend(out.tolist())
             if not math.isfinite(batch_losses[-1]):
                 np.copyto(model._params, epoch_start)
@@ -288,7 +299,6 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs=10, batch_si
                     f"training diverged at epoch {epoch}, batch {len(batch_losses) - 1}: the loss "
                     f"is {batch_losses[-1]}; the weights from the start of epoch {epoch} were "
                     f"restored and the optimizer reset (try a smaller lr or clip_norm)")
-            opt.t += len(out)
             if bar:
                 sizes = np.minimum(batch, n - batch * np.arange(len(batch_losses)))
                 bar.update(epoch, len(batch_losses), float(np.dot(sizes, batch_losses) / sizes.sum()))

@@ -32,6 +32,6 @@ __all__ = [
     "add_weight_decay", "global_norm", "clip_by_global_norm",
 ]
 
-from .network import LossSpec, Network, UpdateRule  # noqa: E402  (the training core's twin)
+from .network import LossSpec, Network, ThreadSession, UpdateRule  # noqa: E402  (the training core's twin)
 
-__all__ += ["Network", "LossSpec", "UpdateRule"]
+__all__ += ["Network", "LossSpec", "UpdateRule", "ThreadSession"]

@@ -5,6 +5,8 @@ Wi (out_i, in_i) row-major. The first n_decay entries are the weights, the only 
 weight decay touches. grads and optimizer state buffers have the arena's size and dtype.
 """
 
+import threading
+
 import numpy as np
 
 from . import activations as A
@@ -64,6 +66,19 @@ class UpdateRule:
                 if hi > lo:
                     O.adamw_update(params[lo:hi], grads[lo:hi], state1[lo:hi], state2[lo:hi],
                                    lr, self.beta1, self.beta2, self.eps, t, decay)
+
+
+class ThreadSession:
+    """`with ThreadSession():` as the core's; the twin has no threads of its own to pin."""
+
+    def __init__(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        return False
 
 
 class LossSpec:
@@ -134,33 +149,39 @@ class Network:
                 off_w, off_b = off_w + fin * fout, off_b + fout
         self.n_decay, self.n_params = n_w, off_b
         self.in_features, self.out_features = self.ops[0][1], width
-        self._cache = None  # per op: (input, output) of the last forward
+        # Per thread, per op: (input, output) of the thread's last kept forward, so concurrent
+        # calls never share one and a backward differentiates its own thread's pass.
+        self._local = threading.local()
 
     def _views(self, buf, i):
         _, fin, fout, _, _ = self.ops[i]
         w, b = self._w_offsets[i], self._b_offsets[i]
         return buf[w : w + fout * fin].reshape(fout, fin), buf[b : b + fout]
 
-    def forward(self, params, x):
-        """x (N, in) -> the last op's output (N, out); keeps what backward needs."""
-        self._cache = []
+    def forward(self, params, x, keep=True):
+        """x (N, in) -> the last op's output (N, out); with keep, this thread's next backward
+        differentiates this pass."""
+        cache = []
         for i, (kind, _, _, act, alpha) in enumerate(self.ops):
             if kind == "dense":
                 w, b = self._views(params, i)
                 a = D.dense_forward(x, w, b, act, alpha)
             else:
                 a = _activation_forward(act, x, alpha)
-            self._cache.append((x, a))
+            cache.append((x, a))
             x = a
+        if keep:
+            self._local.cache = cache
         return x
 
     def backward(self, params, grads, dout):
         """dout = d loss / d output (N, out); writes every op's gradients into grads, returns dx."""
-        if self._cache is None:
-            raise ValueError("backward: expected a forward pass first")
+        cache = getattr(self._local, "cache", None)
+        if cache is None:
+            raise ValueError("backward: expected a forward pass on this thread first")
         for i in reversed(range(len(self.ops))):
             kind, _, _, act, alpha = self.ops[i]
-            x, a = self._cache[i]
+            x, a = cache[i]
             if kind == "dense":
                 w, _ = self._views(params, i)
                 dw_view, db_view = self._views(grads, i)
@@ -175,8 +196,11 @@ class Network:
                     loss, rule):
         """One epoch over the rows of x, y in `order`, in batches of batch_size (the last
         partial batch used): forward, mean loss and its gradient, backward, rule.step with
-        step number t + batch + 1. Returns the batch losses (float64), stopping after the
-        first non-finite one (its update not applied)."""
+        step number t + batch + 1. t is the number of steps taken: an int, or an int64 array
+        of shape (1,) advanced in place step by step. Returns the batch losses (float64),
+        stopping after the first non-finite one (its update not applied)."""
+        counter = t if isinstance(t, np.ndarray) else None
+        t = int(counter[0]) if counter is not None else int(t)
         losses = []
         for k, start in enumerate(range(0, len(order), batch_size)):
             idx = order[start : start + batch_size]
@@ -188,4 +212,6 @@ class Network:
                 break
             self.backward(params, grads, loss.grad(pred, yb))
             rule.step(params, grads, state1, state2, self.n_decay, lr, t + k + 1)
+            if counter is not None:
+                counter[0] = t + k + 1
         return np.asarray(losses, dtype=np.float64)
