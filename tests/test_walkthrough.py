@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from pycvnn import cli, walkthrough
@@ -34,3 +35,43 @@ def test_bad_input(X, y):
 def test_bad_iterations():
     with pytest.raises(ValueError, match="iterations"):
         walkthrough.linear_regression([1], [2], lr=0.1, iterations=-1)
+
+
+@pytest.mark.parametrize("kwargs,exc,name", [
+    ({"lr": float("nan")}, ValueError, "lr"),
+    ({"lr": -0.1}, ValueError, "lr"),
+    ({"lr": np.inf}, ValueError, "lr"),
+    ({"lr": "0.1"}, TypeError, "lr"),
+    ({"lr": True}, TypeError, "lr"),
+    ({"lr": 0.1, "w0": np.inf}, ValueError, "w0"),
+    ({"lr": 0.1, "b0": float("nan")}, ValueError, "b0"),
+    ({"lr": 0.1, "b0": None}, TypeError, "b0"),
+    ({"lr": 0.1, "iterations": 2.0}, ValueError, "iterations"),
+    ({"lr": 0.1, "iterations": True}, ValueError, "iterations"),
+    ({"lr": 0.1, "iterations": "3"}, ValueError, "iterations"),
+])
+def test_bad_scalars_name_the_argument(kwargs, exc, name):
+    with pytest.raises(exc, match=name):
+        walkthrough.linear_regression([1, 2], [2, 4], **kwargs)
+
+
+def test_numpy_scalars_are_accepted():
+    rows = walkthrough.linear_regression([1, 2, 3], [2, 4, 6], lr=np.float32(0.125), w0=np.float64(0),
+                                         b0=np.int64(0), iterations=np.int64(5))
+    assert rows == walkthrough.linear_regression([1, 2, 3], [2, 4, 6], 0.125, 0.0, 0.0, 5)
+    assert all(type(v) is float for r in rows for v in r[1:])
+
+
+def test_lr_0_leaves_w_and_b_where_they_started():
+    rows = walkthrough.linear_regression([1, 2, 3], [2, 4, 6], lr=0, w0=0.5, b0=-1, iterations=3)
+    assert [(r.w, r.b) for r in rows] == [(0.5, -1.0)] * 3
+
+
+def test_a_diverging_lr_gives_inf_then_nan_rows_without_warnings(recwarn):
+    rows = walkthrough.linear_regression([1, 2, 3], [2, 4, 6], lr=1e300, iterations=4)
+    assert np.isfinite(rows[0].w) and rows[1].w == -np.inf and np.isnan(rows[3].loss)
+    assert walkthrough.diverged_at(rows) == 1
+    assert walkthrough.diverged_at(walkthrough.linear_regression([1], [2], lr=0.1)) is None
+    assert len(recwarn) == 0
+    cells = walkthrough.format_table(rows).splitlines()[1].split()
+    assert cells[1:3] == ["1.86667e+301", "8.00000e+300"]  # too wide for fixed point

@@ -1,6 +1,8 @@
 """The `pycvnn` command line: `pycvnn train`, `pycvnn walkthrough`, `pycvnn info`."""
 
 import argparse
+import math
+import os
 import sys
 
 from . import __version__, walkthrough
@@ -8,12 +10,128 @@ from . import __version__, walkthrough
 
 SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup", "plateau")
 LOSSES = ("cross_entropy", "hinge", "squared_hinge", "l2", "mse", "l1", "huber")
+DATASETS = {"digits": (64, 10)}  # input features and classes, to size the model before loading
+
+# Bounds that turn a typo (an extra digit or three) into a clear error instead of a
+# MemoryError or a run that never ends.
+MAX_HIDDEN = 100_000
+MAX_PARAMETERS = 100_000_000
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1_000_000
+MAX_ITERATIONS = 10_000
+
+
+# ---- argument types: each returns the parsed value or raises ArgumentTypeError ------------------
+
+def _int_in(text, lo, hi, what):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def _float(text, what, minimum=None):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value + 0.0  # -0.0 -> 0.0
+
+
+def learning_rate(text):
+    return _float(text, "a finite number >= 0", minimum=0)
+
+
+def finite_float(text):
+    return _float(text, "a finite number")
+
+
+def epochs_arg(text):
+    return _int_in(text, 1, MAX_EPOCHS, f"an int from 1 to {MAX_EPOCHS:,}")
+
+
+def seed_arg(text):
+    return _int_in(text, 0, math.inf, "a non-negative int")
+
+
+def iterations_arg(text):
+    return _int_in(text, 0, MAX_ITERATIONS, f"an int from 0 to {MAX_ITERATIONS:,}")
+
+
+def batch_size_arg(text):
+    if text == "full":
+        return text
+    return _int_in(text, 1, MAX_BATCH, f"an int from 1 to {MAX_BATCH:,} or 'full'")
+
+
+def hidden_arg(text):
+    """'64,32' -> [64, 32]; '' -> [] (no hidden layer)."""
+    if not text.strip():
+        return []
+    what = f"comma-separated layer sizes, each an int from 1 to {MAX_HIDDEN:,}"
+    sizes = []
+    for item in text.split(","):
+        try:
+            sizes.append(_int_in(item, 1, MAX_HIDDEN, what))
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r} (bad size {item!r})") from None
+    return sizes
+
+
+def _folder_for(text, what):
+    """The checks a path to be written needs before training: a name, an existing, writable folder."""
+    if not text:
+        raise argparse.ArgumentTypeError(f"expected a file path for the {what}, got ''")
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"expected a file path for the {what}, got the folder {text!r}")
+    folder = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: the folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: the folder {folder!r} is not writable")
+
+
+def save_path(text):
+    _folder_for(text, "model")
+    return text
+
+
+def plot_path(text):
+    _folder_for(text, "curves")
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        return text  # cmd_train says how to install matplotlib, before training
+    formats = FigureCanvasBase.get_supported_filetypes()
+    extension = os.path.splitext(text)[1][1:].lower()
+    if extension not in formats:
+        names = ", ".join("." + f for f in sorted(formats))
+        raise argparse.ArgumentTypeError(f"expected a file name ending in one of {names}, got {text!r}")
+    return text
+
+
+def parameter_count(sizes):
+    return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+
+
+def check_train(parser, args):
+    """The checks that need more than one argument, before any data is loaded."""
+    features, classes = DATASETS[args.dataset]
+    count = parameter_count([features, *args.hidden, classes])
+    if count > MAX_PARAMETERS:
+        parser.error(f"argument --hidden: {','.join(map(str, args.hidden))} gives a model with "
+                     f"{count:,} parameters on {args.dataset}; the limit is {MAX_PARAMETERS:,}")
 
 
 def make_schedule(name, lr, epochs):
     from . import schedules as S
 
-    if name == "constant":
+    if name == "constant" or lr == 0:  # every schedule of a zero lr is zero throughout
         return None
     if name == "step":
         return S.StepDecay(lr, step_size=max(1, epochs // 3), gamma=0.1)
@@ -36,60 +154,99 @@ def split(n, test_fraction=0.2, seed=20240101):
     return order[n_test:], order[:n_test]
 
 
+class _EpochCounter:
+    """Counts finished epochs, so that a divergence can be reported by its epoch."""
+
+    def __init__(self):
+        self.done = 0
+
+    def on_epoch_end(self, epoch, logs):
+        self.done = epoch + 1
+        return False
+
+
+def _fail(message):
+    print(f"pycvnn train: {message}", file=sys.stderr)
+
+
+def _reason(err):
+    # strerror leaves out the file name, which for a save is the temporary file's, not the user's.
+    return err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+
+
 def cmd_train(args):
     import time
 
     import numpy as np
 
-    from . import datasets, optim, set_backend
+    from . import TrainingDiverged, datasets, optim, set_backend
     from .model import MLP
 
     if args.plot:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            print("pycvnn train: --plot needs matplotlib: pip install 'pycvnn[plot]'", file=sys.stderr)
+            _fail("--plot needs matplotlib: pip install 'pycvnn[plot]'")
             return 2
     set_backend(args.backend)
     X, y = datasets.digits()
     train, test = split(len(X))
     classes = int(y.max()) + 1
-    hidden = [int(h) for h in args.hidden.split(",") if h.strip()] if args.hidden else []
     classification = args.loss in ("cross_entropy", "hinge", "squared_hinge")
     targets = y if classification else np.eye(classes, dtype=np.float32)[y]
     output = "softmax" if args.loss == "cross_entropy" else None
-    model = MLP([X.shape[1], *hidden, classes], activation=args.activation, output=output,
-                seed=args.seed)
+    try:
+        model = MLP([X.shape[1], *args.hidden, classes], activation=args.activation, output=output,
+                    seed=args.seed)
+    except MemoryError:
+        _fail(f"not enough memory for a model with hidden sizes {args.hidden}")
+        return 1
     opt = optim.get(args.optimizer, lr=args.lr)
-    batch = None if args.batch_size == "full" else int(args.batch_size)
+    batch = None if args.batch_size == "full" else args.batch_size
     print(f"pycvnn {__version__}: {model} on digits ({len(train)} train / {len(test)} test), "
           f"{args.loss}, {opt}, batch {args.batch_size}, {args.epochs} epochs, {args.backend} backend",
           file=sys.stderr)
+    counter = _EpochCounter()
     start = time.perf_counter()
-    history = model.fit(X[train], targets[train], loss=args.loss, optimizer=opt,
-                        epochs=args.epochs, batch_size=batch, seed=args.seed,
-                        validation_data=(X[test], targets[test]),
-                        schedule=make_schedule(args.schedule, args.lr, args.epochs),
-                        verbose=not args.quiet)
+    try:
+        # The numpy backend's overflow warnings would bury the one line a divergence gets below.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            history = model.fit(X[train], targets[train], loss=args.loss, optimizer=opt,
+                                epochs=args.epochs, batch_size=batch, seed=args.seed,
+                                validation_data=(X[test], targets[test]),
+                                schedule=make_schedule(args.schedule, args.lr, args.epochs),
+                                callbacks=[counter], verbose=not args.quiet)
+    except TrainingDiverged:
+        live_bar = not args.quiet and sys.stderr.isatty()
+        print("\r\x1b[K" if live_bar else "", end="", file=sys.stderr)  # over the bar's unfinished line
+        _fail(f"training diverged in epoch {counter.done + 1} of {args.epochs} (the loss became NaN "
+              f"or Inf); try a smaller --lr than {args.lr:g}")
+        return 1
+    except MemoryError:
+        _fail(f"not enough memory to train with hidden sizes {args.hidden} and batch {args.batch_size}")
+        return 1
     seconds = time.perf_counter() - start
+    status = 0
     if args.plot:
         from .plot import plot_history
 
-        plot_history(history, args.plot)
-        print(f"saved curves to {args.plot}")
+        try:
+            plot_history(history, args.plot)
+            print(f"saved curves to {args.plot}")
+        except (OSError, RuntimeError, ValueError) as err:  # disk full, no permission, no LaTeX for .pgf
+            _fail(f"could not write the curves to {args.plot}: {_reason(err)}")
+            status = 1
     if args.save:
-        model.save(args.save)
-        print(f"saved model to {args.save}")
+        try:
+            model.save(args.save)
+            print(f"saved model to {args.save}")
+        except OSError as err:
+            _fail(f"could not save the model to {args.save}: {_reason(err)}")
+            status = 1
     accuracy = float(np.mean(model.predict_classes(X[test]) == y[test]))
     print(f"trained in {seconds:.2f} s; final training loss {history['loss'][-1]:.4f}")
     print(f"test accuracy: {accuracy:.4f}")
-    return 0
-
-
-def batch_size_arg(text):
-    if text == "full" or (text.isdigit() and int(text) >= 1):
-        return text
-    raise argparse.ArgumentTypeError(f"expected a positive int or 'full', got {text!r}")
+    return status
 
 
 def cmd_walkthrough(args):
@@ -99,6 +256,10 @@ def cmd_walkthrough(args):
     print("Batch gradient descent on y_hat = w x + b, MSE loss, X = [1, 2, 3], y = [2, 4, 6]")
     print(f"lr = {args.lr}, w0 = {args.w0}, b0 = {args.b0}; loss is taken before each update")
     print(walkthrough.format_table(rows))
+    bad = walkthrough.diverged_at(rows)
+    if bad is not None:
+        print(f"pycvnn walkthrough: the values overflow from iteration {bad} on: lr = {args.lr:g} is too "
+              "large and gradient descent diverges", file=sys.stderr)
 
 
 def cmd_info(args):
@@ -116,30 +277,32 @@ def build_parser():
     p = sub.add_parser("train", help="train an MLP on the bundled 8x8 digits",
                        description="Train an MLP on the bundled 8x8 handwritten digits (a fixed "
                        "80/20 split) and report held-out accuracy.")
-    p.add_argument("--dataset", choices=["digits"], default="digits", help="data set (digits)")
-    p.add_argument("--hidden", default="64,32", help="hidden sizes, comma-separated (default 64,32)")
+    p.add_argument("--dataset", choices=sorted(DATASETS), default="digits", help="data set (digits)")
+    p.add_argument("--hidden", type=hidden_arg, default="64,32",
+                   help="hidden sizes, comma-separated, '' for none (default 64,32)")
     p.add_argument("--activation", default="relu",
                    choices=["relu", "leaky_relu", "tanh", "sigmoid"], help="hidden activation")
     p.add_argument("--loss", default="cross_entropy", choices=LOSSES, help="loss (default cross_entropy)")
     p.add_argument("--optimizer", default="adam",
                    choices=["gd", "sgd", "momentum", "rmsprop", "adam", "adamw"], help="optimizer")
-    p.add_argument("--lr", type=float, default=0.001, help="learning rate (default 0.001)")
+    p.add_argument("--lr", type=learning_rate, default=0.001, help="learning rate (default 0.001)")
     p.add_argument("--schedule", default="constant", choices=SCHEDULES, help="lr schedule")
-    p.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
+    p.add_argument("--epochs", type=epochs_arg, default=30, help="epochs (default 30)")
     p.add_argument("--batch-size", type=batch_size_arg, default="32",
                    help="mini-batch size, 1 for stochastic, 'full' for batch GD (default 32)")
-    p.add_argument("--seed", type=int, default=0, help="seed for init and shuffling (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed for init and shuffling (default 0)")
     p.add_argument("--backend", choices=["cpp", "numpy"], default="cpp", help="backend (default cpp)")
-    p.add_argument("--plot", metavar="PATH", help="save loss/accuracy curves (needs matplotlib)")
-    p.add_argument("--save", metavar="PATH", help="save the trained model (.npz)")
+    p.add_argument("--plot", metavar="PATH", type=plot_path, help="save loss/accuracy curves (needs matplotlib)")
+    p.add_argument("--save", metavar="PATH", type=save_path, help="save the trained model (.npz)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, check=lambda args, p=p: check_train(p, args))
 
     p = sub.add_parser("walkthrough", help="the lecture's gradient-descent walkthrough")
-    p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
-    p.add_argument("--w0", type=float, default=0.0, help="initial w (default 0)")
-    p.add_argument("--b0", type=float, default=0.0, help="initial b (default 0)")
-    p.add_argument("--iterations", type=int, default=5, help="iterations (default 5)")
+    p.add_argument("--lr", type=learning_rate, default=0.1, help="learning rate (default 0.1)")
+    p.add_argument("--w0", type=finite_float, default=0.0, help="initial w (default 0)")
+    p.add_argument("--b0", type=finite_float, default=0.0, help="initial b (default 0)")
+    p.add_argument("--iterations", type=iterations_arg, default=5,
+                   help=f"iterations, at most {MAX_ITERATIONS:,} (default 5)")
     p.set_defaults(func=cmd_walkthrough)
 
     p = sub.add_parser("info", help="version, backend and BLAS")
@@ -149,6 +312,8 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if hasattr(args, "check"):
+        args.check(args)
     return args.func(args) or 0
 
 

@@ -43,7 +43,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value):
-        self._lr = v.number(value, "lr", 0, strict=True)
+        self._lr = v.number(value, "lr", 0)
 
     def hyperparameters(self):
         """The rule's own hyperparameters, as UpdateRule takes them."""

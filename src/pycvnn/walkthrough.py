@@ -1,8 +1,11 @@
 """The lecture's walkthrough: batch gradient descent on y_hat = w x + b with the MSE loss."""
 
+import numbers
 from typing import NamedTuple
 
 import numpy as np
+
+from . import _validate as v
 
 
 class Row(NamedTuple):
@@ -23,22 +26,41 @@ def linear_regression(X, y, lr, w0=0.0, b0=0.0, iterations=5):
         raise ValueError(f"X, y: expected two non-empty arrays of one length, got {x.shape} and {t.shape}")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(t))):
         raise ValueError("X, y: expected finite values, got NaN or Inf")
-    if not isinstance(iterations, int) or iterations < 0:
+    if (isinstance(iterations, (bool, np.bool_)) or not isinstance(iterations, numbers.Integral)
+            or iterations < 0):
         raise ValueError(f"iterations: expected a non-negative int, got {iterations!r}")
-    w, b, n = float(w0), float(b0), x.size
+    lr = v.number(lr, "lr", 0)
+    w, b, n = v.number(w0, "w0"), v.number(b0, "b0"), x.size
     rows = []
-    for i in range(iterations):
-        residual = t - (w * x + b)
-        loss = float(np.mean(residual**2))
-        dw = -2.0 / n * float(np.sum(x * residual))
-        db = -2.0 / n * float(np.sum(residual))
-        w, b = w - lr * dw, b - lr * db
-        rows.append(Row(i, w, b, loss))
+    # Too large an lr overflows to inf and then nan: the table shows it, without a warning per step.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(int(iterations)):
+            residual = t - (w * x + b)
+            loss = float(np.mean(residual**2))
+            dw = -2.0 / n * float(np.sum(x * residual))
+            db = -2.0 / n * float(np.sum(residual))
+            w, b = w - lr * dw, b - lr * db
+            rows.append(Row(i, w, b, loss))
     return rows
 
 
 def format_table(rows):
     """The rows as a fixed-width table, values to 6 decimals."""
     lines = [f"{'iteration':>9}  {'w':>12}  {'b':>12}  {'loss':>12}"]
-    lines += [f"{r.iteration:>9d}  {r.w:>12.6f}  {r.b:>12.6f}  {r.loss:>12.6f}" for r in rows]
+    lines += [f"{r.iteration:>9d}  {_cell(r.w)}  {_cell(r.b)}  {_cell(r.loss)}" for r in rows]
     return "\n".join(lines)
+
+
+def _cell(value):
+    # Fixed point keeps the lecture's look; a diverging run's values too wide for the column
+    # switch to exponents.
+    fixed = f"{value:>12.6f}"
+    return fixed if len(fixed) <= 12 else f"{value:>12.5e}"
+
+
+def diverged_at(rows):
+    """The first iteration whose w, b or loss is not finite, else None."""
+    for r in rows:
+        if not all(np.isfinite([r.w, r.b, r.loss])):
+            return r.iteration
+    return None
