@@ -269,8 +269,15 @@ def cmd_info(args):
     print(f"backend: {get_backend()}; BLAS: {_core._blas_name()} with {get_num_threads()} thread(s)")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad value is one line on stderr (the usage is a --help away)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="pycvnn", description="Feed-forward neural networks.")
+    parser = Parser(prog="pycvnn", description="Feed-forward neural networks.")
     parser.add_argument("--version", action="version", version=f"pycvnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
