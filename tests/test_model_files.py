@@ -495,6 +495,16 @@ def test_a_missing_file_is_file_not_found_and_a_directory_is_refused(tmp_path):
         pycvnn.load(tmp_path)
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_or_a_device_is_refused_without_hanging(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(ValueError, match=r"fifo.*not a regular file"):
+        pycvnn.load(tmp_path / "fifo")
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(ValueError, match=r"/dev/zero.*not a regular file"):
+            pycvnn.load("/dev/zero")
+
+
 def test_loading_keeps_each_dense_layers_init(tmp_path):
     model = small_model()
     model.save(tmp_path / "m.npz")

@@ -36,7 +36,7 @@ MAX_HEADER_CHARS = 2**20
 MAX_NESTING = 16  # a valid header nests three deep
 DTYPES = ("float32", "float64")
 MEMBERS = ["header.npy", "params.npy"]
-_CHUNK = 1 << 22  # bytes read, hashed and checked at a time
+_CHUNK = 1 << 22  # bytes read and hashed, or parameters checked, at a time
 _NPY_HEADER_MAX = 10000  # numpy's own default limit on an .npy header
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]")
@@ -375,14 +375,17 @@ def load(path):
     """The model saved at path. FileNotFoundError if missing; ValueError naming the file for
     a foreign, truncated, damaged, hostile or newer-version file."""
     path = os.fspath(path)
+    # O_NONBLOCK so that a FIFO without a writer is refused below instead of hanging here.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        f = open(path, "rb")
+        fd = os.open(path, flags)
     except FileNotFoundError as err:
         raise FileNotFoundError(err.errno, f"path: no model file at {path!r}", path) from None
-    with f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError(f"path: {path!r} is not a regular file")
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ValueError(f"path: {path!r} is not a regular file (a model file is one)")
+    with os.fdopen(fd, "rb") as f:
         try:
             return _load(f, info.st_size)
         except _Invalid as err:
