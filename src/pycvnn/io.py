@@ -1,18 +1,56 @@
-"""Model files: an .npz holding a JSON header (format, version, dtype, layers) and the
-parameter arena. Written atomically (temporary file, then rename); loaded without pickle."""
+"""Model files: an .npz (zip) archive of two .npy members, `header` (a 0-d unicode array
+holding JSON: format, version, dtype, layers and, from version 2, a SHA-256 checksum) and
+`params` (the flat parameter arena, stored uncompressed).
 
+The version-2 checksum covers the canonical header JSON without its checksum field, a newline,
+and the little-endian parameter bytes, so any change to the header text or the weights is
+detected. `load` checks every declared size against the others and against MAX_PARAMS before
+allocating anything, never unpickles, and reports any damaged or hostile file as a
+ValueError naming it. `save` writes atomically with the permissions a plain file would get.
+"""
+
+import errno
+import hashlib
 import json
+import math
 import os
-import tempfile
+import re
+import stat
+import struct
+import sys
+import tokenize
+import zipfile
+import zlib
 
 import numpy as np
+from numpy.lib import format as npy
 
-from .layers import ACTIVATION_LAYERS, Dense, LeakyReLU
+from ._atomic import write_atomically
+from .layers import ACTIVATION_LAYERS, ACTIVATIONS, INITS, Dense, LeakyReLU
 from .model import Sequential
 
 FORMAT = "pycvnn-model"
-VERSION = 1
+VERSION = 2
+MAX_PARAMS = 2**31  # far beyond any model this library trains; bounds what a file can ask for
+MAX_HEADER_CHARS = 2**20
+MAX_NESTING = 16  # a valid header nests three deep
+DTYPES = ("float32", "float64")
+MEMBERS = ["header.npy", "params.npy"]
+_CHUNK = 1 << 22  # bytes read and hashed, or parameters checked, at a time
+_NPY_HEADER_MAX = 10000  # numpy's own default limit on an .npy header
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]")
 
+# What zipfile, zlib and numpy's .npy reader raise on malformed input.
+_ARCHIVE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError,
+                   NotImplementedError, RuntimeError, ValueError, OverflowError, struct.error)
+
+
+class _Invalid(ValueError):
+    """A check of the file failed; load adds the path to the message."""
+
+
+# ---- header: layers <-> JSON -------------------------------------------------------------------
 
 def _layer_config(layer):
     if isinstance(layer, Dense):
@@ -24,71 +62,340 @@ def _layer_config(layer):
     return config
 
 
-def _layer(config):
+def _canonical(header):
+    return json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+
+
+def _hasher(header):
+    """SHA-256 primed with the canonical header without its checksum field."""
+    body = {k: v for k, v in header.items() if k != "sha256"}
+    return hashlib.sha256(_canonical(body).encode("ascii") + b"\n")
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _keys(config, expected, what):
+    if sorted(config) != sorted(expected):
+        raise _Invalid(f"has an invalid {what}: expected the keys {sorted(expected)}, got "
+                       f"{sorted(config)}")
+
+
+def _check_layer(i, config, width):
+    """Validate one layer entry; returns the width after it and its parameter count."""
+    where = f"layer list: layers[{i}]"
+    if not isinstance(config, dict) or not isinstance(config.get("type"), str):
+        raise _Invalid(f"has an invalid {where}: expected an object with a 'type', got "
+                       f"{str(config)[:80]}")
     kind = config["type"]
     if kind == "Dense":
-        return Dense(config["in"], config["out"], activation=config["activation"], init=config["init"])
+        _keys(config, ["type", "in", "out", "activation", "init"], where)
+        n_in, n_out = config["in"], config["out"]
+        for name, value in (("in", n_in), ("out", n_out)):
+            if not _is_int(value) or not 1 <= value <= MAX_PARAMS:
+                raise _Invalid(f"has an invalid {where}: expected '{name}' an int in [1, "
+                               f"{MAX_PARAMS}], got {value!r}")
+        if width is not None and n_in != width:
+            raise _Invalid(f"has an invalid {where}: expected in={width} (the previous "
+                           f"layer's output), got {n_in}")
+        if config["activation"] is not None and config["activation"] not in ACTIVATIONS:
+            raise _Invalid(f"has an invalid {where}: expected activation None or one of "
+                           f"{ACTIVATIONS}, got {config['activation']!r}")
+        if config["init"] not in INITS:
+            raise _Invalid(f"has an invalid {where}: expected init one of {INITS}, got "
+                           f"{config['init']!r}")
+        return n_out, n_in * n_out + n_out
+    if kind not in ACTIVATION_LAYERS:
+        raise _Invalid(f"has an invalid {where}: expected type 'Dense' or one of "
+                       f"{sorted(ACTIVATION_LAYERS)}, got {kind!r}")
+    if width is None:
+        raise _Invalid(f"has an invalid {where}: expected a Dense first layer, got {kind!r}")
     if kind == "leaky_relu":
-        return LeakyReLU(config["alpha"])
-    return ACTIVATION_LAYERS[kind]()
+        _keys(config, ["type", "alpha"], where)
+        alpha = config["alpha"]
+        if (isinstance(alpha, bool) or not isinstance(alpha, (int, float))
+                or not math.isfinite(alpha) or alpha < 0):
+            raise _Invalid(f"has an invalid {where}: expected alpha a finite number >= 0, "
+                           f"got {alpha!r}")
+    else:
+        _keys(config, ["type"], where)
+    return width, 0
 
+
+def _check_header(header):
+    """Validate a parsed header; returns (version, dtype name, parameter count)."""
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        shown = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise _Invalid(f"is not a pycvnn model file (its header's format is {shown!r}, "
+                       f"expected {FORMAT!r})")
+    version = header.get("version")
+    if not _is_int(version) or version < 1:
+        raise _Invalid(f"has an invalid format version {version!r} (expected an int from 1 "
+                       f"to {VERSION})")
+    if version > VERSION:
+        raise _Invalid(f"was written by a newer pycvnn (format version {version}, this one "
+                       f"reads up to {VERSION}); upgrade pycvnn to load it")
+    expected = ["format", "version", "dtype", "layers"] + (["sha256"] if version >= 2 else [])
+    missing = [k for k in expected if k not in header]
+    if missing:
+        raise _Invalid(f"has an invalid header: missing {missing} (a version {version} header "
+                       f"holds {expected})")
+    _keys(header, expected, f"version {version} header")
+    if header["dtype"] not in DTYPES:
+        raise _Invalid(f"has an invalid dtype {header['dtype']!r} (expected one of {DTYPES})")
+    if version >= 2 and not (isinstance(header["sha256"], str)
+                             and re.fullmatch(r"[0-9a-f]{64}", header["sha256"])):
+        raise _Invalid(f"has an invalid checksum {str(header['sha256'])[:80]!r} (expected 64 "
+                       f"lowercase hex digits)")
+    layers = header["layers"]
+    if not isinstance(layers, list) or not layers:
+        raise _Invalid(f"has an invalid layer list: expected a non-empty list, got "
+                       f"{str(layers)[:80]!r}")
+    width, n_params = None, 0
+    for i, config in enumerate(layers):
+        width, count = _check_layer(i, config, width)
+        n_params += count
+        if n_params > MAX_PARAMS:
+            raise _Invalid(f"declares more than {MAX_PARAMS} parameters (layers[0..{i}] alone "
+                           f"need {n_params}); refusing to allocate them")
+    return version, header["dtype"], n_params
+
+
+def _nesting(text):
+    """How deep [ and { nest in JSON text, strings ignored (an upper bound if it is not JSON)."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub('""', text)).encode("ascii")
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets, np.uint8)
+    return int(np.cumsum(np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)).max())
+
+
+def _reject_constant(name):
+    raise _Invalid(f"has an invalid header: {name} is not allowed in it")
+
+
+def _unique_keys(pairs):
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise _Invalid(f"has an invalid header: a key appears twice in {sorted(keys)}")
+    return dict(pairs)
+
+
+def _parse_header(text):
+    if len(text) > MAX_HEADER_CHARS:
+        raise _Invalid(f"has a header of {len(text)} characters (at most {MAX_HEADER_CHARS})")
+    depth = _nesting(text)
+    if depth > MAX_NESTING:
+        raise _Invalid(f"has a header nested {depth} deep (at most {MAX_NESTING})")
+    try:
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+    except _Invalid:
+        raise
+    except (ValueError, RecursionError) as err:
+        raise _Invalid(f"is not a pycvnn model file (its header is not JSON: {err})") from None
+
+
+# ---- archive ------------------------------------------------------------------------------------
+
+def _members(archive, file_size):
+    """The zip's {name: ZipInfo}, after checking names, flags and declared sizes."""
+    infos = archive.infolist()
+    names = [info.filename for info in infos]
+    if sorted(names) != MEMBERS:
+        raise _Invalid(f"is an .npz archive but not a pycvnn model (it holds "
+                       f"{[n.removesuffix('.npy') for n in names][:20]})")
+    for info in infos:
+        if info.flag_bits & 0x61:  # encrypted, patched or strongly encrypted data
+            raise _Invalid(f"has an encrypted or patched member {info.filename!r}")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise _Invalid(f"has member {info.filename!r} compressed with method "
+                           f"{info.compress_type} (expected stored or deflated)")
+        if info.header_offset < 0 or info.header_offset + info.compress_size > file_size:
+            raise _Invalid(f"is truncated or damaged: member {info.filename!r} declares "
+                           f"{info.compress_size} bytes from offset {info.header_offset}, "
+                           f"the file has {file_size}")
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            raise _Invalid(f"is damaged: stored member {info.filename!r} declares "
+                           f"{info.file_size} bytes but occupies {info.compress_size}")
+    return dict(zip(names, infos))
+
+
+def _npy_header(member, name):
+    """(shape, fortran_order, dtype) of an .npy member, its data not read."""
+    version = npy.read_magic(member)
+    readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
+    if version not in readers:
+        raise _Invalid(f"has member {name!r} in .npy format version {version} (expected 1.0 "
+                       f"or 2.0)")
+    try:
+        shape, fortran, dtype = readers[version](member, max_header_size=_NPY_HEADER_MAX)
+    except (SyntaxError, tokenize.TokenError) as err:  # numpy's fallback parser lets these out
+        raise _Invalid(f"has a malformed .npy header in member {name!r} ({err})") from None
+    if dtype.hasobject:
+        raise _Invalid(f"holds pickled Python objects in {name!r} (dtype {dtype}); pycvnn "
+                       f"model files never contain them and they are not loaded")
+    return shape, fortran, dtype
+
+
+def _expect_size(info, data_start, data_bytes, what):
+    if info.file_size != data_start + data_bytes:
+        raise _Invalid(f"is damaged: its {what} member declares {info.file_size} bytes, its "
+                       f".npy header and contents need {data_start + data_bytes}")
+
+
+def _read_exactly(member, n):
+    data = member.read(n)
+    if len(data) != n:
+        raise EOFError(f"expected {n} bytes, got {len(data)}")
+    return data
+
+
+def _end_of(member):
+    """Reading past the end makes zipfile check the member's CRC-32."""
+    if member.read(1):
+        raise _Invalid("is damaged: a member holds more data than it declares")
+
+
+def _read_header(archive, info):
+    if info.file_size > 4 * MAX_HEADER_CHARS + _NPY_HEADER_MAX + 16:
+        raise _Invalid(f"has a header member of {info.file_size} bytes (its JSON may hold at "
+                       f"most {MAX_HEADER_CHARS} characters)")
+    with archive.open(info) as member:
+        shape, _, dtype = _npy_header(member, "header")
+        if dtype.kind != "U" or shape != ():
+            raise _Invalid(f"is not a pycvnn model file (its header is a {dtype} array of "
+                           f"shape {shape}, expected one unicode string)")
+        _expect_size(info, member.tell(), dtype.itemsize, "header")
+        raw = _read_exactly(member, dtype.itemsize)
+        _end_of(member)
+    little = dtype.byteorder == "<" or (dtype.byteorder == "=" and sys.byteorder == "little")
+    # Decoded here, not by numpy, which fails with SystemError on code points past U+10FFFF.
+    return raw.decode("utf-32-le" if little else "utf-32-be").rstrip("\0")
+
+
+def _params_layout(member, info, dtype_name, n_params):
+    """Check the params member's .npy header against the header's dtype and layers."""
+    shape, fortran, dtype = _npy_header(member, "params")
+    expected = np.dtype(dtype_name).newbyteorder("<")
+    if dtype != expected or dtype.str != expected.str:
+        raise _Invalid(f"holds parameters of dtype {dtype.str}, expected {expected.str} "
+                       f"(little-endian {dtype_name}, as its header declares)")
+    if fortran or len(shape) != 1:
+        raise _Invalid(f"holds parameters of shape {shape}, expected a flat ({n_params},) arena")
+    if shape[0] != n_params:
+        raise _Invalid(f"holds {shape[0]} parameters, its layers need {n_params}")
+    _expect_size(info, member.tell(), n_params * expected.itemsize, "params")
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise _Invalid("has its parameters compressed; pycvnn stores them uncompressed, so a "
+                       "file's size bounds the memory loading it takes")
+
+
+def _build(header):
+    """The model the header describes, with zero weights (no random draws to overwrite)."""
+    layers = []
+    for config in header["layers"]:
+        if config["type"] == "Dense":
+            layers.append(Dense(config["in"], config["out"], activation=config["activation"],
+                                init="zeros"))
+        elif config["type"] == "leaky_relu":
+            layers.append(LeakyReLU(config["alpha"]))
+        else:
+            layers.append(ACTIVATION_LAYERS[config["type"]]())
+    model = Sequential(layers, dtype=header["dtype"])
+    for layer, config in zip(layers, header["layers"]):
+        if isinstance(layer, Dense):
+            layer.init = config["init"]
+    return model
+
+
+def _fill(member, arena, hasher):
+    """Read the parameter bytes into the arena, feeding the hasher, a chunk at a time."""
+    raw = arena.view(np.uint8)
+    for start in range(0, raw.size, _CHUNK):
+        chunk = _read_exactly(member, min(_CHUNK, raw.size - start))
+        hasher.update(chunk)
+        raw[start:start + len(chunk)] = np.frombuffer(chunk, np.uint8)
+    _end_of(member)
+
+
+def _first_non_finite(arena):
+    for start in range(0, arena.size, _CHUNK):
+        bad = np.flatnonzero(~np.isfinite(arena[start:start + _CHUNK]))
+        if bad.size:
+            return start + int(bad[0])
+    return None
+
+
+def _load(f, file_size):
+    with zipfile.ZipFile(f) as archive:
+        members = _members(archive, file_size)
+        text = _read_header(archive, members["header.npy"])
+        header = _parse_header(text)
+        version, dtype_name, n_params = _check_header(header)
+        if version >= 2 and text != _canonical(header):
+            raise _Invalid("is damaged: its header is not in the canonical form pycvnn writes")
+        with archive.open(members["params.npy"]) as member:
+            _params_layout(member, members["params.npy"], dtype_name, n_params)
+            model = _build(header)
+            hasher = _hasher(header)
+            _fill(member, model._params, hasher)
+    if version >= 2 and hasher.hexdigest() != header["sha256"]:
+        raise _Invalid(f"is damaged: its checksum does not match its contents (stored "
+                       f"sha256 {header['sha256'][:16]}..., computed {hasher.hexdigest()[:16]}...)")
+    bad = _first_non_finite(model._params)
+    if bad is not None:
+        raise _Invalid(f"holds a non-finite parameter (params[{bad}] = {model._params[bad]})")
+    return model
+
+
+# ---- public -------------------------------------------------------------------------------------
 
 def save(model, path):
-    """Write model to path (.npz format, whatever the name) atomically."""
-    path = os.fspath(path)
-    header = {"format": FORMAT, "version": VERSION, "dtype": np.dtype(model.dtype).name,
+    """Write model to path (.npz format, whatever the name) atomically, with the permissions
+    a new file gets (0o666 & ~umask). Nothing is left behind if it fails."""
+    params = model._params
+    bad = _first_non_finite(params)
+    if bad is not None:
+        raise ValueError(f"model: expected finite parameters to save, got params[{bad}] = "
+                         f"{params[bad]}")
+    dtype_name = np.dtype(model.dtype).name
+    data = np.ascontiguousarray(params, dtype=np.dtype(dtype_name).newbyteorder("<"))
+    header = {"format": FORMAT, "version": VERSION, "dtype": dtype_name,
               "layers": [_layer_config(layer) for layer in model.layers]}
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".pycvnn-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, header=np.array(json.dumps(header)), params=model._params)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    hasher = _hasher(header)
+    hasher.update(data.view(np.uint8))
+    header["sha256"] = hasher.hexdigest()
+    text = _canonical(header)
+    write_atomically(path, lambda f: np.savez(f, header=np.array(text), params=data))
 
 
 def load(path):
-    """The model saved at path. FileNotFoundError if missing; ValueError for a foreign,
-    truncated or newer-version file."""
+    """The model saved at path. FileNotFoundError if missing; ValueError naming the file for
+    a foreign, truncated, damaged, hostile or newer-version file."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"path: no model file at {path!r}")
+    # O_NONBLOCK so that a FIFO without a writer is refused below instead of hanging here.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            files = sorted(data.files)
-            if "header" in files and "params" in files:
-                header_text, params = str(data["header"]), data["params"]
-    except Exception as err:  # zipfile/zlib/EOF errors, numpy refusing pickled data, ...
-        raise ValueError(f"path: {path!r} is not a readable pycvnn model file (truncated, or "
-                         f"not an .npz archive without pickled objects: {type(err).__name__}: "
-                         f"{err})") from None
-    if "header" not in files or "params" not in files:
-        raise ValueError(f"path: {path!r} is an .npz file but not a pycvnn model "
-                         f"(it holds {files})")
-    try:
-        header = json.loads(header_text)
-    except ValueError as err:
-        raise ValueError(f"path: {path!r} is not a pycvnn model file (its header is not JSON: "
-                         f"{err})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ValueError(f"path: {path!r} is not a pycvnn model file (format {header!r})")
-    version = header.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"path: {path!r} has an invalid format version {version!r} "
-                         f"(expected an int from 1 to {VERSION})")
-    if version > VERSION:
-        raise ValueError(f"path: {path!r} was written by a newer pycvnn (format version "
-                         f"{version}, this one reads up to {VERSION})")
-    try:
-        model = Sequential([_layer(c) for c in header["layers"]], dtype=header["dtype"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"path: {path!r} has an invalid layer list: {err}") from None
-    if params.dtype.kind not in "fiu":
-        raise ValueError(f"path: {path!r} holds parameters of dtype {params.dtype}, expected floats")
-    if params.shape != model._params.shape:
-        raise ValueError(f"path: {path!r} holds {params.size} parameters, its layers need "
-                         f"{model.n_params}")
-    model._params[...] = params
-    return model
+        fd = os.open(path, flags)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(err.errno, f"path: no model file at {path!r}", path) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ValueError(f"path: {path!r} is not a regular file (a model file is one)")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            return _load(f, info.st_size)
+        except _Invalid as err:
+            raise ValueError(f"path: {path!r} {err}") from None
+        except OSError as err:
+            if err.errno != errno.EINVAL:  # a real I/O error, not damage
+                raise
+            raise ValueError(f"path: {path!r} is damaged: its zip directory points outside the "
+                             f"file ({err})") from None
+        except _ARCHIVE_ERRORS as err:
+            raise ValueError(f"path: {path!r} is not a readable pycvnn model file (truncated "
+                             f"or damaged, or not an .npz archive: {type(err).__name__}: "
+                             f"{str(err)[:200]})") from None
