@@ -13,7 +13,7 @@ import pytest
 
 import pycvnn
 from pycvnn import cli, walkthrough
-from pycvnn import io as pio
+from pycvnn import _atomic as atomic
 
 
 @pytest.fixture
@@ -263,10 +263,11 @@ def test_divergence_names_the_epoch_it_happened_in(capsys, keep_backend, monkeyp
 ])
 def test_a_failed_save_after_training_names_the_users_path(capsys, tmp_path, keep_backend,
                                                           monkeypatch, failure):
-    def broken_mkstemp(*args, **kwargs):
+    def broken_temporary(*args, **kwargs):
         raise failure(tmp_path)
 
-    monkeypatch.setattr(pio.tempfile, "mkstemp", broken_mkstemp)
+    monkeypatch.setattr(atomic, "_via_unnamed_temporary", broken_temporary)
+    monkeypatch.setattr(atomic, "_via_named_temporary", broken_temporary)
     path = tmp_path / "model.npz"
     rc = cli.main([*QUICK, "--save", str(path)])
     out, err = capsys.readouterr()
