@@ -175,6 +175,37 @@ def test_class_ids_rewritten_during_train_epoch_cannot_crash():
         assert np.array_equal(got, want) and np.array_equal(got_params, want_params)
 
 
+@pytest.mark.parametrize("kernel", ["cross_entropy_forward", "cross_entropy_backward",
+                                    "hinge_forward", "squared_hinge_backward"])
+def test_class_ids_rewritten_during_a_loss_kernel_cannot_crash(kernel):
+    rng = np.random.default_rng(0)
+    pred = rng.standard_normal((200_000, 7)).astype(np.float32)
+    ids = rng.integers(0, 7, 200_000)
+    want = getattr(_core, kernel)(pred, ids.copy())
+    stop = threading.Event()
+
+    def vandal():
+        while not stop.is_set():
+            ids[::997] = 10**15
+            ids[::997] = -(10**15)
+
+    t = threading.Thread(target=vandal)
+    t.start()
+    try:
+        for _ in range(20):
+            try:
+                got = getattr(_core, kernel)(pred, ids)
+            except ValueError as err:  # caught by the check: refused, never read
+                assert "target" in str(err)
+                continue
+            # Whatever the vandal did after the check, the kernel used the ids it checked.
+            assert np.all(np.isfinite(got))
+    finally:
+        stop.set()
+        t.join()
+    assert np.all(np.isfinite(want))
+
+
 def test_set_num_threads_during_fit_neither_hangs_nor_changes_the_fit(two_threads):
     """The fit keeps the count it started with; the other thread's changes apply after it."""
     X, y = pycvnn.datasets.digits()

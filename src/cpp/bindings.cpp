@@ -201,8 +201,10 @@ void require_class_id(std::int64_t id, py::ssize_t at, py::ssize_t C) {
              std::to_string(id) + " at index " + std::to_string(at));
 }
 
-// Integer class ids (N,) in [0, C), as int64; with check_all false only their dtype and shape
-// are checked here, and the caller checks the ids it reads.
+// Integer class ids (N,) in [0, C), as int64. With check_all, a fresh array holding each id
+// as it was checked (the kernels index rows with them after the GIL is released, when another
+// thread could rewrite the caller's array); without, the caller's ids (maybe its own buffer),
+// checked for dtype and shape only: the caller copies and checks the ids it reads.
 ids_array class_ids(const py::array& target, py::ssize_t N, py::ssize_t C, bool check_all = true) {
     if (!is_integer(target))
         fail("target", "integer class ids of shape (" + std::to_string(N) + ",) or probabilities of shape (" +
@@ -211,9 +213,16 @@ ids_array class_ids(const py::array& target, py::ssize_t N, py::ssize_t C, bool 
     require_ndim(target, "target", 1);
     require_dim(target, "target", 0, N, "pred's batch size");
     ids_array ids(target);
+    if (!check_all) return ids;
+    ids_array own(N);
     const std::int64_t* p = ids.data();
-    for (py::ssize_t i = 0; check_all && i < N; ++i) require_class_id(p[i], i, C);
-    return ids;
+    std::int64_t* q = own.mutable_data();
+    for (py::ssize_t i = 0; i < N; ++i) {
+        const std::int64_t id = p[i];  // read once: the value checked is the value kept
+        require_class_id(id, i, C);
+        q[i] = id;
+    }
+    return own;
 }
 
 // Binary targets: BCE needs values in [0, 1], hinge values in {-1, +1}.
