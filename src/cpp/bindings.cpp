@@ -992,6 +992,18 @@ struct PyNetwork {
     };
     std::list<Kept> kept;  // most recently used first
 
+    // The thread's kept forward (an empty list if none), taken out of `kept`.
+    std::list<Kept> take_kept(std::thread::id thread) {
+        std::list<Kept> out;
+        std::lock_guard<std::mutex> lk(mu);
+        for (auto it = kept.begin(); it != kept.end(); ++it)
+            if (it->thread == thread) {
+                out.splice(out.end(), kept, it);
+                break;
+            }
+        return out;
+    }
+
     template <typename T>
     std::vector<std::unique_ptr<pycvnn::Network<T>>>& idle() {
         if constexpr (std::is_same_v<T, float>) return idle32; else return idle64;
@@ -1114,14 +1126,9 @@ py::object network_forward(PyNetwork& self, const ArrayInOut& params_in, const A
             k.thread = me, k.x = X, k.n = N;
             if constexpr (std::is_same_v<T, float>) k.f32 = std::move(lease.net);
             else k.f64 = std::move(lease.net);
-            std::list<PyNetwork::Kept> dropped;
+            std::list<PyNetwork::Kept> dropped = self.take_kept(me);
             {
                 std::lock_guard<std::mutex> lk(self.mu);
-                for (auto it = self.kept.begin(); it != self.kept.end(); ++it)
-                    if (it->thread == me) {
-                        dropped.splice(dropped.end(), self.kept, it);
-                        break;
-                    }
                 self.kept.push_front(std::move(k));
                 if (self.kept.size() > kKept) dropped.splice(dropped.end(), self.kept, std::prev(self.kept.end()));
             }
@@ -1143,15 +1150,7 @@ py::object network_backward(PyNetwork& self, const ArrayInOut& params_in,
     // This thread's last kept forward, taken out of the list while it runs (a backward on
     // another thread never sees it) and put back after.
     const auto me = std::this_thread::get_id();
-    std::list<PyNetwork::Kept> mine;
-    {
-        std::lock_guard<std::mutex> lk(self.mu);
-        for (auto it = self.kept.begin(); it != self.kept.end(); ++it)
-            if (it->thread == me) {
-                mine.splice(mine.end(), self.kept, it);
-                break;
-            }
-    }
+    std::list<PyNetwork::Kept> mine = self.take_kept(me);
     struct PutBack {
         PyNetwork& self;
         std::list<PyNetwork::Kept>& mine;
