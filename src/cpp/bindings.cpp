@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
@@ -984,7 +985,7 @@ struct PyNetwork {
     std::vector<std::unique_ptr<pycvnn::Network<float>>> idle32;
     std::vector<std::unique_ptr<pycvnn::Network<double>>> idle64;
     struct Kept {
-        std::thread::id thread;
+        std::uint64_t thread;  // thread_token() of the thread that made it
         std::unique_ptr<pycvnn::Network<float>> f32;
         std::unique_ptr<pycvnn::Network<double>> f64;
         py::object x;  // the forward's input: its workspace points into it
@@ -993,7 +994,7 @@ struct PyNetwork {
     std::list<Kept> kept;  // most recently used first
 
     // The thread's kept forward (an empty list if none), taken out of `kept`.
-    std::list<Kept> take_kept(std::thread::id thread) {
+    std::list<Kept> take_kept(std::uint64_t thread) {
         std::list<Kept> out;
         std::lock_guard<std::mutex> lk(mu);
         for (auto it = kept.begin(); it != kept.end(); ++it)
@@ -1029,13 +1030,26 @@ struct PyNetwork {
     }
 };
 
+// This thread's number, never reused by a later thread (unlike a thread id), so a new thread
+// never finds a dead one's kept forward.
+std::uint64_t thread_token() {
+    static std::atomic<std::uint64_t> next{1};
+    thread_local const std::uint64_t token = next.fetch_add(1);
+    return token;
+}
+
 // A workspace taken for one call, given back when the call ends (also on an exception).
 template <typename T>
 struct Lease {
     PyNetwork& owner;
     std::unique_ptr<pycvnn::Network<T>> net;
     explicit Lease(PyNetwork& o) : owner(o), net(o.take<T>()) {}
-    ~Lease() { owner.give(std::move(net)); }
+    ~Lease() {
+        try {
+            owner.give(std::move(net));
+        } catch (const std::bad_alloc&) {  // no room to keep it idle: let it go
+        }
+    }
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
 };
@@ -1121,7 +1135,7 @@ py::object network_forward(PyNetwork& self, const ArrayInOut& params_in, const A
             std::copy(res, res + N * out, ap);
         }
         if (keep) {  // this thread's pass for backward; its previous one goes back
-            const auto me = std::this_thread::get_id();
+            const auto me = thread_token();
             PyNetwork::Kept k;
             k.thread = me, k.x = X, k.n = N;
             if constexpr (std::is_same_v<T, float>) k.f32 = std::move(lease.net);
@@ -1149,7 +1163,7 @@ py::object network_backward(PyNetwork& self, const ArrayInOut& params_in,
     require_arena(b.arrays[0], "params", self.n_params);
     // This thread's last kept forward, taken out of the list while it runs (a backward on
     // another thread never sees it) and put back after.
-    const auto me = std::this_thread::get_id();
+    const auto me = thread_token();
     std::list<PyNetwork::Kept> mine = self.take_kept(me);
     struct PutBack {
         PyNetwork& self;
@@ -1197,19 +1211,26 @@ namespace sigint {
 std::atomic<unsigned> count{0};
 std::mutex mu;
 int users = 0;
-struct sigaction previous;
+struct sigaction python;  // the handler found at the first install, which ours passes on to
+bool known = false;
 
 void handler(int sig, siginfo_t* info, void* context) {
     count.fetch_add(1, std::memory_order_relaxed);
-    if (previous.sa_flags & SA_SIGINFO) {
-        if (previous.sa_sigaction) previous.sa_sigaction(sig, info, context);
-    } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
-        previous.sa_handler(sig);
+    if (python.sa_flags & SA_SIGINFO) {
+        if (python.sa_sigaction) python.sa_sigaction(sig, info, context);
+    } else if (python.sa_handler != SIG_DFL && python.sa_handler != SIG_IGN) {
+        python.sa_handler(sig);
     }
 }
 
-// Installs the handler while alive, unless SIGINT is ignored or left to its default (which
-// ends the process at once anyway).
+bool same(const struct sigaction& a, const struct sigaction& b) {
+    return (a.sa_flags & SA_SIGINFO) == (b.sa_flags & SA_SIGINFO) &&
+           ((a.sa_flags & SA_SIGINFO) ? a.sa_sigaction == b.sa_sigaction : a.sa_handler == b.sa_handler);
+}
+
+// Installs the handler while alive, in front of the handler it first found there (Python's),
+// and only there: never in front of SIG_IGN or SIG_DFL (which ends the process at once), nor
+// in front of a handler someone put in its place (which may pass signals on to ours).
 struct Watch {
     bool on = false;
     Watch() {
@@ -1219,11 +1240,12 @@ struct Watch {
             if (sigaction(SIGINT, nullptr, &current) != 0) return;
             const bool plain = !(current.sa_flags & SA_SIGINFO);
             if (plain && (current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN)) return;
+            if (known && !same(current, python)) return;
             struct sigaction mine {};
             mine.sa_sigaction = &handler;
-            mine.sa_flags = SA_SIGINFO | (current.sa_flags & SA_ONSTACK);
-            sigemptyset(&mine.sa_mask);
-            previous = current;
+            mine.sa_flags = SA_SIGINFO | (current.sa_flags & (SA_ONSTACK | SA_RESTART));
+            mine.sa_mask = current.sa_mask;
+            if (!known) python = current, known = true;
             if (sigaction(SIGINT, &mine, nullptr) != 0) return;
         }
         ++users;
@@ -1237,7 +1259,7 @@ struct Watch {
         // Put Python's back, unless someone replaced ours meanwhile.
         if (sigaction(SIGINT, nullptr, &current) == 0 && (current.sa_flags & SA_SIGINFO) &&
             current.sa_sigaction == &handler)
-            sigaction(SIGINT, &previous, nullptr);
+            sigaction(SIGINT, &python, nullptr);
     }
 };
 }  // namespace sigint
@@ -1353,6 +1375,11 @@ py::array_t<double> network_train_epoch(PyNetwork& self, const ArrayInOut& param
         T* s2 = state_ptr<T>(b, 3);
         Lease<T> lease(self);
         sigint::Watch watch;
+        // A Ctrl-C from before the watch was in place stops the call before its first batch.
+        if (PyErr_CheckSignals() != 0) {
+            interrupted = true;
+            return;
+        }
         for (;;) {
             const unsigned seen = sigint::count.load();
             const idx first = ran * batch;
@@ -1390,7 +1417,11 @@ struct ThreadSession {
         if (session) fail("ThreadSession", "a session not already entered", "a nested __enter__");
         session = std::make_unique<pycvnn::Pool::Session>();
     }
-    void exit() { session.reset(); }
+    void exit() {
+        if (session && session->owner() != std::this_thread::get_id())
+            fail("ThreadSession", "__exit__ on the thread that entered it", "another thread");
+        session.reset();
+    }
 };
 
 }  // namespace
@@ -1403,7 +1434,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("_blas_name", &pycvnn::blas_name);
     pycvnn::Pool::instance().set_resize_hook(&pycvnn::blas_set_num_threads);
     m.def("_set_num_threads", [](int n) {
-        if (n < 1) fail("n", "a thread count >= 1", std::to_string(n));
+        if (n < 1 || n > 1024) fail("n", "a thread count from 1 to 1024", std::to_string(n));
         pycvnn::Pool::instance().request_threads(n);
     }, py::arg("n"), "Threads of the whole core (OpenBLAS's and the core's own pool), applied "
        "once no call into the core is running.");
@@ -1426,6 +1457,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("_time_gemm", [](int m, int n, int k, bool ta, bool tb, int reps, const std::string& path) {
         if (m < 1 || n < 1 || k < 1 || reps < 1) fail("m, n, k, reps", "positive ints", "a non-positive one");
         const int p = parse_gemm_path(path);
+        pycvnn::Pool::Session session;
         py::gil_scoped_release nogil;
         return pycvnn::time_gemm(ta, tb, m, n, k, reps, p);
     }, py::arg("m"), py::arg("n"), py::arg("k"), py::arg("trans_a") = false,

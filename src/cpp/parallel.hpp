@@ -30,7 +30,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <memory>
+#include <new>
+#include <thread>
 #include <mutex>
 #include <type_traits>
 #include <vector>
@@ -63,27 +66,29 @@ public:
     // Called with the new count whenever it is applied (OpenBLAS's setter).
     void set_resize_hook(void (*hook)(int)) { hook_ = hook; }
 
-    // Pins the thread count for the calls on this thread while it lives (the outermost one
-    // pins; nested ones keep it). Cheap: a mutex taken twice.
+    // Pins the thread count for the calls on this thread while any Session of the thread is
+    // open (the first pins, the last unpins, in any order). Closed on another thread it only
+    // counts as closed. Cheap: a mutex taken twice.
     class Session {
     public:
-        Session() : pool_(instance()), outer_(pinned_) {
+        Session() : pool_(instance()), owner_(std::this_thread::get_id()) {
             std::lock_guard<std::mutex> lk(pool_.session_mu_);
             if (pool_.open_ == 0) pool_.apply_locked();
             ++pool_.open_;
-            if (outer_ == 0) pinned_ = pool_.applied_.load(std::memory_order_relaxed);
+            if (depth_++ == 0) pinned_ = pool_.applied_.load(std::memory_order_relaxed);
         }
         ~Session() {
-            pinned_ = outer_;
+            if (std::this_thread::get_id() == owner_ && --depth_ == 0) pinned_ = 0;
             std::lock_guard<std::mutex> lk(pool_.session_mu_);
             if (--pool_.open_ == 0) pool_.apply_locked();
         }
         Session(const Session&) = delete;
         Session& operator=(const Session&) = delete;
+        std::thread::id owner() const { return owner_; }
 
     private:
         Pool& pool_;
-        int outer_;
+        std::thread::id owner_;
     };
 
     // How parallel_for splits [0, n): into parts(...) parts, part p starting at part_start(...)
@@ -114,6 +119,7 @@ public:
         Job job;
         job.ctx = &ctx;
         job.parts = parts;
+        job.threads = threads();
         job.run = [](void* c, int p) {
             const Ctx& x = *static_cast<Ctx*>(c);
             const idx lo = part_start(x.n, x.parts, x.align, p);
@@ -134,8 +140,7 @@ public:
         }
         cv_.notify_all();
         const auto t0 = Clock::now();
-        job.run(&ctx, 0);
-        for (int p; (p = job.next.fetch_add(1, std::memory_order_relaxed)) < parts;) job.run(&ctx, p);
+        job.claim_and_run(0);
         const auto t1 = Clock::now();
         {
             std::lock_guard<std::mutex> lk(mu_);
@@ -146,11 +151,15 @@ public:
             std::unique_lock<std::mutex> lk(mu_);
             done_cv_.wait(lk, [&] { return job.active.load(std::memory_order_relaxed) == 0; });
         }
+        // Every worker has left the job: its frame may go. A part's exception (bad_alloc of a
+        // thread's scratch) reaches the caller here, whichever thread ran the part.
+        if (job.error) std::rethrow_exception(job.error);
         note_wait(t1 - t0, Clock::now() - t1);
     }
 
-    // In a forked child the workers do not exist: forget them (pthread_atfork). The next
-    // Session starts the requested count afresh.
+    // In a forked child the workers do not exist: forget them (pthread_atfork). The forking
+    // thread's Sessions stay open with the count they pinned; its jobs run on it alone until
+    // the next resize starts workers.
     static void after_fork_in_child() {
         Pool& p = instance();
         new (&p.mu_) std::mutex();
@@ -161,8 +170,9 @@ public:
         p.workers_.release();  // their threads are gone; their records are left behind
         p.workers_.reset(new std::vector<std::unique_ptr<Worker>>());
         p.workers_alive_ = 0;
-        p.applied_ = 1;
-        p.open_ = 0;
+        p.stopping_ = false;
+        p.open_ = depth_;
+        p.applied_ = depth_ > 0 ? pinned_ : 1;
         p.job_ = nullptr;
     }
 
@@ -177,8 +187,27 @@ private:
         void (*run)(void*, int) = nullptr;
         void* ctx = nullptr;
         int parts = 0;
+        int threads = 1;             // the caller's count: every part sees it (threads())
         std::atomic<int> next{1};    // the next unclaimed part (the caller runs part 0)
         std::atomic<int> active{0};  // workers inside the job (changed under mu_)
+        std::atomic<bool> failed{false};
+        std::exception_ptr error;    // the first part's exception; written by who set failed
+
+        // Runs `first` (if >= 0), then claims parts until none are left; after a part threw,
+        // the rest are claimed and dropped, and the first exception is kept for the caller.
+        void claim_and_run(int first) {
+            const int saved = pinned_;
+            pinned_ = threads;
+            for (int p = first; p < parts; p = next.fetch_add(1, std::memory_order_relaxed)) {
+                if (p < 0 || failed.load(std::memory_order_relaxed)) continue;
+                try {
+                    run(ctx, p);
+                } catch (...) {
+                    if (!failed.exchange(true)) error = std::current_exception();
+                }
+            }
+            pinned_ = saved;
+        }
     };
 
     struct Worker {
@@ -208,8 +237,7 @@ private:
                 if (!job) continue;  // finished before this worker looked
                 job->active.fetch_add(1, std::memory_order_relaxed);
             }
-            for (int p; (p = job->next.fetch_add(1, std::memory_order_relaxed)) < job->parts;)
-                job->run(job->ctx, p);
+            job->claim_and_run(-1);
             std::lock_guard<std::mutex> lk(mu_);
             if (job->active.fetch_sub(1, std::memory_order_release) == 1) done_cv_.notify_all();
         }
@@ -219,8 +247,8 @@ private:
     // no call is between its parts and the count it pinned.
     void apply_locked() {
         const int want = requested_.load();
-        if (want == applied_.load()) return;
         auto& ws = *workers_;
+        if (want == applied_.load() && int(ws.size()) == want - 1) return;
         std::vector<std::unique_ptr<Worker>> gone;
         {
             std::lock_guard<std::mutex> lk(mu_);
@@ -234,16 +262,20 @@ private:
         cv_.notify_all();
         for (auto& w : gone) pthread_join(w->thread, nullptr);
         stopping_ = false;
-        while (int(ws.size()) < want - 1) {
-            auto w = std::make_unique<Worker>();
-            w->pool = this;
-            {
-                // From the current generation: a job posted before it first ran is not its.
-                std::lock_guard<std::mutex> lk(mu_);
-                w->seen = generation_;
+        try {  // short of memory or threads: fewer workers (every job still runs whole)
+            ws.reserve(size_t(std::max(0, want - 1)));
+            while (int(ws.size()) < want - 1) {
+                auto w = std::make_unique<Worker>();
+                w->pool = this;
+                {
+                    // From the current generation: a job posted before it first ran is not its.
+                    std::lock_guard<std::mutex> lk(mu_);
+                    w->seen = generation_;
+                }
+                if (pthread_create(&w->thread, nullptr, &Pool::entry, w.get()) != 0) break;
+                ws.push_back(std::move(w));
             }
-            if (pthread_create(&w->thread, nullptr, &Pool::entry, w.get()) != 0) break;
-            ws.push_back(std::move(w));
+        } catch (const std::bad_alloc&) {
         }
         workers_alive_ = int(ws.size());
         applied_ = want;
@@ -305,7 +337,8 @@ private:
     void (*hook_)(int) = nullptr;
     int strikes_ = 0;  // consecutive late jobs; by run_mu_'s holder only
     std::atomic<long long> serial_until_{0};
-    static inline thread_local int pinned_ = 0;
+    static inline thread_local int pinned_ = 0;  // this thread's count while depth_ > 0
+    static inline thread_local int depth_ = 0;   // Sessions open on this thread
 };
 
 }  // namespace pycvnn

@@ -91,8 +91,9 @@ def forward_in_chunks(net, params, X, rows):
     that many rows (fit passes its batch size)."""
     if X.shape[0] <= rows:
         return net.forward(params, X, keep=False)
-    return np.concatenate([net.forward(params, X[i : i + rows], keep=False)
-                           for i in range(0, X.shape[0], rows)])
+    with backend().ThreadSession():  # one thread count for every chunk
+        return np.concatenate([net.forward(params, X[i : i + rows], keep=False)
+                               for i in range(0, X.shape[0], rows)])
 
 
 def decisions(out, last_activation, fused=False):

@@ -108,14 +108,16 @@ def _eval_rows(model, batch):
 def _loss_and_accuracy(model, net, spec, fused, X, targets, labels, rows, with_loss=True):
     """Mean loss and accuracy over X, `rows` at a time: neither the network's workspace nor
     any temporary grows with len(X). Every loss's "mean" weighs rows equally, so the chunk
-    means combine by their row counts."""
+    means combine by their row counts. One thread count for every chunk."""
     total, correct, n = 0.0, 0, X.shape[0]
-    for i in range(0, n, rows):
-        pred = net.forward(model._params, X[i : i + rows], keep=False)
-        if with_loss:
-            total += float(spec.value(pred, targets[i : i + rows])) * pred.shape[0]
-        if labels is not None:
-            correct += int(np.count_nonzero(decisions(pred, model.ops[-1][3], fused) == labels[i : i + rows]))
+    with backend().ThreadSession():
+        for i in range(0, n, rows):
+            pred = net.forward(model._params, X[i : i + rows], keep=False)
+            if with_loss:
+                total += float(spec.value(pred, targets[i : i + rows])) * pred.shape[0]
+            if labels is not None:
+                hits = decisions(pred, model.ops[-1][3], fused) == labels[i : i + rows]
+                correct += int(np.count_nonzero(hits))
     return total / n, (correct / n if labels is not None else None)
 
 
