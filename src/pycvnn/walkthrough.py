@@ -4,6 +4,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _validate as v
+
 
 class Row(NamedTuple):
     iteration: int  # numbered from 0, as in the lecture
@@ -23,9 +25,9 @@ def linear_regression(X, y, lr, w0=0.0, b0=0.0, iterations=5):
         raise ValueError(f"X, y: expected two non-empty arrays of one length, got {x.shape} and {t.shape}")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(t))):
         raise ValueError("X, y: expected finite values, got NaN or Inf")
-    if not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"iterations: expected a non-negative int, got {iterations!r}")
-    w, b, n = float(w0), float(b0), x.size
+    iterations = v.integer(iterations, "iterations", minimum=0, exc=ValueError)
+    lr = v.number(lr, "lr", minimum=0)
+    w, b, n = v.number(w0, "w0"), v.number(b0, "b0"), x.size
     rows = []
     for i in range(iterations):
         residual = t - (w * x + b)
