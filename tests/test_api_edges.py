@@ -84,7 +84,7 @@ BAD = [
     # EarlyStopping
     ("EarlyStopping monitor None", lambda: pycvnn.EarlyStopping(monitor=None), TypeError, "monitor"),
     ("EarlyStopping monitor int", lambda: pycvnn.EarlyStopping(monitor=3), TypeError, "monitor"),
-    ("EarlyStopping monitor empty", lambda: pycvnn.EarlyStopping(monitor=""), TypeError, "monitor"),
+    ("EarlyStopping monitor empty", lambda: pycvnn.EarlyStopping(monitor=""), ValueError, "monitor"),
     ("EarlyStopping patience float", lambda: pycvnn.EarlyStopping(patience=1.5), ValueError, "patience"),
     ("EarlyStopping patience None", lambda: pycvnn.EarlyStopping(patience=None), ValueError, "patience"),
     ("EarlyStopping patience<0", lambda: pycvnn.EarlyStopping(patience=-1), ValueError, "patience"),

@@ -174,7 +174,8 @@ class EarlyStopping:
 
     def __init__(self, monitor="val_loss", patience=5, restore_best=True, min_delta=0.0):
         if not isinstance(monitor, str) or not monitor:
-            raise TypeError(f"monitor: expected the name of a logged column such as 'val_loss', got {monitor!r}")
+            raise (ValueError if isinstance(monitor, str) else TypeError)(
+                f"monitor: expected the name of a logged column such as 'val_loss', got {monitor!r}")
         self.monitor = monitor
         self.patience = v.integer(patience, "patience", minimum=0, exc=ValueError)
         self.restore_best = v.flag(restore_best, "restore_best")
