@@ -47,7 +47,7 @@ def test_reduce_on_plateau_respects_min_lr():
 
 
 @pytest.mark.parametrize("make,arg", [
-    (lambda: S.Constant(0), "lr"),
+    (lambda: S.Constant(-0.1), "lr"),
     (lambda: S.Constant(float("nan")), "lr"),
     (lambda: S.StepDecay(0.1, 0), "step_size"),
     (lambda: S.StepDecay(0.1, 1.5), "step_size"),

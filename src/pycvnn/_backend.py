@@ -1,6 +1,7 @@
 """Backend choice: "cpp" (pycvnn._core) or "numpy" (pycvnn.reference), process-wide."""
 
 import contextlib
+import numbers
 
 import scipy_openblas32  # noqa: F401  (loads OpenBLAS with RTLD_GLOBAL; _core finds its symbols)
 
@@ -17,7 +18,7 @@ _current = "cpp"
 def set_backend(name):
     """Select the backend every public function and fit use: "cpp" or "numpy"."""
     global _current
-    if name not in _BACKENDS:
+    if not isinstance(name, str) or name not in _BACKENDS:
         raise ValueError(f"backend: expected one of {sorted(_BACKENDS)}, got {name!r}")
     _current = name
 
@@ -45,9 +46,9 @@ def backend():
 
 def set_num_threads(n):
     """Threads used by the compiled core (its BLAS included)."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= 2**31 - 1:
         raise ValueError(f"n: expected a positive int, got {n!r}")
-    _core._set_num_threads(n)
+    _core._set_num_threads(int(n))
 
 
 def get_num_threads():

@@ -106,6 +106,18 @@ def number(value, name, minimum=None, strict=False):
     return value
 
 
+def integer(value, name, minimum=None, exc=TypeError):
+    """An int (Python or NumPy, not a bool) >= minimum, as a Python int; `exc` is raised for a
+    non-integer (some callers keep the ValueError they have always raised there)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        bound = "" if minimum is None else f" >= {minimum}"
+        raise exc(f"{name}: expected an int{bound}, got {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
+    return value
+
+
 def name_in(value, name, known):
     if not isinstance(value, str) or value not in known:
         raise ValueError(f"{name}: expected one of {sorted(known)}, got {value!r}")

@@ -4,6 +4,7 @@ import copy
 
 import numpy as np
 
+from . import _validate as v
 from .model import Sequential
 from .training import _plan, prepare_targets
 
@@ -11,6 +12,9 @@ from .training import _plan, prepare_targets
 def check_gradients(model, X, y, loss="cross_entropy", h=1e-6):
     """Largest relative error max |a - n| / max(|a|, |n|, 1e-8) over all parameters, between
     backprop (a) and central differences (n) of the mean training loss, on a float64 copy."""
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model: expected a pycvnn model (Sequential or MLP), got {type(model).__name__}")
+    h = v.number(h, "h", 0, strict=True)
     m = Sequential(copy.deepcopy(model.layers), dtype="float64")
     m._params[...] = model._params
     X = m._input(X)

@@ -6,14 +6,14 @@ parameter arena, and Dense.W / Dense.b are views into it (see pycvnn.model).
 
 import numpy as np
 
+from . import _validate as v
+
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softmax")
 INITS = ("he", "xavier", "normal", "zeros")
 
 
 def _positive_int(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return int(value)
+    return v.integer(value, name, minimum=1, exc=ValueError)
 
 
 def initial_weights(init, fan_in, fan_out, rng):
@@ -43,10 +43,9 @@ class Dense(Layer):
     def __init__(self, in_features, out_features, activation=None, init="he"):
         self.in_features = _positive_int("in_features", in_features)
         self.out_features = _positive_int("out_features", out_features)
-        if activation is not None and activation not in ACTIVATIONS:
-            raise ValueError(f"activation: expected None or one of {ACTIVATIONS}, got {activation!r}")
-        if init not in INITS:
-            raise ValueError(f"init: expected one of {INITS}, got {init!r}")
+        if activation is not None:
+            v.name_in(activation, "activation", ACTIVATIONS)
+        v.name_in(init, "init", INITS)
         self.dense_activation, self.init = activation, init
         self.W = self.b = self.dW = self.db = None  # views, set by the model
 
@@ -80,9 +79,7 @@ class LeakyReLU(Layer):
     activation = "leaky_relu"
 
     def __init__(self, alpha=0.01):
-        if not np.isfinite(alpha) or alpha < 0:
-            raise ValueError(f"alpha: expected a finite value >= 0, got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = v.number(alpha, "alpha", minimum=0)
 
     def __repr__(self):
         return f"LeakyReLU({self.alpha})"

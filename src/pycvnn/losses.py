@@ -4,6 +4,8 @@
 Also a class per loss, built with its options (`Huber(delta=2.0)`), and `get(name, **opts)`.
 """
 
+import inspect
+
 import numpy as np
 
 from . import _validate as v
@@ -202,9 +204,9 @@ class Loss:
     name = None
     _fn = _grad_fn = None  # the functions above, set per subclass
 
-    def __init__(self, reduction="mean", **options):
+    def __init__(self, reduction="mean"):
         self.reduction = v.reduction(reduction)
-        self.options = options
+        self.options = {}
 
     def __call__(self, pred, target):
         return type(self)._fn(pred, target, **self.options, reduction=self.reduction)
@@ -232,14 +234,16 @@ class Huber(Loss):
     name, _fn, _grad_fn = "huber", staticmethod(huber), staticmethod(huber_grad)
 
     def __init__(self, delta=1.0, reduction="mean"):
-        super().__init__(reduction, delta=v.number(delta, "delta", 0.0, strict=True))
+        super().__init__(reduction)
+        self.options = {"delta": v.number(delta, "delta", 0.0, strict=True)}
 
 
 class CrossEntropy(Loss):
     name, _fn, _grad_fn = "cross_entropy", staticmethod(cross_entropy), staticmethod(cross_entropy_grad)
 
     def __init__(self, from_logits=True, reduction="mean"):
-        super().__init__(reduction, from_logits=v.flag(from_logits, "from_logits"))
+        super().__init__(reduction)
+        self.options = {"from_logits": v.flag(from_logits, "from_logits")}
 
 
 class BinaryCrossEntropy(Loss):
@@ -247,7 +251,8 @@ class BinaryCrossEntropy(Loss):
     _fn, _grad_fn = staticmethod(binary_cross_entropy), staticmethod(binary_cross_entropy_grad)
 
     def __init__(self, from_logits=True, reduction="mean"):
-        super().__init__(reduction, from_logits=v.flag(from_logits, "from_logits"))
+        super().__init__(reduction)
+        self.options = {"from_logits": v.flag(from_logits, "from_logits")}
 
 
 class Hinge(Loss):
@@ -262,7 +267,8 @@ class Dice(Loss):
     name, _fn, _grad_fn = "dice", staticmethod(dice), staticmethod(dice_grad)
 
     def __init__(self, smooth=1e-6, reduction="mean"):
-        super().__init__(reduction, smooth=v.number(smooth, "smooth", 0.0))
+        super().__init__(reduction)
+        self.options = {"smooth": v.number(smooth, "smooth", 0.0)}
 
 
 _CLASSES = {
@@ -278,7 +284,12 @@ def get(name, **options):
         if options:
             raise ValueError(f"options: expected none when passing a Loss object, got {sorted(options)}")
         return name
-    return _CLASSES[v.name_in(name, "name", _CLASSES)](**options)
+    cls = _CLASSES[v.name_in(name, "name", _CLASSES)]
+    known = [p for p in inspect.signature(cls).parameters]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(f"options: {name!r} takes {known}, got the unknown option(s) {unknown}")
+    return cls(**options)
 
 
 __all__ = [

@@ -19,8 +19,8 @@ FUSED_OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
 
 
 def _dtype(dtype):
-    try:
-        name = np.dtype(dtype).name
+    try:  # np.dtype(None) is float64: None must not pass as a choice
+        name = None if dtype is None else np.dtype(dtype).name
     except TypeError:
         name = None
     if name not in DTYPES:
@@ -202,6 +202,7 @@ class Sequential:
 
     def predict(self, X, rows=1024):
         """The last layer's output for X (N, in), computed `rows` at a time."""
+        rows = v.integer(rows, "rows", minimum=1)
         return forward_in_chunks(self.network(), self._params, self._input(X), rows)
 
     def predict_classes(self, X):
@@ -221,6 +222,8 @@ class Sequential:
     def set_weights(self, weights):
         """Weights in get_weights' order, shapes exactly as there."""
         targets = [a for W, b, _, _ in self._views for a in (W, b)]
+        if isinstance(weights, (str, bytes, np.ndarray)) or not hasattr(weights, "__iter__"):
+            raise TypeError(f"weights: expected a list of arrays [W1, b1, ...], got {type(weights).__name__}")
         weights = list(weights)
         if len(weights) != len(targets):
             raise ValueError(f"weights: expected {len(targets)} arrays [W1, b1, ...], got {len(weights)}")
@@ -261,12 +264,14 @@ def MLP(sizes, activation="relu", output=None, seed=None, dtype="float32"):
     """Dense layers of the given sizes, [in, h1, ..., out], with `activation` between them and
     `output` (None, "softmax", "sigmoid", ...) after the last. He init for relu/leaky_relu,
     Xavier otherwise."""
+    if isinstance(sizes, np.ndarray) and sizes.ndim == 1:
+        sizes = sizes.tolist()
     if not isinstance(sizes, (list, tuple)) or len(sizes) < 2:
         raise ValueError(f"sizes: expected [in, ..., out] with at least two sizes, got {sizes!r}")
-    if activation not in ACTIVATION_LAYERS:
-        raise ValueError(f"activation: expected one of {sorted(ACTIVATION_LAYERS)}, got {activation!r}")
-    if output is not None and output not in ACTIVATION_LAYERS:
-        raise ValueError(f"output: expected None or one of {sorted(ACTIVATION_LAYERS)}, got {output!r}")
+    sizes = [v.integer(n, f"sizes[{i}]", minimum=1, exc=ValueError) for i, n in enumerate(sizes)]
+    v.name_in(activation, "activation", ACTIVATION_LAYERS)
+    if output is not None:
+        v.name_in(output, "output", ACTIVATION_LAYERS)
     init = "he" if activation in ("relu", "leaky_relu") else "xavier"
     layers = []
     for i, (fin, fout) in enumerate(zip(sizes[:-1], sizes[1:])):

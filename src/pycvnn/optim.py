@@ -43,7 +43,8 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value):
-        self._lr = v.number(value, "lr", 0)
+        # 0 is legal (PyTorch allows it; a schedule may decay or underflow to it): no update.
+        self._lr = v.number(value, "lr", minimum=0)
 
     def hyperparameters(self):
         """The rule's own hyperparameters, as UpdateRule takes them."""
@@ -170,6 +171,8 @@ OPTIMIZERS = {"gd": GD, "sgd": GD, "momentum": Momentum, "rmsprop": RMSProp, "ad
 def get(name, **options):
     """An optimizer by name ("gd", "sgd", "momentum", "rmsprop", "adam", "adamw")."""
     if isinstance(name, Optimizer):
+        if options:
+            raise ValueError(f"options: expected none when passing an Optimizer object, got {sorted(options)}")
         return name
     v.name_in(name, "optimizer", OPTIMIZERS)
     return OPTIMIZERS[name](**options)

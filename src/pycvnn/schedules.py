@@ -1,27 +1,48 @@
-"""Learning-rate schedules: callables schedule(epoch) -> lr, epochs numbered from 0."""
+"""Learning-rate schedules: callables schedule(epoch) -> lr, epochs numbered from 0.
+
+An lr of 0 is legal (PyTorch allows it), and a decay that underflows to 0 is not an error.
+"""
 
 import math
 
+from . import _validate as v
 
-def _positive(name, value, integer=False):
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or not math.isfinite(value) or value <= 0:
-        kind = "a positive int" if integer else "a positive finite number"
-        raise ValueError(f"{name}: expected {kind}, got {value!r}")
-    return value
+
+def _lr(value, name="lr"):
+    return v.number(value, name, minimum=0)
+
+
+def _positive(name, value):
+    return v.number(value, name, 0, strict=True)
+
+
+def _count(name, value):
+    return v.integer(value, name, minimum=1, exc=ValueError)
 
 
 def _epoch(e):
-    if isinstance(e, bool) or not isinstance(e, int) or e < 0:
-        raise ValueError(f"epoch: expected a non-negative int, got {e!r}")
-    return e
+    return v.integer(e, "epoch", minimum=0, exc=ValueError)
+
+
+def _decayed(lr, gamma, k, epoch):
+    """lr * gamma ** k: underflow gives 0, overflow is an error naming gamma."""
+    if lr == 0.0:
+        return 0.0
+    try:
+        value = lr * gamma**k
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise ValueError(f"gamma: lr * gamma ** {k} = {lr} * {gamma} ** {k} overflows a float "
+                         f"at epoch {epoch}")
+    return value
 
 
 class Constant:
     """lr at every epoch."""
 
     def __init__(self, lr):
-        self.lr = _positive("lr", lr)
+        self.lr = _lr(lr)
 
     def __call__(self, epoch):
         _epoch(epoch)
@@ -32,34 +53,36 @@ class StepDecay:
     """lr * gamma ** (epoch // step_size)."""
 
     def __init__(self, lr, step_size, gamma=0.1):
-        self.lr = _positive("lr", lr)
-        self.step_size = _positive("step_size", step_size, integer=True)
+        self.lr = _lr(lr)
+        self.step_size = _count("step_size", step_size)
         self.gamma = _positive("gamma", gamma)
 
     def __call__(self, epoch):
-        return self.lr * self.gamma ** (_epoch(epoch) // self.step_size)
+        e = _epoch(epoch)
+        return _decayed(self.lr, self.gamma, e // self.step_size, e)
 
 
 class ExponentialDecay:
     """lr * gamma ** epoch."""
 
     def __init__(self, lr, gamma):
-        self.lr = _positive("lr", lr)
+        self.lr = _lr(lr)
         self.gamma = _positive("gamma", gamma)
 
     def __call__(self, epoch):
-        return self.lr * self.gamma ** _epoch(epoch)
+        e = _epoch(epoch)
+        return _decayed(self.lr, self.gamma, e, e)
 
 
 class CosineAnnealing:
     """eta_min + (lr - eta_min) (1 + cos(pi epoch / t_max)) / 2, then eta_min after t_max."""
 
     def __init__(self, lr, t_max, eta_min=0.0):
-        self.lr = _positive("lr", lr)
-        self.t_max = _positive("t_max", t_max, integer=True)
-        if not (0.0 <= eta_min <= lr):
-            raise ValueError(f"eta_min: expected a value in [0, lr={lr}], got {eta_min!r}")
-        self.eta_min = eta_min
+        self.lr = _lr(lr)
+        self.t_max = _count("t_max", t_max)
+        self.eta_min = _lr(eta_min, "eta_min")
+        if self.eta_min > self.lr:
+            raise ValueError(f"eta_min: expected a value in [0, lr={self.lr}], got {eta_min!r}")
 
     def __call__(self, epoch):
         e = min(_epoch(epoch), self.t_max)
@@ -70,8 +93,8 @@ class Warmup:
     """lr (epoch + 1) / epochs for the first `epochs`, then then(epoch - epochs) (or lr)."""
 
     def __init__(self, lr, epochs, then=None):
-        self.lr = _positive("lr", lr)
-        self.epochs = _positive("epochs", epochs, integer=True)
+        self.lr = _lr(lr)
+        self.epochs = _count("epochs", epochs)
         if then is not None and not callable(then):
             raise ValueError(f"then: expected a schedule (callable) or None, got {then!r}")
         self.then = then
@@ -99,21 +122,25 @@ class ReduceOnPlateau:
     """
 
     def __init__(self, lr, factor=0.1, patience=10, threshold=1e-4, min_lr=0.0):
-        self.lr = _positive("lr", lr)
-        if not (0.0 < factor < 1.0):
+        self.lr = _lr(lr)
+        self.factor = v.number(factor, "factor")
+        if not (0.0 < self.factor < 1.0):
             raise ValueError(f"factor: expected a value in (0, 1), got {factor!r}")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"patience: expected a non-negative int, got {patience!r}")
-        if not (0.0 <= threshold < 1.0):
+        self.patience = v.integer(patience, "patience", minimum=0, exc=ValueError)
+        self.threshold = v.number(threshold, "threshold")
+        if not (0.0 <= self.threshold < 1.0):
             raise ValueError(f"threshold: expected a value in [0, 1), got {threshold!r}")
-        if not (0.0 <= min_lr <= lr):
-            raise ValueError(f"min_lr: expected a value in [0, lr={lr}], got {min_lr!r}")
-        self.factor, self.patience, self.threshold, self.min_lr = factor, patience, threshold, min_lr
+        self.min_lr = _lr(min_lr, "min_lr")
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr: expected a value in [0, lr={self.lr}], got {min_lr!r}")
         self.best = math.inf
         self.bad_epochs = 0
 
     def step(self, metric):
-        metric = float(metric)
+        try:
+            metric = float(metric)
+        except (TypeError, ValueError):
+            raise TypeError(f"metric: expected a number, got {metric!r}") from None
         if not math.isfinite(metric):
             raise ValueError(f"metric: expected a finite number, got {metric!r}")
         if metric < self.best * (1.0 - self.threshold):

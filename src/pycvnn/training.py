@@ -175,9 +175,12 @@ class EarlyStopping:
     the weights of the best epoch at the end. Losses improve downwards, accuracies upwards."""
 
     def __init__(self, monitor="val_loss", patience=5, restore_best=True, min_delta=0.0):
-        if not isinstance(patience, int) or isinstance(patience, bool) or patience < 0:
-            raise ValueError(f"patience: expected a non-negative int, got {patience!r}")
-        self.monitor, self.patience, self.restore_best = monitor, patience, restore_best
+        if not isinstance(monitor, str) or not monitor:
+            raise (ValueError if isinstance(monitor, str) else TypeError)(
+                f"monitor: expected the name of a logged column such as 'val_loss', got {monitor!r}")
+        self.monitor = monitor
+        self.patience = v.integer(patience, "patience", minimum=0, exc=ValueError)
+        self.restore_best = v.flag(restore_best, "restore_best")
         self.min_delta = v.number(min_delta, "min_delta", minimum=0)
         self.sign = -1.0 if "acc" in monitor else 1.0
 
@@ -226,9 +229,23 @@ class ProgressBar:
 # ---- fit ----------------------------------------------------------------------------------
 
 def _positive_int(value, name, minimum=1):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    return int(value)
+    return v.integer(value, name, minimum, exc=ValueError)
+
+
+CALLBACK_HOOKS = ("on_train_begin", "on_epoch_end", "on_train_end")
+
+
+def _callbacks(callbacks):
+    """callbacks as a list (None is none), each an object with at least one hook."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+        raise TypeError(f"callbacks: expected a list of callback objects (or None), got {callbacks!r}")
+    callbacks = list(callbacks)
+    for i, cb in enumerate(callbacks):
+        if not any(callable(getattr(cb, hook, None)) for hook in CALLBACK_HOOKS):
+            raise TypeError(f"callbacks[{i}]: expected an object with any of {list(CALLBACK_HOOKS)}, got {cb!r}")
+    return callbacks
 
 
 def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs=10, batch_size=32,
@@ -264,7 +281,7 @@ def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, valida
             raise type(err)(f"validation_data: {err}") from None
     if schedule is not None and not callable(schedule):
         raise ValueError(f"schedule: expected a callable schedule(epoch) -> lr, got {schedule!r}")
-    callbacks = list(callbacks)
+    callbacks = _callbacks(callbacks)
     opt = optim.get(optimizer)
     state1, state2 = opt.state(model)
     rule = opt.update_rule()

@@ -1,6 +1,5 @@
 """The lecture's walkthrough: batch gradient descent on y_hat = w x + b with the MSE loss."""
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -26,10 +25,8 @@ def linear_regression(X, y, lr, w0=0.0, b0=0.0, iterations=5):
         raise ValueError(f"X, y: expected two non-empty arrays of one length, got {x.shape} and {t.shape}")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(t))):
         raise ValueError("X, y: expected finite values, got NaN or Inf")
-    if (isinstance(iterations, (bool, np.bool_)) or not isinstance(iterations, numbers.Integral)
-            or iterations < 0):
-        raise ValueError(f"iterations: expected a non-negative int, got {iterations!r}")
-    lr = v.number(lr, "lr", 0)
+    iterations = v.integer(iterations, "iterations", minimum=0, exc=ValueError)
+    lr = v.number(lr, "lr", minimum=0)
     w, b, n = v.number(w0, "w0"), v.number(b0, "b0"), x.size
     rows = []
     # Too large an lr overflows to inf and then nan: the table shows it, without a warning per step.
