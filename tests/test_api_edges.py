@@ -127,6 +127,7 @@ BAD = [
     ("set_num_threads str", lambda: pycvnn.set_num_threads("2"), ValueError, "n"),
     ("set_num_threads bool", lambda: pycvnn.set_num_threads(True), ValueError, "n"),
     ("set_num_threads huge", lambda: pycvnn.set_num_threads(2**40), ValueError, "n"),
+    ("set_num_threads 1025", lambda: pycvnn.set_num_threads(1025), ValueError, "n"),
     ("set_backend list", lambda: pycvnn.set_backend(["cpp"]), ValueError, "backend"),
     ("set_backend None", lambda: pycvnn.set_backend(None), ValueError, "backend"),
     # schedules

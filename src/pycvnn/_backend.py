@@ -45,9 +45,11 @@ def backend():
 
 
 def set_num_threads(n):
-    """Threads used by the compiled core (its BLAS included)."""
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= 2**31 - 1:
-        raise ValueError(f"n: expected a positive int, got {n!r}")
+    """Threads used by the compiled core (its BLAS included), from 1 to 1024. Safe at any time
+    from any thread: it never waits; the count applies once no call into the core is running,
+    and a fit keeps the count it started with to its end."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= 1024:
+        raise ValueError(f"n: expected an int from 1 to 1024, got {n!r}")
     _core._set_num_threads(int(n))
 
 
