@@ -536,3 +536,21 @@ def test_arena_and_optimizer_state_start_on_cache_lines():
             assert arr.ctypes.data % 64 == 0 and arr.dtype == dtype and arr.flags.writeable
             assert arr.flags.c_contiguous and arr.size == model.n_params
         assert not model._grads.any() and model._params.any()
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copied_model_is_whole_and_independent(how):
+    """Its W/b are views into its own arena (an element-wise copy of the views would leave
+    them pointing nowhere the model trains), with fresh workspaces and locks."""
+    import copy
+    import pickle
+
+    X, y = pycvnn.datasets.digits()
+    model = pycvnn.MLP([64, 16, 10], output="softmax", seed=0)
+    model.fit(X[:200], y[:200], epochs=1, verbose=False)
+    twin = copy.deepcopy(model) if how == "deepcopy" else pickle.loads(pickle.dumps(model))
+    assert np.array_equal(twin.predict(X), model.predict(X))
+    assert all(np.shares_memory(d.W, twin._params) for d in twin.layers if hasattr(d, "W") and d.W is not None)
+    twin.fit(X[:200], y[:200], epochs=1, verbose=False)
+    assert not np.array_equal(twin.predict(X), model.predict(X))
+    assert twin.evaluate(X, y)["loss"] != model.evaluate(X, y)["loss"]

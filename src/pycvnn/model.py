@@ -168,6 +168,17 @@ class Sequential:
                 net = self._nets.setdefault(key, backend().Network(list(key[2])))
         return net
 
+    def __getstate__(self):
+        """copy.deepcopy and pickle: the layers, the dtype, the weights, the generator and the
+        last fit's loss; the arena's views, the workspaces and the locks are made afresh."""
+        return {"layers": self.layers, "dtype": np.dtype(self.dtype).name,
+                "params": self._params.copy(), "rng": self.rng, "last_loss": self.last_loss}
+
+    def __setstate__(self, state):
+        self.__init__(state["layers"], dtype=state["dtype"])
+        self._params[...] = state["params"]
+        self.rng, self.last_loss = state["rng"], state["last_loss"]
+
     def __repr__(self):
         inner = ", ".join(repr(layer) for layer in self.layers)
         return f"Sequential([{inner}], dtype={np.dtype(self.dtype).name})"
