@@ -1,6 +1,7 @@
 """Activations: <name>_forward(z) = f(z) and <name>_backward(z, dout) = dout * f'(z).
 
-z and dout have any one shape; softmax works over the last axis.
+z and dout have any one shape; softmax works over the last axis. NaN in z gives NaN out, also
+through the piecewise derivatives (relu'(NaN) dout = NaN).
 """
 
 import numpy as np
@@ -43,10 +44,15 @@ def relu_forward(z):
     return np.maximum(as_float(z, "z"), 0)
 
 
+def keep_nan(z, v):
+    """v, but z where z is NaN: a piecewise derivative's select would otherwise drop it."""
+    return np.where(np.isnan(z), z, v)
+
+
 def relu_backward(z, dout):
-    """dout * [z > 0]  (relu'(0) = 0)."""
+    """dout where z > 0, else 0 (relu'(0) = 0); NaN where z is NaN."""
     z, dout = _pair(z, dout)
-    return dout * (z > 0)
+    return keep_nan(z, np.where(z > 0, dout, 0))
 
 
 def leaky_relu_forward(z, alpha=0.01):
@@ -57,10 +63,10 @@ def leaky_relu_forward(z, alpha=0.01):
 
 
 def leaky_relu_backward(z, dout, alpha=0.01):
-    """dout * (1 if z > 0 else alpha)  (alpha at 0)."""
+    """dout * (1 if z > 0 else alpha)  (alpha at 0); NaN where z is NaN."""
     z, dout = _pair(z, dout)
     alpha = check_scalar(alpha, "alpha", lambda x: True, "a finite number")
-    return np.where(z > 0, dout, alpha * dout)
+    return keep_nan(z, np.where(z > 0, dout, alpha * dout))
 
 
 def softmax_forward(z):

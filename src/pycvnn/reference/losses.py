@@ -2,14 +2,15 @@
 
 reduction "none" gives the unreduced array (per element for l1/l2/huber, per sample (N,)
 for the others); "mean" and "sum" give its mean and sum as a float. A backward returns
-pred's shape; for "none" it is the gradient of the sum.
+pred's shape; for "none" it is the gradient of the sum. NaN and Inf propagate through these
+formulas as NumPy computes them; the piecewise ones (hinge's margins) keep NaN explicitly.
 """
 
 import numpy as np
 
 from ._common import (as_float, check_ndim, check_scalar, class_ids, eps_for, grad_scale, like,
                       reduce)
-from .activations import sigmoid_forward, softmax_forward
+from .activations import keep_nan, sigmoid_forward, softmax_forward
 
 
 # ---- elementwise: pred any shape, target the same shape ---------------------------------
@@ -62,15 +63,13 @@ def huber_backward(pred, target, delta=1.0, reduction="mean"):
 # ---- cross-entropy: pred (N, C), target class ids (N,) or probabilities (N, C) ----------
 
 def _ce_inputs(pred, target):
-    """pred (N, C) and the target as an (N, C) matrix (one-hot for class ids)."""
+    """pred (N, C), and the target as class ids (N,) or as an (N, C) matrix (the other None)."""
     pred = as_float(pred, "pred")
     check_ndim(pred, "pred", (2,), "shape (N, C)")
     n, c = pred.shape
     if np.ndim(target) == 1:
-        onehot = np.zeros_like(pred)
-        onehot[np.arange(n), class_ids(target, n, c)] = 1
-        return pred, onehot
-    return pred, like(target, pred, "target", "pred")
+        return pred, class_ids(target, n, c), None
+    return pred, None, like(target, pred, "target", "pred")
 
 
 def _log_softmax(z):
@@ -80,20 +79,32 @@ def _log_softmax(z):
 
 
 def cross_entropy_forward(pred, target, from_logits=True, reduction="mean"):
-    """-sum_c t_c log p_c per sample (N,); log p = log_softmax(pred), or log clip(pred, eps, 1)."""
-    pred, t = _ce_inputs(pred, target)
+    """-sum_c t_c log p_c per sample (N,), -log p_y for class ids; log p = log_softmax(pred), or
+    log clip(pred, eps, 1)."""
+    pred, ids, t = _ce_inputs(pred, target)
     log_p = _log_softmax(pred) if from_logits else np.log(np.clip(pred, eps_for(pred.dtype), 1))
+    if ids is not None:  # only p_y: a -inf logit elsewhere is a zero probability, not 0 * -inf
+        return reduce(-log_p[np.arange(len(ids)), ids], reduction)
     return reduce(-(t * log_p).sum(axis=1), reduction)
 
 
 def cross_entropy_backward(pred, target, from_logits=True, reduction="mean"):
-    """softmax(pred) sum_c t_c - t from logits; -t / p where p > eps (else 0) from probabilities."""
-    pred, t = _ce_inputs(pred, target)
+    """softmax(pred) sum_c t_c - t from logits; -t / p where p > eps (else 0) from probabilities.
+    With class ids t is the one-hot row, and from probabilities only p_y has a gradient."""
+    pred, ids, t = _ce_inputs(pred, target)
+    rows, eps = np.arange(pred.shape[0]), eps_for(pred.dtype)
     if from_logits:
-        g = softmax_forward(pred) * t.sum(axis=1, keepdims=True) - t
+        if ids is not None:
+            g = softmax_forward(pred)
+            g[rows, ids] -= 1
+        else:
+            g = softmax_forward(pred) * t.sum(axis=1, keepdims=True) - t
+    elif ids is not None:
+        p = pred[rows, ids]
+        g = np.zeros_like(pred)
+        g[rows, ids] = -1 / np.clip(p, eps, 1) * keep_nan(p, p > eps)  # the clip is flat below eps
     else:
-        eps = eps_for(pred.dtype)
-        g = -t / np.clip(pred, eps, 1) * (pred > eps)  # the clip is flat below eps
+        g = -t / np.clip(pred, eps, 1) * keep_nan(pred, pred > eps)
     return g * grad_scale(reduction, pred.shape[0])
 
 
@@ -168,9 +179,9 @@ def hinge_forward(pred, target, reduction="mean"):
 
 
 def hinge_backward(pred, target, reduction="mean"):
-    """d/dm max(0, m) = [m > 0] (0 at the kink), chained to the scores."""
+    """d/dm max(0, m) = [m > 0] (0 at the kink, NaN at NaN), chained to the scores."""
     pred, m, dm_ds = _margins(pred, target)
-    return dm_ds((m > 0).astype(pred.dtype)) * grad_scale(reduction, pred.shape[0])
+    return dm_ds(keep_nan(m, (m > 0).astype(pred.dtype))) * grad_scale(reduction, pred.shape[0])
 
 
 def squared_hinge_forward(pred, target, reduction="mean"):

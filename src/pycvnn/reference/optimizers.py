@@ -101,11 +101,11 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
 
 
 def adamw_update(param, grad, m, v, lr, beta1, beta2, eps, t, weight_decay):
-    """param -= lr weight_decay param (decoupled decay), then the Adam step."""
+    """param *= 1 - lr weight_decay (decoupled decay), then the Adam step."""
     _check_buffers(param=param, grad=grad, m=m, v=v)
     _check_step(t)  # check everything before the decay, so a bad call changes nothing
     _lr(lr), _eps(eps), _decay_rate(beta1, "beta1"), _decay_rate(beta2, "beta2")
-    param -= _lr(lr) * _weight_decay(weight_decay) * param
+    param *= 1 - _lr(lr) * _weight_decay(weight_decay)  # PyTorch's form: an infinite param stays infinite
     adam_update(param, grad, m, v, lr, beta1, beta2, eps, t)
 
 
