@@ -6,7 +6,7 @@ through the piecewise derivatives (relu'(NaN) dout = NaN).
 
 import numpy as np
 
-from ._common import as_float, check_scalar, like
+from ._common import array_out, as_float, check_scalar, like
 
 
 def _pair(z, dout):
@@ -14,6 +14,7 @@ def _pair(z, dout):
     return z, like(dout, z, "dout", "z")
 
 
+@array_out
 def sigmoid_forward(z):
     """1 / (1 + exp(-z)); any shape -> same shape."""
     z = as_float(z, "z")
@@ -21,6 +22,7 @@ def sigmoid_forward(z):
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
+@array_out
 def sigmoid_backward(z, dout):
     """dout * s (1 - s), s = sigmoid(z)."""
     z, dout = _pair(z, dout)
@@ -28,17 +30,20 @@ def sigmoid_backward(z, dout):
     return dout * s * (1 - s)
 
 
+@array_out
 def tanh_forward(z):
     """tanh(z); any shape -> same shape."""
     return np.tanh(as_float(z, "z"))
 
 
+@array_out
 def tanh_backward(z, dout):
     """dout * (1 - tanh(z)^2)."""
     z, dout = _pair(z, dout)
     return dout * (1 - np.tanh(z) ** 2)
 
 
+@array_out
 def relu_forward(z):
     """max(z, 0); any shape -> same shape."""
     return np.maximum(as_float(z, "z"), 0)
@@ -49,12 +54,14 @@ def keep_nan(z, v):
     return np.where(np.isnan(z), z, v)
 
 
+@array_out
 def relu_backward(z, dout):
     """dout where z > 0, else 0 (relu'(0) = 0); NaN where z is NaN."""
     z, dout = _pair(z, dout)
     return keep_nan(z, np.where(z > 0, dout, 0))
 
 
+@array_out
 def leaky_relu_forward(z, alpha=0.01):
     """z if z > 0 else alpha z; any shape -> same shape."""
     z = as_float(z, "z")
@@ -62,6 +69,7 @@ def leaky_relu_forward(z, alpha=0.01):
     return np.where(z > 0, z, alpha * z)
 
 
+@array_out
 def leaky_relu_backward(z, dout, alpha=0.01):
     """dout * (1 if z > 0 else alpha)  (alpha at 0); NaN where z is NaN."""
     z, dout = _pair(z, dout)
@@ -69,6 +77,7 @@ def leaky_relu_backward(z, dout, alpha=0.01):
     return keep_nan(z, np.where(z > 0, dout, alpha * dout))
 
 
+@array_out
 def softmax_forward(z):
     """exp(z - max z) / sum exp(z - max z) over the last axis; (..., C) -> (..., C)."""
     z = as_float(z, "z")
@@ -78,6 +87,7 @@ def softmax_forward(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+@array_out
 def softmax_backward(z, dout):
     """Vector-Jacobian product s * (dout - sum(dout * s)) over the last axis, s = softmax(z)."""
     z, dout = _pair(z, dout)

@@ -5,7 +5,7 @@ x (N, in), w (out, in), b (out,), a and dout (N, out).
 
 import numpy as np
 
-from ._common import as_float, check_ndim, check_scalar
+from ._common import as_float, check_name, check_ndim, check_scalar
 from .activations import (keep_nan, leaky_relu_forward, relu_forward, sigmoid_forward,
                           softmax_forward, tanh_forward)
 from .gemm import matmul
@@ -16,8 +16,7 @@ ACTIVATIONS = ("none", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
 def check_activation(activation, alpha):
     """alpha finite, and >= 0 for leaky_relu (then a > 0 exactly where z > 0, which backward
     reads off a); the other activations ignore it."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
+    activation = check_name(activation, "activation", ACTIVATIONS)
     check_scalar(alpha, "alpha", lambda x: True, "a finite number")
     if activation == "leaky_relu":
         return check_scalar(alpha, "alpha", lambda x: x >= 0, "a number >= 0")

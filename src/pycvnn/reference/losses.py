@@ -8,8 +8,8 @@ formulas as NumPy computes them; the piecewise ones (hinge's margins) keep NaN e
 
 import numpy as np
 
-from ._common import (as_float, check_ndim, check_scalar, class_ids, eps_for, grad_scale, like,
-                      reduce)
+from ._common import (array_out, as_float, check_ndim, check_scalar, class_ids, eps_for, grad_scale,
+                      like, reduce)
 from .activations import keep_nan, sigmoid_forward, softmax_forward
 
 
@@ -25,6 +25,7 @@ def l1_forward(pred, target, reduction="mean"):
     return reduce(np.abs(_residual(pred, target)), reduction)
 
 
+@array_out
 def l1_backward(pred, target, reduction="mean"):
     """sign(pred - target), 0 at a tie; / pred.size for "mean"."""
     r = _residual(pred, target)
@@ -36,6 +37,7 @@ def l2_forward(pred, target, reduction="mean"):
     return reduce(_residual(pred, target) ** 2, reduction)
 
 
+@array_out
 def l2_backward(pred, target, reduction="mean"):
     """2 (pred - target); / pred.size for "mean"."""
     r = _residual(pred, target)
@@ -53,6 +55,7 @@ def huber_forward(pred, target, delta=1.0, reduction="mean"):
     return reduce(np.where(np.abs(r) <= delta, 0.5 * r**2, delta * (np.abs(r) - 0.5 * delta)), reduction)
 
 
+@array_out
 def huber_backward(pred, target, delta=1.0, reduction="mean"):
     """r if |r| <= delta else delta sign(r); / pred.size for "mean"."""
     delta = _check_delta(delta)
@@ -205,8 +208,9 @@ def _dice_parts(pred, target, smooth):
         raise ValueError(f"pred: expected shape (N, ...), got {pred.shape}")
     n = pred.shape[0]
     p, g = pred.reshape(n, -1), like(target, pred, "target", "pred").reshape(n, -1)
-    num = 2 * (p * g).sum(axis=1) + smooth  # 2 sum(p g) + smooth
-    den = p.sum(axis=1) + g.sum(axis=1) + smooth  # sum(p) + sum(g) + smooth
+    # Sums over a whole image in float64, as the core: in float32 den^2 underflows (den 1e-36).
+    num = 2 * (p * g).sum(axis=1, dtype=np.float64) + smooth  # 2 sum(p g) + smooth
+    den = (p + g).sum(axis=1, dtype=np.float64) + smooth  # sum(p) + sum(g) + smooth
     # An all-zero sample with smooth = 0 is 0/0: define it as loss 0, gradient 0 (as the core).
     empty = den == 0
     return pred, g, num + empty, den + empty, empty
@@ -214,13 +218,15 @@ def _dice_parts(pred, target, smooth):
 
 def dice_forward(pred, target, smooth=1e-6, reduction="mean"):
     """Per sample (N,): 1 - (2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth)."""
-    _, _, num, den, _ = _dice_parts(pred, target, smooth)
-    return reduce(1 - num / den, reduction)
+    pred, _, num, den, _ = _dice_parts(pred, target, smooth)
+    return reduce((1 - num / den).astype(pred.dtype), reduction)
 
 
 def dice_backward(pred, target, smooth=1e-6, reduction="mean"):
     """d/dp_k = -(2 g_k den - num) / den^2, per sample."""
     pred, g, num, den, empty = _dice_parts(pred, target, smooth)
-    num, den = num[:, None], den[:, None]
-    grad = -(2 * g * den - num) / den**2 * ~empty[:, None]
-    return grad.reshape(pred.shape) * grad_scale(reduction, pred.shape[0])
+    scale = grad_scale(reduction, pred.shape[0])
+    # d/dp_k = num / den^2 - 2 g_k / den: both factors in float64, then pred's dtype (as the core)
+    a = (scale * num / den**2 * ~empty).astype(pred.dtype)[:, None]
+    b = (scale * 2 / den * ~empty).astype(pred.dtype)[:, None]
+    return (a - b * g).reshape(pred.shape)
