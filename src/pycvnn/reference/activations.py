@@ -24,10 +24,11 @@ def sigmoid_forward(z):
 
 @array_out
 def sigmoid_backward(z, dout):
-    """dout * s (1 - s), s = sigmoid(z)."""
+    """dout * s (1 - s), s = sigmoid(z), as e / (1 + e)^2 with e = exp(-|z|) (1 - s would be
+    all rounding error once s rounds to within a few ulp of 1)."""
     z, dout = _pair(z, dout)
-    s = sigmoid_forward(z)
-    return dout * s * (1 - s)
+    e = np.exp(-np.abs(z))
+    return dout * (e / (1 + e) ** 2)
 
 
 @array_out
@@ -38,9 +39,11 @@ def tanh_forward(z):
 
 @array_out
 def tanh_backward(z, dout):
-    """dout * (1 - tanh(z)^2)."""
+    """dout * (1 - tanh(z)^2), as 4 e / (1 + e)^2 with e = exp(-2|z|) (accurate where tanh
+    rounds to about 1)."""
     z, dout = _pair(z, dout)
-    return dout * (1 - np.tanh(z) ** 2)
+    e = np.exp(-2 * np.abs(z))
+    return dout * (4 * e / (1 + e) ** 2)
 
 
 @array_out

@@ -55,7 +55,7 @@ def _dz(dout, a, activation, alpha):
     if activation == "sigmoid":
         return dout * a * (1 - a)
     if activation == "tanh":
-        return dout * (1 - a**2)
+        return dout * ((1 - a) * (1 + a))  # 1 - a exact near 1, as the core
     if activation == "relu":  # a > 0 exactly when z > 0, and a is NaN where z is
         return keep_nan(a, np.where(a > 0, dout, 0))
     if activation == "leaky_relu":  # likewise with alpha >= 0
