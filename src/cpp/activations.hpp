@@ -96,10 +96,13 @@ PYCVNN_CLONES void relu_backward(T* __restrict dz,          // (n)
                    idx n) {
     // Load dout unconditionally: gcc will not vectorise a load made under a condition, and
     // the scalar branch mispredicts on random signs (measured 4 ns vs 0.15 ns per element).
-    // A NaN z fails both tests and passes through: relu'(NaN) dout = NaN.
+    // A NaN z fails both tests and passes through: relu'(NaN) dout = NaN. Written as two
+    // selects in a row, gcc's AVX-512 clone is 2 compares, a blend and a zeroing move (the
+    // nested form took 4 compares and 3 blends).
     for (idx i = 0; i < n; ++i) {
         const T d = dout[i], zi = z[i];
-        dz[i] = zi > T(0) ? d : (zi <= T(0) ? T(0) : zi);
+        const T t = zi > T(0) ? d : zi;
+        dz[i] = zi <= T(0) ? T(0) : t;
     }
 }
 
@@ -126,9 +129,10 @@ PYCVNN_CLONES void leaky_relu_backward(T* __restrict dz,          // (n)
                          const T* __restrict z,     // (n)
                          const T* __restrict dout,  // (n)
                          idx n, T alpha) {
-    for (idx i = 0; i < n; ++i) {
+    for (idx i = 0; i < n; ++i) {  // NaN z: NaN, as relu's
         const T d = dout[i], zi = z[i];
-        dz[i] = zi > T(0) ? d : (zi <= T(0) ? alpha * d : zi);  // NaN z: NaN, as relu's
+        const T t = zi > T(0) ? d : zi;
+        dz[i] = zi <= T(0) ? alpha * d : t;
     }
 }
 
