@@ -133,11 +133,12 @@ def assert_agree(got, want, dtype, where, kappa=0.0):
     scale = float(np.max(np.abs(w[finite])))
     # C++ flushes denormals: never an atol below the smallest normal number
     atol = max(ATOL[dtype] * scale, float(np.finfo(dtype).tiny))
-    rtol = RTOL[dtype] + kappa * float(np.finfo(dtype).eps)
+    # a result that cancelled completely still has to be within a factor of 2
+    rtol = RTOL[dtype] + min(kappa * float(np.finfo(dtype).eps), 1.0)
     np.testing.assert_allclose(g[finite], w[finite], rtol=rtol, atol=atol, err_msg=where)
 
 
-def compare(name, args, kwargs=None, dtype=np.float64, inplace=()):
+def compare(name, args, kwargs=None, dtype=np.float64, inplace=(), kappa=0.0):
     """Run _core.name and reference.name on copies of args; both raise the same exception type
     or both return results that agree, and so do the in-place buffers (indices `inplace`)."""
     kwargs = kwargs or {}
@@ -148,7 +149,7 @@ def compare(name, args, kwargs=None, dtype=np.float64, inplace=()):
         f"{name}: core raised {err_core!r}, reference raised {err_ref!r}"
     if err_core is not None:
         return None
-    assert_agree(got, want, dtype, name)
+    assert_agree(got, want, dtype, name, kappa)
     for i in inplace:
         assert_agree(a_core[i], a_ref[i], dtype, f"{name} buffer {i}")
     return want
@@ -177,6 +178,8 @@ def values(dtype, lo=-1e6, hi=1e6, specials=True, nice=(0.0, -0.0, 1.0, -1.0, 0.
     if tiny:
         parts.append(st.floats(tiny_lo, small, width=width) if lo >= 0 else
                      st.floats(tiny_lo, small, width=width) | st.floats(-small, -tiny_lo, width=width))
+    else:  # nor the smallest normal numbers the bounded draws like to pick
+        return st.one_of(*parts).filter(lambda x: not 0 < abs(x) < small)
     if specials:
         parts.append(st.sampled_from(SPECIALS))
     return st.one_of(*parts).filter(lambda x: x != x or lo <= x <= hi or np.isinf(x))
@@ -211,8 +214,18 @@ def pairs(draw, shape=ANY_SHAPE, specials=True, **kw):
 def test_activations(p, act, alpha):
     dtype, z, dout = p
     kw = {"alpha": alpha} if act == "leaky_relu" else {}
-    compare(f"{act}_forward", [z], kw, dtype)
-    compare(f"{act}_backward", [z, dout], kw, dtype)
+    s = compare(f"{act}_forward", [z], kw, dtype)
+    kappa = softmax_kappa(s) if act == "softmax" and s is not None else 0.0
+    compare(f"{act}_backward", [z, dout], kw, dtype, kappa=kappa)
+
+
+def softmax_kappa(s):
+    """Ulps the softmax VJP s (dout - sum(dout s)) may differ by: in a row whose largest
+    probability is near 1 the bracket cancels to about (1 - s_max) |dout|, so the backends'
+    1-ulp differences in s (each exp within an ulp, not the same one) grow by 1 / (1 - s_max)."""
+    s = np.asarray(s, np.float64).reshape(-1, np.shape(s)[-1]) if np.ndim(s) else np.zeros((1, 1))
+    top = np.max(np.where(np.isfinite(s), s, 0), axis=1)
+    return 8 * float(np.max(1 / np.maximum(1 - top, 1e-300)))
 
 
 # ---- elementwise losses -----------------------------------------------------------------------
