@@ -161,7 +161,7 @@ def test_blocked_splits_over_threads(m, n, k, ta, tb):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_gate_zeroes_c_where_the_gate_is_not_positive(m, n, k, ta, tb, dtype, path, threads):
     # ReLU's backward in the epilogue (dz = dx where a > 0): exactly the select of
-    # relu_backward, NaN gate included; OpenBLAS's path says it did not gate, and did not.
+    # relu_backward, NaN where the gate is NaN; OpenBLAS's path says it did not gate, and did not.
     import pycvnn
     if path in ("small", "blocked") and not _core._small_gemm_available():
         pytest.skip("the AVX-512 GEMM kernels need AVX-512")
@@ -176,8 +176,10 @@ def test_gate_zeroes_c_where_the_gate_is_not_positive(m, n, k, ta, tb, dtype, pa
         gated = _core._gemm(a, b, c, ta, tb, -0.5, 1.0, path, gate=gate)
         assert gated == (path in ("small", "blocked")) or path == "auto"
         if gated:
-            assert np.all(c[~(gate > 0)] == 0)
+            assert np.all(c[gate <= 0] == 0) and np.all(np.isnan(c[np.isnan(gate)]))
+            assert not np.any(np.isnan(c[gate > 0]))
             want = np.where(gate > 0, want, 0.0)
+            c, want = np.where(np.isnan(gate), 0, c), np.where(np.isnan(gate), 0, want)
         assert rel_err(c, want, a, b, ta, tb, -0.5) < TOL[dtype]
     finally:
         pycvnn.set_num_threads(before)

@@ -24,7 +24,7 @@ PYCVNN_CLONES void activation_inplace(T* __restrict a,  // (rows, cols)
             for (idx i = 0; i < n; ++i) a[i] = vmath::tanh(a[i]);
             break;
         case Activation::ReLU:
-            for (idx i = 0; i < n; ++i) a[i] = a[i] > T(0) ? a[i] : T(0);
+            for (idx i = 0; i < n; ++i) a[i] = a[i] < T(0) ? T(0) : a[i];  // keeps NaN
             break;
         case Activation::LeakyReLU:
             for (idx i = 0; i < n; ++i) a[i] = a[i] > T(0) ? a[i] : alpha * a[i];

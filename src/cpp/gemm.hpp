@@ -26,8 +26,9 @@ bool gemm_bias(bool trans_a, bool trans_b, int m, int n, int k, const T* A, int 
                int ldb, const T* bias, T* C, int ldc, bool relu = false);
 
 // What our kernels do to C as they store it (OpenBLAS does none of it): add bias (n) to every
-// row, then max(C, 0) if relu, then C := 0 where gate <= 0. The gate (m, n), C's row stride, is
-// the layer below's ReLU output: its backward, dz = dx where a > 0, done in dx's GEMM.
+// row, then max(C, 0) if relu (NaN kept), then C := 0 where gate <= 0 (NaN where the gate is
+// NaN). The gate (m, n), C's row stride, is the layer below's ReLU output: its backward,
+// dz = dx where a > 0, done in dx's GEMM.
 template <typename T>
 struct Epilogue {
     const T* bias = nullptr;

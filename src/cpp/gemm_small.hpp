@@ -37,12 +37,13 @@ struct V<float> {
     static void store(float* p, reg v, mask k) { _mm512_mask_storeu_ps(p, k, v); }
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
     static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
-    static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }  // b where a is NaN
+    static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }  // b where either is NaN
     static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
     template <int IMM>  // 128-bit lanes: two of a, then two of b
     static reg shuffle128(reg a, reg b) { return _mm512_shuffle_f32x4(a, b, IMM); }
-    static reg where_positive(reg g, reg x) {  // x where g > 0, else 0 (NaN g: 0)
-        return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(g, zero(), _CMP_GT_OQ), x);
+    static reg where_positive(reg g, reg x) {  // x where g > 0, 0 where g <= 0, NaN g: g
+        const reg kept = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(g, zero(), _CMP_GT_OQ), x);
+        return _mm512_mask_mov_ps(kept, _mm512_cmp_ps_mask(g, g, _CMP_UNORD_Q), g);
     }
 };
 template <>
@@ -57,12 +58,13 @@ struct V<double> {
     static void store(double* p, reg v, mask k) { _mm512_mask_storeu_pd(p, k, v); }
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
     static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
-    static reg max(reg a, reg b) { return _mm512_max_pd(a, b); }  // b where a is NaN
+    static reg max(reg a, reg b) { return _mm512_max_pd(a, b); }  // b where either is NaN
     static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
     template <int IMM>  // 128-bit lanes: two of a, then two of b
     static reg shuffle128(reg a, reg b) { return _mm512_shuffle_f64x2(a, b, IMM); }
-    static reg where_positive(reg g, reg x) {  // x where g > 0, else 0 (NaN g: 0)
-        return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(g, zero(), _CMP_GT_OQ), x);
+    static reg where_positive(reg g, reg x) {  // x where g > 0, 0 where g <= 0, NaN g: g
+        const reg kept = _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(g, zero(), _CMP_GT_OQ), x);
+        return _mm512_mask_mov_pd(kept, _mm512_cmp_pd_mask(g, g, _CMP_UNORD_Q), g);
     }
 };
 
@@ -71,8 +73,8 @@ struct V<double> {
 // rows <= MR; rows past the end repeat the last row's work and are not stored (no branch in
 // the k loop). TA: A is stored (k, m), so row r of op(A) is a column.
 // The epilogue's bias (the panel's NV L entries) is added to every row as C is stored; with
-// relu, C = max(C, 0) (NaN gives 0, as relu's pass does); with a gate (rows ldc apart, as C),
-// C = 0 where the gate is not > 0, as relu_backward's select.
+// relu, C = max(C, 0) (NaN stays NaN, as relu's pass); with a gate (rows ldc apart, as C),
+// C = 0 where the gate is <= 0 and NaN where it is NaN, as relu_backward's select.
 template <typename T, int MR, int NV, bool TA, bool MASK>
 void block(int rows, int k, T alpha,
            const T* A, int lda,  // op(A) rows [0, rows)
@@ -124,7 +126,7 @@ void block(int rows, int k, T alpha,
                 typename W::reg out = W::fma(va, acc[r][v], bias_v[v]);
                 if (beta != T(0))  // beta 0: C unread
                     out = W::fma(vb, W::load(c + v * L, km), out);
-                if (e.relu) out = W::max(out, W::zero());
+                if (e.relu) out = W::max(W::zero(), out);  // max(0, NaN) is the NaN
                 if constexpr (decltype(gated)::value)
                     out = W::where_positive(W::load(e.gate + size_t(r) * ldc + v * L, km), out);
                 W::store(c + v * L, out, km);
@@ -380,8 +382,11 @@ void dot_rows(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int
                 T v = alpha * sums[slot[r * NR + c]];
                 if (beta != T(0)) v += beta * *cp;
                 if (e.bias) v += e.bias[col];
-                if (e.relu) v = v > T(0) ? v : T(0);
-                if (e.gate && !(e.gate[size_t(r) * ldc + col] > T(0))) v = T(0);
+                if (e.relu) v = v < T(0) ? T(0) : v;  // keeps NaN
+                if (e.gate) {
+                    const T g = e.gate[size_t(r) * ldc + col];
+                    v = g > T(0) ? v : (g <= T(0) ? T(0) : g);
+                }
                 *cp = v;
             }
     }

@@ -59,7 +59,7 @@ PYCVNN_CLONES void rmsprop_update(T* __restrict param,       // (n)
     const T rho = T(rho_), k = T(1.0 - rho_);  // 1 - rho in double, as for Adam's betas
     for (idx i = 0; i < n; ++i) {
         const T g = grad[i];
-        const T s = rho * sq[i] + k * g * g;
+        const T s = rho * sq[i] + k * (g * g);  // as the twin: (1 - rho) g^2
         sq[i] = s;
         param[i] -= lr * g / (std::sqrt(s) + eps);
     }
@@ -68,6 +68,10 @@ PYCVNN_CLONES void rmsprop_update(T* __restrict param,       // (n)
 namespace detail {
 
 #if defined(PYCVNN_AVX512_KERNELS)
+// vfixupimm's table, one nibble per class of x (QNaN, SNaN, 0, +1, -Inf, +Inf, negative,
+// positive from the lowest nibble): 2 = x made quiet, 3 = the default NaN, 8 = +0, 0 = keep r.
+constexpr int kAdamFixup = 0x03830022;
+
 // float Adam's sqrt and division, the two ops that bound its loop (23 cycles per 16 floats on
 // the divider), as rsqrt14 / rcp14 estimates each refined by one Newton step: within a few
 // ulp of the exact ops. Whole vectors only; returns how many were done.
@@ -86,18 +90,22 @@ PYCVNN_AVX512 inline idx adam_step_avx512(float* __restrict param, float* __rest
     for (idx i = 0; i < nv; i += 16) {
         const __m512 g = _mm512_loadu_ps(grad + i);
         const __m512 mi = _mm512_fmadd_ps(b1, _mm512_loadu_ps(m + i), _mm512_mul_ps(k1, g));
-        const __m512 vi = _mm512_fmadd_ps(b2, _mm512_loadu_ps(v + i), _mm512_mul_ps(_mm512_mul_ps(k2, g), g));
+        const __m512 vi = _mm512_fmadd_ps(b2, _mm512_loadu_ps(v + i), _mm512_mul_ps(k2, _mm512_mul_ps(g, g)));
         _mm512_storeu_ps(m + i, mi);
         _mm512_storeu_ps(v + i, vi);
         // x clamped to [FLT_MIN, FLT_MAX] so the estimate is finite (sqrt FLT_MIN ~ 1e-19 is
         // lost in eps); NaN passes (max and min return their second operand on NaN).
-        const __m512 x = _mm512_min_ps(fmax, _mm512_max_ps(fmin, _mm512_mul_ps(vi, ib)));
+        const __m512 x_raw = _mm512_mul_ps(vi, ib);
+        const __m512 x = _mm512_min_ps(fmax, _mm512_max_ps(fmin, x_raw));
         __m512 y = _mm512_rsqrt14_ps(x);  // y *= 1.5 - 0.5 x y^2
         y = _mm512_mul_ps(y, _mm512_fnmadd_ps(_mm512_mul_ps(half, x), _mm512_mul_ps(y, y), three_halves));
         const __m512 sq = _mm512_mul_ps(x, y);
         const __m512 d = _mm512_add_ps(sq, ep);
         __m512 r = _mm512_rcp14_ps(d);  // r *= 2 - d r
         r = _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, two));
+        // 1 / (sqrt(x) + eps) where the clamp changed x, as the exact ops give it: 0 at +Inf,
+        // NaN below zero (sqrt of a negative) or at NaN; one instruction (table kAdamFixup).
+        r = _mm512_fixupimm_ps(r, x_raw, _mm512_set1_epi32(kAdamFixup), 0);
         const __m512 p = _mm512_loadu_ps(param + i);
         _mm512_storeu_ps(param + i, _mm512_fnmadd_ps(_mm512_mul_ps(st, mi), r, _mm512_mul_ps(p, dc)));
     }
@@ -129,7 +137,7 @@ PYCVNN_CLONES void adam_step(T* __restrict param, T* __restrict m, T* __restrict
     for (; i < n; ++i) {
         const T g = grad[i];
         const T mi = beta1 * m[i] + k1 * g;
-        const T vi = beta2 * v[i] + k2 * g * g;
+        const T vi = beta2 * v[i] + k2 * (g * g);  // as the twin: (1 - b2) g^2
         m[i] = mi;
         v[i] = vi;
         param[i] = param[i] * decay - step * mi / (std::sqrt(vi * inv_bc2) + eps);

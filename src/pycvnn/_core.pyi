@@ -13,6 +13,11 @@ Conventions for every function:
 - Scalar parameters are checked (ValueError naming them): lr >= 0; beta, rho, beta1, beta2
   in [0, 1); eps > 0; t >= 1; weight_decay >= 0; max_norm > 0; delta > 0; smooth >= 0;
   alpha finite.
+- NaN and Inf in the arrays are not checked here (the public functions refuse them): they
+  propagate as through the NumPy twin's formula, so a diverging computation always shows.
+  Piecewise functions keep NaN: relu(NaN) = NaN, relu'(NaN) dout = NaN (where z <= 0 the
+  gradient is 0 whatever dout is), max/min/clip of NaN is NaN, a loss with a NaN prediction
+  is NaN. Denormal results may be flushed to zero.
 - reduction is "none", "mean" or "sum". With "none" a loss returns the unreduced array
   (per element for l1/l2/huber, per sample (N,) for the others); "mean"/"sum" return a float.
   A *_backward returns d loss / d pred with pred's shape (for "none": of the sum).
@@ -37,7 +42,7 @@ def tanh_forward(z: Array) -> Array: ...
 def tanh_backward(z: Array, dout: Array) -> Array: ...
 def relu_forward(z: Array) -> Array: ...
 def relu_backward(z: Array, dout: Array) -> Array:
-    """relu'(0) = 0."""
+    """dout where z > 0, 0 where z <= 0 (relu'(0) = 0), NaN where z is NaN."""
 def leaky_relu_forward(z: Array, alpha: float = 0.01) -> Array: ...
 def leaky_relu_backward(z: Array, dout: Array, alpha: float = 0.01) -> Array:
     """leaky_relu'(z) = 1 for z > 0, else alpha (so alpha at 0)."""

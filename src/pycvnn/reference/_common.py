@@ -5,6 +5,8 @@ shape, empty, unknown name). The richer value checks (NaN, label ranges) live in
 public layer, pycvnn._validate.
 """
 
+import functools
+
 import numpy as np
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -48,31 +50,53 @@ def class_ids(target, n, c, name="target"):
     return target.astype(np.int64)
 
 
+def check_name(value, name, choices):
+    """One of the names in choices; like the core's string arguments, bytes are decoded and
+    anything else that is not a string is a TypeError."""
+    if isinstance(value, bytes):
+        value = value.decode()
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected a string, one of {tuple(choices)}, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
+    return value
+
+
 def check_reduction(reduction):
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+    return check_name(reduction, "reduction", REDUCTIONS)
 
 
 def reduce(per, reduction):
     """"none": the array itself; "mean"/"sum": its mean/sum as a Python float."""
-    check_reduction(reduction)
+    reduction = check_reduction(reduction)
     if reduction == "none":
-        return per
+        return np.asarray(per)  # a 0-d input's result stays an array, as the core's
     return float(per.mean() if reduction == "mean" else per.sum())
 
 
 def grad_scale(reduction, count):
     """Factor on the gradient of the sum: 1/count for "mean", else 1."""
-    check_reduction(reduction)
-    return 1.0 / count if reduction == "mean" else 1.0
+    return 1.0 / count if check_reduction(reduction) == "mean" else 1.0
 
 
 def check_scalar(value, name, ok, expected):
-    """A finite float for which ok(value) holds, else ValueError naming it."""
+    """A finite float for which ok(value) holds, else ValueError naming it (a string is a
+    TypeError, as the core's float arguments take numbers only)."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
     value = float(value)
     if not (np.isfinite(value) and ok(value)):
         raise ValueError(f"{name}: expected {expected}, got {value!r}")
     return value
+
+
+def array_out(fn):
+    """Results as arrays: NumPy turns 0-d arithmetic into scalars, the core returns 0-d arrays."""
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        result = fn(*args, **kwargs)
+        return np.asarray(result) if isinstance(result, np.generic) else result
+    return wrapped
 
 
 def eps_for(dtype):

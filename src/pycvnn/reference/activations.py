@@ -1,11 +1,12 @@
 """Activations: <name>_forward(z) = f(z) and <name>_backward(z, dout) = dout * f'(z).
 
-z and dout have any one shape; softmax works over the last axis.
+z and dout have any one shape; softmax works over the last axis. NaN in z gives NaN out, also
+through the piecewise derivatives (relu'(NaN) dout = NaN).
 """
 
 import numpy as np
 
-from ._common import as_float, check_scalar, like
+from ._common import array_out, as_float, check_scalar, like
 
 
 def _pair(z, dout):
@@ -13,6 +14,7 @@ def _pair(z, dout):
     return z, like(dout, z, "dout", "z")
 
 
+@array_out
 def sigmoid_forward(z):
     """1 / (1 + exp(-z)); any shape -> same shape."""
     z = as_float(z, "z")
@@ -20,35 +22,49 @@ def sigmoid_forward(z):
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
+@array_out
 def sigmoid_backward(z, dout):
-    """dout * s (1 - s), s = sigmoid(z)."""
+    """dout * s (1 - s), s = sigmoid(z), as e / (1 + e)^2 with e = exp(-|z|) (1 - s would be
+    all rounding error once s rounds to within a few ulp of 1)."""
     z, dout = _pair(z, dout)
-    s = sigmoid_forward(z)
-    return dout * s * (1 - s)
+    e = np.exp(-np.abs(z))
+    return dout * (e / (1 + e) ** 2)
 
 
+@array_out
 def tanh_forward(z):
     """tanh(z); any shape -> same shape."""
     return np.tanh(as_float(z, "z"))
 
 
+@array_out
 def tanh_backward(z, dout):
-    """dout * (1 - tanh(z)^2)."""
+    """dout * (1 - tanh(z)^2), as 4 e / (1 + e)^2 with e = exp(-2|z|) (accurate where tanh
+    rounds to about 1)."""
     z, dout = _pair(z, dout)
-    return dout * (1 - np.tanh(z) ** 2)
+    e = np.exp(-2 * np.abs(z))
+    return dout * (4 * e / (1 + e) ** 2)
 
 
+@array_out
 def relu_forward(z):
     """max(z, 0); any shape -> same shape."""
     return np.maximum(as_float(z, "z"), 0)
 
 
+def keep_nan(z, v):
+    """v, but z where z is NaN: a piecewise derivative's select would otherwise drop it."""
+    return np.where(np.isnan(z), z, v)
+
+
+@array_out
 def relu_backward(z, dout):
-    """dout * [z > 0]  (relu'(0) = 0)."""
+    """dout where z > 0, else 0 (relu'(0) = 0); NaN where z is NaN."""
     z, dout = _pair(z, dout)
-    return dout * (z > 0)
+    return keep_nan(z, np.where(z > 0, dout, 0))
 
 
+@array_out
 def leaky_relu_forward(z, alpha=0.01):
     """z if z > 0 else alpha z; any shape -> same shape."""
     z = as_float(z, "z")
@@ -56,13 +72,15 @@ def leaky_relu_forward(z, alpha=0.01):
     return np.where(z > 0, z, alpha * z)
 
 
+@array_out
 def leaky_relu_backward(z, dout, alpha=0.01):
-    """dout * (1 if z > 0 else alpha)  (alpha at 0)."""
+    """dout * (1 if z > 0 else alpha)  (alpha at 0); NaN where z is NaN."""
     z, dout = _pair(z, dout)
     alpha = check_scalar(alpha, "alpha", lambda x: True, "a finite number")
-    return np.where(z > 0, dout, alpha * dout)
+    return keep_nan(z, np.where(z > 0, dout, alpha * dout))
 
 
+@array_out
 def softmax_forward(z):
     """exp(z - max z) / sum exp(z - max z) over the last axis; (..., C) -> (..., C)."""
     z = as_float(z, "z")
@@ -72,6 +90,7 @@ def softmax_forward(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+@array_out
 def softmax_backward(z, dout):
     """Vector-Jacobian product s * (dout - sum(dout * s)) over the last axis, s = softmax(z)."""
     z, dout = _pair(z, dout)

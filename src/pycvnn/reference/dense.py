@@ -5,18 +5,22 @@ x (N, in), w (out, in), b (out,), a and dout (N, out).
 
 import numpy as np
 
-from ._common import as_float, check_ndim, check_scalar
-from .activations import (leaky_relu_forward, relu_forward, sigmoid_forward, softmax_forward,
-                          tanh_forward)
+from ._common import as_float, check_name, check_ndim, check_scalar
+from .activations import (keep_nan, leaky_relu_forward, relu_forward, sigmoid_forward,
+                          softmax_forward, tanh_forward)
 from .gemm import matmul
 
 ACTIVATIONS = ("none", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
 
 
-def _check_activation(activation, alpha):
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
-    return check_scalar(alpha, "alpha", lambda x: x >= 0, "a number >= 0")
+def check_activation(activation, alpha):
+    """alpha finite, and >= 0 for leaky_relu (then a > 0 exactly where z > 0, which backward
+    reads off a); the other activations ignore it."""
+    activation = check_name(activation, "activation", ACTIVATIONS)
+    check_scalar(alpha, "alpha", lambda x: True, "a finite number")
+    if activation == "leaky_relu":
+        return check_scalar(alpha, "alpha", lambda x: x >= 0, "a number >= 0")
+    return float(alpha)
 
 
 def _check_shapes(x, w, b):
@@ -30,7 +34,7 @@ def _check_shapes(x, w, b):
 
 def dense_forward(x, w, b, activation="none", alpha=0.01):
     """a = f(x w^T + b): (N, in), (out, in), (out,) -> (N, out)."""
-    alpha = _check_activation(activation, alpha)
+    alpha = check_activation(activation, alpha)
     x = as_float(x, "x")
     w, b = as_float(w, "w").astype(x.dtype), as_float(b, "b").astype(x.dtype)
     _check_shapes(x, w, b)
@@ -51,18 +55,18 @@ def _dz(dout, a, activation, alpha):
     if activation == "sigmoid":
         return dout * a * (1 - a)
     if activation == "tanh":
-        return dout * (1 - a**2)
-    if activation == "relu":
-        return dout * (a > 0)
-    if activation == "leaky_relu":
-        return np.where(a > 0, dout, alpha * dout)  # a > 0 exactly when z > 0 (alpha >= 0)
+        return dout * ((1 - a) * (1 + a))  # 1 - a exact near 1, as the core
+    if activation == "relu":  # a > 0 exactly when z > 0, and a is NaN where z is
+        return keep_nan(a, np.where(a > 0, dout, 0))
+    if activation == "leaky_relu":  # likewise with alpha >= 0
+        return keep_nan(a, np.where(a > 0, dout, alpha * dout))
     # softmax's vector-Jacobian product (/ sum(a) = 1, as the core: constant dout -> exactly 0)
     return a * (dout - (dout * a).sum(axis=1, keepdims=True) / a.sum(axis=1, keepdims=True))
 
 
 def dense_backward(dout, x, w, a, activation="none", alpha=0.01):
     """(dx (N, in), dw (out, in), db (out,)): dz = dout * f'; dx = dz w, dw = dz^T x, db = sum_n dz."""
-    alpha = _check_activation(activation, alpha)
+    alpha = check_activation(activation, alpha)
     dout = as_float(dout, "dout")
     x, w, a = (as_float(v, name).astype(dout.dtype) for v, name in ((x, "x"), (w, "w"), (a, "a")))
     _check_shapes(x, w, None)

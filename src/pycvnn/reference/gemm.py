@@ -1,13 +1,16 @@
 import numpy as np
 
 
-def _float(a):
+def _float(a, name):
+    """float64 stays, other real numbers become float32; anything else is a TypeError (as the core)."""
     a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a numeric array, got dtype {a.dtype}")
     return a if a.dtype == np.float64 else a.astype(np.float32)
 
 
 def matmul(a, b, trans_a=False, trans_b=False):
     """op(a) @ op(b); float64 if a is float64, else float32."""
-    a = _float(a)
-    b = np.asarray(b).astype(a.dtype, copy=False)
+    a = _float(a, "a")
+    b = _float(b, "b").astype(a.dtype, copy=False)
     return np.ascontiguousarray((a.T if trans_a else a) @ (b.T if trans_b else b))

@@ -2,14 +2,15 @@
 
 reduction "none" gives the unreduced array (per element for l1/l2/huber, per sample (N,)
 for the others); "mean" and "sum" give its mean and sum as a float. A backward returns
-pred's shape; for "none" it is the gradient of the sum.
+pred's shape; for "none" it is the gradient of the sum. NaN and Inf propagate through these
+formulas as NumPy computes them; the piecewise ones (hinge's margins) keep NaN explicitly.
 """
 
 import numpy as np
 
-from ._common import (as_float, check_ndim, check_scalar, class_ids, eps_for, grad_scale, like,
-                      reduce)
-from .activations import sigmoid_forward, softmax_forward
+from ._common import (array_out, as_float, check_ndim, check_scalar, class_ids, eps_for, grad_scale,
+                      like, reduce)
+from .activations import keep_nan, sigmoid_forward, softmax_forward
 
 
 # ---- elementwise: pred any shape, target the same shape ---------------------------------
@@ -24,6 +25,7 @@ def l1_forward(pred, target, reduction="mean"):
     return reduce(np.abs(_residual(pred, target)), reduction)
 
 
+@array_out
 def l1_backward(pred, target, reduction="mean"):
     """sign(pred - target), 0 at a tie; / pred.size for "mean"."""
     r = _residual(pred, target)
@@ -35,6 +37,7 @@ def l2_forward(pred, target, reduction="mean"):
     return reduce(_residual(pred, target) ** 2, reduction)
 
 
+@array_out
 def l2_backward(pred, target, reduction="mean"):
     """2 (pred - target); / pred.size for "mean"."""
     r = _residual(pred, target)
@@ -52,6 +55,7 @@ def huber_forward(pred, target, delta=1.0, reduction="mean"):
     return reduce(np.where(np.abs(r) <= delta, 0.5 * r**2, delta * (np.abs(r) - 0.5 * delta)), reduction)
 
 
+@array_out
 def huber_backward(pred, target, delta=1.0, reduction="mean"):
     """r if |r| <= delta else delta sign(r); / pred.size for "mean"."""
     delta = _check_delta(delta)
@@ -62,15 +66,13 @@ def huber_backward(pred, target, delta=1.0, reduction="mean"):
 # ---- cross-entropy: pred (N, C), target class ids (N,) or probabilities (N, C) ----------
 
 def _ce_inputs(pred, target):
-    """pred (N, C) and the target as an (N, C) matrix (one-hot for class ids)."""
+    """pred (N, C), and the target as class ids (N,) or as an (N, C) matrix (the other None)."""
     pred = as_float(pred, "pred")
     check_ndim(pred, "pred", (2,), "shape (N, C)")
     n, c = pred.shape
     if np.ndim(target) == 1:
-        onehot = np.zeros_like(pred)
-        onehot[np.arange(n), class_ids(target, n, c)] = 1
-        return pred, onehot
-    return pred, like(target, pred, "target", "pred")
+        return pred, class_ids(target, n, c), None
+    return pred, None, like(target, pred, "target", "pred")
 
 
 def _log_softmax(z):
@@ -80,20 +82,32 @@ def _log_softmax(z):
 
 
 def cross_entropy_forward(pred, target, from_logits=True, reduction="mean"):
-    """-sum_c t_c log p_c per sample (N,); log p = log_softmax(pred), or log clip(pred, eps, 1)."""
-    pred, t = _ce_inputs(pred, target)
+    """-sum_c t_c log p_c per sample (N,), -log p_y for class ids; log p = log_softmax(pred), or
+    log clip(pred, eps, 1)."""
+    pred, ids, t = _ce_inputs(pred, target)
     log_p = _log_softmax(pred) if from_logits else np.log(np.clip(pred, eps_for(pred.dtype), 1))
+    if ids is not None:  # only p_y: a -inf logit elsewhere is a zero probability, not 0 * -inf
+        return reduce(-log_p[np.arange(len(ids)), ids], reduction)
     return reduce(-(t * log_p).sum(axis=1), reduction)
 
 
 def cross_entropy_backward(pred, target, from_logits=True, reduction="mean"):
-    """softmax(pred) sum_c t_c - t from logits; -t / p where p > eps (else 0) from probabilities."""
-    pred, t = _ce_inputs(pred, target)
+    """softmax(pred) sum_c t_c - t from logits; -t / p where p > eps (else 0) from probabilities.
+    With class ids t is the one-hot row, and from probabilities only p_y has a gradient."""
+    pred, ids, t = _ce_inputs(pred, target)
+    rows, eps = np.arange(pred.shape[0]), eps_for(pred.dtype)
     if from_logits:
-        g = softmax_forward(pred) * t.sum(axis=1, keepdims=True) - t
+        if ids is not None:
+            g = softmax_forward(pred)
+            g[rows, ids] -= 1
+        else:
+            g = softmax_forward(pred) * t.sum(axis=1, keepdims=True) - t
+    elif ids is not None:
+        p = pred[rows, ids]
+        g = np.zeros_like(pred)
+        g[rows, ids] = -1 / np.clip(p, eps, 1) * keep_nan(p, p > eps)  # the clip is flat below eps
     else:
-        eps = eps_for(pred.dtype)
-        g = -t / np.clip(pred, eps, 1) * (pred > eps)  # the clip is flat below eps
+        g = -t / np.clip(pred, eps, 1) * keep_nan(pred, pred > eps)
     return g * grad_scale(reduction, pred.shape[0])
 
 
@@ -168,9 +182,9 @@ def hinge_forward(pred, target, reduction="mean"):
 
 
 def hinge_backward(pred, target, reduction="mean"):
-    """d/dm max(0, m) = [m > 0] (0 at the kink), chained to the scores."""
+    """d/dm max(0, m) = [m > 0] (0 at the kink, NaN at NaN), chained to the scores."""
     pred, m, dm_ds = _margins(pred, target)
-    return dm_ds((m > 0).astype(pred.dtype)) * grad_scale(reduction, pred.shape[0])
+    return dm_ds(keep_nan(m, (m > 0).astype(pred.dtype))) * grad_scale(reduction, pred.shape[0])
 
 
 def squared_hinge_forward(pred, target, reduction="mean"):
@@ -194,8 +208,9 @@ def _dice_parts(pred, target, smooth):
         raise ValueError(f"pred: expected shape (N, ...), got {pred.shape}")
     n = pred.shape[0]
     p, g = pred.reshape(n, -1), like(target, pred, "target", "pred").reshape(n, -1)
-    num = 2 * (p * g).sum(axis=1) + smooth  # 2 sum(p g) + smooth
-    den = p.sum(axis=1) + g.sum(axis=1) + smooth  # sum(p) + sum(g) + smooth
+    # Sums over a whole image in float64, as the core: in float32 den^2 underflows (den 1e-36).
+    num = 2 * (p * g).sum(axis=1, dtype=np.float64) + smooth  # 2 sum(p g) + smooth
+    den = (p + g).sum(axis=1, dtype=np.float64) + smooth  # sum(p) + sum(g) + smooth
     # An all-zero sample with smooth = 0 is 0/0: define it as loss 0, gradient 0 (as the core).
     empty = den == 0
     return pred, g, num + empty, den + empty, empty
@@ -203,13 +218,15 @@ def _dice_parts(pred, target, smooth):
 
 def dice_forward(pred, target, smooth=1e-6, reduction="mean"):
     """Per sample (N,): 1 - (2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth)."""
-    _, _, num, den, _ = _dice_parts(pred, target, smooth)
-    return reduce(1 - num / den, reduction)
+    pred, _, num, den, _ = _dice_parts(pred, target, smooth)
+    return reduce((1 - num / den).astype(pred.dtype), reduction)
 
 
 def dice_backward(pred, target, smooth=1e-6, reduction="mean"):
     """d/dp_k = -(2 g_k den - num) / den^2, per sample."""
     pred, g, num, den, empty = _dice_parts(pred, target, smooth)
-    num, den = num[:, None], den[:, None]
-    grad = -(2 * g * den - num) / den**2 * ~empty[:, None]
-    return grad.reshape(pred.shape) * grad_scale(reduction, pred.shape[0])
+    scale = grad_scale(reduction, pred.shape[0])
+    # d/dp_k = num / den^2 - 2 g_k / den: both factors in float64, then pred's dtype (as the core)
+    a = (scale * num / den**2 * ~empty).astype(pred.dtype)[:, None]
+    b = (scale * 2 / den * ~empty).astype(pred.dtype)[:, None]
+    return (a - b * g).reshape(pred.shape)

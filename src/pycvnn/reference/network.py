@@ -134,7 +134,8 @@ class Network:
                 raise ValueError(f"ops[{i}]: expected kind in {OP_KINDS} and activation in {ACTIVATIONS}, got {op!r}")
             if fin < 1 or fout < 1 or (kind == "act" and fin != fout) or (width not in (None, fin)):
                 raise ValueError(f"ops[{i}]: sizes ({fin}, {fout}) do not chain (previous width {width})")
-            self.ops.append((kind, int(fin), int(fout), act, float(alpha)))
+            alpha = D.check_activation(act, alpha)  # as the core: checked here, not at forward
+            self.ops.append((kind, int(fin), int(fout), act, alpha))
             width = fout
             if kind == "dense":
                 n_w += fin * fout

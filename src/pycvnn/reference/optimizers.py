@@ -6,7 +6,7 @@ update them in place and return None; state buffers start at zeros.
 
 import numpy as np
 
-from ._common import as_float, check_scalar
+from ._common import as_float, check_name, check_scalar
 
 MOMENTUM_FORMS = ("ema", "heavy_ball")
 
@@ -50,8 +50,15 @@ def _weight_decay(wd):
 
 
 def _check_step(t):
-    if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)) or t < 1:
+    """As the core's integer argument: an int (bool, NumPy integers and 0-d arrays convert), a
+    float or anything else is a TypeError; below 1 a ValueError."""
+    if isinstance(t, np.ndarray) and t.ndim == 0 and t.dtype.kind in "biuf":
+        t = int(t)
+    if not isinstance(t, (int, np.integer)):
+        raise TypeError(f"t: expected the step number, an int >= 1, got {type(t).__name__}")
+    if t < 1:
         raise ValueError(f"t: expected the step number, an int >= 1, got {t!r}")
+    return int(t)
 
 
 def gd_update(param, grad, lr):
@@ -63,8 +70,7 @@ def gd_update(param, grad, lr):
 def momentum_update(param, grad, velocity, lr, beta=0.9, form="ema", nesterov=False):
     """ema: v = beta v + (1 - beta) g; heavy_ball: v = beta v + g; param -= lr v (nesterov: lr (g + beta v))."""
     _check_buffers(param=param, grad=grad, velocity=velocity)
-    if form not in MOMENTUM_FORMS:
-        raise ValueError(f"form: expected one of {MOMENTUM_FORMS}, got {form!r}")
+    form = check_name(form, "form", MOMENTUM_FORMS)
     if nesterov and form == "ema":
         raise ValueError("nesterov: expected False with form='ema' (Nesterov needs heavy_ball), got True")
     lr, beta = _lr(lr), _decay_rate(beta, "beta")
@@ -87,7 +93,7 @@ def rmsprop_update(param, grad, sq, lr, rho=0.9, eps=1e-8):
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
     """m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; param -= lr m^ / (sqrt(v^) + eps), m^ = m/(1-b1^t), v^ = v/(1-b2^t)."""
     _check_buffers(param=param, grad=grad, m=m, v=v)
-    _check_step(t)
+    t = _check_step(t)
     lr, eps = _lr(lr), _eps(eps)
     beta1, beta2 = _decay_rate(beta1, "beta1"), _decay_rate(beta2, "beta2")
     g, m, v = grad.reshape(param.shape), m.reshape(param.shape), v.reshape(param.shape)
@@ -101,11 +107,11 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
 
 
 def adamw_update(param, grad, m, v, lr, beta1, beta2, eps, t, weight_decay):
-    """param -= lr weight_decay param (decoupled decay), then the Adam step."""
+    """param *= 1 - lr weight_decay (decoupled decay), then the Adam step."""
     _check_buffers(param=param, grad=grad, m=m, v=v)
-    _check_step(t)  # check everything before the decay, so a bad call changes nothing
+    t = _check_step(t)  # check everything before the decay, so a bad call changes nothing
     _lr(lr), _eps(eps), _decay_rate(beta1, "beta1"), _decay_rate(beta2, "beta2")
-    param -= _lr(lr) * _weight_decay(weight_decay) * param
+    param *= 1 - _lr(lr) * _weight_decay(weight_decay)  # PyTorch's form: an infinite param stays infinite
     adam_update(param, grad, m, v, lr, beta1, beta2, eps, t)
 
 
