@@ -491,7 +491,7 @@ def network_kappa(ref_net):
     resp. |1 - 2a| / (1 - a); 8 ulps of forward difference per such factor, summed over layers.
     """
     kappa = 0.0
-    for (kind, _, _, act, _), (_, a) in zip(ref_net.ops, ref_net._cache):
+    for (kind, _, _, act, _), (_, a) in zip(ref_net.ops, ref_net._local.cache):
         a = np.abs(np.asarray(a, np.float64))
         a = a[np.isfinite(a)]
         if act == "tanh" and a.size:
