@@ -49,6 +49,8 @@ def _fuzz(share=1.0):
         @functools.wraps(inner)
         def counted(*args, **kwargs):
             COUNTS[test.__name__] += 1
+            if COUNTS[test.__name__] % 2000 == 0:  # a long run's progress, if it is stopped
+                _write_counts()
             return inner(*args, **kwargs)
 
         test.hypothesis.inner_test = counted
@@ -71,11 +73,15 @@ class _CountReport:
         terminalreporter.write_line(f"fuzz examples run ({PROFILE}): {sum(COUNTS.values())} "
                                     f"in {len(COUNTS)} tests: " +
                                     ", ".join(f"{k} {v}" for k, v in sorted(COUNTS.items())))
-        path = os.environ.get("PYCVNN_FUZZ_COUNTS")
-        if path:
-            with open(path, "w") as f:
-                json.dump({"profile": PROFILE, "total": sum(COUNTS.values()), "per_test": COUNTS}, f,
-                          indent=1, sort_keys=True)
+        _write_counts()
+
+
+def _write_counts():
+    path = os.environ.get("PYCVNN_FUZZ_COUNTS")
+    if path:
+        with open(path, "w") as f:
+            json.dump({"profile": PROFILE, "total": sum(COUNTS.values()), "per_test": COUNTS}, f,
+                      indent=1, sort_keys=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -131,8 +137,11 @@ def assert_agree(got, want, dtype, where, kappa=0.0):
     if not finite.any():
         return
     scale = float(np.max(np.abs(w[finite])))
-    # C++ flushes denormals: never an atol below the smallest normal number
-    atol = max(ATOL[dtype] * scale, float(np.finfo(dtype).tiny))
+    # C++ flushes denormals, also in intermediates a later product scales back up (a saturated
+    # sigmoid's a (1 - a) ~ 1e-308 times weights of 1e3): results below tiny / eps (1e-292,
+    # float32 1e-31) count as zero.
+    info = np.finfo(dtype)
+    atol = max(ATOL[dtype] * scale, float(info.tiny / info.eps))
     # a result that cancelled completely still has to be within a factor of 2
     rtol = RTOL[dtype] + min(kappa * float(np.finfo(dtype).eps), 1.0)
     np.testing.assert_allclose(g[finite], w[finite], rtol=rtol, atol=atol, err_msg=where)

@@ -68,9 +68,12 @@ PYCVNN_CLONES void rmsprop_update(T* __restrict param,       // (n)
 namespace detail {
 
 #if defined(PYCVNN_AVX512_KERNELS)
-// vfixupimm's table, one nibble per class of x (QNaN, SNaN, 0, +1, -Inf, +Inf, negative,
-// positive from the lowest nibble): 2 = x made quiet, 3 = the default NaN, 8 = +0, 0 = keep r.
-constexpr int kAdamFixup = 0x03830022;
+// vfixupimm's tables, one nibble per class of the keyed value (QNaN, SNaN, 0, +1, -Inf, +Inf,
+// negative, positive from the lowest nibble); 0 keeps the estimate, 2 is the key made quiet,
+// 3 the default NaN, 5 +Inf, 8 +0. kSqrtFixup keyed on x gives sqrt's special values (the
+// estimate is NaN at 0 and +Inf); kRecipFixup keyed on d gives 1 / +Inf = 0.
+constexpr int kSqrtFixup = 0x03530822;
+constexpr int kRecipFixup = 0x00800000;
 
 // float Adam's sqrt and division, the two ops that bound its loop (23 cycles per 16 floats on
 // the divider), as rsqrt14 / rcp14 estimates each refined by one Newton step: within a few
@@ -84,8 +87,8 @@ PYCVNN_AVX512 inline idx adam_step_avx512(float* __restrict param, float* __rest
                  st = _mm512_set1_ps(step), ib = _mm512_set1_ps(inv_bc2),
                  ep = _mm512_set1_ps(eps), dc = _mm512_set1_ps(decay),
                  half = _mm512_set1_ps(0.5f), three_halves = _mm512_set1_ps(1.5f),
-                 two = _mm512_set1_ps(2.0f), fmin = _mm512_set1_ps(1.17549435e-38f),
-                 fmax = _mm512_set1_ps(3.40282347e+38f);
+                 two = _mm512_set1_ps(2.0f);
+    const __m512i sqrt_fix = _mm512_set1_epi32(kSqrtFixup), recip_fix = _mm512_set1_epi32(kRecipFixup);
     const idx nv = n / 16 * 16;
     for (idx i = 0; i < nv; i += 16) {
         const __m512 g = _mm512_loadu_ps(grad + i);
@@ -93,19 +96,15 @@ PYCVNN_AVX512 inline idx adam_step_avx512(float* __restrict param, float* __rest
         const __m512 vi = _mm512_fmadd_ps(b2, _mm512_loadu_ps(v + i), _mm512_mul_ps(k2, _mm512_mul_ps(g, g)));
         _mm512_storeu_ps(m + i, mi);
         _mm512_storeu_ps(v + i, vi);
-        // x clamped to [FLT_MIN, FLT_MAX] so the estimate is finite (sqrt FLT_MIN ~ 1e-19 is
-        // lost in eps); NaN passes (max and min return their second operand on NaN).
-        const __m512 x_raw = _mm512_mul_ps(vi, ib);
-        const __m512 x = _mm512_min_ps(fmax, _mm512_max_ps(fmin, x_raw));
+        // The Newton steps turn 0 and +Inf into NaN (0 * Inf); one vfixupimm each puts back
+        // what sqrt and division give there (and NaN for a negative x), as the scalar loop.
+        const __m512 x = _mm512_mul_ps(vi, ib);
         __m512 y = _mm512_rsqrt14_ps(x);  // y *= 1.5 - 0.5 x y^2
         y = _mm512_mul_ps(y, _mm512_fnmadd_ps(_mm512_mul_ps(half, x), _mm512_mul_ps(y, y), three_halves));
-        const __m512 sq = _mm512_mul_ps(x, y);
+        const __m512 sq = _mm512_fixupimm_ps(_mm512_mul_ps(x, y), x, sqrt_fix, 0);
         const __m512 d = _mm512_add_ps(sq, ep);
         __m512 r = _mm512_rcp14_ps(d);  // r *= 2 - d r
-        r = _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, two));
-        // 1 / (sqrt(x) + eps) where the clamp changed x, as the exact ops give it: 0 at +Inf,
-        // NaN below zero (sqrt of a negative) or at NaN; one instruction (table kAdamFixup).
-        r = _mm512_fixupimm_ps(r, x_raw, _mm512_set1_epi32(kAdamFixup), 0);
+        r = _mm512_fixupimm_ps(_mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, two)), d, recip_fix, 0);
         const __m512 p = _mm512_loadu_ps(param + i);
         _mm512_storeu_ps(param + i, _mm512_fnmadd_ps(_mm512_mul_ps(st, mi), r, _mm512_mul_ps(p, dc)));
     }
