@@ -41,6 +41,8 @@ def check_ndim(a, name, ndims, expected):
 def class_ids(target, n, c, name="target"):
     """Integer class ids (n,) in [0, c), as int64."""
     target = np.asarray(target)
+    if target.dtype.kind not in "biuf":  # as the core: non-numeric is a type error
+        raise TypeError(f"{name}: expected a numeric array, got dtype {target.dtype}")
     if target.dtype.kind not in "iu":
         raise ValueError(f"{name}: expected integer class ids, got dtype {target.dtype}")
     if target.shape != (n,):

@@ -204,6 +204,7 @@ def squared_hinge_backward(pred, target, reduction="mean"):
 def _dice_parts(pred, target, smooth):
     smooth = check_scalar(smooth, "smooth", lambda x: x >= 0, "a number >= 0")
     pred = as_float(pred, "pred")
+    smooth = float(pred.dtype.type(smooth))  # the core takes smooth in pred's dtype
     if pred.ndim < 1:
         raise ValueError(f"pred: expected shape (N, ...), got {pred.shape}")
     n = pred.shape[0]
