@@ -1,5 +1,5 @@
 // PYBIND11_MODULE(_core): check arrays, allocate outputs, release the GIL, call kernels. No math.
-// Every function validates before it computes (DESIGN §6): non-numeric input is a TypeError,
+// Every function validates before it computes: non-numeric input is a TypeError,
 // a wrong ndim/shape/value/name a ValueError whose message names the argument, the expected
 // and the received value. float64 input runs the double kernel, any other numeric input the
 // float one; the other arrays are cast to the first array's dtype (class ids to int64).

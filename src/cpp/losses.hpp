@@ -21,7 +21,7 @@ namespace pycvnn {
 
 enum class Reduction { None, Mean, Sum };
 
-// Probability clipping for the losses on probabilities (DESIGN §4).
+// Probability clipping for the losses on probabilities: p in [eps, 1] before the log.
 template <typename T> constexpr T prob_eps();
 template <> constexpr float prob_eps<float>() { return 1e-7f; }
 template <> constexpr double prob_eps<double>() { return 1e-12; }

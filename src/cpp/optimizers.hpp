@@ -1,7 +1,7 @@
 // Optimizer update rules, one function per rule (after ensmallen), in place over flat buffers:
 // all parameters of a model live in one contiguous arena, so a step is one loop. State
 // buffers (velocity, sq, m, v) start at zeros and have the parameters' size n.
-// Order in a step (DESIGN §7): clip_by_global_norm on the raw gradient, then
+// Order in a step: clip_by_global_norm on the raw gradient, then
 // add_weight_decay (coupled L2), then the update.
 // The loops vectorise (sqrt and division need -fno-math-errno, set in CMakeLists.txt).
 #pragma once

@@ -106,7 +106,8 @@ public:
     // Allocation-free: the job is a function pointer and a context on this stack frame.
     template <typename F>
     void parallel_for(idx n, idx min_per_thread, F&& f, idx align = 64) {
-        const int parts = Pool::parts(n, min_per_thread, threads());
+        const int count = threads();
+        const int parts = Pool::parts(n, min_per_thread, count);
         if (parts <= 1) {
             f(idx(0), n);
             return;
@@ -119,7 +120,7 @@ public:
         Job job;
         job.ctx = &ctx;
         job.parts = parts;
-        job.threads = threads();
+        job.threads = count;
         job.run = [](void* c, int p) {
             const Ctx& x = *static_cast<Ctx*>(c);
             const idx lo = part_start(x.n, x.parts, x.align, p);

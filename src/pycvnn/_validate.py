@@ -1,4 +1,4 @@
-"""Input checks for the public functions, written once (DESIGN §6, §7).
+"""Input checks for the public functions, written once.
 
 Each error names the argument, what was expected and what was received. Checked arrays
 come back C-contiguous in the dtype the kernels take.

@@ -12,10 +12,6 @@ ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softmax")
 INITS = ("he", "xavier", "normal", "zeros")
 
 
-def _positive_int(name, value):
-    return v.integer(value, name, minimum=1, exc=ValueError)
-
-
 def initial_weights(init, fan_in, fan_out, rng):
     """W (fan_out, fan_in) in float64, drawn from rng. he: N(0, 2/fan_in);
     xavier: U(±sqrt(6/(fan_in + fan_out))); normal: N(0, 0.01^2); zeros."""
@@ -41,8 +37,8 @@ class Dense(Layer):
     """Fully connected: z = a W^T + b for a batch of rows a (N, in); W (out, in), b (out,)."""
 
     def __init__(self, in_features, out_features, activation=None, init="he"):
-        self.in_features = _positive_int("in_features", in_features)
-        self.out_features = _positive_int("out_features", out_features)
+        self.in_features = v.integer(in_features, "in_features", minimum=1, exc=ValueError)
+        self.out_features = v.integer(out_features, "out_features", minimum=1, exc=ValueError)
         if activation is not None:
             v.name_in(activation, "activation", ACTIVATIONS)
         v.name_in(init, "init", INITS)

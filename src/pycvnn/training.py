@@ -96,8 +96,8 @@ def _plan(model, loss):
 # fit evaluates over X in chunks of at least its batch size and up to EVAL_FLOATS output values
 # a chunk: far fewer forward calls than one a batch (tiny MLP, 60,000 rows, batch 32: 20.7 ->
 # 15.8 ms an epoch; the same at 128k values), with the network's workspace still bounded (a
-# forward grows only its outputs: mnist's fit peaks at 0.8x issue 4's memory bound, 0.9x at
-# 128k values).
+# forward grows only its outputs: mnist's fit peaks at 0.8x the benchmark's memory bound, 0.9x
+# at 128k values).
 EVAL_FLOATS = 1 << 16
 
 
@@ -228,10 +228,6 @@ class ProgressBar:
 
 # ---- fit ----------------------------------------------------------------------------------
 
-def _positive_int(value, name, minimum=1):
-    return v.integer(value, name, minimum, exc=ValueError)
-
-
 CALLBACK_HOOKS = ("on_train_begin", "on_epoch_end", "on_train_end")
 
 
@@ -266,8 +262,8 @@ def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, valida
     n = X.shape[0]
     net, spec, name, fused = _plan(model, loss)
     targets, labels = prepare_targets(y, name, n, model.out_features, model.dtype)
-    epochs = _positive_int(epochs, "epochs", minimum=0)
-    batch = n if batch_size is None else min(_positive_int(batch_size, "batch_size"), n)
+    epochs = v.integer(epochs, "epochs", minimum=0, exc=ValueError)
+    batch = n if batch_size is None else min(v.integer(batch_size, "batch_size", minimum=1, exc=ValueError), n)
     shuffle = v.flag(shuffle, "shuffle")
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
