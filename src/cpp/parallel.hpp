@@ -16,14 +16,18 @@
 //
 // Load. Between jobs workers poll for up to 100 us (PYCVNN_SPIN_US), then sleep on a condition
 // variable: a training step's jobs come back to back and a futex wake-up costs tens of
-// microseconds on a virtual machine. When the machine has fewer free cores than threads, a
-// worker that claimed a part may be descheduled in it and the caller waits for it; a job whose
-// wait outlasts half the caller's own share marks the pool late, and the pool then runs jobs
-// on the caller alone for a back-off period (1 ms, doubling to 128 ms while lateness repeats)
-// before it tries its workers again.
+// microseconds on a virtual machine. When the machine has fewer free cores than runnable
+// threads, polling workers take turns with the caller on its core, and a worker that claimed a
+// part may be descheduled in it while the caller waits. The caller counts its own involuntary
+// context switches (Linux) over 4 ms windows of parallel work; two or more in one window (its
+// core was taken from it) make the pool run jobs on the caller alone, workers asleep, for a
+// back-off period (8 ms, doubling to 512 ms while it repeats; a clean window starts over)
+// before it tries its workers again. A worker's lateness alone is no signal: on an idle virtual
+// machine vCPUs stall now and then, and backing off for it cost the idle speed-up.
 #pragma once
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -134,15 +138,19 @@ public:
             for (int p = 0; p < parts; ++p) job.run(&ctx, p);
             return;
         }
+        const auto now = Clock::now();
+        if (preempted(now)) {
+            back_off(now);
+            for (int p = 0; p < parts; ++p) job.run(&ctx, p);
+            return;
+        }
         {
             std::lock_guard<std::mutex> lk(mu_);
             job_ = &job;
             ++generation_;
         }
         cv_.notify_all();
-        const auto t0 = Clock::now();
         job.claim_and_run(0);
-        const auto t1 = Clock::now();
         {
             std::lock_guard<std::mutex> lk(mu_);
             job_ = nullptr;  // no worker joins it from now on
@@ -155,7 +163,6 @@ public:
         // Every worker has left the job: its frame may go. A part's exception (bad_alloc of a
         // thread's scratch) reaches the caller here, whichever thread ran the part.
         if (job.error) std::rethrow_exception(job.error);
-        note_wait(t1 - t0, Clock::now() - t1);
     }
 
     // In a forked child the workers do not exist: forget them (pthread_atfork). The forking
@@ -283,22 +290,38 @@ private:
         if (hook_) hook_(want);
     }
 
-    // Back-off after late jobs (see the header comment).
+    // Back-off after a preempted caller (see the header comment); by run_mu_'s holder only,
+    // but for serial_until_.
     bool backing_off() const {
         const long long until = serial_until_.load(std::memory_order_relaxed);
         return until != 0 && Clock::now().time_since_epoch().count() < until;
     }
-    void note_wait(Clock::duration own, Clock::duration wait) {
-        using std::chrono::microseconds;
-        if (wait > own / 2 && wait > microseconds(20)) {
-            const int s = std::min(strikes_ + 1, 8);
-            strikes_ = s;
-            const auto period = std::chrono::milliseconds(1) * (1 << (s - 1));
-            serial_until_ = (Clock::now() + period).time_since_epoch().count();
-        } else if (strikes_ > 0) {
-            strikes_ = 0;
-            serial_until_ = 0;
-        }
+    void back_off(Clock::time_point now) {
+        strikes_ = std::min(strikes_ + 1, 7);
+        serial_until_ = (now + std::chrono::milliseconds(8) * (1 << (strikes_ - 1)))
+                            .time_since_epoch().count();
+        window_end_ = Clock::time_point();
+    }
+    // At the end of each window of parallel work: whether the caller lost its core twice or
+    // more in it. A window left idle for long (the caller busy elsewhere) or opened by another
+    // caller starts again instead.
+    bool preempted(Clock::time_point now) {
+        constexpr auto window = std::chrono::milliseconds(4);
+        if (window_end_ != Clock::time_point() && now < window_end_) return false;
+        const auto self = std::this_thread::get_id();
+        const bool fresh = window_end_ != Clock::time_point() && now < window_end_ + window &&
+                           window_owner_ == self;
+        long switches = 0;
+#if defined(RUSAGE_THREAD)
+        rusage u;
+        if (getrusage(RUSAGE_THREAD, &u) == 0) switches = u.ru_nivcsw;
+#endif
+        const bool taken = fresh && switches - window_switches_ >= 2;
+        if (fresh && !taken) strikes_ = 0;  // a whole window with the core kept: start over
+        window_switches_ = switches;
+        window_owner_ = self;
+        window_end_ = now + window;
+        return taken;
     }
 
     // Polls ready() for up to PYCVNN_SPIN_US before the caller blocks; the waiting caller
@@ -336,8 +359,11 @@ private:
     std::atomic<int> requested_{1}, applied_{1};
     int open_ = 0;  // Sessions open, under session_mu_
     void (*hook_)(int) = nullptr;
-    int strikes_ = 0;  // consecutive late jobs; by run_mu_'s holder only
+    int strikes_ = 0;  // back-offs since the last clean window; by run_mu_'s holder only
     std::atomic<long long> serial_until_{0};
+    Clock::time_point window_end_{};  // the current window's end; zero: none open
+    long window_switches_ = 0;        // its caller's involuntary switches at its start
+    std::thread::id window_owner_{};  // its caller
     static inline thread_local int pinned_ = 0;  // this thread's count while depth_ > 0
     static inline thread_local int depth_ = 0;   // Sessions open on this thread
 };
