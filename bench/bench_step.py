@@ -1,4 +1,4 @@
-"""The whole training step, config x optimizer x peer (issue 4's table), one thread each.
+"""The whole training step, config x optimizer x peer, one thread each.
 
 Run: python -m pytest bench/bench_step.py --benchmark-json=bench/step.json
      python bench/report.py bench/step.json

@@ -1,8 +1,11 @@
-"""pycvnn against its peers on this machine: issue 4's tables, printed and written as Markdown.
+"""pycvnn against its peers on this machine: the performance report, printed and written as Markdown.
 
-    python bench/compare.py [--quick] [--out bench/RESULTS.md]
+    python bench/compare.py [--quick] [--out docs/performance.md] [--readme README.md]
 
-Sections: the training-step table (pycvnn cpp, pycvnn numpy, PyTorch CPU, scikit-learn, one
+--out rewrites the part of the file between its "bench/compare.py:begin/end" markers (the whole
+file if it has none); --readme rewrites README's summary table between its "compare:summary"
+markers. Sections: a whole fit on the digits against PyTorch, scikit-learn and Keras, the
+training-step table (pycvnn cpp, pycvnn numpy, PyTorch CPU, scikit-learn, one
 thread each, medians of interleaved rounds, speedups against the targets), the GEMM
 efficiency against the core's FMA peak and NumPy, thread scaling, allocations per step, the
 peak memory of a fit, and the speed of Adam's update. Peers that are not installed are
@@ -27,13 +30,14 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import fit_peers  # noqa: E402
 import gemms as G  # noqa: E402
 import workloads as W  # noqa: E402
 
 import pycvnn  # noqa: E402
 from pycvnn import _core, reference  # noqa: E402
 
-# Speedup floors: peer's time per step / pycvnn cpp's (issue 4).
+# Speedup floors: peer's time per step / pycvnn cpp's.
 TARGETS = {"tiny": {"torch": 80, "sklearn": 40, "numpy": 8},
            "mnist": {"torch": 3, "sklearn": 3, "numpy": 2},
            "wide": {"torch": 1.8, "sklearn": 1.8, "numpy": 1.5}}
@@ -572,7 +576,7 @@ def memory_section(sample_sizes):
              "Measured: peak RSS during `model.fit` (VmHWM, its mark reset through "
              "/proc/self/clear_refs just before) − RSS before it, data and model created first"
              + ("" if exact else " (clear_refs NOT available here: the peak may predate the fit)")
-             + ". Bound (issue 4): params × (1 + 2 Adam buffers) + grads + one batch's workspace "
+             + ". Bound: params × (1 + 2 Adam buffers) + grads + one batch's workspace "
              "(every layer's output, 2 ping-pong gradient buffers and a dz scratch of batch × "
              "max width, the gathered batch) + 2 MiB."]
     if slopes:
@@ -635,12 +639,51 @@ def _torch_adam(bufs, lr):
 
 # ---- main -----------------------------------------------------------------------------------
 
+def fit_section(rounds, epochs, results):
+    """A whole fit on the digits (bench/fit_peers.py), every library on one thread."""
+    fits, missing = fit_peers.measure(rounds, epochs)
+    results["fit"] = fits
+    base = fits["pycvnn"][0]
+    rows = [[peer, f"{s * 1e3:,.1f}", f"{s / base:.1f}×", f"{a:.3f}"] for peer, (s, a) in fits.items()]
+    notes = "".join(f" {peer} skipped: {why}." for peer, why in missing.items())
+    return "\n".join([
+        f"## A whole fit (digits, {epochs} epochs, one thread)", "",
+        table(["library", "fit ms", "time / pycvnn", "test accuracy"], rows), "",
+        f"64-64-32-10 MLP, ReLU, softmax + cross-entropy, Adam lr 1e-3, batch 32, shuffled, "
+        f"on 80% of the bundled digits; accuracy on the other 20%. Medians of {rounds} "
+        f"interleaved rounds of the whole fit call (Keras 3 on its torch backend).{notes}"])
+
+
+def summary(results):
+    """README's small table: the whole fit and the training step against each peer."""
+    fits = results["fit"]
+    base = fits["pycvnn"][0]
+    rows = [[f"fit, digits, {k}", f"{fits[k][0] * 1e3:,.0f} ms ({fits[k][0] / base:.0f}× pycvnn)"]
+            for k in fits if k != "pycvnn"]
+    rows.insert(0, ["fit, digits, pycvnn", f"{base * 1e3:,.0f} ms"])
+    for (config, opt), medians in results.get("steps", {}).items():
+        cells = [f"{p} {medians[p] / medians['cpp']:.1f}×" for p in ("torch", "sklearn")
+                 if p in medians]
+        rows.append([f"step, {config}, {opt}", f"{medians['cpp']:,.1f} µs; " + ", ".join(cells)])
+    return table(["what (one thread)", "pycvnn, and how much longer the others take"], rows, "ll")
+
+
+def replace_between(path, text, begin, end):
+    """Puts text between the begin and end markers of the file (the whole file if it has none)."""
+    old = path.read_text() if path.exists() else ""
+    if begin in old and end in old:
+        i, j = old.index(begin) + len(begin), old.index(end)
+        text = old[:i] + "\n" + text.strip() + "\n" + old[j:]
+    path.write_text(text)
+
+
 def run(quick):
     start, ticks0, own0 = time.perf_counter(), cpu_ticks(), own_cpu_seconds()
     notes = W.single_thread()
     plan, results = (QUICK_PLAN if quick else PLAN), {}
     sections = [
         lambda: header(quick, notes),
+        lambda: fit_section(3 if quick else 7, 10 if quick else 30, results),
         lambda: step_section(plan, results),
         lambda: gemm_section(3 if quick else 7, results),
         lambda: headroom_section(results),
@@ -656,18 +699,24 @@ def run(quick):
         print(out[-1] + "\n", flush=True)
     out.append(noise_footer(start, ticks0, own0))
     print(out[-1])
-    return "\n\n".join(out) + "\n"
+    return "\n\n".join(out) + "\n", results
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (well under a minute)")
-    parser.add_argument("--out", type=Path, help="also write the Markdown here")
+    parser.add_argument("--out", type=Path, help="also write the report into this Markdown file")
+    parser.add_argument("--readme", type=Path, help="also update this README's summary table")
     args = parser.parse_args(argv)
-    text = run(args.quick)
+    text, results = run(args.quick)
     if args.out:
-        args.out.write_text(text)
+        replace_between(args.out, text, "<!-- bench/compare.py:begin -->",
+                        "<!-- bench/compare.py:end -->")
         print(f"wrote {args.out}")
+    if args.readme:
+        replace_between(args.readme, summary(results), "<!-- compare:summary -->",
+                        "<!-- /compare:summary -->")
+        print(f"wrote {args.readme}")
 
 
 if __name__ == "__main__":

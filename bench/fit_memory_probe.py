@@ -7,7 +7,7 @@ then the peak-RSS mark is reset (/proc/self/clear_refs, "5"), fit runs with verb
 growth = peak RSS after - RSS before. The peak is VmHWM (/proc/self/status), the high-water
 mark of this process's own address space: ru_maxrss would do as well but for one catch, it
 also keeps the RSS of the pre-exec image, which for a child spawned by a big parent (vfork)
-is the parent's size. Without clear_refs the peak is the larger of both marks (an upper bound). The bound is issue 4's: params x (1 + optimizer state buffers) + grads + one batch's
+is the parent's size. Without clear_refs the peak is the larger of both marks (an upper bound). The bound: params x (1 + optimizer state buffers) + grads + one batch's
 activations and gradients (the network's workspace for a batch), plus a small constant.
 """
 

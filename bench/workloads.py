@@ -1,6 +1,6 @@
 """Training-step workloads shared by compare.py and bench_step.py.
 
-The reference configs of DESIGN §5 / issue 4, random float32 data with integer labels, and one
+The reference configs (tiny, mnist, wide), random float32 data with integer labels, and one
 runner per peer (pycvnn cpp, pycvnn numpy, PyTorch CPU, scikit-learn MLPClassifier). Every
 runner starts from the same initial weights (a pycvnn MLP's arena) and trains on the same K
 batches, in order, with cross-entropy on softmax outputs:

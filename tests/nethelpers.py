@@ -21,7 +21,7 @@ RTOL = {np.float32: 1e-4, np.float64: 1e-10}
 
 
 def close(got, want, dtype, rtol=None):
-    """DESIGN §2: rtol 1e-4 / 1e-10 plus an atol of 1e-6 / 1e-12 times the largest reference
+    """The backends' tolerance: rtol 1e-4 / 1e-10 plus an atol of 1e-6 / 1e-12 times the largest reference
     magnitude (C++ may flush denormals)."""
     dtype = np.dtype(dtype).type
     want = np.asarray(want, dtype=np.float64)

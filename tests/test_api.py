@@ -1,6 +1,6 @@
 """The public functional API (pycvnn.activations, pycvnn.losses, pycvnn.neuron) on each backend:
 values against the reference, the dtype rules, reductions, loss objects, backend switching,
-and every bad input of DESIGN §6/§7 (exception type and the argument named in the message)."""
+and every bad input (exception type and the argument named in the message)."""
 
 import numpy as np
 import pytest
@@ -35,7 +35,7 @@ def backend(request):
 
 
 def close(got, want, dtype):
-    """DESIGN §2: rtol 1e-4 / 1e-10 plus an atol scaled by the largest reference magnitude."""
+    """The backends' tolerance: rtol 1e-4 / 1e-10 plus an atol scaled by the largest reference magnitude."""
     scale = float(np.max(np.abs(want))) if np.size(want) else 0.0
     atol = (1e-6 if dtype == np.float32 else 1e-12) * scale
     np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=atol)

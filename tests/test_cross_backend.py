@@ -1,4 +1,4 @@
-"""The C++ core against its NumPy twin, function by function (DESIGN §2 tolerances).
+"""The C++ core against its NumPy twin, function by function, to the backends' tolerance.
 
 Each case builds inputs once, runs pycvnn._core.<name> and pycvnn.reference.<name> on copies,
 and compares every output: rtol 1e-4 (float32) / 1e-10 (float64), with an atol of 1e-6 / 1e-12

@@ -1,4 +1,4 @@
-"""Model files (DESIGN §6, §7 "Model files") and the command line (§3 CLI, §7 CLI):
+"""Model files and the command line:
 exact round trips, atomic writes, clear errors for missing/foreign/truncated/newer files;
 `pycvnn train` reaching >= 96% held-out accuracy on the digits, --save, --plot without
 matplotlib, --batch-size full, `pycvnn walkthrough`, and --help on each subcommand."""

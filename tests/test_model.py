@@ -1,4 +1,4 @@
-"""Layers and models (DESIGN §3 "Layers and models", §7 Models/Init): shapes, initialisers,
+"""Layers and models: shapes, initialisers,
 weights in and out, forward/backward against a hand-written NumPy backprop, predictions, the
 fused softmax/sigmoid output, check_gradients on every activation x loss, and bad input.
 Numerics run on both backends (cpp skipped until pycvnn._core binds the training core)."""
@@ -47,7 +47,7 @@ def hand_forward(weights, X, acts):
                                   "EarlyStopping", "TrainingDiverged", "History", "optim",
                                   "schedules", "datasets", "walkthrough"])
 def test_design_names_are_exported_from_the_package(name):
-    # DESIGN §3 spells them pycvnn.Dense, pycvnn.MLP, pycvnn.load, pycvnn.EarlyStopping, ...
+    # The public names: pycvnn.Dense, pycvnn.MLP, pycvnn.load, pycvnn.EarlyStopping, ...
     assert hasattr(pycvnn, name), f"pycvnn.{name} is missing"
 
 

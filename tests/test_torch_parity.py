@@ -1,4 +1,4 @@
-"""PyTorch parity (DESIGN §3 Optimizers/Schedules, issue 3 "Done means"): from the same initial
+"""PyTorch parity of the optimizers and schedules: from the same initial
 weights, on the same batches in the same order, every optimizer's float64 trajectory equals
 PyTorch's to round-off, epoch by epoch; and the schedules give torch's lr sequences.
 
@@ -58,7 +58,7 @@ def torch_groups(net, weight_decay=0.0):
 
 
 def exact_clip(params, max_norm):
-    """DESIGN's global-norm clip: g *= max_norm / ||g|| when ||g|| > max_norm."""
+    """The global-norm clip: g *= max_norm / ||g|| when ||g|| > max_norm."""
     grads = [p.grad for p in params]
     norm = torch.sqrt(sum((g**2).sum() for g in grads))
     if norm > max_norm:
@@ -214,7 +214,7 @@ def test_clip_norm_equals_clipping_before_the_torch_step(backend, case, loss):
     X, y = data(loss)
     clip = 0.3
     w0, weights, losses = run_pycvnn(X, y, loss, ours(clip))
-    # DESIGN's rule exactly (g *= c / ||g||), applied to torch's raw gradients before step():
+    # Our rule exactly (g *= c / ||g||), applied to torch's raw gradients before step():
     t_weights, t_losses, norms = run_torch(w0, X, y, loss, theirs, clip=clip)
     assert sum(n > clip for n in norms) >= len(norms) // 2  # clipping is really exercised
     assert_same_trajectory((weights, losses), (t_weights, t_losses))
@@ -261,7 +261,7 @@ def test_schedule_values_equal_torch_schedulers(ours, theirs, epochs):
 
 
 def test_cosine_annealing_holds_eta_min_after_t_max_where_torch_turns_back():
-    # DESIGN §7: ours stays at eta_min after t_max (torch's closed form would rise again).
+    # Ours stays at eta_min after t_max (torch's closed form would rise again).
     s = S.CosineAnnealing(0.1, t_max=5, eta_min=0.01)
     assert [s(e) for e in range(5, 12)] == [pytest.approx(0.01)] * 7
 

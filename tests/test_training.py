@@ -1,6 +1,6 @@
 """fit, evaluate, History, schedules in fit, callbacks, EarlyStopping, continuing fits,
-divergence, bad input (DESIGN §3 fit/History/Optimizers, §6, §7), and cpp vs numpy over whole
-shuffled mini-batch runs (DESIGN §2). The reference for fit is a hand loop over the public
+divergence, bad input, and cpp vs numpy over whole
+shuffled mini-batch runs. The reference for fit is a hand loop over the public
 forward/backward/opt.step with np.random.default_rng(seed).permutation(N) per epoch."""
 
 import math
