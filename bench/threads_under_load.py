@@ -16,7 +16,7 @@ import numpy as np
 
 import pycvnn
 from pycvnn import _core
-from pycvnn.model import strip_output
+from pycvnn._net import strip_output
 
 CONFIGS = {
     "tiny": ((64, 32, 10), 32),

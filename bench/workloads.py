@@ -18,7 +18,7 @@ import numpy as np
 
 import pycvnn
 from pycvnn import _core, reference
-from pycvnn.model import arena_zeros, strip_output
+from pycvnn._net import arena_zeros, strip_output
 
 # name -> (layer sizes, batch size)
 CONFIGS = {

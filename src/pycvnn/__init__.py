@@ -8,9 +8,8 @@ from . import activations, losses
 from ._neuron import neuron
 from . import datasets, optim, schedules, walkthrough
 from .layers import Dense, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .model import MLP, Sequential
+from .model import MLP, Sequential, load
 from .training import EarlyStopping, History, TrainingDiverged
-from .io import load
 from .gradcheck import check_gradients
 
 __all__ = [

@@ -26,8 +26,8 @@ import numpy as np
 from numpy.lib import format as npy
 
 from ._atomic import write_atomically
+from ._net import arena_zeros
 from .layers import ACTIVATION_LAYERS, ACTIVATIONS, INITS, Dense, LeakyReLU
-from .model import Sequential
 
 FORMAT = "pycvnn-model"
 VERSION = 2
@@ -292,22 +292,18 @@ def _params_layout(member, info, dtype_name, n_params):
                        "file's size bounds the memory loading it takes")
 
 
-def _build(header):
-    """The model the header describes, with zero weights (no random draws to overwrite)."""
+def _layers(header):
+    """The layers the header describes."""
     layers = []
     for config in header["layers"]:
         if config["type"] == "Dense":
             layers.append(Dense(config["in"], config["out"], activation=config["activation"],
-                                init="zeros"))
+                                init=config["init"]))
         elif config["type"] == "leaky_relu":
             layers.append(LeakyReLU(config["alpha"]))
         else:
             layers.append(ACTIVATION_LAYERS[config["type"]]())
-    model = Sequential(layers, dtype=header["dtype"])
-    for layer, config in zip(layers, header["layers"]):
-        if isinstance(layer, Dense):
-            layer.init = config["init"]
-    return model
+    return layers
 
 
 def _fill(member, arena, hasher):
@@ -338,16 +334,17 @@ def _load(f, file_size):
             raise _Invalid("is damaged: its header is not in the canonical form pycvnn writes")
         with archive.open(members["params.npy"]) as member:
             _params_layout(member, members["params.npy"], dtype_name, n_params)
-            model = _build(header)
+            layers = _layers(header)
+            params = arena_zeros(n_params, np.dtype(dtype_name))
             hasher = _hasher(header)
-            _fill(member, model._params, hasher)
+            _fill(member, params, hasher)
     if version >= 2 and hasher.hexdigest() != header["sha256"]:
         raise _Invalid(f"is damaged: its checksum does not match its contents (stored "
                        f"sha256 {header['sha256'][:16]}..., computed {hasher.hexdigest()[:16]}...)")
-    bad = _first_non_finite(model._params)
+    bad = _first_non_finite(params)
     if bad is not None:
-        raise _Invalid(f"holds a non-finite parameter (params[{bad}] = {model._params[bad]})")
-    return model
+        raise _Invalid(f"holds a non-finite parameter (params[{bad}] = {params[bad]})")
+    return layers, dtype_name, params
 
 
 # ---- public -------------------------------------------------------------------------------------
@@ -371,9 +368,10 @@ def save(model, path):
     write_atomically(path, lambda f: np.savez(f, header=np.array(text), params=data))
 
 
-def load(path):
-    """The model saved at path. FileNotFoundError if missing; ValueError naming the file for
-    a foreign, truncated, damaged, hostile or newer-version file."""
+def read(path):
+    """(layers, dtype name, flat parameters) of the model file at path. FileNotFoundError if
+    missing; ValueError naming the file for a foreign, truncated, damaged, hostile or
+    newer-version file. pycvnn.load builds the model from them."""
     path = os.fspath(path)
     # O_NONBLOCK so that a FIFO without a writer is refused below instead of hanging here.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)

@@ -10,116 +10,31 @@ import threading
 import numpy as np
 
 from . import _validate as v
+from . import io, training
 from ._backend import backend, get_backend
+from ._net import arena_zeros, decisions, forward_in_chunks, model_dtype, ops_of, rng_for
 from .layers import ACTIVATION_LAYERS, Dense, Layer, initial_weights
-
-DTYPES = {"float32": np.float32, "float64": np.float64}
-# A model ending in this activation, trained with this loss, takes the loss on the logits.
-FUSED_OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
-
-
-def _dtype(dtype):
-    try:  # np.dtype(None) is float64: None must not pass as a choice
-        name = None if dtype is None else np.dtype(dtype).name
-    except TypeError:
-        name = None
-    if name not in DTYPES:
-        raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
-    return DTYPES[name]
-
-
-def arena_zeros(n, dtype):
-    """n zeros starting on a 64-byte boundary (a cache line, one AVX-512 vector): the core's
-    vector loads and stores over the arena then never split two lines."""
-    dtype = np.dtype(dtype)
-    raw = np.zeros(n * dtype.itemsize + 64, np.uint8)
-    start = -raw.ctypes.data % 64
-    return raw[start:start + n * dtype.itemsize].view(dtype)
-
-
-def rng_for(seed):
-    """np.random.default_rng(seed), with the error naming `seed`."""
-    if seed is not None and (isinstance(seed, (bool, np.bool_))
-                             or not isinstance(seed, (int, np.integer))):
-        raise TypeError(f"seed: expected None or a non-negative int, got {seed!r}")
-    if seed is not None and seed < 0:
-        raise ValueError(f"seed: expected None or a non-negative int, got {seed!r}")
-    return np.random.default_rng(seed)
-
-
-def _ops(layers):
-    """Layers -> ops [(kind, in, out, activation, alpha)], each Dense fused with the
-    activation layer right after it (when it has none of its own)."""
-    ops, i, width = [], 0, None
-    while i < len(layers):
-        layer = layers[i]
-        if isinstance(layer, Dense):
-            if width is not None and layer.in_features != width:
-                raise ValueError(f"layers[{i}]: expected in_features={width} (the previous "
-                                 f"layer's output), got {layer.in_features}")
-            act, alpha = layer.dense_activation or "none", 0.01
-            nxt = layers[i + 1] if i + 1 < len(layers) else None
-            if act == "none" and nxt is not None and nxt.activation is not None:
-                act, alpha, i = nxt.activation, nxt.alpha, i + 1
-            width = layer.out_features
-            ops.append(("dense", layer.in_features, width, act, alpha))
-        else:
-            if width is None:
-                raise ValueError(f"layers[{i}]: expected a Dense first layer (it fixes the "
-                                 f"input size), got {layer!r}")
-            ops.append(("act", width, width, layer.activation, layer.alpha))
-        i += 1
-    return ops
-
-
-def strip_output(ops, loss_name):
-    """The training ops for this loss: a final softmax (cross-entropy) or sigmoid (binary
-    cross-entropy) is dropped so the loss takes logits with the fused gradient.
-    Returns (ops, fused)."""
-    if FUSED_OUTPUT.get(loss_name) != ops[-1][3]:
-        return ops, False
-    kind, fin, fout, _, alpha = ops[-1]
-    last = [] if kind == "act" else [(kind, fin, fout, "none", alpha)]
-    ops = ops[:-1] + last
-    if not ops:
-        raise ValueError(f"layers: a model of a lone {FUSED_OUTPUT[loss_name]} has nothing to train")
-    return ops, True
-
-
-def forward_in_chunks(net, params, X, rows):
-    """net.forward over X, `rows` at a time, so the network's workspace never grows past
-    that many rows (fit passes its batch size)."""
-    if X.shape[0] <= rows:
-        return net.forward(params, X, keep=False)
-    with backend().ThreadSession():  # one thread count for every chunk
-        return np.concatenate([net.forward(params, X[i : i + rows], keep=False)
-                               for i in range(0, X.shape[0], rows)])
-
-
-def decisions(out, last_activation, fused=False):
-    """Class decisions from a model's output: argmax per row, or for one output the 0/1
-    decision at 0.5 after a sigmoid applied (not fused into the loss), else at 0."""
-    if out.shape[1] > 1:
-        return out.argmax(axis=1)
-    threshold = 0.5 if (last_activation == "sigmoid" and not fused) else 0.0
-    return (out[:, 0] > threshold).astype(np.int64)
-
 
 class Sequential:
     """Layers applied in order. Sequential([Dense(64, 32, "relu"), Dense(32, 10), Softmax()])."""
 
     def __init__(self, layers, seed=None, dtype="float32"):
+        self._setup(layers, dtype, rng_for(seed), params=None)
+
+    def _setup(self, layers, dtype, rng, params):
+        """Places the layers on a new arena: their initial weights drawn from rng, or params
+        (a flat arena of the right size) copied in."""
         layers = list(layers) if isinstance(layers, (list, tuple)) else None
         if not layers or not all(isinstance(layer, Layer) for layer in layers):
             raise ValueError("layers: expected a non-empty list of pycvnn layers")
         self.layers = layers
-        self.dtype = _dtype(dtype)
-        self.ops = _ops(layers)
+        self.dtype = model_dtype(dtype)
+        self.ops = ops_of(layers)
         self._nets = {}  # (backend, role, ops) -> the backend's Network
         self._nets_lock = threading.Lock()
         self._train_lock = threading.RLock()  # one fit at a time
         self._local = threading.local()  # each thread's forward pass, for its backward
-        self.rng = rng_for(seed)
+        self.rng = rng
         dense = [layer for layer in layers if isinstance(layer, Dense)]
         n_w = sum(d.in_features * d.out_features for d in dense)
         n_b = sum(d.out_features for d in dense)
@@ -138,20 +53,23 @@ class Sequential:
                      self._grads[off_w : off_w + size].reshape(shape),
                      self._grads[off_b : off_b + d.out_features])
             d.W, d.b, d.dW, d.db = views
-            d.W[...] = initial_weights(d.init, d.in_features, d.out_features, self.rng)
+            if params is None:
+                d.W[...] = initial_weights(d.init, d.in_features, d.out_features, rng)
             self._views.append(views)
             off_w, off_b = off_w + size, off_b + d.out_features
+        if params is not None:
+            self._params[...] = params
         self._dense = dense
         self.last_loss = None  # the loss of the last fit, evaluate's default
 
     # ---- structure ------------------------------------------------------------------------
     @property
     def in_features(self):
-        return self.ops[0][1]
+        return self.ops[0].fin
 
     @property
     def out_features(self):
-        return self.ops[-1][2]
+        return self.ops[-1].fout
 
     @property
     def n_params(self):
@@ -175,9 +93,8 @@ class Sequential:
                 "params": self._params.copy(), "rng": self.rng, "last_loss": self.last_loss}
 
     def __setstate__(self, state):
-        self.__init__(state["layers"], dtype=state["dtype"])
-        self._params[...] = state["params"]
-        self.rng, self.last_loss = state["rng"], state["last_loss"]
+        self._setup(state["layers"], state["dtype"], state["rng"], state["params"])
+        self.last_loss = state["last_loss"]
 
     def __repr__(self):
         inner = ", ".join(repr(layer) for layer in self.layers)
@@ -218,7 +135,7 @@ class Sequential:
 
     def predict_classes(self, X):
         """argmax per row, or for one output the 0/1 decision (0.5 after a sigmoid, else 0)."""
-        return decisions(self.predict(X), self.ops[-1][3])
+        return decisions(self.predict(X), self.ops[-1].activation)
 
     # ---- parameters -----------------------------------------------------------------------
     def get_weights(self):
@@ -252,23 +169,18 @@ class Sequential:
             shuffle=True, seed=None, validation_data=None, schedule=None, callbacks=(),
             verbose=True):
         """Train; returns a History. batch_size=None is batch GD, 1 stochastic, m mini-batch."""
-        from .training import fit
-
-        return fit(self, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
-                   batch_size=batch_size, shuffle=shuffle, seed=seed,
-                   validation_data=validation_data, schedule=schedule, callbacks=callbacks,
-                   verbose=verbose)
+        return training.fit(self, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
+                            batch_size=batch_size, shuffle=shuffle, seed=seed,
+                            validation_data=validation_data, schedule=schedule,
+                            callbacks=callbacks, verbose=verbose)
 
     def evaluate(self, X, y, loss=None):
         """{"loss": ..., and "accuracy" for class targets}; loss defaults to the last fit's."""
-        from .training import evaluate
-
-        return evaluate(self, X, y, loss if loss is not None else (self.last_loss or "cross_entropy"))
+        return training.evaluate(self, X, y, loss if loss is not None else (self.last_loss or "cross_entropy"))
 
     def save(self, path):
-        from .io import save
-
-        save(self, path)
+        """Write the model to path atomically (see pycvnn.io)."""
+        io.save(self, path)
 
 
 def MLP(sizes, activation="relu", output=None, seed=None, dtype="float32"):
@@ -289,3 +201,12 @@ def MLP(sizes, activation="relu", output=None, seed=None, dtype="float32"):
         last = i == len(sizes) - 2
         layers.append(Dense(fin, fout, activation=output if last else activation, init=init))
     return Sequential(layers, seed=seed, dtype=dtype)
+
+
+def load(path):
+    """The model saved at path. FileNotFoundError if missing; ValueError naming the file for
+    a foreign, truncated, damaged, hostile or newer-version file."""
+    model = Sequential.__new__(Sequential)
+    layers, dtype, params = io.read(path)
+    model._setup(layers, dtype, rng_for(None), params)
+    return model

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _validate as v
 from ._backend import backend
-from .model import arena_zeros
+from ._net import arena_zeros
 
 
 class Optimizer:

@@ -15,7 +15,7 @@ from . import _validate as v
 from . import losses as L
 from . import optim
 from ._backend import backend
-from .model import decisions, rng_for, strip_output
+from ._net import decisions, rng_for, strip_output
 
 
 class TrainingDiverged(RuntimeError):
@@ -102,7 +102,7 @@ EVAL_FLOATS = 1 << 16
 
 
 def _eval_rows(model, batch):
-    return max(batch, EVAL_FLOATS // sum(op[2] for op in model.ops))
+    return max(batch, EVAL_FLOATS // sum(op.fout for op in model.ops))
 
 
 def _loss_and_accuracy(model, net, spec, fused, X, targets, labels, rows, with_loss=True):
@@ -116,7 +116,7 @@ def _loss_and_accuracy(model, net, spec, fused, X, targets, labels, rows, with_l
             if with_loss:
                 total += float(spec.value(pred, targets[i : i + rows])) * pred.shape[0]
             if labels is not None:
-                hits = decisions(pred, model.ops[-1][3], fused) == labels[i : i + rows]
+                hits = decisions(pred, model.ops[-1].activation, fused) == labels[i : i + rows]
                 correct += int(np.count_nonzero(hits))
     return total / n, (correct / n if labels is not None else None)
 
