@@ -654,18 +654,22 @@ def fit_section(rounds, epochs, results):
         f"interleaved rounds of the whole fit call (Keras 3 on its torch backend).{notes}"])
 
 
-def summary(results):
-    """README's small table: the whole fit and the training step against each peer."""
-    fits = results["fit"]
-    base = fits["pycvnn"][0]
-    rows = [[f"fit, digits, {k}", f"{fits[k][0] * 1e3:,.0f} ms ({fits[k][0] / base:.0f}× pycvnn)"]
-            for k in fits if k != "pycvnn"]
-    rows.insert(0, ["fit, digits, pycvnn", f"{base * 1e3:,.0f} ms"])
-    for (config, opt), medians in results.get("steps", {}).items():
-        cells = [f"{p} {medians[p] / medians['cpp']:.1f}×" for p in ("torch", "sklearn")
-                 if p in medians]
-        rows.append([f"step, {config}, {opt}", f"{medians['cpp']:,.1f} µs; " + ", ".join(cells)])
-    return table(["what (one thread)", "pycvnn, and how much longer the others take"], rows, "ll")
+def summary(results, epochs):
+    """README's small table: a whole fit and the training step, pycvnn against each peer."""
+    names = {"torch": "PyTorch", "sklearn": "scikit-learn", "keras": "Keras"}
+
+    def cell(t, base, unit):
+        return "–" if t is None else f"{t:,.1f} {unit}" + ("" if t == base else f" ({t / base:.0f}×)")
+
+    fits = {p: s * 1e3 for p, (s, _) in results["fit"].items()}
+    rows = [[f"fit: digits, {epochs} epochs"] + [cell(fits.get(p), fits["pycvnn"], "ms")
+                                                  for p in ("pycvnn", *names)]]
+    for (config, opt), med in results.get("steps", {}).items():
+        sizes, batch = W.CONFIGS[config]
+        what = f"step: {'-'.join(map(str, sizes))}, batch {batch}, {opt}"
+        rows.append([what] + [cell(med.get(p), med["cpp"], "µs") for p in ("cpp", "torch", "sklearn")]
+                    + ["–"])
+    return table(["one thread", "pycvnn", *names.values()], rows)
 
 
 def replace_between(path, text, begin, end):
@@ -677,13 +681,17 @@ def replace_between(path, text, begin, end):
     path.write_text(text)
 
 
+def fit_epochs(quick):
+    return 10 if quick else 30
+
+
 def run(quick):
     start, ticks0, own0 = time.perf_counter(), cpu_ticks(), own_cpu_seconds()
     notes = W.single_thread()
     plan, results = (QUICK_PLAN if quick else PLAN), {}
     sections = [
         lambda: header(quick, notes),
-        lambda: fit_section(3 if quick else 7, 10 if quick else 30, results),
+        lambda: fit_section(3 if quick else 7, fit_epochs(quick), results),
         lambda: step_section(plan, results),
         lambda: gemm_section(3 if quick else 7, results),
         lambda: headroom_section(results),
@@ -714,7 +722,7 @@ def main(argv=None):
                         "<!-- bench/compare.py:end -->")
         print(f"wrote {args.out}")
     if args.readme:
-        replace_between(args.readme, summary(results), "<!-- compare:summary -->",
+        replace_between(args.readme, summary(results, fit_epochs(args.quick)), "<!-- compare:summary -->",
                         "<!-- /compare:summary -->")
         print(f"wrote {args.readme}")
 

@@ -7,8 +7,9 @@ import numpy as np
 
 from . import _validate as v
 from ._backend import backend
+from .activations import names
 
-NEURON_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "none")
+NEURON_ACTIVATIONS = (*names(per_row=False), "none")
 
 
 def neuron(x, w, b, activation="sigmoid"):

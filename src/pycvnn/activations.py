@@ -14,109 +14,87 @@ def _z(z):
     return v.floating(z, "z")
 
 
-def _z_dout(z, dout):
-    z = _z(z)
-    return z, v.like(dout, z, "dout", "z")
+def _kernels(name, forward_doc, backward_doc, option=None, per_row=False):
+    """The public f(z[, option]) and f_backward(z, dout[, option]) over the backend's
+    <name>_forward / <name>_backward: arguments checked here, the math in the kernels."""
+    def check(z, dout=None, opt=None):
+        z = _z(z)
+        if per_row and z.ndim < 1:
+            raise ValueError(f"z: expected at least 1 dimension ({name} works over the last "
+                             f"axis), got shape {z.shape}")
+        args = (z,) if dout is None else (z, v.like(dout, z, "dout", "z"))
+        return args + (() if option is None else (v.number(opt, option, minimum=0.0),))
 
+    if option is None:
+        def forward(z):
+            return getattr(backend(), f"{name}_forward")(*check(z))
 
-def _alpha(alpha):
-    return v.number(alpha, "alpha", minimum=0.0)
+        def backward(z, dout):
+            return getattr(backend(), f"{name}_backward")(*check(z, dout))
+    else:
+        def forward(z, alpha=0.01):
+            return getattr(backend(), f"{name}_forward")(*check(z, opt=alpha))
 
-
-def sigmoid(z):
-    """1 / (1 + exp(-z)), elementwise."""
-    z = _z(z)  # validate before looking up the kernel
-    return backend().sigmoid_forward(z)
-
-
-def sigmoid_backward(z, dout):
-    """dout * sigmoid(z) (1 - sigmoid(z))."""
-    z, dout = _z_dout(z, dout)
-    return backend().sigmoid_backward(z, dout)
-
-
-def tanh(z):
-    """tanh(z), elementwise."""
-    z = _z(z)
-    return backend().tanh_forward(z)
-
-
-def tanh_backward(z, dout):
-    """dout * (1 - tanh(z)^2)."""
-    z, dout = _z_dout(z, dout)
-    return backend().tanh_backward(z, dout)
-
-
-def relu(z):
-    """max(z, 0), elementwise."""
-    z = _z(z)
-    return backend().relu_forward(z)
-
-
-def relu_backward(z, dout):
-    """dout * [z > 0] (relu'(0) = 0)."""
-    z, dout = _z_dout(z, dout)
-    return backend().relu_backward(z, dout)
-
-
-def leaky_relu(z, alpha=0.01):
-    """z if z > 0 else alpha z, elementwise (alpha >= 0)."""
-    alpha = _alpha(alpha)
-    z = _z(z)
-    return backend().leaky_relu_forward(z, alpha)
-
-
-def leaky_relu_backward(z, dout, alpha=0.01):
-    """dout * (1 if z > 0 else alpha) (alpha at 0)."""
-    alpha = _alpha(alpha)
-    z, dout = _z_dout(z, dout)
-    return backend().leaky_relu_backward(z, dout, alpha)
-
-
-def _at_least_1d(z):
-    if z.ndim < 1:
-        raise ValueError(f"z: expected at least 1 dimension (softmax works over the last axis), got shape {z.shape}")
-    return z
-
-
-def softmax(z):
-    """exp(z - max z) / sum exp(z - max z) over the last axis."""
-    z = _at_least_1d(_z(z))
-    return backend().softmax_forward(z)
-
-
-def softmax_backward(z, dout):
-    """s * (dout - sum(dout * s)) over the last axis, s = softmax(z)."""
-    z, dout = _z_dout(z, dout)
-    z = _at_least_1d(z)
-    return backend().softmax_backward(z, dout)
+        def backward(z, dout, alpha=0.01):
+            return getattr(backend(), f"{name}_backward")(*check(z, dout, alpha))
+    for fn, fname, doc in ((forward, name, forward_doc), (backward, f"{name}_backward", backward_doc)):
+        fn.__name__ = fn.__qualname__ = fname
+        fn.__doc__ = doc
+    return forward, backward
 
 
 @dataclass(frozen=True)
 class Activation:
-    """An activation by name: call it for f(z); .backward(z, dout) for dout * f'(z)."""
+    """An activation by name: call it for f(z); .backward(z, dout) for dout * f'(z).
+
+    options: its keyword options (leaky ReLU's alpha); init: the initialisation MLP gives the
+    layers it follows; per_row: it works over each row (softmax), so it can only end a model."""
 
     name: str
     forward: Callable
     backward: Callable
+    options: tuple = ()
+    init: str = "xavier"
+    per_row: bool = False
 
     def __call__(self, z, *args, **kwargs):
         return self.forward(z, *args, **kwargs)
 
 
-_ALL = {
-    "sigmoid": Activation("sigmoid", sigmoid, sigmoid_backward),
-    "tanh": Activation("tanh", tanh, tanh_backward),
-    "relu": Activation("relu", relu, relu_backward),
-    "leaky_relu": Activation("leaky_relu", leaky_relu, leaky_relu_backward),
-    "softmax": Activation("softmax", softmax, softmax_backward),
-}
+def _register(name, forward_doc, backward_doc, option=None, init="xavier", per_row=False):
+    forward, backward = _kernels(name, forward_doc, backward_doc, option, per_row)
+    REGISTRY[name] = Activation(name, forward, backward, (option,) if option else (), init,
+                                per_row)
+    return forward, backward
+
+
+# The one list of activations: layers, the CLI's choices, model files and the checks derive
+# from it. Each needs <name>_forward / <name>_backward in pycvnn._core and pycvnn.reference.
+REGISTRY = {}
+sigmoid, sigmoid_backward = _register(
+    "sigmoid", "1 / (1 + exp(-z)), elementwise.", "dout * sigmoid(z) (1 - sigmoid(z)).")
+tanh, tanh_backward = _register("tanh", "tanh(z), elementwise.", "dout * (1 - tanh(z)^2).")
+relu, relu_backward = _register(
+    "relu", "max(z, 0), elementwise.", "dout * [z > 0] (relu'(0) = 0).", init="he")
+leaky_relu, leaky_relu_backward = _register(
+    "leaky_relu", "z if z > 0 else alpha z, elementwise (alpha >= 0).",
+    "dout * (1 if z > 0 else alpha) (alpha at 0).", option="alpha", init="he")
+softmax, softmax_backward = _register(
+    "softmax", "exp(z - max z) / sum exp(z - max z) over the last axis.",
+    "s * (dout - sum(dout * s)) over the last axis, s = softmax(z).", per_row=True)
+
+
+def names(per_row=None):
+    """The registered activation names (per_row=False: the elementwise ones, which can sit
+    between layers; True: those working per row)."""
+    return tuple(n for n, a in REGISTRY.items() if per_row is None or a.per_row == per_row)
 
 
 def get(name):
-    """The Activation called `name` ("sigmoid", "tanh", "relu", "leaky_relu", "softmax")."""
-    return _ALL[v.name_in(name, "name", _ALL)]
+    """The Activation called `name` (one of names())."""
+    return REGISTRY[v.name_in(name, "name", REGISTRY)]
 
 
 __all__ = ["sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "relu", "relu_backward",
-           "leaky_relu", "leaky_relu_backward", "softmax", "softmax_backward", "Activation", "get"]
+           "leaky_relu", "leaky_relu_backward", "softmax", "softmax_backward", "Activation",
+           "REGISTRY", "names", "get"]

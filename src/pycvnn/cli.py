@@ -6,6 +6,7 @@ import os
 import sys
 
 from . import __version__, walkthrough
+from .activations import names
 
 
 SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup", "plateau")
@@ -287,8 +288,8 @@ def build_parser():
     p.add_argument("--dataset", choices=sorted(DATASETS), default="digits", help="data set (digits)")
     p.add_argument("--hidden", type=hidden_arg, default="64,32",
                    help="hidden sizes, comma-separated, '' for none (default 64,32)")
-    p.add_argument("--activation", default="relu",
-                   choices=["relu", "leaky_relu", "tanh", "sigmoid"], help="hidden activation")
+    p.add_argument("--activation", default="relu", choices=names(per_row=False),
+                   help="hidden activation (default relu)")
     p.add_argument("--loss", default="cross_entropy", choices=LOSSES, help="loss (default cross_entropy)")
     p.add_argument("--optimizer", default="adam",
                    choices=["gd", "sgd", "momentum", "rmsprop", "adam", "adamw"], help="optimizer")

@@ -7,8 +7,9 @@ parameter arena, and Dense.W / Dense.b are views into it (see pycvnn.model).
 import numpy as np
 
 from . import _validate as v
+from .activations import names
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softmax")
+ACTIVATIONS = names()
 INITS = ("he", "xavier", "normal", "zeros")
 
 
@@ -32,6 +33,9 @@ class Layer:
     activation = None
     alpha = 0.01
 
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
 
 class Dense(Layer):
     """Fully connected: z = a W^T + b for a batch of rows a (N, in); W (out, in), b (out,)."""
@@ -50,25 +54,17 @@ class Dense(Layer):
         return f"Dense({self.in_features}, {self.out_features}{act})"
 
 
+# One layer class per registered activation (pycvnn.activations.REGISTRY).
 class Sigmoid(Layer):
     activation = "sigmoid"
-
-    def __repr__(self):
-        return "Sigmoid()"
 
 
 class Tanh(Layer):
     activation = "tanh"
 
-    def __repr__(self):
-        return "Tanh()"
-
 
 class ReLU(Layer):
     activation = "relu"
-
-    def __repr__(self):
-        return "ReLU()"
 
 
 class LeakyReLU(Layer):
@@ -84,9 +80,5 @@ class LeakyReLU(Layer):
 class Softmax(Layer):
     activation = "softmax"
 
-    def __repr__(self):
-        return "Softmax()"
 
-
-ACTIVATION_LAYERS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "leaky_relu": LeakyReLU,
-                     "softmax": Softmax}
+ACTIVATION_LAYERS = {cls.activation: cls for cls in Layer.__subclasses__() if cls.activation}

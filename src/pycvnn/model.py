@@ -12,6 +12,7 @@ import numpy as np
 from . import _validate as v
 from . import io, training
 from ._backend import backend, get_backend
+from .activations import REGISTRY
 from ._net import arena_zeros, decisions, forward_in_chunks, model_dtype, ops_of, rng_for
 from .layers import ACTIVATION_LAYERS, Dense, Layer, initial_weights
 
@@ -185,8 +186,8 @@ class Sequential:
 
 def MLP(sizes, activation="relu", output=None, seed=None, dtype="float32"):
     """Dense layers of the given sizes, [in, h1, ..., out], with `activation` between them and
-    `output` (None, "softmax", "sigmoid", ...) after the last. He init for relu/leaky_relu,
-    Xavier otherwise."""
+    `output` (None, "softmax", "sigmoid", ...) after the last, initialised as the activation's
+    registry entry says (He for relu/leaky_relu, Xavier otherwise)."""
     if isinstance(sizes, np.ndarray) and sizes.ndim == 1:
         sizes = sizes.tolist()
     if not isinstance(sizes, (list, tuple)) or len(sizes) < 2:
@@ -195,7 +196,7 @@ def MLP(sizes, activation="relu", output=None, seed=None, dtype="float32"):
     v.name_in(activation, "activation", ACTIVATION_LAYERS)
     if output is not None:
         v.name_in(output, "output", ACTIVATION_LAYERS)
-    init = "he" if activation in ("relu", "leaky_relu") else "xavier"
+    init = REGISTRY[activation].init
     layers = []
     for i, (fin, fout) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2

@@ -1,0 +1,53 @@
+"""The activation registry is the one list: every entry has its kernels on both backends, a
+layer, a place in the CLI's choices and in model files, and nothing lists an activation the
+registry does not have."""
+
+import numpy as np
+import pytest
+
+import pycvnn
+from pycvnn import _core, activations, cli, layers
+from pycvnn import reference as R
+
+NAMES = activations.names()
+
+
+def test_registry_lists_the_activations():
+    assert set(NAMES) >= {"sigmoid", "tanh", "relu", "leaky_relu", "softmax"}
+    assert set(activations.names(per_row=True)) == {"softmax"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_activation_has_kernels_on_both_backends(name):
+    for module in (_core, R):
+        assert callable(getattr(module, f"{name}_forward"))
+        assert callable(getattr(module, f"{name}_backward"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_activation_has_one_layer_class_and_a_model_file_entry(name, tmp_path):
+    cls = layers.ACTIVATION_LAYERS[name]
+    assert cls.activation == name
+    model = pycvnn.Sequential([pycvnn.Dense(3, 4), cls(), pycvnn.Dense(4, 2)], seed=0)
+    model.save(tmp_path / "m.npz")
+    loaded = pycvnn.load(tmp_path / "m.npz")
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
+
+
+def test_layer_classes_are_exactly_the_registry():
+    assert set(layers.ACTIVATION_LAYERS) == set(NAMES)
+
+
+def test_cli_offers_every_elementwise_activation():
+    parser = cli.build_parser()
+    train = next(a for a in parser._subparsers._group_actions[0].choices["train"]._actions
+                 if "--activation" in a.option_strings)
+    assert tuple(train.choices) == activations.names(per_row=False)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_mlp_takes_each_activation_and_the_registry_init(name):
+    model = pycvnn.MLP([4, 8, 2], activation=name, seed=0)
+    assert model.layers[0].init == activations.REGISTRY[name].init
