@@ -12,7 +12,7 @@
 
 // Function multiversioning for the elementwise hot loops: the wheel targets baseline x86-64
 // (SSE2), so gcc also compiles AVX2 and AVX-512 clones of each marked kernel and picks one at
-// load time (ifunc). Measured on tanh over 262k floats: 523 us baseline, 115 us AVX-512.
+// load time (ifunc): a baseline wheel still gets the wide vectors on CPUs that have them.
 // Not for softmax: its rows are short (10 classes), where 16-wide vectors only add overhead.
 // Needs glibc's ifunc; elsewhere the baseline build alone is used.
 #include <cstdlib>  // defines __GLIBC__ on glibc
@@ -37,7 +37,7 @@ namespace pycvnn {
 using idx = std::ptrdiff_t;
 
 // Workspace buffers on 64-byte (cache line, AVX-512 vector) boundaries: a vector load that
-// splits two lines costs two (the tiny dW GEMM: 0.73 us aligned, 0.83 us at a 16-byte offset).
+// splits two lines costs two.
 template <typename T>
 struct Aligned64 {
     using value_type = T;

@@ -31,13 +31,10 @@ struct Blas {
 };
 Blas blas;
 
-// The register-blocked kernels of gemm_small.hpp beat OpenBLAS (one thread, measured with
-// bench/compare.py's shapes and a sweep of batch sizes) up to m n k = 2^18 (tiny 32x32x64 NT:
-// 1.5 -> 0.9 us) and on skinny shapes, one side <= 16 (wide's 10x1024x256 TN: 94 -> 47 us),
-// where OpenBLAS's packing has little to amortise. With trans_b they first transpose B (n k
-// floats), which pays only once m >= 16 rows share it, and, as they do not block for the
-// cache, only while B is small or thin (16x1024x1024 NT: 1150 us against OpenBLAS's 630; at
-// m <= 8 OpenBLAS's GEMV-like path wins: 1x256x784 NT 5 us against 48).
+// The register-blocked kernels of gemm_small.hpp beat OpenBLAS up to kSmallMax multiply-adds
+// and on skinny shapes (a side <= kSkinny), where OpenBLAS's packing has little to amortise.
+// With trans_b they first transpose B (n k floats), which pays only once kSkinny rows share
+// it, and, as they do not block for the cache, only while B is small or thin.
 constexpr long long kSmallMax = 1LL << 18;
 constexpr int kSkinny = 16;
 bool small_ok = false;  // AVX-512 present (checked once in blas_load)
@@ -50,23 +47,18 @@ bool use_small(bool tb, int m, int n, int k, T alpha) {
     return small || std::min({m, n, k}) <= kSkinny;
 }
 
-// Three kinds of shape in that range go to OpenBLAS's small-matrix kernels (scipy-openblas32
-// 0.3.34), which beat ours there (float32, one thread, best of 7, OpenBLAS time / ours):
-// - A^T B (a weight gradient: never an epilogue) unless both m and n are <= 16: over 75
-//   shapes (m 10-256, n 32-784, batch k 1-128) median 0.83, 0.39-0.97; with n = 10 and
-//   m <= 16 ours are 1.1-2.3x faster; float64 alike (0.85-1.00). The tiny step, paired A/B:
-//   GD 3.24 -> 3.11 us, Adam 3.99 -> 3.80.
-// - A B^T with n <= 16 columns, m <= 32 rows and k >= 64, up to 2^19 multiply-adds (a
-//   10-class output layer on a small batch, where our transpose of B is shared by few rows):
-//   0.40-0.90 alone (32x10x784: 0.51); softmax regression steps, paired A/B: 784-10 batch
-//   16 7.81 -> 6.71 us, batch 32 14.50 -> 13.61, 3072-10 batch 16 27.9 -> 24.2. With 64 rows
-//   OpenBLAS won alone (0.56) but lost in the step (784-10, batch 64: 1.02-1.05x), and from
-//   128 rows ours are 1.5-1.9x faster. Its bias goes into C first, ReLU after (gemm_blas).
-// - A B with one row (a batch of one's dx, a GEMV), up to 2^18: 0.37-0.71 alone; the
-//   gate, which it cannot take, is then the layer's own pass. Batch-1 steps, paired A/B:
-//   784-256-128-10 25.5 -> 24.3 us, 784-512-256-10 81.3 -> 77.4.
-// In all three OpenBLAS stays on one thread whatever its thread count (its small-matrix path;
-// it took a second thread from 2^20 multiply-adds here).
+// Three kinds of shape in that range go to OpenBLAS's small-matrix kernels, which beat ours
+// there:
+// - A^T B (a weight gradient: never an epilogue) unless both m and n are <= kSkinny, where
+//   ours win;
+// - A B^T into <= kSkinny columns from <= 32 rows with k >= 64, up to kBlasNtMax multiply-adds
+//   (a 10-class output layer on a small batch, where few rows share our transpose of B; from
+//   64 rows ours win within a training step). Its bias goes into C first, ReLU after
+//   (gemm_blas);
+// - A B with one row (a batch of one's dx, a GEMV), up to kSmallMax: the gate, which it cannot
+//   take, is then the layer's own pass.
+// In all three OpenBLAS stays on one thread whatever its thread count (its small-matrix path),
+// so it never contends with the core's pool.
 constexpr long long kBlasNtMax = 1LL << 19;
 template <typename T>
 bool use_blas_small(bool ta, bool tb, int m, int n, int k, const Epilogue<T>& epi) {
@@ -77,27 +69,20 @@ bool use_blas_small(bool ta, bool tb, int m, int n, int k, const Epilogue<T>& ep
     return !ta && tb && !epi.gate && mnk <= kBlasNtMax && n <= kSkinny && m <= 32 && k >= 64;
 }
 
-// Past those the blocked kernels (B packed per panel) beat OpenBLAS on mnist's shapes by
-// 1.2-1.4x on one thread (128x256x784 A B^T: 132 -> 172 GFLOP/s, 256x784x128 A^T B: 164 ->
-// 187) and on wide's A B and A B^T by up to 1.15x. On one thread wide's A^T B (1024x1024x256)
-// stays with OpenBLAS: the wide step is faster with it (GD 17.4 against 18.3 ms). On more
-// threads every large GEMM runs here, split over the core's pool: OpenBLAS's threads spin
-// after each call on the core the pool needs next, and the pool's on the core OpenBLAS needs
-// (wide, Adam, 2 threads: 1.62x the 1-thread speed mixed, 1.8x with every GEMM here; a
-// 784-64-10 MLP, batch 32, whose 64-column GEMMs went to OpenBLAS: 249 us a step on 2
-// threads, 57 on 1).
+// Past those the blocked kernels (B packed per panel) beat OpenBLAS on one thread, except on
+// an A^T B with more than 256 rows (wide's weight gradient), which stays with OpenBLAS there.
+// On more threads every large GEMM runs here, split over the core's pool: OpenBLAS's threads
+// spin after each call on the core the pool needs next, and the pool's on the core OpenBLAS
+// needs.
 // A B^T with a few rows (a small batch's forward, inference on a few samples): ours would
 // transpose all of B for them. The dot-product kernels (B read as it is) take them where B is
-// past 1 MiB or, from 5 rows, k is long; OpenBLAS's GEMV-like path the rest (float, us, one
-// thread; OpenBLAS / blocked / dot):
-//   1x256x784: 5.6 / 38 / 5.8      4x256x784: 11 / 43 / 12      8x256x784: 99 / 53 / 33
-//   1x512x784: 18 / 95 / 17        4x512x784: 152 / 95 / 30     8x128x256: 4.1 / 8.3 / 7.2
-//   1x1024x1024: 477 / 319 / 152   8x512x3072: 849 / 597 / 407  8x32x64: 0.41 / 0.50 / 0.93
+// past gemv_bytes or, from kGemvRows + 1 rows, k is long; OpenBLAS's GEMV-like path, the
+// fastest on a small B, the rest.
 constexpr int kFewRows = 8;
 constexpr int kGemvRows = 4;  // with k long, the dot kernels win from the row after this
 
-// B's size up to which a few rows go to OpenBLAS (one row: its GEMV, fast to 4 MiB; in a
-// 784-512-10 step, batch 1, 51 us against 67 with the dot kernels).
+// B's size up to which a few rows go to OpenBLAS: 1 MiB, or 4 MiB for one row, as far as its
+// GEMV stays faster than the dot kernels.
 size_t gemv_bytes(int m) { return (size_t(1) << 20) * (m == 1 ? 4 : 1); }
 
 template <typename T>
@@ -117,7 +102,7 @@ bool use_blocked(bool ta, bool tb, int m, int n, int k, T alpha) {
 thread_local bool training_gemms = false;  // see TrainingGemms (gemm.hpp)
 
 // The parts a split GEMM's side of length len falls into: multiples of 64, or of 16 where
-// that leaves a thread under 64 (784-64-10, batch 32, 2 threads: 72 -> 55 us a step).
+// that leaves a thread under 64, so a narrow layer still gives every thread a share.
 idx split_grain(idx len, int threads) { return len >= 64 * threads ? 64 : 16; }
 
 #if defined(PYCVNN_AVX512_KERNELS)
@@ -125,9 +110,8 @@ idx split_grain(idx len, int threads) { return len >= 64 * threads ? 64 : 16; }
 // of kSplitRows: the epoch runs in C++, the workers poll between jobs, and small batches'
 // weights would move between cores. Elsewhere (predict, evaluate, a hand-written loop) calls
 // come from Python with gaps where the workers go to sleep, and waking them costs tens of
-// microseconds on this VM: only from 2^24 multiply-adds (about 100 us on one core). 16 rows
-// through 784-256-10 on 2 threads: 59-274 us split, 90-95 not; through 3072-512-256-10:
-// 480-520 us split, 810-840 not.
+// microseconds on a virtual machine: only from kSplitWork multiply-adds, enough work to repay
+// the wake-up.
 constexpr long long kSplitWork = 1LL << 24;
 bool splits(bool ta, int m, int n, int k, bool training) {
     return training ? (ta ? k : m) >= kSplitRows : (long long)m * n * k >= kSplitWork;
@@ -138,12 +122,10 @@ bool splits(bool ta, int m, int n, int k, bool training) {
 // gradient (dz^T x): the forward splits C by columns, A^T B by rows, both in parts that start
 // on multiples of 64 (16 where that leaves a thread under 64), so each thread updates the
 // weight rows it multiplies in the next forward and no core re-reads rows another wrote. Each
-// thread transposes its own rows of A^T (split by columns, every thread read the whole shared
-// A^T: mnist's 128x256x128 dW ran 1.21x faster on 2 threads than on 1, by rows 1.71x). Smaller
-// training batches run on the caller: a thread's share of the work is then below the cost of
-// moving the weights between cores (784-256-10, batch 8, 2 threads: 220 us a step split, 89
-// not, 95 on 1 thread; batch 32 split: 116 against 191). kSplitRows: gemm.hpp; the parts:
-// split_grain above.
+// thread transposes its own rows of A^T, where a split by columns would have every thread read
+// the whole shared A^T. Smaller training batches run on the caller: a thread's share of the
+// work is then below the cost of moving the weights between cores. kSplitRows: gemm.hpp; the
+// parts: split_grain above.
 
 // Rows [lo, lo + rows) of A^T, for A stored (k, m) lda apart, into this thread's scratch, k
 // apart.

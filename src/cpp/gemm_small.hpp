@@ -113,8 +113,8 @@ void block(int rows, int k, T alpha,
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v)
         bias_v[v] = e.bias ? W::load(e.bias + v * L, v == NV - 1 ? tail : full) : W::zero();
-    // Two copies of the store loop, with and without the gate: a third test inside it cost the
-    // small GEMMs 10-15 ns a call.
+    // Two copies of the store loop, with and without the gate: a third test inside it would
+    // slow every small GEMM call.
     const auto store = [&](auto gated) {
 #pragma GCC unroll 32
         for (int r = 0; r < MR; ++r) {
@@ -157,10 +157,9 @@ void panel(int m, int k, T alpha, const T* A, int lda, const T* B, int ldb, T be
     }
 }
 
-// Rows in blocks of MR1, the taller height (more accumulators: 6x4 runs its k loop at about
-// 95% of the FMA peak, the 16-accumulator blocks at about 83%); the m % MR1 rows left, if MR2
-// or fewer, in one MR2 block rather than a padded MR1 one (float32 64x64x64: 3-4% faster than
-// all in MR2 blocks, 20x48x30: 13%; paired in-process A/B).
+// Rows in blocks of MR1, the taller height, whose extra accumulators bring the k loop closer
+// to the FMA peak; the m % MR1 rows left, if MR2 or fewer, in one MR2 block rather than a
+// padded MR1 one that would compute rows only to drop them.
 template <typename T, int MR1, int MR2, int NV, bool TA>
 void panel_best(int m, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
                 int ldc, Epilogue<T> e, typename V<T>::mask tail, bool b_padded) {
@@ -205,8 +204,8 @@ void transpose(T* dst, int ld, const T* src, int ls, int rows, int cols) {
         for (int j = rows; j < ld; ++j) dst[size_t(p) * ld + j] = T(0);
 }
 
-// float: 16 x 16 tiles transposed in registers (4 shuffle stages), about 4x faster than the
-// strided scalar stores above; partial tiles by masked loads and stores.
+// float: 16 x 16 tiles transposed in registers (4 shuffle stages), which spares the strided
+// scalar stores above; partial tiles by masked loads and stores.
 inline void transpose(float* dst, int ld, const float* src, int ls, int rows, int cols) {
     for (int j0 = 0; j0 < rows; j0 += 16) {
         const int nr = std::min(16, rows - j0);
@@ -248,7 +247,7 @@ inline void transpose(float* dst, int ld, const float* src, int ls, int rows, in
 }
 
 // dst (rows, 4 vectors) = src (rows, w <= 4 vectors), zero-padded, with whole-vector loads and
-// stores (std::copy + fill made a call per row: 2-4% slower on wide's A B, best of 9).
+// stores rather than std::copy + fill, which make a library call per row.
 template <typename T>
 void pack_rows(T* dst, int ld, const T* src, int ls, int rows, int w) {
     using W = V<T>;
@@ -393,8 +392,8 @@ void dot_rows(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int
 }
 
 // m <= 8 rows: the smallest MR of 1, 2, 4 that holds them; 5 to 8 rows as 8 at once only
-// when B is past L2 (read once from memory: float 8x512x3072 322 us against 428 as two 4s),
-// else as two 4s (8x256x784: 23 us against 27, and in a training step 91 us against 108).
+// when B is past L2, so it is read from memory once, else as two 4s, the faster blocks while
+// B stays in cache.
 template <typename T>
 void gemm_dot(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
               T* C, int ldc, const Epilogue<T>& e) {
@@ -416,13 +415,10 @@ void gemm_dot(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int
 // unblocked kernels back on these sizes. Columns [j_lo, j_hi) of C only, so threads can split
 // C by column panels. A is read by rows: gemm.cpp transposes A^T first (its rows, A's columns
 // lda apart, a power-of-two stride, would share a few L1 sets).
-// KC: 128 while B and C fit in L2 (a 32 KiB float panel that stays in L1; best of 128-1,024
-// in mnist's step). Past that one block of the whole k (up to 1,024) reads and writes C once
-// instead of once per block:
-// - a B past L2 (wide's 4 MiB weights) comes from DRAM either way: the wide step runs 6-8%
-//   faster (GD 18.3 -> 17.2 ms, Adam 22.6 -> 20.9; KC = 512: 17.6 and 20.9);
-// - a C past L2 (wide's dW on 2 threads, 2 MiB a thread) would be re-read from L3 per block:
-//   the 2-thread wide GD step runs 1.5-2.5% faster (9.83 -> 9.74 ms, 9.93 -> 9.68; medians).
+// KC: 128 while B and C fit in L2 (a 32 KiB float panel that stays in L1). Past that one
+// block of the whole k (up to 1,024) reads and writes C once instead of once per block: a B
+// past L2 (wide's weights) comes from DRAM either way, and a C past L2 (wide's dW on 2
+// threads) would be re-read from L3 per block.
 constexpr std::size_t kBlockedInL2 = std::size_t(1) << 20;
 
 template <typename T>

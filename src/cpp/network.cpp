@@ -130,8 +130,8 @@ void UpdateRule::step(T* params, T* grads, T* state1, T* state2, idx n, idx n_de
                       long long t) const {
     if (n == 0) return;
     const T clip = clip_scale(grads, n);
-    // At least 64k parameters a thread (about 30 us of Adam): mnist's 235k are split, Adam at
-    // 2 threads 740 -> 618 us a step (at 128k a thread they were not).
+    // At least 64k parameters a thread, so a thread's share of the update repays handing it
+    // out, and mid-sized networks such as mnist's are still split.
     Pool::instance().parallel_for(n, idx(1) << 16, [&](idx lo, idx hi) {
         apply(params, grads, state1, state2, lo, hi, n_decay, clip, lr, t);
     });
@@ -239,11 +239,10 @@ static bool contiguous(const std::int64_t* order, idx rows) {
     return true;
 }
 
-// Brings a batch of contiguous rows into cache while the step before it runs. When the data
-// was last touched before other work (a data loader, another model), the batch comes from
-// DRAM. Tiny config, 1,875 steps over 60,000 rows: GD 3.08 -> 2.92 us a step, Adam 3.82 ->
-// 3.58. Gathered (shuffled) rows are left alone: prefetching them measured slower (Adam 3.95
-// -> 4.19), and big batches too: the hardware prefetcher keeps up with the GEMMs' streaming
+// Brings a batch of contiguous rows into cache while the step before it runs: when the data
+// was last touched before other work (a data loader, another model), the batch would come
+// from DRAM. Gathered (shuffled) rows are left alone, as prefetching them costs more than it
+// saves, and big batches too: the hardware prefetcher keeps up with the GEMMs' streaming
 // reads, and a prefetched batch would evict the step's weights.
 template <typename T>
 void Network<T>::prefetch_rows(const T* x, const T* y, const std::int64_t* ids, idx first,
@@ -267,11 +266,10 @@ static std::size_t l2_bytes() {
 }
 
 // Each thread updates the weight rows (and their biases) its GEMMs computed in this step
-// (weight_rows_of), so no core re-reads rows another wrote. Split as a flat arena instead,
-// half the weights moved between cores twice a step wherever the GEMMs split otherwise or not
-// at all (784-256-10, Adam, batch 8, 2 threads: 321 us a step, 246 on one; 784-32-10, batch
-// 32: 44 against 37). Where the GEMMs run on one thread the update does too, unless the
-// weights are past L2 and stream from memory either way (wide, batch 8: split).
+// (weight_rows_of), so no core re-reads rows another wrote: split as a flat arena instead,
+// half the weights would move between cores twice a step wherever the GEMMs split otherwise
+// or not at all. Where the GEMMs run on one thread the update does too, unless the weights
+// are past L2 and stream from memory either way (wide, batch 8: split).
 template <typename T>
 void Network<T>::update(T* params, T* grads, T* state1, T* state2, idx N, double lr,
                         long long t, const UpdateRule& rule) const {

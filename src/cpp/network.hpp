@@ -108,8 +108,8 @@ public:
 
 private:
     // Grows the workspace to N rows (a no-op once large enough): a forward's outputs, and with
-    // backward the backward's buffers too. Inference in large chunks grows only the outputs
-    // (predict's 1,024 rows on wide: 8 MiB, no longer also 16 MiB of backward buffers).
+    // backward the backward's buffers too. Inference in large chunks grows only the outputs,
+    // not the backward's buffers, which are larger still.
     void reserve(idx N, bool backward);
     void prefetch_rows(const T* x, const T* y, const std::int64_t* ids, idx first,
                        idx rows) const;  // ids: the batch's own
