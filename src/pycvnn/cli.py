@@ -7,6 +7,7 @@ import sys
 
 from . import __version__, walkthrough
 from .activations import names
+from .optim import OPTIMIZERS
 
 
 SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup", "plateau")
@@ -292,7 +293,7 @@ def build_parser():
                    help="hidden activation (default relu)")
     p.add_argument("--loss", default="cross_entropy", choices=LOSSES, help="loss (default cross_entropy)")
     p.add_argument("--optimizer", default="adam",
-                   choices=["gd", "sgd", "momentum", "rmsprop", "adam", "adamw"], help="optimizer")
+                   choices=list(OPTIMIZERS), help="optimizer (default adam)")
     p.add_argument("--lr", type=learning_rate, default=0.001, help="learning rate (default 0.001)")
     p.add_argument("--schedule", default="constant", choices=SCHEDULES, help="lr schedule")
     p.add_argument("--epochs", type=epochs_arg, default=30, help="epochs (default 30)")
