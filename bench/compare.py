@@ -669,7 +669,9 @@ def summary(results, epochs):
         what = f"step: {'-'.join(map(str, sizes))}, batch {batch}, {opt}"
         rows.append([what] + [cell(med.get(p), med["cpp"], "µs") for p in ("cpp", "torch", "sklearn")]
                     + ["–"])
-    return table(["one thread", "pycvnn", *names.values()], rows)
+    return (table(["one thread", "pycvnn", *names.values()], rows) + "\n\n"
+            + f"{results['when']}, `bench/compare.py{' --quick' if results['quick'] else ''}`. "
+            + results["footer"])
 
 
 def replace_between(path, text, begin, end):
@@ -707,6 +709,8 @@ def run(quick):
         print(out[-1] + "\n", flush=True)
     out.append(noise_footer(start, ticks0, own0))
     print(out[-1])
+    results.update(footer=out[-1], quick=quick,
+                   when=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     return "\n\n".join(out) + "\n", results
 
 
