@@ -52,13 +52,19 @@ def class_ids(target, n, c, name="target"):
     return target.astype(np.int64)
 
 
-def check_name(value, name, choices):
-    """One of the names in choices; like the core's string arguments, bytes are decoded and
-    anything else that is not a string is a TypeError."""
+def as_name(value, name, choices):
+    """value as a str, as the core converts its string arguments (bytes decode, else a TypeError)."""
     if isinstance(value, bytes):
         value = value.decode()
     if not isinstance(value, str):
         raise TypeError(f"{name}: expected a string, one of {tuple(choices)}, got {type(value).__name__}")
+    return value
+
+
+def check_name(value, name, choices):
+    """One of the names in choices; like the core's string arguments, bytes are decoded and
+    anything else that is not a string is a TypeError."""
+    value = as_name(value, name, choices)
     if value not in choices:
         raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
     return value
@@ -81,12 +87,34 @@ def grad_scale(reduction, count):
     return 1.0 / count if check_reduction(reduction) == "mean" else 1.0
 
 
-def check_scalar(value, name, ok, expected):
-    """A finite float for which ok(value) holds, else ValueError naming it (a string is a
-    TypeError, as the core's float arguments take numbers only)."""
+def as_number(value, name):
+    """float(value) as the core converts its float arguments: a string, or anything float()
+    rejects, is a TypeError."""
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
-    value = float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__}") from None
+
+
+def as_flag(value, name):
+    """bool(value) as the core converts its bool arguments: None is False, only types with a
+    __bool__ (numbers, NumPy scalars, one-element arrays) convert, anything else is a TypeError."""
+    if value is None:
+        return False
+    try:
+        if hasattr(type(value), "__bool__"):
+            return bool(value)
+    except (TypeError, ValueError):
+        pass
+    raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+
+
+def check_scalar(value, name, ok, expected):
+    """A finite float for which ok(value) holds, else ValueError naming it (a type float()
+    rejects is a TypeError, as the core's)."""
+    value = as_number(value, name)
     if not (np.isfinite(value) and ok(value)):
         raise ValueError(f"{name}: expected {expected}, got {value!r}")
     return value

@@ -5,7 +5,7 @@ x (N, in), w (out, in), b (out,), a and dout (N, out).
 
 import numpy as np
 
-from ._common import as_float, check_name, check_ndim, check_scalar
+from ._common import as_float, as_name, as_number, check_name, check_ndim, check_scalar
 from .activations import (keep_nan, leaky_relu_forward, relu_forward, sigmoid_forward,
                           softmax_forward, tanh_forward)
 from .gemm import matmul
@@ -23,6 +23,13 @@ def check_activation(activation, alpha):
     return float(alpha)
 
 
+def convert_arguments(activation, alpha):
+    """The core converts its string and float arguments before any check, so their type
+    errors come first."""
+    as_name(activation, "activation", ACTIVATIONS)
+    as_number(alpha, "alpha")
+
+
 def _check_shapes(x, w, b):
     check_ndim(x, "x", (2,), "shape (N, in)")
     check_ndim(w, "w", (2,), "shape (out, in)")
@@ -34,10 +41,13 @@ def _check_shapes(x, w, b):
 
 def dense_forward(x, w, b, activation="none", alpha=0.01):
     """a = f(x w^T + b): (N, in), (out, in), (out,) -> (N, out)."""
-    alpha = check_activation(activation, alpha)
+    convert_arguments(activation, alpha)  # then the core's order: two faults, the same one reported
     x = as_float(x, "x")
-    w, b = as_float(w, "w").astype(x.dtype), as_float(b, "b").astype(x.dtype)
+    w = as_float(w, "w").astype(x.dtype)
+    _check_shapes(x, w, None)
+    b = as_float(b, "b").astype(x.dtype)
     _check_shapes(x, w, b)
+    alpha = check_activation(activation, alpha)
     z = matmul(x, w, trans_b=True) + b
     if activation == "none":
         return z
@@ -66,13 +76,18 @@ def _dz(dout, a, activation, alpha):
 
 def dense_backward(dout, x, w, a, activation="none", alpha=0.01):
     """(dx (N, in), dw (out, in), db (out,)): dz = dout * f'; dx = dz w, dw = dz^T x, db = sum_n dz."""
-    alpha = check_activation(activation, alpha)
+    convert_arguments(activation, alpha)  # then checks in the core's order, as dense_forward
     dout = as_float(dout, "dout")
-    x, w, a = (as_float(v, name).astype(dout.dtype) for v, name in ((x, "x"), (w, "w"), (a, "a")))
+    x, w = (as_float(v, name).astype(dout.dtype) for v, name in ((x, "x"), (w, "w")))
     _check_shapes(x, w, None)
+    a = as_float(a, "a").astype(dout.dtype)
+    check_ndim(dout, "dout", (2,), "shape (N, out)")
+    check_ndim(a, "a", (2,), "shape (N, out)")
     expected = (x.shape[0], w.shape[0])
-    for v, name in ((dout, "dout"), (a, "a")):
-        if v.shape != expected:
-            raise ValueError(f"{name}: expected shape {expected} (N, out), got {v.shape}")
+    if dout.shape != expected:
+        raise ValueError(f"dout: expected shape {expected} (N, out), got {dout.shape}")
+    if a.shape != dout.shape:
+        raise ValueError(f"a: expected shape {dout.shape} (as dout), got {a.shape}")
+    alpha = check_activation(activation, alpha)
     dz = _dz(dout, a, activation, alpha)
     return matmul(dz, w), matmul(dz, x, trans_a=True), dz.sum(axis=0)

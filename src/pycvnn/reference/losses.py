@@ -227,7 +227,8 @@ def dice_backward(pred, target, smooth=1e-6, reduction="mean"):
     """d/dp_k = -(2 g_k den - num) / den^2, per sample."""
     pred, g, num, den, empty = _dice_parts(pred, target, smooth)
     scale = grad_scale(reduction, pred.shape[0])
-    # d/dp_k = num / den^2 - 2 g_k / den: both factors in float64, then pred's dtype (as the core)
-    a = (scale * num / den**2 * ~empty).astype(pred.dtype)[:, None]
+    # d/dp_k = num / den^2 - 2 g_k / den: both factors in float64, then pred's dtype (as the core;
+    # / den twice, as den**2 underflows for den below 1.5e-154)
+    a = (scale * num / den / den * ~empty).astype(pred.dtype)[:, None]
     b = (scale * 2 / den * ~empty).astype(pred.dtype)[:, None]
     return (a - b * g).reshape(pred.shape)

@@ -6,7 +6,7 @@ update them in place and return None; state buffers start at zeros.
 
 import numpy as np
 
-from ._common import as_float, check_name, check_scalar
+from ._common import as_flag, as_float, check_name, check_scalar
 
 MOMENTUM_FORMS = ("ema", "heavy_ball")
 
@@ -69,6 +69,7 @@ def gd_update(param, grad, lr):
 
 def momentum_update(param, grad, velocity, lr, beta=0.9, form="ema", nesterov=False):
     """ema: v = beta v + (1 - beta) g; heavy_ball: v = beta v + g; param -= lr v (nesterov: lr (g + beta v))."""
+    nesterov = as_flag(nesterov, "nesterov")  # converted before any check, as the core's
     _check_buffers(param=param, grad=grad, velocity=velocity)
     form = check_name(form, "form", MOMENTUM_FORMS)
     if nesterov and form == "ema":
