@@ -6,7 +6,7 @@ Run: python -m pytest bench/bench_gemm.py --benchmark-json=bench/gemm.json
 Shapes from gemms.step_gemms (forward X W^T, dX = dZ W, dW = dZ^T X per layer), transposes
 passed as flags. Each result is checked against NumPy before it is timed. `_core.matmul`
 allocates its output and converts arguments, so at tiny shapes this measures the Python entry
-point; compare.py times the core's GEMM itself (`_core._time_gemm`) against the FMA peak.
+point; compare.py times the core's GEMM itself (`_bench.time_gemm`) against the FMA peak.
 bench_gemm_kernel times the core's kernels on the same shapes in place (`_core._gemm`, no
 allocation): its own AVX-512 kernels, unpacked ("small") and blocked, against OpenBLAS, the
 measurement behind the entry point's choice (gemm.cpp); skipped without AVX-512.

@@ -35,7 +35,7 @@ import gemms as G  # noqa: E402
 import workloads as W  # noqa: E402
 
 import pycvnn  # noqa: E402
-from pycvnn import _core, reference  # noqa: E402
+from pycvnn import _bench, _core, reference  # noqa: E402
 
 # Speedup floors: peer's time per step / pycvnn cpp's.
 TARGETS = {"tiny": {"torch": 80, "sklearn": 40, "numpy": 8},
@@ -277,7 +277,7 @@ def step_section(plan, results):
 # ---- 2. GEMM efficiency ---------------------------------------------------------------------
 
 def time_gemms(gemms, repeats):
-    """Best seconds per call of each GEMM in the core (_time_gemm: its entry point, and
+    """Best seconds per call of each GEMM in the core (_bench.time_gemm: its entry point, and
     OpenBLAS alone), in NumPy (np.matmul, out= given) and, if installed, in PyTorch
     (torch.mm, out= given: MKL), interleaved shape by shape."""
     cpp, blas, npy, mkl = {}, {}, {}, {}
@@ -286,7 +286,7 @@ def time_gemms(gemms, repeats):
         reps = G.reps_for(g)
         G.time_numpy(g, a, b, c, 1)
         for out, path in ((cpp, "auto"), (blas, "blas")):
-            out[g] = min(_core._time_gemm(g.m, g.n, g.k, g.trans_a, g.trans_b, reps, path)
+            out[g] = min(_bench.time_gemm(g.m, g.n, g.k, g.trans_a, g.trans_b, reps, path)
                          for _ in range(repeats))
         npy[g] = min(G.time_numpy(g, a, b, c, reps) for _ in range(repeats))
         if W.missing_reason("torch") is None:
@@ -297,11 +297,11 @@ def time_gemms(gemms, repeats):
 def gemm_section(repeats, results):
     """The GEMM table; results["gemm"][config] gets (FLOPs, cpp seconds) per step and
     results["peak"] the FMA peak (GFLOP/s)."""
-    peak_before = _core._fma_peak(0.3)
+    peak_before = _bench.fma_peak(0.3)
     summary, detail = [], []
     timings = {config: time_gemms(G.step_gemms(*W.CONFIGS[config]), repeats)
                for config in W.CONFIGS}
-    peak = max(peak_before, _core._fma_peak(0.3))
+    peak = max(peak_before, _bench.fma_peak(0.3))
     results["peak"] = peak
     results["gemm"] = {config: (sum(g.flops for g in cpp), sum(cpp.values()))
                        for config, (cpp, _, _, _) in timings.items()}
@@ -326,7 +326,7 @@ def gemm_section(repeats, results):
         table(["config", "MFLOP/step", "cpp µs", "cpp GFLOP/s", f"% of peak (≥ {GEMM_PEAK_TARGET:.0%})",
                "NumPy GFLOP/s", "cpp / NumPy (≥ 1)"], summary), "",
         f"Best of {repeats} timings per shape (as the peak is a best burst). cpp: "
-        "`_core._time_gemm` (the core's GEMM entry point, in C++: on one thread its own AVX-512 "
+        "`_bench.time_gemm` (the core's GEMM entry point, in C++: on one thread its own AVX-512 "
         "kernels: unpacked up to 2^18 multiply-adds or with a side <= 16 (A Bᵀ from 16 rows up), "
         "blocked above, OpenBLAS for Aᵀ B with more than 256 rows, for Aᵀ B up to 2^18 "
         "multiply-adds unless both m and n are <= 16, for A Bᵀ into <= 16 columns from "
@@ -362,10 +362,10 @@ def adam_floor(config, repeats=9):
 def loss_floor(config, repeats=7):
     """Seconds of the config's step work outside its GEMMs and update, in the core, alone
     (best of repeats): the fused softmax + cross-entropy on (batch, classes) logits and every
-    layer's bias sums (_core._time_loss_and_bias_sums, a C++ loop)."""
+    layer's bias sums (_bench.time_loss_and_bias_sums, a C++ loop)."""
     sizes, batch = W.CONFIGS[config]
     reps = max(10, 200_000 // (batch * sum(sizes[1:])))
-    return min(_core._time_loss_and_bias_sums(batch, list(sizes[1:]), reps)
+    return min(_bench.time_loss_and_bias_sums(batch, list(sizes[1:]), reps)
                for _ in range(repeats))
 
 

@@ -59,10 +59,63 @@ def test_compare_headroom_verdicts(monkeypatch):
 
 
 def test_time_loss_and_bias_sums_times_and_validates():
-    from pycvnn import _core
+    from pycvnn import _bench
 
-    t = _core._time_loss_and_bias_sums(32, [32, 10], 50)
-    assert 0 < t < 1e-3  # seconds for a 32x10 loss and two bias sums, not a failed loop
-    for bad in ((0, [10], 5), (8, [], 5), (8, [10, 0], 5), (8, [10], 0)):
-        with pytest.raises(ValueError):
-            _core._time_loss_and_bias_sums(*bad)
+    t = _bench.time_loss_and_bias_sums(32, [32, 10], 50)
+    assert 0 < t < 1  # seconds for a 32x10 loss and two bias sums, not a failed loop
+    for bad, name in (((0, [10], 5), "N"), ((8, [], 5), "outs"), ((8, [10, 0], 5), "outs"),
+                      ((8, [10], 0), "reps")):
+        with pytest.raises(ValueError, match=f"^{name}: "):
+            _bench.time_loss_and_bias_sums(*bad)
+
+
+@pytest.mark.parametrize("path", ["auto", "blas", "small", "blocked", "dot"])
+def test_time_gemm_times_every_path(path):
+    from pycvnn import _bench
+
+    assert 0 < _bench.time_gemm(8, 24, 40, False, True, 3, path) < 1
+
+
+def test_time_gemm_and_fma_peak_validate():
+    from pycvnn import _bench
+
+    for args, name in (((0, 4, 4), "m"), ((4, -1, 4), "n"), ((4, 4, 0), "k"),
+                       ((4, 4, 4, False, False, 0), "reps"),
+                       ((4, 4, 4, False, False, 1, "fast"), "path")):
+        with pytest.raises(ValueError, match=f"^{name}: "):
+            _bench.time_gemm(*args)
+    for seconds in (0.0, -1.0, float("nan"), float("inf"), 61.0):
+        with pytest.raises(ValueError, match="^seconds: "):
+            _bench.fma_peak(seconds)
+    assert _bench.fma_peak(0.01) > 0
+
+
+def test_bench_module_matches_its_stub_and_core_keeps_none_of_it():
+    """_bench.pyi lists exactly _bench's functions with their arguments and defaults, and
+    the timing loops are no longer part of _core."""
+    import ast
+    import re
+
+    import pycvnn
+    from pycvnn import _bench, _core
+
+    tree = ast.parse(pathlib.Path(pycvnn.__file__).with_name("_bench.pyi").read_text())
+    stub = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            args = node.args.args
+            defaults = [None] * (len(args) - len(node.args.defaults)) + node.args.defaults
+            stub[node.name] = [(a.arg, None if d is None else ast.literal_eval(d))
+                               for a, d in zip(args, defaults)]
+    compiled = {n for n in dir(_bench) if not n.startswith("_") and callable(getattr(_bench, n))}
+    assert set(stub) == compiled
+    for name, params in stub.items():
+        doc = getattr(_bench, name).__doc__.splitlines()[0]  # "name(arg: type = default, ...)"
+        inner = doc[doc.index("(") + 1:doc.rindex(") ->")]
+        got = []
+        for part in re.split(r",\s*(?![^\[]*\])", inner):  # the commas outside brackets
+            pname, _, rest = part.partition(":")
+            default = rest.partition(" = ")[2]
+            got.append((pname.strip(), ast.literal_eval(default) if default else None))
+        assert got == params, name
+    assert not {"_fma_peak", "_time_gemm", "_time_loss_and_bias_sums"} & set(dir(_core))

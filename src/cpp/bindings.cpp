@@ -258,14 +258,6 @@ py::object loss_result(py::array_t<T>& out, double value, Reduction r) {
 
 // ---- gemm -------------------------------------------------------------------------------
 
-// The kernel a bench or test hook asks for, as pycvnn::gemm_via numbers it.
-int parse_gemm_path(const std::string& path) {
-    const char* names[] = {"auto", "blas", "small", "blocked", "dot"};
-    for (int i = 0; i < 5; ++i)
-        if (path == names[i]) return i;
-    fail("path", "'auto', 'blas', 'small', 'blocked' or 'dot'", "'" + path + "'");
-}
-
 py::object matmul(const ArrayIn& a_in, const ArrayIn& b_in, bool ta, bool tb) {
     const py::array &a = a_in.a, &b = b_in.a;
     require_input(a, "a");
@@ -1449,33 +1441,6 @@ PYBIND11_MODULE(_core, m) {
         .def("__exit__", [](ThreadSession& s, const py::object&, const py::object&,
                             const py::object&) { s.exit(); return false; },
              py::arg("exc_type"), py::arg("exc_value"), py::arg("traceback"));
-    // Bench helpers (bench/compare.py): the FMA peak and GEMM timings, GIL released.
-    m.def("_fma_peak", [](double seconds) {
-        py::gil_scoped_release nogil;
-        return pycvnn::fma_peak_gflops(seconds);
-    }, py::arg("seconds") = 0.2, "Float32 FMA peak of one core, GFLOP/s.");
-    m.def("_time_gemm", [](int m, int n, int k, bool ta, bool tb, int reps, const std::string& path) {
-        if (m < 1 || n < 1 || k < 1 || reps < 1) fail("m, n, k, reps", "positive ints", "a non-positive one");
-        const int p = parse_gemm_path(path);
-        pycvnn::Pool::Session session;
-        py::gil_scoped_release nogil;
-        return pycvnn::time_gemm(ta, tb, m, n, k, reps, p);
-    }, py::arg("m"), py::arg("n"), py::arg("k"), py::arg("trans_a") = false,
-       py::arg("trans_b") = false, py::arg("reps") = 10, py::arg("path") = "auto",
-       "Seconds per float32 gemm of this shape: 'auto' (the core's entry point), 'blas', 'small', 'blocked' or 'dot' (A B^T with <= 8 rows).");
-
-    m.def("_time_loss_and_bias_sums", [](long long N, const std::vector<long long>& outs, int reps) {
-        if (N < 1) fail("N", "a positive batch size", std::to_string(N));
-        if (reps < 1) fail("reps", "a positive count", std::to_string(reps));
-        if (outs.empty()) fail("outs", "a non-empty list of layer widths", "an empty list");
-        for (long long w : outs)
-            if (w < 1) fail("outs", "positive widths", std::to_string(w));
-        const std::vector<pycvnn::idx> widths(outs.begin(), outs.end());
-        py::gil_scoped_release nogil;
-        return pycvnn::time_loss_and_bias_sums(pycvnn::idx(N), widths, reps);
-    }, py::arg("N"), py::arg("outs"), py::arg("reps") = 100,
-       "Seconds per call of a float32 step's softmax + cross-entropy (value and gradient) on (N, outs[-1]) logits and the bias sums of layers of widths outs.");
-
     // Test hook: c := alpha op(a) op(b) + beta c in place through one kernel ("auto" picks by
     // shape, as training does), so tests check the small kernels against OpenBLAS. With a gate
     // (c's shape), c := 0 where gate <= 0 in the epilogue; returns whether that was done.
@@ -1487,7 +1452,7 @@ PYBIND11_MODULE(_core, m) {
         require_ndim(a, "a", 2);
         require_ndim(b, "b", 2);
         require_ndim(c, "c", 2);
-        const int p = parse_gemm_path(path);
+        const pycvnn::GemmPath p = pycvnn::parse_gemm_path(path);
         const idx m = c.shape(0), n = c.shape(1), k = ta ? a.shape(0) : a.shape(1);
         if ((ta ? a.shape(1) : a.shape(0)) != m || (tb ? b.shape(1) : b.shape(0)) != k ||
             (tb ? b.shape(0) : b.shape(1)) != n)

@@ -98,8 +98,8 @@ bool dense_backward(T* dx,          // (N, in) or null
     }
     bool gated = false;
     if (dx)
-        gated = gemm_via<T>(0, false, false, int(N), int(in), int(out), T(1), g, int(out), w,
-                            int(in), T(0), dx, int(in), {nullptr, false, dx_gate}) &&
+        gated = gemm_via<T>(GemmPath::Auto, false, false, int(N), int(in), int(out), T(1), g,
+                            int(out), w, int(in), T(0), dx, int(in), {nullptr, false, dx_gate}) &&
                 dx_gate;
     gemm<T>(true, false, int(out), int(in), int(N), g_scale, g, int(out), x, int(in), dw_keep,
             dw, int(in));

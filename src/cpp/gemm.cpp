@@ -235,22 +235,24 @@ bool gemm_blas(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int l
 }  // namespace
 
 template <typename T>
-bool gemm_via(int path, bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda,
+bool gemm_via(GemmPath path, bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda,
               const T* B, int ldb, T beta, T* C, int ldc, Epilogue<T> epi) {
     (void)path;  // without the AVX-512 kernels every path is OpenBLAS
 #if defined(PYCVNN_AVX512_KERNELS)
-    if (path == 4 ? small_ok && !ta && tb && m <= kFewRows
-                  : path == 0 && use_dot(ta, tb, m, k, size_t(n) * k * sizeof(T), alpha)) {
+    const bool by_shape = path == GemmPath::Auto;
+    if (path == GemmPath::Dot
+            ? small_ok && !ta && tb && m <= kFewRows
+            : by_shape && use_dot(ta, tb, m, k, size_t(n) * k * sizeof(T), alpha)) {
         small_gemm::gemm_dot<T>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, epi);
         return epi.any();
     }
-    if (path == 0 && use_blas_small(ta, tb, m, n, k, epi))
+    if (by_shape && use_blas_small(ta, tb, m, n, k, epi))
         return gemm_blas(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, epi);
-    if (path == 2 ? small_ok : path == 0 && use_small(tb, m, n, k, alpha)) {
+    if (path == GemmPath::Small ? small_ok : by_shape && use_small(tb, m, n, k, alpha)) {
         small_gemm::gemm<T>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, epi);
         return epi.any();
     }
-    if (path == 3 ? small_ok : path == 0 && use_blocked(ta, tb, m, n, k, alpha)) {
+    if (path == GemmPath::Blocked ? small_ok : by_shape && use_blocked(ta, tb, m, n, k, alpha)) {
         blocked(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, epi);
         return epi.any();
     }
@@ -261,13 +263,14 @@ bool gemm_via(int path, bool ta, bool tb, int m, int n, int k, T alpha, const T*
 template <typename T>
 void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,
           int ldb, T beta, T* C, int ldc) {
-    gemm_via<T>(0, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_via<T>(GemmPath::Auto, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 template <typename T>
 bool gemm_bias(bool ta, bool tb, int m, int n, int k, const T* A, int lda, const T* B, int ldb,
                const T* bias, T* C, int ldc, bool relu) {
-    return gemm_via<T>(0, ta, tb, m, n, k, T(1), A, lda, B, ldb, T(0), C, ldc, {bias, relu});
+    return gemm_via<T>(GemmPath::Auto, ta, tb, m, n, k, T(1), A, lda, B, ldb, T(0), C, ldc,
+                       {bias, relu});
 }
 
 TrainingGemms::TrainingGemms() : outer_(training_gemms) { training_gemms = true; }
@@ -293,108 +296,12 @@ std::pair<idx, idx> weight_rows_of(idx N, idx in, idx out, int p) {
 #define PYCVNN_GEMM(T)                                                                         \
     template void gemm<T>(bool, bool, int, int, int, T, const T*, int, const T*, int, T, T*,  \
                           int);                                                               \
-    template bool gemm_via<T>(int, bool, bool, int, int, int, T, const T*, int, const T*, int, \
-                              T, T*, int, Epilogue<T>);                                   \
+    template bool gemm_via<T>(GemmPath, bool, bool, int, int, int, T, const T*, int, const T*, \
+                              int, T, T*, int, Epilogue<T>);                              \
     template bool gemm_bias<T>(bool, bool, int, int, int, const T*, int, const T*, int, const T*, \
                                T*, int, bool);
 PYCVNN_GEMM(float)
 PYCVNN_GEMM(double)
 #undef PYCVNN_GEMM
-
-}  // namespace pycvnn
-
-// ---- bench helpers -------------------------------------------------------------------------
-
-#include <chrono>
-#include <vector>
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
-namespace pycvnn {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// 12 independent accumulators cover the FMA latency (4 cycles) on two ports; the empty asm
-// keeps them in registers and the loop from being folded.
-#define PYCVNN_R12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
-#if defined(__x86_64__)
-__attribute__((target("avx512f"))) double flops_avx512(long iters) {
-    const __m512 b = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
-#define D(i) __m512 a##i = _mm512_set1_ps(float(i));
-    PYCVNN_R12(D)
-#undef D
-    for (long k = 0; k < iters; ++k) {
-#define F(i) a##i = _mm512_fmadd_ps(a##i, b, c);
-        PYCVNN_R12(F)
-#undef F
-        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5),
-                         "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
-    }
-    return double(iters) * 12 * 16 * 2;
-}
-
-__attribute__((target("avx2,fma"))) double flops_avx2(long iters) {
-    const __m256 b = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
-#define D(i) __m256 a##i = _mm256_set1_ps(float(i));
-    PYCVNN_R12(D)
-#undef D
-    for (long k = 0; k < iters; ++k) {
-#define F(i) a##i = _mm256_fmadd_ps(a##i, b, c);
-        PYCVNN_R12(F)
-#undef F
-        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5),
-                         "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
-    }
-    return double(iters) * 12 * 8 * 2;
-}
-#endif
-
-double flops_portable(long iters) {  // mul + add, 4-wide if the compiler vectorises
-    float a[12][4];
-    for (int i = 0; i < 12; ++i)
-        for (int j = 0; j < 4; ++j) a[i][j] = float(i + j);
-    for (long k = 0; k < iters; ++k) {
-        for (int i = 0; i < 12; ++i)
-            for (int j = 0; j < 4; ++j) a[i][j] = a[i][j] * 0.9999999f + 1e-7f;
-        __asm__ volatile("" : : "r"(a) : "memory");
-    }
-    return double(iters) * 12 * 4 * 2;
-}
-#undef PYCVNN_R12
-
-}  // namespace
-
-double fma_peak_gflops(double seconds) {
-    double (*run)(long) = flops_portable;
-#if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx512f"))
-        run = flops_avx512;
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        run = flops_avx2;
-#endif
-    // Best of short bursts: the host is shared, the best burst is the machine's peak.
-    double best = 0, spent = 0;
-    while (spent < seconds) {
-        const auto t0 = Clock::now();
-        const double flops = run(2000000);
-        const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-        best = std::max(best, flops / s / 1e9);
-        spent += s;
-    }
-    return best;
-}
-
-double time_gemm(bool ta, bool tb, int m, int n, int k, int reps, int path) {
-    avector<float> A(size_t(m) * k, 0.5f), B(size_t(k) * n, 0.25f), C(size_t(m) * n);
-    const int lda = ta ? m : k, ldb = tb ? k : n;
-    gemm_via<float>(path, ta, tb, m, n, k, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(), n);
-    const auto t0 = Clock::now();
-    for (int r = 0; r < reps; ++r)
-        gemm_via<float>(path, ta, tb, m, n, k, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(),
-                        n);
-    return std::chrono::duration<double>(Clock::now() - t0).count() / reps;
-}
 
 }  // namespace pycvnn

@@ -4,6 +4,7 @@
 // Small shapes run the AVX-512 kernels of gemm_small.hpp; the rest OpenBLAS
 // (scipy-openblas32), looked up at runtime, see gemm.cpp.
 #pragma once
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -59,13 +60,28 @@ private:
     bool outer_;
 };
 
-// The same as gemm with the kernel chosen: path 0 as gemm (by shape), 1 OpenBLAS, 2 the small
-// kernels, 3 the blocked ones (2 and 3 are OpenBLAS where the CPU lacks AVX-512). With an
-// epilogue (a bias needs beta 0) returns whether relu and gate were applied (false on
-// OpenBLAS's path, where the bias still goes in). The one dispatch; the other entry points
-// call it.
+// The kernel a GEMM runs on: Auto as gemm (by shape), Blas OpenBLAS, Small the unpacked
+// kernels, Blocked the blocked ones, Dot the dot-product kernels for A B^T with at most 8 rows
+// (Small, Blocked and Dot are OpenBLAS where the CPU lacks AVX-512, Dot also on other shapes).
+enum class GemmPath { Auto, Blas, Small, Blocked, Dot };
+
+// The path a bench or test hook names ("auto", "blas", "small", "blocked" or "dot"); any other
+// name throws std::invalid_argument, which Python sees as a ValueError naming the argument.
+inline GemmPath parse_gemm_path(const std::string& name) {
+    static const std::pair<const char*, GemmPath> paths[] = {
+        {"auto", GemmPath::Auto}, {"blas", GemmPath::Blas}, {"small", GemmPath::Small},
+        {"blocked", GemmPath::Blocked}, {"dot", GemmPath::Dot}};
+    for (const auto& p : paths)
+        if (name == p.first) return p.second;
+    throw std::invalid_argument(
+        "path: expected 'auto', 'blas', 'small', 'blocked' or 'dot', got '" + name + "'");
+}
+
+// The same as gemm on the given path. With an epilogue (a bias needs beta 0) returns whether
+// relu and gate were applied (false on OpenBLAS's path, where the bias still goes in). The one
+// dispatch; the other entry points call it.
 template <typename T>
-bool gemm_via(int path, bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* A,
+bool gemm_via(GemmPath path, bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* A,
               int lda, const T* B, int ldb, T beta, T* C, int ldc, Epilogue<T> epi = {});
 
 // The rows [lo, hi) of a dense layer's weights (out, in) that thread p of the core's pool
@@ -80,16 +96,6 @@ std::string blas_name();       // which BLAS (for messages and the bench)
 void blas_set_num_threads(int n);
 int blas_get_num_threads();
 
-}  // namespace pycvnn
-
-namespace pycvnn {
-
-// For the bench: the core's float32 FMA peak (GFLOP/s on one thread) from a register-only
-// loop of independent FMAs, in the widest ISA this CPU has (AVX-512, else AVX2+FMA, else SSE).
-double fma_peak_gflops(double seconds);
-// For the bench: seconds per float32 gemm of this shape, buffers allocated once outside the
-// timed loop, so only the GEMM is measured. path: as gemm_via.
-double time_gemm(bool trans_a, bool trans_b, int m, int n, int k, int reps, int path = 0);
 bool small_gemm_available();  // the CPU runs the small kernels (AVX-512)
 
 }  // namespace pycvnn

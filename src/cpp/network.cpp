@@ -2,7 +2,6 @@
 #include "network.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -346,31 +345,6 @@ idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* 
         in_place = next_in_place;
     }
     return nb;
-}
-
-double time_loss_and_bias_sums(idx N, const std::vector<idx>& outs, int reps) {
-    const idx C = outs.back(), widest = *std::max_element(outs.begin(), outs.end());
-    avector<float> logits(static_cast<size_t>(N * C)), dlogits(static_cast<size_t>(N * C)),
-        g(static_cast<size_t>(N * widest)), db(static_cast<size_t>(widest));
-    std::vector<std::int64_t> ids(static_cast<size_t>(N));
-    for (idx i = 0; i < N * C; ++i) logits[size_t(i)] = float(3 * std::sin(double(i)));
-    for (idx i = 0; i < N * widest; ++i) g[size_t(i)] = 1e-3f * float(i % 7);
-    for (idx i = 0; i < N; ++i) ids[size_t(i)] = i % C;
-    const LossSpec spec{LossKind::CrossEntropy};
-    FlushDenormals ftz;
-    double sink = 0;
-    const auto once = [&] {
-        sink += spec.value_and_grad(dlogits.data(), logits.data(), static_cast<const float*>(nullptr),
-                                    ids.data(), N, C);
-        for (idx w : outs) column_sums(db.data(), g.data(), N, w, 1.0f, 0.0f);
-    };
-    once();
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int r = 0; r < reps; ++r) once();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    volatile double keep = sink + db[0];  // the work is used
-    (void)keep;
-    return s / reps;
 }
 
 template class Network<float>;

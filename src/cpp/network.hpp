@@ -131,10 +131,4 @@ private:
     const T* input_ = nullptr;  // x of the last forward
 };
 
-// For the bench: seconds per call of a float32 training step's work outside its GEMMs and
-// its update, for a batch of N through dense layers of output widths outs (the last one the
-// classes): the fused softmax + cross-entropy value and gradient, and each layer's bias sums.
-// Buffers are made once, outside the timed loop.
-double time_loss_and_bias_sums(idx N, const std::vector<idx>& outs, int reps);
-
 }  // namespace pycvnn
