@@ -32,10 +32,12 @@ CASES = [
     ("activations", "sigmoid_forward", (Z,)),
     ("activations", "tanh_forward", (Z,)),
     ("activations", "relu_backward", (Z, Z)),
+    ("activations", "leaky_relu_backward", (Z, Z, 0.01)),
     ("activations", "softmax_forward", (LOGITS,)),
     ("activations", "softmax_backward", (LOGITS, LOGITS)),
     ("losses", "cross_entropy_forward", (LOGITS, IDS)),
     ("losses", "cross_entropy_backward", (LOGITS, IDS)),
+    ("losses", "l1_backward", (Z, Z[::-1].copy())),
     ("losses", "l2_backward", (Z, Z[::-1].copy())),
     ("losses", "dice_backward", (MASK_P, MASK_G)),
     ("dense", "dense_forward", (X, W, B, "relu")),
@@ -45,6 +47,22 @@ CASES = [
     ("optimizers", "adam_update", (f32(P), f32(P), np.zeros(P, np.float32),
                                    np.zeros(P, np.float32), 1e-3, 0.9, 0.999, 1e-8, 1)),
 ]
+
+
+def as_f64(args):
+    return tuple(a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype == np.float32 else a
+                 for a in args)
+
+
+# The elementwise kernels whose NaN handling is written for speed, also in float64.
+CASES += [(family, kernel, as_f64(args)) for family, kernel, args in CASES
+          if kernel in ("relu_backward", "leaky_relu_backward", "l1_backward", "dice_backward",
+                        "adam_update")]
+
+
+def name(kernel, args):
+    f64 = any(isinstance(a, np.ndarray) and a.dtype == np.float64 for a in args)
+    return kernel + (" float64" if f64 else "")
 
 
 def fresh(args):
@@ -66,12 +84,12 @@ def check(got, want, atol=1e-5):
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
-@pytest.mark.parametrize("family,kernel,args", CASES, ids=[c[1] for c in CASES])
+@pytest.mark.parametrize("family,kernel,args", CASES, ids=[name(c[1], c[2]) for c in CASES])
 def bench_kernel(benchmark, family, kernel, args, backend):
     fn = getattr(BACKENDS[backend], kernel)
     got_args, want_args = fresh(args), fresh(args)
     # Outputs and in-place buffers must match the reference before anything is timed.
     check((fn(*got_args), *got_args), (getattr(reference, kernel)(*want_args), *want_args),
           ATOL.get(kernel, 1e-5))
-    benchmark.group = f"{family}:{kernel}"
+    benchmark.group = f"{family}:{name(kernel, args)}"
     benchmark(fn, *fresh(args))

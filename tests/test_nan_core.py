@@ -185,6 +185,28 @@ def test_float32_adam_handles_infinite_and_negative_second_moments():
                 np.testing.assert_allclose(p, want, rtol=1e-5, equal_nan=True)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_gates_and_l1_sign_at_every_length_and_lane(dtype):
+    # The AVX-512 gates run whole vectors and then a masked tail: every length up to 2.5
+    # vectors, each special value in turn in every lane of z and of dout, against the twin.
+    info = np.finfo(dtype)
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, info.tiny, -info.tiny, info.max,
+                        -info.max], dtype)
+    for n in range(1, 41):
+        z, dout = u(n).astype(dtype), u(n).astype(dtype)
+        z[::2] = np.resize(np.roll(special, n), z[::2].size)
+        dout[1::3] = np.resize(special[::-1], dout[1::3].size)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for got, want in ((_core.relu_backward(z, dout), R.relu_backward(z, dout)),
+                              (_core.leaky_relu_backward(z, dout, alpha=0.1),
+                               R.leaky_relu_backward(z, dout, alpha=0.1))):
+                np.testing.assert_array_equal(got, want, err_msg=f"n={n}")
+            got, want = _core.l1_backward(z, dout), R.l1_backward(z, dout)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"n={n}")
+        np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True, err_msg=f"n={n}")
+
+
 @pytest.mark.parametrize("backend", [_core, R], ids=["cpp", "numpy"])
 @pytest.mark.parametrize("act", ["relu", "leaky_relu", "sigmoid", "tanh", "none"])
 @pytest.mark.parametrize("loss", ["cross_entropy", "hinge", "l2", "dice"])

@@ -68,16 +68,16 @@ PYCVNN_CLONES void rmsprop_update(T* __restrict param,       // (n)
 namespace detail {
 
 #if defined(PYCVNN_AVX512_KERNELS)
-// vfixupimm's tables, one nibble per class of the keyed value (QNaN, SNaN, 0, +1, -Inf, +Inf,
-// negative, positive from the lowest nibble); 0 keeps the estimate, 2 is the key made quiet,
-// 3 the default NaN, 5 +Inf, 8 +0. kSqrtFixup keyed on x gives sqrt's special values (the
-// estimate is NaN at 0 and +Inf); kRecipFixup keyed on d gives 1 / +Inf = 0.
-constexpr int kSqrtFixup = 0x03530822;
-constexpr int kRecipFixup = 0x00800000;
+// vfixupimm's table, one nibble per class of the keyed value (QNaN, SNaN, 0, +1, -Inf, +Inf,
+// negative, positive from the lowest nibble); 0 keeps the estimate, 8 gives +0. Keyed on x,
+// kInfFixup gives 1 / (sqrt(+Inf) + eps) = 0.
+constexpr int kInfFixup = 0x00800000;
 
 // float Adam's sqrt and division, the two ops that bound its loop (23 cycles per 16 floats on
 // the divider), as rsqrt14 / rcp14 estimates each refined by one Newton step: within a few
 // ulp of the exact ops. Whole vectors only; returns how many were done.
+// Decayed: AdamW's param * decay (Adam skips that multiply by 1, one op of the loop's 21).
+template <bool Decayed>
 PYCVNN_AVX512 inline idx adam_step_avx512(float* __restrict param, float* __restrict m,
                                           float* __restrict v, const float* __restrict grad,
                                           float step, float inv_bc2, float beta1, float beta2,
@@ -86,27 +86,33 @@ PYCVNN_AVX512 inline idx adam_step_avx512(float* __restrict param, float* __rest
                  k1 = _mm512_set1_ps(k1_), k2 = _mm512_set1_ps(k2_),
                  st = _mm512_set1_ps(step), ib = _mm512_set1_ps(inv_bc2),
                  ep = _mm512_set1_ps(eps), dc = _mm512_set1_ps(decay),
-                 half = _mm512_set1_ps(0.5f), three_halves = _mm512_set1_ps(1.5f),
-                 two = _mm512_set1_ps(2.0f);
-    const __m512i sqrt_fix = _mm512_set1_epi32(kSqrtFixup), recip_fix = _mm512_set1_epi32(kRecipFixup);
+                 half = _mm512_set1_ps(0.5f), two = _mm512_set1_ps(2.0f),
+                 fmax = _mm512_set1_ps(3.40282347e+38f);
+    const __m512i inf_fix = _mm512_set1_epi32(kInfFixup);
     const idx nv = n / 16 * 16;
     for (idx i = 0; i < nv; i += 16) {
-        const __m512 g = _mm512_loadu_ps(grad + i);
-        const __m512 mi = _mm512_fmadd_ps(b1, _mm512_loadu_ps(m + i), _mm512_mul_ps(k1, g));
-        const __m512 vi = _mm512_fmadd_ps(b2, _mm512_loadu_ps(v + i), _mm512_mul_ps(k2, _mm512_mul_ps(g, g)));
+        // Every load ahead of the stores: a load behind a store 4 KiB away (buffers at the same
+        // page offset) waits on it as if they overlapped.
+        const __m512 g = _mm512_loadu_ps(grad + i), m0 = _mm512_loadu_ps(m + i),
+                     v0 = _mm512_loadu_ps(v + i);
+        __m512 p = _mm512_loadu_ps(param + i);
+        if constexpr (Decayed) p = _mm512_mul_ps(p, dc);
+        __asm__ volatile("" ::: "memory");  // gcc would sink the loads into later operands
+        const __m512 mi = _mm512_fmadd_ps(b1, m0, _mm512_mul_ps(k1, g));
+        const __m512 vi = _mm512_fmadd_ps(b2, v0, _mm512_mul_ps(k2, _mm512_mul_ps(g, g)));
         _mm512_storeu_ps(m + i, mi);
         _mm512_storeu_ps(v + i, vi);
-        // The Newton steps turn 0 and +Inf into NaN (0 * Inf); one vfixupimm each puts back
-        // what sqrt and division give there (and NaN for a negative x), as the scalar loop.
+        // sqrt(x) as s = x y refined by s += s (1/2 - s y/2), y ~ 1/sqrt(x); y capped at
+        // FLT_MAX so x = 0 gives s = 0 (not 0 * Inf), NaN kept (min returns its second operand
+        // on NaN). A negative x gives NaN from rsqrt14, as sqrt; +Inf is fixed up at the end.
         const __m512 x = _mm512_mul_ps(vi, ib);
-        __m512 y = _mm512_rsqrt14_ps(x);  // y *= 1.5 - 0.5 x y^2
-        y = _mm512_mul_ps(y, _mm512_fnmadd_ps(_mm512_mul_ps(half, x), _mm512_mul_ps(y, y), three_halves));
-        const __m512 sq = _mm512_fixupimm_ps(_mm512_mul_ps(x, y), x, sqrt_fix, 0);
-        const __m512 d = _mm512_add_ps(sq, ep);
+        const __m512 y = _mm512_min_ps(fmax, _mm512_rsqrt14_ps(x));
+        const __m512 s = _mm512_mul_ps(x, y);
+        const __m512 e = _mm512_fnmadd_ps(s, _mm512_mul_ps(half, y), half);
+        const __m512 d = _mm512_fmadd_ps(s, e, _mm512_add_ps(s, ep));  // sqrt(x) + eps
         __m512 r = _mm512_rcp14_ps(d);  // r *= 2 - d r
-        r = _mm512_fixupimm_ps(_mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, two)), d, recip_fix, 0);
-        const __m512 p = _mm512_loadu_ps(param + i);
-        _mm512_storeu_ps(param + i, _mm512_fnmadd_ps(_mm512_mul_ps(st, mi), r, _mm512_mul_ps(p, dc)));
+        r = _mm512_fixupimm_ps(_mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, two)), x, inf_fix, 0);
+        _mm512_storeu_ps(param + i, _mm512_fnmadd_ps(_mm512_mul_ps(st, mi), r, p));
     }
     return nv;
 }
@@ -130,8 +136,10 @@ PYCVNN_CLONES void adam_step(T* __restrict param, T* __restrict m, T* __restrict
 #if defined(PYCVNN_AVX512_KERNELS)
     if constexpr (std::is_same_v<T, float>)
         if (cpu_has_avx512f())
-            i = adam_step_avx512(param, m, v, grad, step, inv_bc2, beta1, beta2, k1, k2, eps, decay,
-                                 n);
+            i = decay == T(1) ? adam_step_avx512<false>(param, m, v, grad, step, inv_bc2, beta1,
+                                                        beta2, k1, k2, eps, decay, n)
+                              : adam_step_avx512<true>(param, m, v, grad, step, inv_bc2, beta1,
+                                                       beta2, k1, k2, eps, decay, n);
 #endif
     for (; i < n; ++i) {
         const T g = grad[i];
