@@ -15,6 +15,16 @@ NO_CORE_NET = ("pycvnn._core has no Network/LossSpec/UpdateRule yet (the compile
                "core is being bound); the cpp backend of the model code cannot run")
 needs_core_net = pytest.mark.skipif(not CORE_NET, reason=NO_CORE_NET)
 
+# The registered activations (pycvnn._core.ACTIVATIONS: name, per_row, has_alpha, needs_input):
+# tests over "every activation" take them from here, so a new one is tested by itself.
+ACTIVATION_NAMES = [entry[0] for entry in _core.ACTIVATIONS]
+
+
+def activation_kwargs(name, alpha):
+    """{"alpha": alpha} for an activation that takes it, else {}."""
+    return {"alpha": alpha} if dict((e[0], e[2]) for e in _core.ACTIVATIONS)[name] else {}
+
+
 BACKENDS = ["numpy", pytest.param("cpp", marks=needs_core_net)]
 DTYPES = [np.float32, np.float64]
 RTOL = {np.float32: 1e-4, np.float64: 1e-10}

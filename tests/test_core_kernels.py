@@ -2,6 +2,8 @@
 optimizer steps against numpy written here, every binding's bad-input errors, and the
 headers compiling standalone. (tests/test_cross_backend.py compares it to the reference.)"""
 
+import functools
+import math
 import pathlib
 import shutil
 import subprocess
@@ -10,6 +12,8 @@ import numpy as np
 import pytest
 
 from pycvnn import _core, reference
+
+from nethelpers import ACTIVATION_NAMES, activation_kwargs
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=2e-6, atol=1e-6), np.float64: dict(rtol=1e-13, atol=1e-14)}
@@ -94,8 +98,7 @@ def away_from_zero(a, gap=0.05):
     return np.where(np.abs(a) < gap, gap * np.sign(a + 1e-12), a)
 
 
-@pytest.mark.parametrize("act,kw", [("sigmoid", {}), ("tanh", {}), ("relu", {}),
-                                    ("leaky_relu", {"alpha": 0.2}), ("softmax", {})])
+@pytest.mark.parametrize("act,kw", [(a, activation_kwargs(a, 0.2)) for a in ACTIVATION_NAMES])
 @pytest.mark.parametrize("shape", [(1, 1), (1, 6), (7, 13), (2, 3, 4)])
 def test_activation_backward_matches_finite_differences(act, kw, shape):
     r = rng(1)
@@ -152,7 +155,7 @@ def test_loss_backward_matches_finite_differences(case, reduction):
     np.testing.assert_allclose(got, numgrad(value, pred), rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("act", ["none", "sigmoid", "tanh", "relu", "leaky_relu", "softmax"])
+@pytest.mark.parametrize("act", ["none", *ACTIVATION_NAMES])
 @pytest.mark.parametrize("n,fin,fout", [(1, 1, 1), (1, 4, 3), (7, 13, 5)])
 def test_dense_backward_matches_finite_differences(act, n, fin, fout):
     r = rng(3)
@@ -162,7 +165,7 @@ def test_dense_backward_matches_finite_differences(act, n, fin, fout):
     dout = r.standard_normal((n, fout))
     kw = {"activation": act, "alpha": 0.2}
     a = _core.dense_forward(x, w, b, **kw)
-    dx, dw, db = _core.dense_backward(dout, x, w, a, **kw)
+    dx, dw, db = _core.dense_backward(dout, x, w, a, z=x @ w.T + b, **kw)
     loss = lambda x_, w_, b_: float(np.sum(dout * _core.dense_forward(x_, w_, b_, **kw)))
     np.testing.assert_allclose(dx, numgrad(lambda v: loss(v, w, b), x), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(dw, numgrad(lambda v: loss(x, v, b), w), rtol=1e-6, atol=1e-8)
@@ -307,11 +310,13 @@ ACT_NUMPY = {
     "relu": lambda z: np.maximum(z, 0),
     "leaky_relu": lambda z: np.where(z > 0, z, 0.2 * z),
     "softmax": lambda z: np.exp(z - z.max(1, keepdims=True)) / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True),
+    "gelu": lambda z: 0.5 * z * np.vectorize(math.erfc)(-z / math.sqrt(2)),
+    "softplus": lambda z: np.logaddexp(z, 0),
 }
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("act", list(ACT_NUMPY))
+@pytest.mark.parametrize("act", ["none", *ACTIVATION_NAMES])
 # (24, 100, 10): a few rows into <= 16 outputs with k >= 64 go to OpenBLAS (gemm.cpp), the
 # bias written first and the activation a pass after
 @pytest.mark.parametrize("n,fin,fout", [(1, 3, 2), (7, 13, 5), (33, 64, 17), (24, 100, 10)])
@@ -498,16 +503,6 @@ P1 = np.ones(3)
 
 TYPE_ERRORS = {
     "matmul": lambda: _core.matmul(S, X2),
-    "sigmoid_forward": lambda: _core.sigmoid_forward(S),
-    "sigmoid_backward": lambda: _core.sigmoid_backward(X2, np.full((2, 3), "x")),
-    "tanh_forward": lambda: _core.tanh_forward(S),
-    "tanh_backward": lambda: _core.tanh_backward(S, S),
-    "relu_forward": lambda: _core.relu_forward(np.array([object()])),
-    "relu_backward": lambda: _core.relu_backward(S, S),
-    "leaky_relu_forward": lambda: _core.leaky_relu_forward(np.array([1j])),
-    "leaky_relu_backward": lambda: _core.leaky_relu_backward(S, S),
-    "softmax_forward": lambda: _core.softmax_forward(S),
-    "softmax_backward": lambda: _core.softmax_backward(S, S),
     "l1_forward": lambda: _core.l1_forward(S, S),
     "l1_backward": lambda: _core.l1_backward(P1, np.array(["a", "b", "c"])),
     "l2_forward": lambda: _core.l2_forward(S, S),
@@ -536,18 +531,15 @@ TYPE_ERRORS = {
     "clip_by_global_norm": lambda: _core.clip_by_global_norm(S, 1.0),
 }
 
+# Every registered activation's kernels, by parametrization from the registry: a non-numeric z
+# or dout is a TypeError; an empty z, a dout of another shape, a non-finite alpha ValueErrors.
+for _name, _per_row, _has_alpha, _ in _core.ACTIVATIONS:
+    _f, _b = getattr(_core, f"{_name}_forward"), getattr(_core, f"{_name}_backward")
+    TYPE_ERRORS[f"{_name}_forward"] = functools.partial(_f, S)
+    TYPE_ERRORS[f"{_name}_backward"] = functools.partial(_b, X2, np.full((2, 3), "x"))
+
 VALUE_ERRORS = {  # name -> [(argument named in the message, call)]
     "matmul": [("a", lambda: _core.matmul(P1, X2)), ("b", lambda: _core.matmul(X2, X2))],
-    "sigmoid_forward": [("z", lambda: _core.sigmoid_forward(np.ones((2, 0))))],
-    "sigmoid_backward": [("dout", lambda: _core.sigmoid_backward(X2, P1))],
-    "tanh_forward": [("z", lambda: _core.tanh_forward([]))],
-    "tanh_backward": [("dout", lambda: _core.tanh_backward(X2, X2.T))],
-    "relu_forward": [("z", lambda: _core.relu_forward(np.ones(0)))],
-    "relu_backward": [("dout", lambda: _core.relu_backward(P1, np.ones(4)))],
-    "leaky_relu_forward": [("alpha", lambda: _core.leaky_relu_forward(P1, alpha=float("nan")))],
-    "leaky_relu_backward": [("alpha", lambda: _core.leaky_relu_backward(P1, P1, alpha=float("inf")))],
-    "softmax_forward": [("z", lambda: _core.softmax_forward(np.array(1.0)))],
-    "softmax_backward": [("dout", lambda: _core.softmax_backward(X2, np.ones((2, 4))))],
     "l1_forward": [("target", lambda: _core.l1_forward(X2, P1)),
                    ("reduction", lambda: _core.l1_forward(X2, X2, reduction="avg"))],
     "l1_backward": [("reduction", lambda: _core.l1_backward(X2, X2, reduction="Mean"))],
@@ -586,7 +578,7 @@ VALUE_ERRORS = {  # name -> [(argument named in the message, call)]
     "dense_forward": [
         ("x", lambda: _core.dense_forward(np.ones((2, 5)), W, B)),
         ("b", lambda: _core.dense_forward(X2, W, np.ones(3))),
-        ("activation", lambda: _core.dense_forward(X2, W, B, activation="gelu")),
+        ("activation", lambda: _core.dense_forward(X2, W, B, activation="swish")),
         ("alpha", lambda: _core.dense_forward(X2, W, B, activation="leaky_relu", alpha=-0.1)),
         ("x", lambda: _core.dense_forward(np.ones((0, 3)), W, B)),
         ("w", lambda: _core.dense_forward(X2, np.ones(3), B)),
@@ -624,6 +616,18 @@ def public_core_functions():
     """The kernel functions (the training classes have their own tests in test_core_network.py)."""
     return sorted(n for n in dir(_core) if not n.startswith("_") and callable(getattr(_core, n))
                   and not isinstance(getattr(_core, n), type))
+
+
+for _name, _per_row, _has_alpha, _ in _core.ACTIVATIONS:
+    _f, _b = getattr(_core, f"{_name}_forward"), getattr(_core, f"{_name}_backward")
+    VALUE_ERRORS[f"{_name}_forward"] = [("z", functools.partial(_f, np.ones((2, 0))))]
+    VALUE_ERRORS[f"{_name}_backward"] = [("dout", functools.partial(_b, X2, P1))]
+    if _per_row:
+        VALUE_ERRORS[f"{_name}_forward"].append(("z", functools.partial(_f, np.array(1.0))))
+    if _has_alpha:
+        VALUE_ERRORS[f"{_name}_forward"].append(("alpha", functools.partial(_f, P1, alpha=np.nan)))
+        VALUE_ERRORS[f"{_name}_backward"].append(
+            ("alpha", functools.partial(_b, P1, P1, alpha=np.inf)))
 
 
 def test_every_binding_has_bad_input_cases():
@@ -716,3 +720,15 @@ def test_float32_adam_fast_path_matches_reference(rule, scale):
     assert np.all(np.isfinite(step))
     if scale >= 1e-3:  # below that the step (~lr g / eps) is under float32's resolution of p
         assert np.abs(step[g != 0]).min() > 0
+
+
+@pytest.mark.parametrize("backend", [_core, reference], ids=["cpp", "numpy"])
+def test_dense_backward_of_an_activation_needing_z_requires_it(backend):
+    needy = [name for name, _, _, needs_input in _core.ACTIVATIONS if needs_input]
+    assert needy, "the registry has an activation whose backward needs z (gelu)"
+    x, w, b = np.ones((2, 3)), np.ones((4, 3)), np.zeros(4)
+    a = backend.dense_forward(x, w, b, needy[0])
+    with pytest.raises(ValueError, match="z: expected the forward's x w"):
+        backend.dense_backward(np.ones((2, 4)), x, w, a, needy[0])
+    with pytest.raises(ValueError, match="z"):
+        backend.dense_backward(np.ones((2, 4)), x, w, a, needy[0], z=np.ones((2, 5)))

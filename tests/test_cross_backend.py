@@ -13,6 +13,8 @@ import pytest
 
 from pycvnn import _core, reference
 
+from nethelpers import ACTIVATION_NAMES, activation_kwargs
+
 LOG = os.environ.get("PYCVNN_ERROR_LOG")  # optional: record every comparison's error
 DTYPES = [np.float32, np.float64]
 RTOL = {np.float32: 1e-4, np.float64: 1e-10}
@@ -20,7 +22,7 @@ ATOL = {np.float32: 1e-6, np.float64: 1e-12}
 # (rows, cols, magnitude): batch size 1, odd shapes, a wide row, large magnitudes.
 SHAPES = [(1, 5, 1.0), (7, 13, 1.0), (3, 300, 1.0), (6, 4, 1e3)]
 REDUCTIONS = ["none", "mean", "sum"]
-ACTIVATIONS = ["none", "sigmoid", "tanh", "relu", "leaky_relu", "softmax"]
+ACTIVATIONS = ["none", *ACTIVATION_NAMES]
 
 
 def assert_same(got, want, dtype, where=""):
@@ -65,13 +67,13 @@ def rng_for(*key):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n,c,mag", SHAPES)
-@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu", "leaky_relu", "softmax"])
+@pytest.mark.parametrize("act", ACTIVATION_NAMES)
 def test_activations(act, n, c, mag, dtype):
     rng = rng_for(act, n, c)
     z = (rng.standard_normal((n, c)) * mag).astype(dtype)
     z[0, 0] = 0.0  # the derivative at 0 is part of the contract
     dout = rng.standard_normal((n, c)).astype(dtype)
-    kw = {"alpha": 0.05} if act == "leaky_relu" else {}
+    kw = activation_kwargs(act, 0.05)
     run_both(f"{act}_forward", [z], kw, dtype)
     run_both(f"{act}_backward", [z, dout], kw, dtype)
 
@@ -179,7 +181,8 @@ def test_dense(act, n, fin, fout, dtype):
     run_both("dense_forward", [x, w, b], kw, dtype)
     a = reference.dense_forward(x, w, b, **kw)
     dout = rng.standard_normal((n, fout)).astype(dtype)
-    run_both("dense_backward", [dout, x, w, a], kw, dtype)
+    z = reference.dense_forward(x, w, b)  # the pre-activation, which gelu's backward needs
+    run_both("dense_backward", [dout, x, w, a], {**kw, "z": z}, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -26,6 +26,8 @@ from hypothesis.extra import numpy as hnp
 from pycvnn import _core
 from pycvnn import reference as R
 
+from nethelpers import ACTIVATION_NAMES, activation_kwargs
+
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's NaN/Inf warnings
 
 # ---- profiles and the example counter ---------------------------------------------------
@@ -220,11 +222,11 @@ def pairs(draw, shape=ANY_SHAPE, specials=True, **kw):
 # ---- activations ----------------------------------------------------------------------------
 
 @FUZZ
-@given(pairs(), st.sampled_from(["sigmoid", "tanh", "relu", "leaky_relu", "softmax"]),
+@given(pairs(), st.sampled_from(ACTIVATION_NAMES),
        st.sampled_from([0.0, 0.01, 0.2, 1.0]) | st.floats(-3, 3))
 def test_activations(p, act, alpha):
     dtype, z, dout = p
-    kw = {"alpha": alpha} if act == "leaky_relu" else {}
+    kw = activation_kwargs(act, alpha)
     s = compare(f"{act}_forward", [z], kw, dtype)
     kappa = softmax_kappa(s) if act == "softmax" and s is not None else 0.0
     compare(f"{act}_backward", [z, dout], kw, dtype, kappa=kappa, terms=vjp_terms(act, s, dout))
@@ -336,7 +338,7 @@ def test_dice(p, smooth, reduction):
 
 # ---- dense layer and matmul ---------------------------------------------------------------
 
-ACTIVATIONS = ["none", "sigmoid", "tanh", "relu", "leaky_relu", "softmax"]
+ACTIVATIONS = ["none", *ACTIVATION_NAMES]
 
 
 @FUZZ
@@ -511,7 +513,7 @@ def network_kappa(ref_net):
     resp. |1 - 2a| / (1 - a); 8 ulps of forward difference per such factor, summed over layers.
     """
     kappa = 0.0
-    for (kind, _, _, act, _), (_, a) in zip(ref_net.ops, ref_net._local.cache):
+    for (kind, _, _, act, _), (*_, a) in zip(ref_net.ops, ref_net._local.cache):
         a = np.abs(np.asarray(a, np.float64))
         a = a[np.isfinite(a)]
         if act == "tanh" and a.size:

@@ -3,6 +3,8 @@ weights in and out, forward/backward against a hand-written NumPy backprop, pred
 fused softmax/sigmoid output, check_gradients on every activation x loss, and bad input.
 Numerics run on both backends (cpp skipped until pycvnn._core binds the training core)."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -10,9 +12,9 @@ import pycvnn
 from pycvnn import losses as L
 from pycvnn import reference as R
 
-from nethelpers import BACKENDS, DTYPES, backend_fixture, close, close_list
+from nethelpers import ACTIVATION_NAMES, BACKENDS, DTYPES, backend_fixture, close, close_list
 
-ACTIVATIONS = ["sigmoid", "tanh", "relu", "leaky_relu", "softmax"]
+ACTIVATIONS = ACTIVATION_NAMES
 
 backend = pytest.fixture(params=BACKENDS)(backend_fixture)
 
@@ -29,6 +31,11 @@ def np_act(name, z, alpha=0.01):
     if name == "softmax":
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
+    if name == "gelu":
+        return 0.5 * z * np.vectorize(math.erfc)(-z / math.sqrt(2))
+    if name == "softplus":
+        return np.logaddexp(z, 0)
+    assert name in (None, "none"), f"no NumPy formula here for {name!r}"
     return z
 
 

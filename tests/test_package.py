@@ -10,10 +10,11 @@ import pycvnn
 from pycvnn import _core, reference
 
 STUB = pathlib.Path(pycvnn.__file__).with_name("_core.pyi")
+NO_DEFAULT = "<no default>"  # a parameter without a default (None is a default value)
 
 
 def stub_functions():
-    """name -> [(arg name, default source or None)] for each public function in _core.pyi."""
+    """name -> [(arg name, default, or NO_DEFAULT)] for each public function in _core.pyi."""
     tree = ast.parse(STUB.read_text())
     out = {}
     for node in tree.body:
@@ -21,7 +22,7 @@ def stub_functions():
             args = node.args.args
             defaults = [None] * (len(args) - len(node.args.defaults)) + node.args.defaults
             out[node.name] = [
-                (a.arg, None if d is None else ast.literal_eval(d)) for a, d in zip(args, defaults)
+                (a.arg, NO_DEFAULT if d is None else ast.literal_eval(d)) for a, d in zip(args, defaults)
             ]
     return out
 
@@ -31,24 +32,51 @@ def stub_classes():
     tree = ast.parse(STUB.read_text())
     out = {}
     for node in tree.body:
-        if isinstance(node, ast.ClassDef):
+        if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
             methods = {}
             for f in node.body:
                 if isinstance(f, ast.FunctionDef):
                     args = f.args.args[1:]
                     defaults = [None] * (len(args) - len(f.args.defaults)) + f.args.defaults
-                    methods[f.name] = [(a.arg, None if d is None else ast.literal_eval(d))
+                    methods[f.name] = [(a.arg, NO_DEFAULT if d is None else ast.literal_eval(d))
                                        for a, d in zip(args, defaults)]
             out[node.name] = methods
     return out
+
+
+# The activation kernels, made from the registry: the stub describes them once, generically.
+ACTIVATION_KERNELS = {f"{entry[0]}_{part}" for entry in _core.ACTIVATIONS
+                      for part in ("forward", "backward")}
 
 
 def core_functions():
     return {
         n for n in dir(_core)
         if not n.startswith("_") and callable(getattr(_core, n))
-        and not isinstance(getattr(_core, n), type)
+        and not isinstance(getattr(_core, n), type) and n not in ACTIVATION_KERNELS
     }
+
+
+def activation_signatures():
+    """name -> [(arg name, default)] each registered activation kernel must have."""
+    out = {}
+    for name, _, has_alpha, _ in _core.ACTIVATIONS:
+        alpha = [("alpha", 0.01)] if has_alpha else []
+        out[f"{name}_forward"] = [("z", NO_DEFAULT)] + alpha
+        out[f"{name}_backward"] = [("z", NO_DEFAULT), ("dout", NO_DEFAULT)] + alpha
+    return out
+
+
+def test_the_twin_has_the_same_activation_registry():
+    assert reference.activations.ACTIVATIONS == _core.ACTIVATIONS
+
+
+def test_activation_kernels_have_the_registry_signatures_on_both_backends():
+    for name, params in activation_signatures().items():
+        assert pybind_params(getattr(_core, name)) == params, name
+        sig = inspect.signature(getattr(reference, name))
+        assert [(p.name, NO_DEFAULT if p.default is inspect.Parameter.empty else p.default)
+                for p in sig.parameters.values()] == params, name
 
 
 def test_version_single_source():
@@ -82,7 +110,7 @@ def pybind_params(fn, drop_self=False):
     for part in split_top_level(inner):
         pname, _, rest = part.partition(":")
         default = rest.partition(" = ")[2]
-        got.append((pname.strip(), ast.literal_eval(default) if default else None))
+        got.append((pname.strip(), ast.literal_eval(default) if default else NO_DEFAULT))
     return got[1:] if drop_self else got
 
 
@@ -101,7 +129,7 @@ def test_reference_mirrors_stub():
         assert [p for p in sig.parameters] == [p[0] for p in params], name
         for pname, default in params:
             d = sig.parameters[pname].default
-            assert (d is inspect.Parameter.empty) if default is None else d == default, (name, pname)
+            assert (d is inspect.Parameter.empty) if default is NO_DEFAULT else d == default, (name, pname)
 
 
 def test_stub_lists_exactly_the_compiled_classes():
@@ -115,6 +143,6 @@ def test_reference_classes_mirror_stub():
             for impl in (getattr(reference, cls), getattr(_core, cls)):
                 assert hasattr(impl, name), (impl, name)
             sig = inspect.signature(getattr(getattr(reference, cls), name))
-            got = [(p.name, None if p.default is inspect.Parameter.empty else p.default)
+            got = [(p.name, NO_DEFAULT if p.default is inspect.Parameter.empty else p.default)
                    for p in list(sig.parameters.values())[1:]]
             assert got == params, (cls, name)

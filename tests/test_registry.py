@@ -51,3 +51,26 @@ def test_cli_offers_every_elementwise_activation():
 def test_mlp_takes_each_activation_and_the_registry_init(name):
     model = pycvnn.MLP([4, 8, 2], activation=name, seed=0)
     assert model.layers[0].init == activations.REGISTRY[name].init
+
+
+@pytest.mark.parametrize("name", activations.names(per_row=False))
+def test_fit_through_each_activation_agrees_on_both_backends(name):
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((64, 5)), rng.integers(0, 3, 64)
+    weights = {}
+    for backend in ("cpp", "numpy"):
+        with pycvnn.using_backend(backend):
+            model = pycvnn.MLP([5, 8, 3], activation=name, output="softmax", seed=1,
+                               dtype="float64")
+            model.fit(X, y, optimizer=pycvnn.optim.Adam(lr=0.01), epochs=3, batch_size=16,
+                      seed=0, verbose=False)
+            weights[backend] = model.get_weights()
+    for got, want in zip(weights["cpp"], weights["numpy"]):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_cli_trains_with_each_elementwise_activation(capsys):
+    for name in activations.names(per_row=False):
+        assert cli.main(["train", "--activation", name, "--epochs", "1", "--hidden", "16",
+                         "--quiet"]) in (0, None)
+        assert "test accuracy" in capsys.readouterr().out

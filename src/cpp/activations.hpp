@@ -1,15 +1,23 @@
 // Activation kernels: <name>_forward(out, z) and <name>_backward(dz, z, dout) = dout * f'(z)
 // (for softmax the vector-Jacobian product). Elementwise kernels see the array as flat (n);
 // softmax works on rows (rows, cols) = (everything but the last axis, the last axis).
-// The *_backward_from_output variants take the forward's output a instead of z: every f'
-// here is a function of a, so a layer keeps a and never needs z (used by dense.hpp).
+// The *_backward_from_output variants take the forward's output a instead of z where f' is a
+// function of a, so a layer keeps a alone; an activation whose f' is not (GELU) has its
+// registry entry say so, and layers keep z for it.
+//
+// Adding an activation: its kernels here, its enum value, its kActivations entry and its case
+// in each activation_* dispatch below; the bindings, the network and the dense layer take it
+// from there.
 #pragma once
+#include <algorithm>
+#include <cmath>
+
 #include "common.hpp"
 #include "vmath.hpp"
 
 namespace pycvnn {
 
-enum class Activation { None, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax };
+enum class Activation { None, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax, GELU, Softplus };
 
 // ---- sigmoid: 1 / (1 + exp(-z)), no overflow at any |z| (vmath::sigmoid branches on sign) ----
 
@@ -292,10 +300,182 @@ void softmax_backward(T* __restrict dz,          // (rows, cols)
     }
 }
 
-// dz = dout * f'(z) from the output a of activation act, for a (rows, cols) block.
+// ---- GELU, exact: z Phi(z) = z erfc(-z / sqrt 2) / 2 (PyTorch's gelu default) ------------------
+// erfc keeps every digit where Phi(z) is tiny (1 + erf(z / sqrt 2) would cancel for z < -3).
+
+namespace detail {
+template <typename T>
+T gelu(T z) { return T(0.5) * z * std::erfc(-z * T(0.70710678118654752440)); }
+// Phi(z) + z phi(z)
+template <typename T>
+T gelu_grad(T z) {
+    return T(0.5) * std::erfc(-z * T(0.70710678118654752440)) +
+           z * T(0.39894228040143267794) * std::exp(T(-0.5) * z * z);
+}
+// max(z, 0) + log1p(exp(-|z|)): no overflow for any z, exact to rounding for both tails.
+template <typename T>
+T softplus(T z) { return (z > T(0) ? z : T(0)) + std::log1p(std::exp(-std::fabs(z))); }
+}  // namespace detail
+
+template <typename T>
+void gelu_forward(T* __restrict out,      // (n)
+                  const T* __restrict z,  // (n)
+                  idx n) {
+    for (idx i = 0; i < n; ++i) out[i] = detail::gelu(z[i]);
+}
+
+template <typename T>
+void gelu_backward(T* __restrict dz,          // (n)
+                   const T* __restrict z,     // (n)
+                   const T* __restrict dout,  // (n)
+                   idx n) {
+    for (idx i = 0; i < n; ++i) dz[i] = dout[i] * detail::gelu_grad(z[i]);
+}
+
+// ---- softplus: log(1 + exp(z)); derivative sigmoid(z) ----------------------------------------
+
+template <typename T>
+void softplus_forward(T* __restrict out,      // (n)
+                      const T* __restrict z,  // (n)
+                      idx n) {
+    for (idx i = 0; i < n; ++i) out[i] = detail::softplus(z[i]);
+}
+
+template <typename T>
+PYCVNN_CLONES void softplus_backward(T* __restrict dz,          // (n)
+                                     const T* __restrict z,     // (n)
+                                     const T* __restrict dout,  // (n)
+                                     idx n) {
+    FlushDenormals ftz;
+    for (idx i = 0; i < n; ++i) dz[i] = dout[i] * vmath::sigmoid(z[i]);
+}
+
+// sigmoid(z) = 1 - exp(-a) for a = softplus(z), as -expm1(-a): exact where a is tiny too.
+template <typename T>
+void softplus_backward_from_output(T* __restrict dz,          // (n)
+                                   const T* __restrict a,     // (n) softplus(z)
+                                   const T* __restrict dout,  // (n)
+                                   idx n) {
+    for (idx i = 0; i < n; ++i) dz[i] = dout[i] * -std::expm1(-a[i]);
+}
+
+// ---- the registry and the dispatch by Activation ---------------------------------------------
+
+struct ActivationInfo {
+    Activation act;
+    const char* name;
+    bool per_row;      // works over each row (the last axis), not elementwise
+    bool has_alpha;    // takes leaky ReLU's slope
+    bool needs_input;  // its backward needs z, not only a = f(z)
+    const char* forward_doc;
+    const char* backward_doc;
+};
+
+inline constexpr ActivationInfo kActivations[] = {
+    {Activation::Sigmoid, "sigmoid", false, false, false, "1 / (1 + exp(-z)), elementwise.",
+     "dout * sigmoid(z) (1 - sigmoid(z))."},
+    {Activation::Tanh, "tanh", false, false, false, "tanh(z), elementwise.",
+     "dout * (1 - tanh(z)^2)."},
+    {Activation::ReLU, "relu", false, false, false, "max(z, 0), elementwise.",
+     "relu'(0) = 0."},
+    {Activation::LeakyReLU, "leaky_relu", false, true, false,
+     "z if z > 0 else alpha z, elementwise.",
+     "leaky_relu'(z) = 1 for z > 0, else alpha (so alpha at 0)."},
+    {Activation::Softmax, "softmax", true, false, false,
+     "Max-subtracted softmax over the last axis.",
+     "Vector-Jacobian product: s * (dout - sum(dout * s, axis=-1, keepdims=True))."},
+    {Activation::GELU, "gelu", false, false, true, "z Phi(z) (exact, erf form), elementwise.",
+     "dout * (Phi(z) + z phi(z))."},
+    {Activation::Softplus, "softplus", false, false, false, "log(1 + exp(z)), elementwise.",
+     "dout * sigmoid(z)."},
+};
+
+inline const ActivationInfo* find_activation(Activation act) {
+    for (const auto& info : kActivations)
+        if (info.act == act) return &info;
+    return nullptr;  // Activation::None
+}
+inline bool needs_input(Activation act) {
+    const ActivationInfo* info = find_activation(act);
+    return info && info->needs_input;
+}
+
+// out = f(z) for a (rows, cols) block (out and z distinct).
+template <typename T>
+void activation_forward(T* __restrict out,      // (rows, cols)
+                        const T* __restrict z,  // (rows, cols)
+                        idx rows, idx cols, Activation act, T alpha) {
+    const idx n = rows * cols;
+    switch (act) {
+        case Activation::None: std::copy(z, z + n, out); break;
+        case Activation::Sigmoid: sigmoid_forward(out, z, n); break;
+        case Activation::Tanh: tanh_forward(out, z, n); break;
+        case Activation::ReLU: relu_forward(out, z, n); break;
+        case Activation::LeakyReLU: leaky_relu_forward(out, z, n, alpha); break;
+        case Activation::Softmax: softmax_forward(out, z, rows, cols); break;
+        case Activation::GELU: gelu_forward(out, z, n); break;
+        case Activation::Softplus: softplus_forward(out, z, n); break;
+    }
+}
+
+// In place on a (rows, cols): a = f(a), one pass while each row is in L1 (a dense layer's
+// output, right after its GEMM).
+template <typename T>
+PYCVNN_CLONES void activation_inplace(T* __restrict a,  // (rows, cols)
+                                      idx rows, idx cols, Activation act, T alpha) {
+    FlushDenormals ftz;  // sigmoid/tanh exps underflow to denormals otherwise
+    const idx n = rows * cols;
+    switch (act) {
+        case Activation::None: break;
+        case Activation::Sigmoid:
+            for (idx i = 0; i < n; ++i) a[i] = vmath::sigmoid(a[i]);
+            break;
+        case Activation::Tanh:
+            for (idx i = 0; i < n; ++i) a[i] = vmath::tanh(a[i]);
+            break;
+        case Activation::ReLU:
+            for (idx i = 0; i < n; ++i) a[i] = a[i] < T(0) ? T(0) : a[i];  // keeps NaN
+            break;
+        case Activation::LeakyReLU:
+            for (idx i = 0; i < n; ++i) a[i] = a[i] > T(0) ? a[i] : alpha * a[i];
+            break;
+        case Activation::Softmax: softmax_forward(a, a, rows, cols); break;
+        case Activation::GELU:
+            for (idx i = 0; i < n; ++i) a[i] = detail::gelu(a[i]);
+            break;
+        case Activation::Softplus:
+            for (idx i = 0; i < n; ++i) a[i] = detail::softplus(a[i]);
+            break;
+    }
+}
+
+// dz = dout * f'(z) for a (rows, cols) block.
+template <typename T>
+void activation_backward(T* __restrict dz,          // (rows, cols)
+                         const T* __restrict z,     // (rows, cols)
+                         const T* __restrict dout,  // (rows, cols)
+                         idx rows, idx cols, Activation act, T alpha) {
+    const idx n = rows * cols;
+    switch (act) {
+        case Activation::None:
+            for (idx i = 0; i < n; ++i) dz[i] = dout[i];
+            break;
+        case Activation::Sigmoid: sigmoid_backward(dz, z, dout, n); break;
+        case Activation::Tanh: tanh_backward(dz, z, dout, n); break;
+        case Activation::ReLU: relu_backward(dz, z, dout, n); break;
+        case Activation::LeakyReLU: leaky_relu_backward(dz, z, dout, n, alpha); break;
+        case Activation::Softmax: softmax_backward(dz, z, dout, rows, cols); break;
+        case Activation::GELU: gelu_backward(dz, z, dout, n); break;
+        case Activation::Softplus: softplus_backward(dz, z, dout, n); break;
+    }
+}
+
+// dz = dout * f'(z) from the output a of activation act, for a (rows, cols) block; z (the
+// input) is read only where needs_input(act), and may be null otherwise.
 template <typename T>
 void activation_backward_from_output(T* __restrict dz,          // (rows, cols)
                                      const T* __restrict a,     // (rows, cols)
+                                     const T* z,                // (rows, cols) or null
                                      const T* __restrict dout,  // (rows, cols)
                                      idx rows, idx cols, Activation act, T alpha) {
     const idx n = rows * cols;
@@ -308,6 +488,8 @@ void activation_backward_from_output(T* __restrict dz,          // (rows, cols)
         case Activation::ReLU: relu_backward_from_output(dz, a, dout, n); break;
         case Activation::LeakyReLU: leaky_relu_backward_from_output(dz, a, dout, n, alpha); break;
         case Activation::Softmax: softmax_backward_from_output(dz, a, dout, rows, cols); break;
+        case Activation::GELU: gelu_backward(dz, z, dout, n); break;
+        case Activation::Softplus: softplus_backward_from_output(dz, a, dout, n); break;
     }
 }
 

@@ -12,6 +12,7 @@
 #include <climits>
 #include <list>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <thread>
 #include <atomic>
@@ -187,13 +188,12 @@ Reduction parse_reduction(const std::string& s) {
 
 Activation parse_activation(const std::string& s) {
     if (s == "none") return Activation::None;
-    if (s == "sigmoid") return Activation::Sigmoid;
-    if (s == "tanh") return Activation::Tanh;
-    if (s == "relu") return Activation::ReLU;
-    if (s == "leaky_relu") return Activation::LeakyReLU;
-    if (s == "softmax") return Activation::Softmax;
-    fail("activation", "one of 'none', 'sigmoid', 'tanh', 'relu', 'leaky_relu', 'softmax'",
-         "'" + s + "'");
+    std::string names = "'none'";
+    for (const auto& info : pycvnn::kActivations) {
+        if (s == info.name) return info.act;
+        names += std::string(", '") + info.name + "'";
+    }
+    fail("activation", "one of " + names, "'" + s + "'");
 }
 
 void require_class_id(std::int64_t id, py::ssize_t at, py::ssize_t C) {
@@ -601,16 +601,18 @@ py::object dense_forward(const ArrayIn& x_in, const ArrayIn& w_in, const ArrayIn
         const T* wp = W.data();
         const T* bp = B.data();
         T* ap = a.mutable_data();
+        std::vector<T> z(needs_input(act) ? size_t(N * out) : 0);  // workspace
         {
             py::gil_scoped_release nogil;
-            pycvnn::dense_forward(ap, xp, wp, bp, N, in, out, act, T(alpha));
+            pycvnn::dense_forward(ap, xp, wp, bp, N, in, out, act, T(alpha), z.data());
         }
         return std::move(a);
     });
 }
 
 py::object dense_backward(const ArrayIn& dout_in, const ArrayIn& x_in, const ArrayIn& w_in,
-                          const ArrayIn& a_in, const std::string& activation, double alpha) {
+                          const ArrayIn& a_in, const std::string& activation, double alpha,
+                          const std::optional<ArrayIn>& z_in) {
     const py::array &dout = dout_in.a, &x = x_in.a, &w = w_in.a, &a = a_in.a;
     require_input(dout, "dout");
     check_dense(x, "x", w);
@@ -621,18 +623,26 @@ py::object dense_backward(const ArrayIn& dout_in, const ArrayIn& x_in, const Arr
     require_dim(dout, "dout", 1, w.shape(0), "out_features, w.shape[0]");
     require_same_shape(a, "a", dout, "dout");
     const Activation act = dense_activation(activation, alpha);
+    if (needs_input(act) && !z_in)
+        fail("z", "the forward's x w^T + b (activation '" + activation +
+                      "' has a derivative that a alone does not give)", "None");
+    const py::array z = z_in ? z_in->a : py::array();
+    if (z_in) {
+        require_input(z, "z");
+        require_same_shape(z, "z", dout, "dout");
+    }
     const idx N = x.shape(0), in = x.shape(1), out = w.shape(0);
     return dispatch(dout, [&](auto tag) -> py::object {
         using T = decltype(tag);
-        carray<T> D(dout), X(x), W(w), A(a);
+        carray<T> D(dout), X(x), W(w), A(a), Z(z_in ? z : a);
         py::array_t<T> dx({N, in}), dw({out, in}), db(shape_t{out});
         std::vector<T> dz(act == Activation::None ? 0 : size_t(N * out));  // workspace
-        const T *dp = D.data(), *xp = X.data(), *wp = W.data(), *ap = A.data();
+        const T *dp = D.data(), *xp = X.data(), *wp = W.data(), *ap = A.data(), *zp = Z.data();
         T *dxp = dx.mutable_data(), *dwp = dw.mutable_data(), *dbp = db.mutable_data();
         {
             py::gil_scoped_release nogil;
             pycvnn::dense_backward(dxp, dwp, dbp, dz.empty() ? nullptr : dz.data(), dp, xp, wp,
-                                   ap, N, in, out, act, T(alpha));
+                                   ap, zp, N, in, out, act, T(alpha));
         }
         return py::make_tuple(dx, dw, db);
     });
@@ -1486,62 +1496,42 @@ PYBIND11_MODULE(_core, m) {
     m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
           py::arg("trans_b") = false, "op(a) @ op(b) through the GEMM entry point.");
 
-    // ---- activations ----
-    // Kernel lambdas are generic: T is deduced from the pointers the dispatch hands them.
-    m.def("sigmoid_forward", [](const ArrayIn& z) {
-        return activation_forward(z, [](auto* o, const auto* zp, idx n, idx) {
-            pycvnn::sigmoid_forward(o, zp, n);
-        }, false);
-    }, py::arg("z"));
-    m.def("sigmoid_backward", [](const ArrayIn& z, const ArrayIn& dout) {
-        return activation_backward(z, dout, [](auto* o, const auto* zp, const auto* d, idx n, idx) {
-            pycvnn::sigmoid_backward(o, zp, d, n);
-        }, false);
-    }, py::arg("z"), py::arg("dout"));
-    m.def("tanh_forward", [](const ArrayIn& z) {
-        return activation_forward(z, [](auto* o, const auto* zp, idx n, idx) {
-            pycvnn::tanh_forward(o, zp, n);
-        }, false);
-    }, py::arg("z"));
-    m.def("tanh_backward", [](const ArrayIn& z, const ArrayIn& dout) {
-        return activation_backward(z, dout, [](auto* o, const auto* zp, const auto* d, idx n, idx) {
-            pycvnn::tanh_backward(o, zp, d, n);
-        }, false);
-    }, py::arg("z"), py::arg("dout"));
-    m.def("relu_forward", [](const ArrayIn& z) {
-        return activation_forward(z, [](auto* o, const auto* zp, idx n, idx) {
-            pycvnn::relu_forward(o, zp, n);
-        }, false);
-    }, py::arg("z"));
-    m.def("relu_backward", [](const ArrayIn& z, const ArrayIn& dout) {
-        return activation_backward(z, dout, [](auto* o, const auto* zp, const auto* d, idx n, idx) {
-            pycvnn::relu_backward(o, zp, d, n);
-        }, false);
-    }, py::arg("z"), py::arg("dout"), "relu'(0) = 0.");
-    m.def("leaky_relu_forward", [](const ArrayIn& z, double alpha) {
-        require_finite(alpha, "alpha");
-        return activation_forward(z, [alpha](auto* o, const auto* zp, idx n, idx) {
-            pycvnn::leaky_relu_forward(o, zp, n, elem_t<decltype(o)>(alpha));
-        }, false);
-    }, py::arg("z"), py::arg("alpha") = 0.01);
-    m.def("leaky_relu_backward", [](const ArrayIn& z, const ArrayIn& dout, double alpha) {
-        require_finite(alpha, "alpha");
-        return activation_backward(z, dout, [alpha](auto* o, const auto* zp, const auto* d, idx n, idx) {
-            pycvnn::leaky_relu_backward(o, zp, d, n, elem_t<decltype(o)>(alpha));
-        }, false);
-    }, py::arg("z"), py::arg("dout"), py::arg("alpha") = 0.01,
-       "leaky_relu'(z) = 1 for z > 0, else alpha (so alpha at 0).");
-    m.def("softmax_forward", [](const ArrayIn& z) {
-        return activation_forward(z, [](auto* o, const auto* zp, idx n, idx c) {
-            pycvnn::softmax_forward(o, zp, n / c, c);
-        }, true);
-    }, py::arg("z"), "Max-subtracted softmax over the last axis.");
-    m.def("softmax_backward", [](const ArrayIn& z, const ArrayIn& dout) {
-        return activation_backward(z, dout, [](auto* o, const auto* zp, const auto* d, idx n, idx c) {
-            pycvnn::softmax_backward(o, zp, d, n / c, c);
-        }, true);
-    }, py::arg("z"), py::arg("dout"),
-       "Vector-Jacobian product: s * (dout - sum(dout * s, axis=-1, keepdims=True)).");
+    // ---- activations: <name>_forward / <name>_backward for every entry of kActivations ----
+    for (const auto& info : pycvnn::kActivations) {
+        const Activation act = info.act;
+        const bool rows = info.per_row;
+        const std::string fwd = std::string(info.name) + "_forward";
+        const std::string bwd = std::string(info.name) + "_backward";
+        auto forward = [act, rows](const ArrayIn& z, double alpha) {
+            require_finite(alpha, "alpha");
+            return activation_forward(z, [act, alpha](auto* o, const auto* zp, idx n, idx c) {
+                pycvnn::activation_forward(o, zp, n / c, c, act, elem_t<decltype(o)>(alpha));
+            }, rows);
+        };
+        auto backward = [act, rows](const ArrayIn& z, const ArrayIn& dout, double alpha) {
+            require_finite(alpha, "alpha");
+            return activation_backward(z, dout, [act, alpha](auto* o, const auto* zp,
+                                                             const auto* d, idx n, idx c) {
+                pycvnn::activation_backward(o, zp, d, n / c, c, act, elem_t<decltype(o)>(alpha));
+            }, rows);
+        };
+        if (info.has_alpha) {
+            m.def(fwd.c_str(), forward, py::arg("z"), py::arg("alpha") = 0.01, info.forward_doc);
+            m.def(bwd.c_str(), backward, py::arg("z"), py::arg("dout"), py::arg("alpha") = 0.01,
+                  info.backward_doc);
+        } else {
+            m.def(fwd.c_str(), [forward](const ArrayIn& z) { return forward(z, 0.0); },
+                  py::arg("z"), info.forward_doc);
+            m.def(bwd.c_str(), [backward](const ArrayIn& z, const ArrayIn& dout) {
+                return backward(z, dout, 0.0);
+            }, py::arg("z"), py::arg("dout"), info.backward_doc);
+        }
+    }
+    py::tuple names(std::size(pycvnn::kActivations));
+    size_t k = 0;
+    for (const auto& info : pycvnn::kActivations)
+        names[k++] = py::make_tuple(info.name, info.per_row, info.has_alpha, info.needs_input);
+    m.attr("ACTIVATIONS") = names;
 
     // ---- losses ----
     m.def("l1_forward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
@@ -1629,7 +1619,9 @@ PYBIND11_MODULE(_core, m) {
           "a = f(x w^T + b) (N, out); bias and activation fused in one pass.");
     m.def("dense_backward", &dense_backward, py::arg("dout"), py::arg("x"), py::arg("w"),
           py::arg("a"), py::arg("activation") = "none", py::arg("alpha") = 0.01,
-          "(dx, dw, db) from dout = d loss / d a and the forward's output a.");
+          py::arg("z") = py::none(),
+          "(dx, dw, db) from dout = d loss / d a, the forward's output a and, for an activation "
+          "whose derivative needs it (gelu), its input z = x w^T + b.");
 
     // ---- optimizers ----
     m.def("gd_update", &gd_update, py::arg("param"), py::arg("grad"), py::arg("lr"),

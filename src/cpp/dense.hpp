@@ -1,5 +1,6 @@
 // Dense layer: a = f(x w^T + b), w (out, in) as in the lecture's z = W a + b, batches as rows.
-// Forward keeps only a (every f' here is a function of a); backward takes it back.
+// Forward keeps a, and z too where the activation's backward needs it (needs_input: GELU);
+// backward takes them back.
 // All products go through pycvnn::gemm / gemm_bias / gemm_via (gemm.hpp).
 #pragma once
 #include "activations.hpp"
@@ -8,30 +9,6 @@
 #include "vmath.hpp"
 
 namespace pycvnn {
-
-// In place on a (rows, cols): a = f(a), one pass while each row is in L1.
-template <typename T>
-PYCVNN_CLONES void activation_inplace(T* __restrict a,  // (rows, cols)
-                                      idx rows, idx cols, Activation act, T alpha) {
-    FlushDenormals ftz;  // sigmoid/tanh exps underflow to denormals otherwise
-    const idx n = rows * cols;
-    switch (act) {
-        case Activation::None: break;
-        case Activation::Sigmoid:
-            for (idx i = 0; i < n; ++i) a[i] = vmath::sigmoid(a[i]);
-            break;
-        case Activation::Tanh:
-            for (idx i = 0; i < n; ++i) a[i] = vmath::tanh(a[i]);
-            break;
-        case Activation::ReLU:
-            for (idx i = 0; i < n; ++i) a[i] = a[i] < T(0) ? T(0) : a[i];  // keeps NaN
-            break;
-        case Activation::LeakyReLU:
-            for (idx i = 0; i < n; ++i) a[i] = a[i] > T(0) ? a[i] : alpha * a[i];
-            break;
-        case Activation::Softmax: break;  // rows are short: softmax_forward, baseline ISA
-    }
-}
 
 // db := db_keep db + g_scale (column sums of g (N, out)); db_keep = 0 writes db (it may be
 // unset). Four rows per pass: db's load and store, the loop-carried chain, happen a quarter as
@@ -51,19 +28,21 @@ PYCVNN_CLONES void column_sums(T* __restrict db,       // (out)
 }
 
 // z = x w^T + b in one GEMM with the bias, and ReLU, in its epilogue (gemm_bias); any other f
-// (or ReLU, where the GEMM was OpenBLAS's) in place after.
+// (or ReLU, where the GEMM was OpenBLAS's) in place after. z_keep (N, out) receives z where
+// needs_input(act), and is not touched otherwise.
 template <typename T>
 void dense_forward(T* a,         // (N, out) f(x w^T + b)
                    const T* x,   // (N, in)
                    const T* w,   // (out, in)
                    const T* b,   // (out)
-                   idx N, idx in, idx out, Activation act, T alpha) {
-    if (gemm_bias<T>(false, true, int(N), int(out), int(in), x, int(in), w, int(in), b, a,
-                     int(out), act == Activation::ReLU))
+                   idx N, idx in, idx out, Activation act, T alpha, T* z_keep = nullptr) {
+    const bool keep = needs_input(act);
+    if (gemm_bias<T>(false, true, int(N), int(out), int(in), x, int(in), w, int(in), b,
+                     keep ? z_keep : a, int(out), act == Activation::ReLU))
         return;
-    if (act == Activation::Softmax)
-        softmax_forward(a, a, N, out);
-    else if (act != Activation::None)
+    if (keep)
+        activation_forward(a, z_keep, N, out, act, alpha);
+    else
         activation_inplace(a, N, out, act, alpha);
 }
 
@@ -87,13 +66,14 @@ bool dense_backward(T* dx,          // (N, in) or null
                     const T* x,     // (N, in)
                     const T* w,     // (out, in)
                     const T* a,     // (N, out) the forward's output
+                    const T* z,     // (N, out) its input z where needs_input(act), else null
                     idx N, idx in, idx out, Activation act, T alpha, T g_scale = T(1),
                     T dw_keep = T(0), T db_keep = T(0), const T* dx_gate = nullptr,
                     bool dout_gated = false) {
     FlushDenormals ftz;
     const T* g = dout;
     if (act != Activation::None && !dout_gated) {
-        activation_backward_from_output(dz, a, dout, N, out, act, alpha);
+        activation_backward_from_output(dz, a, z, dout, N, out, act, alpha);
         g = dz;
     }
     bool gated = false;

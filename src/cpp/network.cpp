@@ -15,21 +15,6 @@
 namespace pycvnn {
 namespace {
 
-template <typename T>
-void activation_forward(T* out,      // (rows, cols)
-                        const T* z,  // (rows, cols)
-                        idx rows, idx cols, Activation act, T alpha) {
-    const idx n = rows * cols;
-    switch (act) {
-        case Activation::None: std::copy(z, z + n, out); break;
-        case Activation::Sigmoid: sigmoid_forward(out, z, n); break;
-        case Activation::Tanh: tanh_forward(out, z, n); break;
-        case Activation::ReLU: relu_forward(out, z, n); break;
-        case Activation::LeakyReLU: leaky_relu_forward(out, z, n, alpha); break;
-        case Activation::Softmax: softmax_forward(out, z, rows, cols); break;
-    }
-}
-
 constexpr Reduction Mean = Reduction::Mean;
 
 }  // namespace
@@ -155,13 +140,17 @@ Network<T>::Network(std::vector<Op> ops) : ops_(std::move(ops)) {
     }
     n_params_ = b;
     out_.resize(ops_.size());
+    pre_.resize(ops_.size());
 }
 
 template <typename T>
 void Network<T>::reserve(idx N, bool backward) {
     if (N > out_rows_) {
         out_rows_ = N;
-        for (size_t i = 0; i < ops_.size(); ++i) out_[i].resize(size_t(N * ops_[i].out));
+        for (size_t i = 0; i < ops_.size(); ++i) {
+            out_[i].resize(size_t(N * ops_[i].out));
+            if (ops_[i].dense && needs_input(ops_[i].act)) pre_[i].resize(size_t(N * ops_[i].out));
+        }
     }
     if (!backward || N <= grad_rows_) return;
     grad_rows_ = N;
@@ -182,7 +171,7 @@ const T* Network<T>::forward(const T* params, const T* x, idx N) {
         T* out = out_[i].data();
         if (op.dense)
             dense_forward(out, in, params + op.w_off, params + op.b_off, N, op.in, op.out, op.act,
-                          T(op.alpha));
+                          T(op.alpha), pre_[i].data());
         else
             activation_forward(out, in, N, op.out, op.act, T(op.alpha));
         in = out;
@@ -218,11 +207,11 @@ const T* Network<T>::backward_impl(T* params, T* grads, const T* dout, idx N, bo
         const bool gate = k > 0 && ops_[k - 1].dense && ops_[k - 1].act == Activation::ReLU;
         if (op.dense)
             gated = dense_backward(dx, dst + op.w_off, dst + op.b_off, dz_.data(), g, x,
-                                   params + op.w_off, out_[k].data(), N, op.in, op.out, op.act,
-                                   T(op.alpha), g_scale, dw_keep, db_keep,
+                                   params + op.w_off, out_[k].data(), pre_[k].data(), N, op.in,
+                                   op.out, op.act, T(op.alpha), g_scale, dw_keep, db_keep,
                                    gate ? x : nullptr, gated);
         else if (want_dx)
-            activation_backward_from_output(dx, out_[k].data(), g, N, op.out, op.act,
+            activation_backward_from_output(dx, out_[k].data(), x, g, N, op.out, op.act,
                                             T(op.alpha));
         if (!want_dx) return nullptr;
         g = dx;

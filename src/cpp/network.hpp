@@ -125,6 +125,7 @@ private:
     std::vector<Op> ops_;
     idx n_params_ = 0, n_decay_ = 0, max_width_ = 0, out_rows_ = 0, grad_rows_ = 0;
     std::vector<avector<T>> out_;  // per op output (out_rows_, op.out)
+    std::vector<avector<T>> pre_;  // per dense op whose activation needs_input: its z
     avector<T> grad_a_, grad_b_;   // ping-pong d loss / d activations (grad_rows_, max_width_)
     avector<T> dz_;                // dense backward scratch (grad_rows_, max_width_)
     avector<T> xb_, yb_;           // the gathered batch

@@ -7,7 +7,8 @@ from . import reference
 from . import activations, losses
 from ._neuron import neuron
 from . import datasets, optim, schedules, walkthrough
-from .layers import Dense, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from . import layers
+from .layers import *  # noqa: F403  (Dense and one layer class per activation)
 from .model import MLP, Sequential, load
 from .training import EarlyStopping, History, TrainingDiverged
 from .gradcheck import check_gradients
@@ -27,12 +28,6 @@ __all__ = [
     "optim",
     "schedules",
     "walkthrough",
-    "Dense",
-    "Sigmoid",
-    "Tanh",
-    "ReLU",
-    "LeakyReLU",
-    "Softmax",
     "Sequential",
     "MLP",
     "EarlyStopping",
@@ -41,3 +36,4 @@ __all__ = [
     "load",
     "check_gradients",
 ]
+__all__ += [name for name in layers.__all__ if name != "Layer"]

@@ -23,7 +23,7 @@ Conventions for every function:
   A *_backward returns d loss / d pred with pred's shape (for "none": of the sum).
 """
 
-from typing import Tuple
+from typing import Protocol, Tuple
 
 import numpy as np
 
@@ -34,22 +34,17 @@ __version__: str
 def matmul(a: Array, b: Array, trans_a: bool = False, trans_b: bool = False) -> Array:
     """op(a) (m, k) @ op(b) (k, n) -> (m, n) through the GEMM entry point."""
 
-# ---- activations: <name>_forward(z) -> f(z); <name>_backward(z, dout) -> dout * f'(z) ----
-# z and dout: any shape (same shape). softmax works over the last axis (z.ndim >= 1).
-def sigmoid_forward(z: Array) -> Array: ...
-def sigmoid_backward(z: Array, dout: Array) -> Array: ...
-def tanh_forward(z: Array) -> Array: ...
-def tanh_backward(z: Array, dout: Array) -> Array: ...
-def relu_forward(z: Array) -> Array: ...
-def relu_backward(z: Array, dout: Array) -> Array:
-    """dout where z > 0, 0 where z <= 0 (relu'(0) = 0), NaN where z is NaN."""
-def leaky_relu_forward(z: Array, alpha: float = 0.01) -> Array: ...
-def leaky_relu_backward(z: Array, dout: Array, alpha: float = 0.01) -> Array:
-    """leaky_relu'(z) = 1 for z > 0, else alpha (so alpha at 0)."""
-def softmax_forward(z: Array) -> Array:
-    """Max-subtracted softmax over the last axis."""
-def softmax_backward(z: Array, dout: Array) -> Array:
-    """Vector-Jacobian product: s * (dout - sum(dout * s, axis=-1, keepdims=True))."""
+# ---- activations: a kernel pair for every entry of ACTIVATIONS, the registry ---------------
+# Entries (name, per_row, has_alpha, needs_input). <name>_forward(z[, alpha=0.01]) -> f(z) and
+# <name>_backward(z, dout[, alpha=0.01]) -> dout * f'(z) (softmax: the vector-Jacobian product),
+# z and dout of any one shape; per-row activations work over the last axis (z.ndim >= 1);
+# needs_input: dense_backward needs the layer's z, not only its output a.
+ACTIVATIONS: Tuple[Tuple[str, bool, bool, bool], ...]
+
+class _ActivationKernel(Protocol):
+    def __call__(self, z: Array, *args: Array | float) -> Array: ...
+
+def __getattr__(name: str) -> _ActivationKernel: ...  # the <name>_forward / _backward kernels
 
 # ---- losses: <name>_forward -> value; <name>_backward -> d loss / d pred ------------------
 # Elementwise losses: pred any shape, target.shape == pred.shape.
@@ -106,14 +101,14 @@ def dice_backward(pred: Array, target: Array, smooth: float = 1e-6,
                   reduction: str = "mean") -> Array: ...
 
 # ---- dense layer ----------------------------------------------------------------------------
-# x (N, in), w (out, in), b (out,). activation: "none", "sigmoid", "tanh", "relu",
-# "leaky_relu" (alpha >= 0), "softmax". Forward returns a = f(x w^T + b) (N, out).
-# Backward takes the forward's output a (every f' here is a function of a) and
+# x (N, in), w (out, in), b (out,). activation: "none" or a name in ACTIVATIONS (leaky_relu
+# with alpha >= 0). Forward returns a = f(x w^T + b) (N, out). Backward takes the forward's
+# output a, and its z = x w^T + b for an activation that needs_input (gelu), and
 # dout = d loss / d a (N, out); returns (dx (N, in), dw (out, in), db (out,)).
 def dense_forward(x: Array, w: Array, b: Array, activation: str = "none",
                   alpha: float = 0.01) -> Array: ...
 def dense_backward(dout: Array, x: Array, w: Array, a: Array, activation: str = "none",
-                   alpha: float = 0.01) -> Tuple[Array, Array, Array]: ...
+                   alpha: float = 0.01, z: Array | None = None) -> Tuple[Array, Array, Array]: ...
 
 # ---- optimizers: in place over flat C-contiguous buffers of one float dtype ----------------
 # param, grad and state buffers have the same size; state starts at zeros.

@@ -83,6 +83,13 @@ softmax, softmax_backward = _register(
     "softmax", "exp(z - max z) / sum exp(z - max z) over the last axis.",
     "s * (dout - sum(dout * s)) over the last axis, s = softmax(z).", per_row=True)
 
+gelu, gelu_backward = _register(
+    "gelu", "z Phi(z), Phi the standard normal CDF (the exact GELU, PyTorch's default).",
+    "dout * (Phi(z) + z phi(z)).")
+softplus, softplus_backward = _register(
+    "softplus", "log(1 + exp(z)), elementwise, computed without overflow.",
+    "dout * sigmoid(z).")
+
 
 def names(per_row=None):
     """The registered activation names (per_row=False: the elementwise ones, which can sit
@@ -95,6 +102,5 @@ def get(name):
     return REGISTRY[v.name_in(name, "name", REGISTRY)]
 
 
-__all__ = ["sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "relu", "relu_backward",
-           "leaky_relu", "leaky_relu_backward", "softmax", "softmax_backward", "Activation",
-           "REGISTRY", "names", "get"]
+__all__ = [f"{name}{part}" for name in REGISTRY for part in ("", "_backward")]
+__all__ += ["Activation", "REGISTRY", "names", "get"]

@@ -81,4 +81,13 @@ class Softmax(Layer):
     activation = "softmax"
 
 
+class GELU(Layer):
+    activation = "gelu"
+
+
+class Softplus(Layer):
+    activation = "softplus"
+
+
 ACTIVATION_LAYERS = {cls.activation: cls for cls in Layer.__subclasses__() if cls.activation}
+__all__ = ["Layer", "Dense", *(cls.__name__ for cls in ACTIVATION_LAYERS.values())]

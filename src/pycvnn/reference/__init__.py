@@ -4,9 +4,7 @@ Written to be read: each function is the formula, vectorised. The C++ path is te
 against it, and it is tested against central finite differences.
 """
 
-from .activations import (leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward,
-                          sigmoid_backward, sigmoid_forward, softmax_backward, softmax_forward,
-                          tanh_backward, tanh_forward)
+from . import activations as _activations
 from .dense import dense_backward, dense_forward
 from .gemm import matmul
 from .losses import (binary_cross_entropy_backward, binary_cross_entropy_forward,
@@ -19,9 +17,6 @@ from .optimizers import (adam_update, adamw_update, add_weight_decay, clip_by_gl
 
 __all__ = [
     "matmul",
-    "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",
-    "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
-    "softmax_forward", "softmax_backward",
     "l1_forward", "l1_backward", "l2_forward", "l2_backward", "huber_forward", "huber_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "binary_cross_entropy_forward", "binary_cross_entropy_backward",
@@ -31,6 +26,12 @@ __all__ = [
     "gd_update", "momentum_update", "rmsprop_update", "adam_update", "adamw_update",
     "add_weight_decay", "global_norm", "clip_by_global_norm",
 ]
+
+# <name>_forward / <name>_backward of every registered activation.
+for _name, *_ in _activations.ACTIVATIONS:
+    for _kernel in (f"{_name}_forward", f"{_name}_backward"):
+        globals()[_kernel] = getattr(_activations, _kernel)
+        __all__.append(_kernel)
 
 from .network import LossSpec, Network, ThreadSession, UpdateRule  # noqa: E402  (the training core's twin)
 

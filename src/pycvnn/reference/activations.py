@@ -4,9 +4,24 @@ z and dout have any one shape; softmax works over the last axis. NaN in z gives 
 through the piecewise derivatives (relu'(NaN) dout = NaN).
 """
 
+import math
+
 import numpy as np
 
 from ._common import array_out, as_float, check_scalar, like
+
+# The twin's registry, entry for entry as pycvnn._core.ACTIVATIONS: (name, works per row, takes
+# alpha, its backward needs z and not only a = f(z)). Each name has <name>_forward and
+# <name>_backward below.
+ACTIVATIONS = (
+    ("sigmoid", False, False, False),
+    ("tanh", False, False, False),
+    ("relu", False, False, False),
+    ("leaky_relu", False, True, False),
+    ("softmax", True, False, False),
+    ("gelu", False, False, True),
+    ("softplus", False, False, False),
+)
 
 
 def _pair(z, dout):
@@ -97,3 +112,37 @@ def softmax_backward(z, dout):
     s = softmax_forward(z)
     # / sum(s) (= 1 up to rounding), as the core does: a constant dout then gives exactly 0
     return s * (dout - (dout * s).sum(axis=-1, keepdims=True) / s.sum(axis=-1, keepdims=True))
+
+
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+@array_out
+def gelu_forward(z):
+    """z Phi(z) = z erfc(-z / sqrt 2) / 2 (the exact GELU; erfc, not 1 + erf, keeps the
+    digits where Phi(z) is tiny); any shape -> same shape."""
+    z = as_float(z, "z")
+    return (0.5 * z * _erfc(-z.astype(np.float64) / math.sqrt(2))).astype(z.dtype)
+
+
+@array_out
+def gelu_backward(z, dout):
+    """dout * (Phi(z) + z phi(z)), phi the standard normal density."""
+    z, dout = _pair(z, dout)
+    z64 = z.astype(np.float64)
+    grad = 0.5 * _erfc(-z64 / math.sqrt(2)) + z64 * np.exp(-0.5 * z64 * z64) / math.sqrt(2 * math.pi)
+    return dout * grad.astype(z.dtype)
+
+
+@array_out
+def softplus_forward(z):
+    """log(1 + exp(z)) as max(z, 0) + log1p(exp(-|z|)): no overflow at any z."""
+    z = as_float(z, "z")
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+@array_out
+def softplus_backward(z, dout):
+    """dout * sigmoid(z)."""
+    z, dout = _pair(z, dout)
+    return dout * sigmoid_forward(z)

@@ -6,11 +6,12 @@ x (N, in), w (out, in), b (out,), a and dout (N, out).
 import numpy as np
 
 from ._common import as_float, as_name, as_number, check_name, check_ndim, check_scalar
-from .activations import (keep_nan, leaky_relu_forward, relu_forward, sigmoid_forward,
-                          softmax_forward, tanh_forward)
+from . import activations as A
+from .activations import keep_nan
 from .gemm import matmul
 
-ACTIVATIONS = ("none", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
+ACTIVATIONS = ("none", *(name for name, *_ in A.ACTIVATIONS))
+NEEDS_INPUT = {name for name, _, _, needs_input in A.ACTIVATIONS if needs_input}
 
 
 def check_activation(activation, alpha):
@@ -49,19 +50,27 @@ def dense_forward(x, w, b, activation="none", alpha=0.01):
     _check_shapes(x, w, b)
     alpha = check_activation(activation, alpha)
     z = matmul(x, w, trans_b=True) + b
+    return activation_forward(activation, z, alpha)
+
+
+def activation_forward(activation, z, alpha):
+    """f(z) for the activation by name ("none": z itself)."""
     if activation == "none":
         return z
     if activation == "leaky_relu":
-        return leaky_relu_forward(z, alpha)
-    f = {"sigmoid": sigmoid_forward, "tanh": tanh_forward, "relu": relu_forward,
-         "softmax": softmax_forward}[activation]
-    return f(z)
+        return A.leaky_relu_forward(z, alpha)
+    return getattr(A, f"{activation}_forward")(z)
 
 
-def _dz(dout, a, activation, alpha):
-    """d loss / d z from d loss / d a, with f' written in terms of a = f(z)."""
+def _dz(dout, a, activation, alpha, z):
+    """d loss / d z from d loss / d a, with f' written in terms of a = f(z) where it can be,
+    else of z."""
     if activation == "none":
         return dout
+    if activation in NEEDS_INPUT:
+        return getattr(A, f"{activation}_backward")(z, dout)
+    if activation == "softplus":  # sigmoid(z) = 1 - exp(-a), exact for tiny a too
+        return dout * -np.expm1(-a)
     if activation == "sigmoid":
         return dout * a * (1 - a)
     if activation == "tanh":
@@ -74,8 +83,9 @@ def _dz(dout, a, activation, alpha):
     return a * (dout - (dout * a).sum(axis=1, keepdims=True) / a.sum(axis=1, keepdims=True))
 
 
-def dense_backward(dout, x, w, a, activation="none", alpha=0.01):
-    """(dx (N, in), dw (out, in), db (out,)): dz = dout * f'; dx = dz w, dw = dz^T x, db = sum_n dz."""
+def dense_backward(dout, x, w, a, activation="none", alpha=0.01, z=None):
+    """(dx (N, in), dw (out, in), db (out,)): dz = dout * f'; dx = dz w, dw = dz^T x, db = sum_n dz.
+    z, the forward's x w^T + b, is needed where f' is not a function of a (gelu)."""
     convert_arguments(activation, alpha)  # then checks in the core's order, as dense_forward
     dout = as_float(dout, "dout")
     x, w = (as_float(v, name).astype(dout.dtype) for v, name in ((x, "x"), (w, "w")))
@@ -89,5 +99,12 @@ def dense_backward(dout, x, w, a, activation="none", alpha=0.01):
     if a.shape != dout.shape:
         raise ValueError(f"a: expected shape {dout.shape} (as dout), got {a.shape}")
     alpha = check_activation(activation, alpha)
-    dz = _dz(dout, a, activation, alpha)
+    if activation in NEEDS_INPUT and z is None:
+        raise ValueError(f"z: expected the forward's x w^T + b (activation '{activation}' has a "
+                         "derivative that a alone does not give), got None")
+    if z is not None:
+        z = as_float(z, "z").astype(dout.dtype)
+        if z.shape != dout.shape:
+            raise ValueError(f"z: expected shape {dout.shape} (as dout), got {z.shape}")
+    dz = _dz(dout, a, activation, alpha, z)
     return matmul(dz, w), matmul(dz, x, trans_a=True), dz.sum(axis=0)

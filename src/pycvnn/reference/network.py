@@ -15,7 +15,7 @@ from . import losses as L
 from . import optimizers as O
 
 OP_KINDS = ("dense", "act")
-ACTIVATIONS = ("none", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
+ACTIVATIONS = D.ACTIVATIONS
 RULES = ("gd", "momentum", "rmsprop", "adam", "adamw")
 LOSSES = ("l1", "l2", "huber", "cross_entropy", "binary_cross_entropy", "hinge",
           "squared_hinge", "dice")
@@ -105,14 +105,6 @@ class LossSpec:
         return getattr(L, f"{self.name}_backward")(pred, target, **self._options())
 
 
-def _activation_forward(name, z, alpha):
-    if name == "none":
-        return z
-    if name == "leaky_relu":
-        return A.leaky_relu_forward(z, alpha)
-    return getattr(A, f"{name}_forward")(z)
-
-
 def _activation_backward(name, z, dout, alpha):
     if name == "none":
         return dout
@@ -166,10 +158,11 @@ class Network:
         for i, (kind, _, _, act, alpha) in enumerate(self.ops):
             if kind == "dense":
                 w, b = self._views(params, i)
-                a = D.dense_forward(x, w, b, act, alpha)
+                z = D.dense_forward(x, w, b, "none")
             else:
-                a = _activation_forward(act, x, alpha)
-            cache.append((x, a))
+                z = x
+            a = D.activation_forward(act, z, alpha)
+            cache.append((x, z, a))
             x = a
         if keep:
             self._local.cache = cache
@@ -182,11 +175,11 @@ class Network:
             raise ValueError("backward: expected a forward pass on this thread first")
         for i in reversed(range(len(self.ops))):
             kind, _, _, act, alpha = self.ops[i]
-            x, a = cache[i]
+            x, z, a = cache[i]
             if kind == "dense":
                 w, _ = self._views(params, i)
                 dw_view, db_view = self._views(grads, i)
-                dout, dw, db = D.dense_backward(dout, x, w, a, act, alpha)
+                dout, dw, db = D.dense_backward(dout, x, w, a, act, alpha, z=z)
                 dw_view[...] = dw
                 db_view[...] = db
             else:
