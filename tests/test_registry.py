@@ -74,3 +74,10 @@ def test_cli_trains_with_each_elementwise_activation(capsys):
         assert cli.main(["train", "--activation", name, "--epochs", "1", "--hidden", "16",
                          "--quiet"]) in (0, None)
         assert "test accuracy" in capsys.readouterr().out
+
+
+def test_the_twin_has_a_backward_from_output_for_each_activation_not_needing_z():
+    from pycvnn.reference import activations as RA
+
+    for name, _, _, needs_input in RA.ACTIVATIONS:
+        assert (name in RA.FROM_OUTPUT) != needs_input, name

@@ -146,3 +146,18 @@ def softplus_backward(z, dout):
     """dout * sigmoid(z)."""
     z, dout = _pair(z, dout)
     return dout * sigmoid_forward(z)
+
+
+# dout * f'(z) written in terms of a = f(z), as the core's *_backward_from_output: a layer keeps
+# only a, except for an activation that needs_input. (a, dout, alpha) -> dz.
+FROM_OUTPUT = {
+    "sigmoid": lambda a, dout, alpha: dout * a * (1 - a),
+    "tanh": lambda a, dout, alpha: dout * ((1 - a) * (1 + a)),  # 1 - a exact near 1
+    # a > 0 exactly where z > 0 (alpha >= 0), and a is NaN where z is
+    "relu": lambda a, dout, alpha: keep_nan(a, np.where(a > 0, dout, 0)),
+    "leaky_relu": lambda a, dout, alpha: keep_nan(a, np.where(a > 0, dout, alpha * dout)),
+    # the vector-Jacobian product (/ sum(a) = 1, as the core: a constant dout gives exactly 0)
+    "softmax": lambda a, dout, alpha: a * (dout - (dout * a).sum(axis=-1, keepdims=True)
+                                           / a.sum(axis=-1, keepdims=True)),
+    "softplus": lambda a, dout, alpha: dout * -np.expm1(-a),  # sigmoid(z) = 1 - exp(-a)
+}

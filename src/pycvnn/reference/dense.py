@@ -3,11 +3,9 @@
 x (N, in), w (out, in), b (out,), a and dout (N, out).
 """
 
-import numpy as np
 
 from ._common import as_float, as_name, as_number, check_name, check_ndim, check_scalar
 from . import activations as A
-from .activations import keep_nan
 from .gemm import matmul
 
 ACTIVATIONS = ("none", *(name for name, *_ in A.ACTIVATIONS))
@@ -63,24 +61,13 @@ def activation_forward(activation, z, alpha):
 
 
 def _dz(dout, a, activation, alpha, z):
-    """d loss / d z from d loss / d a, with f' written in terms of a = f(z) where it can be,
-    else of z."""
+    """d loss / d z from d loss / d a: from a = f(z) where f' is a function of a (as the core
+    does), else from z."""
     if activation == "none":
         return dout
     if activation in NEEDS_INPUT:
         return getattr(A, f"{activation}_backward")(z, dout)
-    if activation == "softplus":  # sigmoid(z) = 1 - exp(-a), exact for tiny a too
-        return dout * -np.expm1(-a)
-    if activation == "sigmoid":
-        return dout * a * (1 - a)
-    if activation == "tanh":
-        return dout * ((1 - a) * (1 + a))  # 1 - a exact near 1, as the core
-    if activation == "relu":  # a > 0 exactly when z > 0, and a is NaN where z is
-        return keep_nan(a, np.where(a > 0, dout, 0))
-    if activation == "leaky_relu":  # likewise with alpha >= 0
-        return keep_nan(a, np.where(a > 0, dout, alpha * dout))
-    # softmax's vector-Jacobian product (/ sum(a) = 1, as the core: constant dout -> exactly 0)
-    return a * (dout - (dout * a).sum(axis=1, keepdims=True) / a.sum(axis=1, keepdims=True))
+    return A.FROM_OUTPUT[activation](a, dout, alpha)
 
 
 def dense_backward(dout, x, w, a, activation="none", alpha=0.01, z=None):
