@@ -20,7 +20,9 @@ def counter():
     try:
         return ctypes.c_ulonglong.in_dll(ctypes.CDLL(None), "pycvnn_alloc_count")
     except ValueError:
-        sys.exit("alloc_probe: pycvnn_alloc_count not found; run with LD_PRELOAD=libmalloc_count.so")
+        sys.exit(
+            "alloc_probe: pycvnn_alloc_count not found; run with LD_PRELOAD=libmalloc_count.so"
+        )
 
 
 def calls(count, fn, *args):
@@ -46,8 +48,9 @@ def main(configs, peers):
             for peer in peers:
                 reason = W.missing_reason(peer)
                 row = {"config": config, "optimizer": optimizer, "peer": peer}
-                row.update({"skipped": reason} if reason else
-                           per_step(W.make_runner(peer, work), count))
+                row.update(
+                    {"skipped": reason} if reason else per_step(W.make_runner(peer, work), count)
+                )
                 rows.append(row)
     print(json.dumps(rows))
 

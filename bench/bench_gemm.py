@@ -12,15 +12,16 @@ allocation): its own AVX-512 kernels, unpacked ("small") and blocked, against Op
 measurement behind the entry point's choice (gemm.cpp); skipped without AVX-512.
 """
 
+import gemms as G
 import numpy as np
 import pytest
-
-import gemms as G
 import workloads as W
+
 from pycvnn import _core
 
-CASES = [(config, g) for config, (sizes, batch) in W.CONFIGS.items()
-         for g in G.step_gemms(sizes, batch)]
+CASES = [
+    (config, g) for config, (sizes, batch) in W.CONFIGS.items() for g in G.step_gemms(sizes, batch)
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -42,7 +43,9 @@ def cpp_gemm(g, a, b):
 
 
 @pytest.mark.parametrize("backend", ["cpp", "numpy"])
-@pytest.mark.parametrize("config,g", CASES, ids=[f"{c}-{g.label.replace(' ', '_')}" for c, g in CASES])
+@pytest.mark.parametrize(
+    "config,g", CASES, ids=[f"{c}-{g.label.replace(' ', '_')}" for c, g in CASES]
+)
 def bench_gemm(benchmark, config, g, backend):
     a, b, c = G.operands(g)
     want = a.astype(np.float64) @ b.astype(np.float64)
@@ -57,7 +60,9 @@ def bench_gemm(benchmark, config, g, backend):
 
 
 @pytest.mark.parametrize("path", ["small", "blocked", "blas"])
-@pytest.mark.parametrize("config,g", CASES, ids=[f"{c}-{g.label.replace(' ', '_')}" for c, g in CASES])
+@pytest.mark.parametrize(
+    "config,g", CASES, ids=[f"{c}-{g.label.replace(' ', '_')}" for c, g in CASES]
+)
 def bench_gemm_kernel(benchmark, config, g, path):
     if path != "blas" and not _core._small_gemm_available():
         pytest.skip("the small GEMM kernels need AVX-512")
@@ -66,7 +71,9 @@ def bench_gemm_kernel(benchmark, config, g, path):
     c = np.empty((g.m, g.n), np.float32)
     args = (a, b, c, g.trans_a, g.trans_b, 1.0, 0.0, path)
     _core._gemm(*args)
-    want = (a.T if g.trans_a else a).astype(np.float64) @ (b.T if g.trans_b else b).astype(np.float64)
+    want = (a.T if g.trans_a else a).astype(np.float64) @ (b.T if g.trans_b else b).astype(
+        np.float64
+    )
     np.testing.assert_allclose(c, want, rtol=1e-4, atol=1e-4 * np.sqrt(g.k))
     benchmark.group = f"gemm-kernel:{config}:{g.label}:{g.shape}"
     benchmark.extra_info["flops"] = g.flops

@@ -44,20 +44,38 @@ CASES = [
     ("dense", "dense_backward", (DOUT, X, W, A_RELU, "relu")),
     ("gemm", "matmul", (f32(256, 1024), f32(1024, 1024))),
     ("optimizers", "gd_update", (f32(P), f32(P), 0.01)),
-    ("optimizers", "adam_update", (f32(P), f32(P), np.zeros(P, np.float32),
-                                   np.zeros(P, np.float32), 1e-3, 0.9, 0.999, 1e-8, 1)),
+    (
+        "optimizers",
+        "adam_update",
+        (
+            f32(P),
+            f32(P),
+            np.zeros(P, np.float32),
+            np.zeros(P, np.float32),
+            1e-3,
+            0.9,
+            0.999,
+            1e-8,
+            1,
+        ),
+    ),
 ]
 
 
 def as_f64(args):
-    return tuple(a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype == np.float32 else a
-                 for a in args)
+    return tuple(
+        a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype == np.float32 else a
+        for a in args
+    )
 
 
 # The elementwise kernels whose NaN handling is written for speed, also in float64.
-CASES += [(family, kernel, as_f64(args)) for family, kernel, args in CASES
-          if kernel in ("relu_backward", "leaky_relu_backward", "l1_backward", "dice_backward",
-                        "adam_update")]
+CASES += [
+    (family, kernel, as_f64(args))
+    for family, kernel, args in CASES
+    if kernel
+    in ("relu_backward", "leaky_relu_backward", "l1_backward", "dice_backward", "adam_update")
+]
 
 
 def name(kernel, args):
@@ -89,7 +107,10 @@ def bench_kernel(benchmark, family, kernel, args, backend):
     fn = getattr(BACKENDS[backend], kernel)
     got_args, want_args = fresh(args), fresh(args)
     # Outputs and in-place buffers must match the reference before anything is timed.
-    check((fn(*got_args), *got_args), (getattr(reference, kernel)(*want_args), *want_args),
-          ATOL.get(kernel, 1e-5))
+    check(
+        (fn(*got_args), *got_args),
+        (getattr(reference, kernel)(*want_args), *want_args),
+        ATOL.get(kernel, 1e-5),
+    )
     benchmark.group = f"{family}:{name(kernel, args)}"
     benchmark(fn, *fresh(args))

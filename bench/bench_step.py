@@ -10,7 +10,6 @@ interleaved, for ratios less exposed to a noisy host.
 """
 
 import pytest
-
 import workloads as W
 
 # config -> K steps per timed call (~1-100 ms per call for pycvnn cpp)

@@ -56,8 +56,11 @@ def main(argv=None):
     x = np.ones(16, np.float32)
     step = W.make_runner("cpp", W.make_workload("tiny", "gd", 1))
     a, b = np.ones((32, 64), np.float32), np.ones((64, 32), np.float32)
-    calls = {"NumPy sum of 16 floats": x.sum, "NumPy matmul": lambda: a @ b,
-             "pycvnn tiny step": step.chunk}
+    calls = {
+        "NumPy sum of 16 floats": x.sum,
+        "NumPy matmul": lambda: a @ b,
+        "pycvnn tiny step": step.chunk,
+    }
     for call in calls.values():
         call()
     rows = []
@@ -67,8 +70,10 @@ def main(argv=None):
             first, second = first_and_second(call, gap, args.repeats)
             cells += [f"{first:,.1f}", f"{second:,.1f}"]
         rows.append([f"{gap} ms", *cells])
-    header = ["Python work before", *(f"{name}: {which}" for name in calls
-                                      for which in ("1st call µs", "2nd call µs"))]
+    header = [
+        "Python work before",
+        *(f"{name}: {which}" for name in calls for which in ("1st call µs", "2nd call µs")),
+    ]
     print(table(header, rows))
     print(f"\nMedians of {args.repeats} repeats. A call includes Python's own call overhead.")
 

@@ -17,9 +17,9 @@ import resource
 import sys
 
 import numpy as np
+import workloads as W
 
 import pycvnn
-import workloads as W
 
 F32 = 4
 SMALL_CONSTANT = 2 << 20  # 2 MiB: the allocator's and Python's own bookkeeping
@@ -61,8 +61,12 @@ def workspace_bytes(sizes, batch):
 
 def bound_bytes(n_params, optimizer, sizes, batch):
     arena = n_params * F32
-    return {"params_and_state": arena * (1 + W.N_STATE[optimizer]), "grads": arena,
-            "workspace": workspace_bytes(sizes, batch), "constant": SMALL_CONSTANT}
+    return {
+        "params_and_state": arena * (1 + W.N_STATE[optimizer]),
+        "grads": arena,
+        "workspace": workspace_bytes(sizes, batch),
+        "constant": SMALL_CONSTANT,
+    }
 
 
 def main(config, n_samples, epochs=2, optimizer="adam"):
@@ -75,14 +79,27 @@ def main(config, n_samples, epochs=2, optimizer="adam"):
     opt = pycvnn.optim.get(optimizer, lr=W.LEARNING_RATES[optimizer])
     before = rss_bytes()
     exact = reset_peak()
-    model.fit(X, y, loss="cross_entropy", optimizer=opt, epochs=epochs, batch_size=batch,
-              verbose=False)
+    model.fit(
+        X, y, loss="cross_entropy", optimizer=opt, epochs=epochs, batch_size=batch, verbose=False
+    )
     peak = peak_bytes()
-    print(json.dumps({"config": config, "optimizer": optimizer, "n_samples": n_samples,
-                      "epochs": epochs, "batch": batch, "n_params": model.n_params,
-                      "rss_before": before, "peak": peak, "growth": peak - before,
-                      "peak_reset": exact,
-                      "bound": bound_bytes(model.n_params, optimizer, sizes, batch)}))
+    print(
+        json.dumps(
+            {
+                "config": config,
+                "optimizer": optimizer,
+                "n_samples": n_samples,
+                "epochs": epochs,
+                "batch": batch,
+                "n_params": model.n_params,
+                "rss_before": before,
+                "peak": peak,
+                "growth": peak - before,
+                "peak_reset": exact,
+                "bound": bound_bytes(model.n_params, optimizer, sizes, batch),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

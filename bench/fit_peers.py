@@ -35,8 +35,16 @@ def data():
 def fit_pycvnn(X, y, Xt, yt, epochs, seed):
     model = pycvnn.MLP([X.shape[1], *HIDDEN, 10], activation="relu", output="softmax", seed=seed)
     t0 = time.perf_counter()
-    model.fit(X, y, loss="cross_entropy", optimizer=pycvnn.optim.Adam(lr=LR), epochs=epochs,
-              batch_size=BATCH, seed=seed, verbose=False)
+    model.fit(
+        X,
+        y,
+        loss="cross_entropy",
+        optimizer=pycvnn.optim.Adam(lr=LR),
+        epochs=epochs,
+        batch_size=BATCH,
+        seed=seed,
+        verbose=False,
+    )
     seconds = time.perf_counter() - t0
     return seconds, float(np.mean(model.predict_classes(Xt) == yt))
 
@@ -58,7 +66,7 @@ def fit_torch(X, y, Xt, yt, epochs, seed):
     for _ in range(epochs):
         order = torch.randperm(len(Xs), generator=g)
         for i in range(0, len(Xs), BATCH):
-            idx = order[i:i + BATCH]
+            idx = order[i : i + BATCH]
             opt.zero_grad()
             loss_fn(net(Xs[idx]), ys[idx]).backward()
             opt.step()
@@ -72,9 +80,17 @@ def fit_sklearn(X, y, Xt, yt, epochs, seed):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
-    clf = MLPClassifier(hidden_layer_sizes=HIDDEN, solver="adam", learning_rate_init=LR,
-                        batch_size=BATCH, max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1,
-                        alpha=0.0, random_state=seed)
+    clf = MLPClassifier(
+        hidden_layer_sizes=HIDDEN,
+        solver="adam",
+        learning_rate_init=LR,
+        batch_size=BATCH,
+        max_iter=epochs,
+        tol=0.0,
+        n_iter_no_change=epochs + 1,
+        alpha=0.0,
+        random_state=seed,
+    )
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter is the epoch count here
@@ -87,11 +103,14 @@ def fit_keras(X, y, Xt, yt, epochs, seed):
     import keras
 
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((X.shape[1],))]
-                             + [keras.layers.Dense(h, activation="relu") for h in HIDDEN]
-                             + [keras.layers.Dense(10, activation="softmax")])
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=LR),
-                  loss="sparse_categorical_crossentropy")
+    model = keras.Sequential(
+        [keras.Input((X.shape[1],))]
+        + [keras.layers.Dense(h, activation="relu") for h in HIDDEN]
+        + [keras.layers.Dense(10, activation="softmax")]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=LR), loss="sparse_categorical_crossentropy"
+    )
     t0 = time.perf_counter()
     model.fit(X, y, epochs=epochs, batch_size=BATCH, shuffle=True, verbose=0)
     seconds = time.perf_counter() - t0
@@ -120,7 +139,7 @@ def measure(rounds, epochs):
     peers, missing = available()
     times, acc = {p: [] for p in peers}, {}
     for r in range(rounds):
-        for peer in peers[r % len(peers):] + peers[:r % len(peers)]:
+        for peer in peers[r % len(peers) :] + peers[: r % len(peers)]:
             seconds, acc[peer] = RUNNERS[peer](X, y, Xt, yt, epochs, seed=r)
             times[peer].append(seconds)
     return {p: (statistics.median(times[p]), acc[p]) for p in peers}, missing

@@ -35,14 +35,18 @@ except KeyboardInterrupt:
     print("interrupted", opt.t, flush=True)
 """
 
-CONFIGS = {"tiny": ([64, 32, 10], 32), "mnist": ([784, 256, 128, 10], 128),
-           "wide": ([1024, 1024, 1024, 10], 256)}
+CONFIGS = {
+    "tiny": ([64, 32, 10], 32),
+    "mnist": ([784, 256, 128, 10], 128),
+    "wide": ([1024, 1024, 1024, 10], 256),
+}
 
 
 def latency(sizes, batch, verbose):
     code = CHILD.format(sizes=sizes, batch=batch, verbose=verbose)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(0.5)  # well into the first epoch
     t0 = time.perf_counter()
@@ -63,8 +67,9 @@ def main(argv=None):
     for name, (sizes, batch) in CONFIGS.items():
         for verbose in (False, True):
             ms = [1e3 * latency(sizes, batch, verbose) for _ in range(args.repeats)]
-            print(f"| {name} | {verbose} | {statistics.median(ms):.1f} | {max(ms):.1f} |",
-                  flush=True)
+            print(
+                f"| {name} | {verbose} | {statistics.median(ms):.1f} | {max(ms):.1f} |", flush=True
+            )
 
 
 if __name__ == "__main__":

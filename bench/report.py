@@ -46,8 +46,10 @@ def main(path):
         cells = [fmt_us(m.get(c)) for c in columns]
         cells += [f"{m[c] / cpp:.1f}×" if cpp and m.get(c) else "–" for c in others]
         if with_flops:
-            cells += [f"{flops[group] / m[c] / 1e9:,.1f}" if flops[group] and m.get(c) else "–"
-                      for c in columns]
+            cells += [
+                f"{flops[group] / m[c] / 1e9:,.1f}" if flops[group] and m.get(c) else "–"
+                for c in columns
+            ]
         print(f"| {group} | " + " | ".join(cells) + " |")
 
 

@@ -47,8 +47,9 @@ def predicts(seconds, n, backend):
         model = pycvnn.MLP([784, 256, 128, 10], output="softmax", seed=1)
         batches = [rng.standard_normal((k, 784)).astype(np.float32) for k in (1, 7, 64, 300)]
         serial = [model.predict(x) for x in batches]
-        return for_a_while(seconds, n, lambda i: np.array_equal(
-            model.predict(batches[i % 4]), serial[i % 4]))
+        return for_a_while(
+            seconds, n, lambda i: np.array_equal(model.predict(batches[i % 4]), serial[i % 4])
+        )
 
 
 def predicts_while_the_count_changes(seconds, n):
@@ -109,8 +110,9 @@ def training_while_ids_are_rewritten(seconds):
             return None
         params = p0.copy()
         try:
-            got = net.train_epoch(params, np.zeros_like(params), e, e, x, y, np.arange(n), 8,
-                                  0.01, 0, spec, rule)
+            got = net.train_epoch(
+                params, np.zeros_like(params), e, e, x, y, np.arange(n), 8, 0.01, 0, spec, rule
+            )
         except ValueError:  # the check saw the vandal's ids: refused, never read
             return True
         return np.array_equal(got, want)
@@ -129,10 +131,15 @@ def main(argv=None):
     rows = [
         (f"predict, {n} threads, cpp", predicts(s, n, "cpp")),
         (f"predict, {n} threads, numpy", predicts(s, n, "numpy")),
-        (f"predict, {n - 1} threads, set_num_threads toggled", predicts_while_the_count_changes(s, n)),
+        (
+            f"predict, {n - 1} threads, set_num_threads toggled",
+            predicts_while_the_count_changes(s, n),
+        ),
         ("fit, set_num_threads toggled", fits_while_the_count_changes(s)),
-        ("train_epoch, class ids rewritten (refused, or equal to serial)",
-         training_while_ids_are_rewritten(s)),
+        (
+            "train_epoch, class ids rewritten (refused, or equal to serial)",
+            training_while_ids_are_rewritten(s),
+        ),
     ]
     print("| scenario | calls compared | mismatches |")
     print("| --- | ---: | ---: |")

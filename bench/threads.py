@@ -27,8 +27,10 @@ def step_times(width, batch, optimizer, x, y, repeats=5):
     spec = _core.LossSpec("cross_entropy", from_logits=True)
     params = model._params.copy()
     grads = np.zeros_like(params)
-    state = [np.zeros_like(params) if optimizer == "adam" else np.zeros(0, params.dtype)
-             for _ in range(2)]
+    state = [
+        np.zeros_like(params) if optimizer == "adam" else np.zeros(0, params.dtype)
+        for _ in range(2)
+    ]
     order = np.arange(min(ROWS, batch * max(20, 2000 // batch)))
     best = {1: np.inf, 2: np.inf}
     for _ in range(repeats):
@@ -56,8 +58,10 @@ def main(argv=None):
         for batch in map(int, args.batches.split(",")):
             one, two = step_times(width, batch, args.opt, x, y)
             flag = " <-- slower" if two > 1.05 * one else ""
-            print(f"| 784-{width}-10 | {batch} | {one:,.1f} | {two:,.1f} | {one / two:.2f}×{flag} |",
-                  flush=True)
+            print(
+                f"| 784-{width}-10 | {batch} | {one:,.1f} | {two:,.1f} | {one / two:.2f}×{flag} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,10 @@ def make_run(sizes, batch, optimizer):
     net, rule = _core.Network(ops), _core.UpdateRule(optimizer)
     spec = _core.LossSpec("cross_entropy", from_logits=True)
     params, grads = model._params.copy(), np.zeros_like(model._params)
-    state = [np.zeros_like(params) if optimizer == "adam" else np.zeros(0, params.dtype)
-             for _ in range(2)]
+    state = [
+        np.zeros_like(params) if optimizer == "adam" else np.zeros(0, params.dtype)
+        for _ in range(2)
+    ]
     # About 20 ms of work a sample on one thread.
     steps = max(4, int(20e-3 / (2 * batch * sum(a * b for a, b in zip(sizes, sizes[1:])) / 50e9)))
     rng = np.random.default_rng(0)
@@ -96,8 +98,10 @@ def main(argv=None):
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for key in idle:
         (i1, i2), (l1, l2) = idle[key], loaded[key]
-        print(f"| {key[0]} | {key[1]} | {i1:,.1f} | {i2:,.1f} | {i2 / i1:.2f} | {l1:,.1f} | "
-              f"{l2:,.1f} | {l2 / l1:.2f} |")
+        print(
+            f"| {key[0]} | {key[1]} | {i1:,.1f} | {i2:,.1f} | {i2 / i1:.2f} | {l1:,.1f} | "
+            f"{l2:,.1f} | {l2 / l1:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,10 @@ LEARNING_RATES = {"gd": 0.01, "adam": 1e-3}
 N_STATE = {"gd": 0, "adam": 2}  # optimizer state buffers, as pycvnn.optim keeps them
 PEERS = ("cpp", "numpy", "torch", "sklearn")
 # Peer -> (importable module, what to install); pycvnn's own peers are always there.
-OPTIONAL = {"torch": ("torch", "torch==2.13.0 (pip install -e .[bench])"),
-            "sklearn": ("sklearn", "scikit-learn (pip install -e .[bench])")}
+OPTIONAL = {
+    "torch": ("torch", "torch==2.13.0 (pip install -e .[bench])"),
+    "sklearn": ("sklearn", "scikit-learn (pip install -e .[bench])"),
+}
 
 
 def missing_reason(peer):
@@ -63,8 +65,10 @@ def single_thread():
 
         _limits = threadpool_limits(limits=1)
     except ImportError:
-        notes.append("threadpoolctl is not installed: NumPy's BLAS threads are not limited "
-                     "(pip install -e .[bench])")
+        notes.append(
+            "threadpoolctl is not installed: NumPy's BLAS threads are not limited "
+            "(pip install -e .[bench])"
+        )
     pycvnn.set_num_threads(1)  # after threadpoolctl, which also sees the core's OpenBLAS
     return notes
 
@@ -76,10 +80,10 @@ class Workload:
     sizes: tuple
     batch: int
     n_batches: int
-    X: np.ndarray       # (n_batches * batch, sizes[0]) float32
-    y: np.ndarray       # (n_batches * batch,) int64 class ids
+    X: np.ndarray  # (n_batches * batch, sizes[0]) float32
+    y: np.ndarray  # (n_batches * batch,) int64 class ids
     params: np.ndarray  # the initial arena [W1, ..., WL, b1, ..., bL], float32
-    ops: list           # the training network's ops (softmax stripped: fused into the loss)
+    ops: list  # the training network's ops (softmax stripped: fused into the loss)
 
     @property
     def lr(self):
@@ -95,8 +99,12 @@ class Workload:
         off_w, off_b = 0, sum(i * o for i, o in pairs)
         views = []
         for fin, fout in pairs:
-            views.append((params[off_w : off_w + fin * fout].reshape(fout, fin),
-                          params[off_b : off_b + fout]))
+            views.append(
+                (
+                    params[off_w : off_w + fin * fout].reshape(fout, fin),
+                    params[off_b : off_b + fout],
+                )
+            )
             off_w, off_b = off_w + fin * fout, off_b + fout
         return views
 
@@ -113,6 +121,7 @@ def make_workload(config, optimizer, n_batches, seed=0):
 
 
 # ---- peers ----------------------------------------------------------------------------------
+
 
 class PycvnnRunner:
     """Network.train_epoch over the K batches: exactly one fit epoch's call (fit with
@@ -136,9 +145,19 @@ class PycvnnRunner:
         self.t = 0
 
     def run(self, order):
-        out = self.net.train_epoch(self.params, self.grads, *self.state, self.work.X, self.work.y,
-                                   order, self.work.batch, self.work.lr, self.t, self.spec,
-                                   self.rule)
+        out = self.net.train_epoch(
+            self.params,
+            self.grads,
+            *self.state,
+            self.work.X,
+            self.work.y,
+            order,
+            self.work.batch,
+            self.work.lr,
+            self.t,
+            self.spec,
+            self.rule,
+        )
         self.t += len(out)
         return out
 
@@ -172,9 +191,13 @@ class TorchRunner:
                 layers.append(torch.nn.ReLU())
         self.model = torch.nn.Sequential(*layers)
         self.loss_fn = torch.nn.CrossEntropyLoss()
-        self.batches = [(torch.from_numpy(work.X[work.batch_slice(i)]),
-                         torch.from_numpy(work.y[work.batch_slice(i)]))
-                        for i in range(work.n_batches)]
+        self.batches = [
+            (
+                torch.from_numpy(work.X[work.batch_slice(i)]),
+                torch.from_numpy(work.y[work.batch_slice(i)]),
+            )
+            for i in range(work.n_batches)
+        ]
         self.reset()
 
     def reset(self):
@@ -217,9 +240,18 @@ class SklearnRunner:
         self.work = work
         solver = {"gd": "sgd", "adam": "adam"}[work.optimizer]
         self.make = lambda: MLPClassifier(
-            hidden_layer_sizes=work.sizes[1:-1], activation="relu", solver=solver, alpha=0.0,
-            batch_size=work.batch, learning_rate="constant", learning_rate_init=work.lr,
-            momentum=0.0, nesterovs_momentum=False, shuffle=False, random_state=0)
+            hidden_layer_sizes=work.sizes[1:-1],
+            activation="relu",
+            solver=solver,
+            alpha=0.0,
+            batch_size=work.batch,
+            learning_rate="constant",
+            learning_rate_init=work.lr,
+            momentum=0.0,
+            nesterovs_momentum=False,
+            shuffle=False,
+            random_state=0,
+        )
         self.reset()
 
     def reset(self):
@@ -274,7 +306,11 @@ RTOL = {"cpp": 1e-4, "numpy": 0.0, "torch": 1e-4, "sklearn": 1e-3}
 def verify(runner, peer, want):
     """Raise AssertionError unless the peer's first losses match the reference's `want`."""
     got = runner.losses(len(want))
-    np.testing.assert_allclose(got, want, rtol=RTOL[peer], atol=0,
-                               err_msg=f"{peer}: first {len(want)} batch losses vs the "
-                                       f"NumPy reference")
+    np.testing.assert_allclose(
+        got,
+        want,
+        rtol=RTOL[peer],
+        atol=0,
+        err_msg=f"{peer}: first {len(want)} batch losses vs the NumPy reference",
+    )
     return got

@@ -11,8 +11,10 @@ from pycvnn import _core
 # code on the cpp backend raises AttributeError, so cpp parameters are skipped (they start
 # running by themselves once pycvnn._core has them).
 CORE_NET = all(hasattr(_core, name) for name in ("Network", "LossSpec", "UpdateRule"))
-NO_CORE_NET = ("pycvnn._core has no Network/LossSpec/UpdateRule yet (the compiled training "
-               "core is being bound); the cpp backend of the model code cannot run")
+NO_CORE_NET = (
+    "pycvnn._core has no Network/LossSpec/UpdateRule yet (the compiled training "
+    "core is being bound); the cpp backend of the model code cannot run"
+)
 needs_core_net = pytest.mark.skipif(not CORE_NET, reason=NO_CORE_NET)
 
 # The registered activations (pycvnn._core.ACTIVATIONS: name, per_row, has_alpha, needs_input):
@@ -37,8 +39,12 @@ def close(got, want, dtype, rtol=None):
     want = np.asarray(want, dtype=np.float64)
     scale = float(np.max(np.abs(want))) if want.size else 0.0
     atol = (1e-6 if dtype == np.float32 else 1e-12) * scale
-    np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want,
-                               rtol=RTOL[dtype] if rtol is None else rtol, atol=atol)
+    np.testing.assert_allclose(
+        np.asarray(got, dtype=np.float64),
+        want,
+        rtol=RTOL[dtype] if rtol is None else rtol,
+        atol=atol,
+    )
 
 
 def close_list(got, want, dtype, rtol=None):

@@ -7,14 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
+from nethelpers import ACTIVATION_NAMES, activation_kwargs
 
 import pycvnn
 from pycvnn import _core
 from pycvnn import activations as A
 from pycvnn import losses as L
 from pycvnn import reference as R
-
-from nethelpers import ACTIVATION_NAMES, activation_kwargs
 
 BACKENDS = ["numpy", "cpp"]
 DTYPES = [np.float32, np.float64]
@@ -76,16 +75,23 @@ def test_activation_other_numeric_becomes_float32(backend, name, kw, in_dtype):
 def test_activation_plain_lists_and_derivatives_at_zero(backend):
     needs(backend, "relu_backward", "leaky_relu_backward", "softmax_forward")
     np.testing.assert_array_equal(A.relu_backward([0.0, 1.0], [1.0, 1.0]), [0.0, 1.0])
-    np.testing.assert_allclose(A.leaky_relu_backward([0.0, -1.0], [1.0, 1.0], alpha=0.3), [0.3, 0.3])
-    np.testing.assert_allclose(A.softmax([1, 2, 3]), [0.09003057, 0.24472847, 0.66524096], rtol=1e-6)
+    np.testing.assert_allclose(
+        A.leaky_relu_backward([0.0, -1.0], [1.0, 1.0], alpha=0.3), [0.3, 0.3]
+    )
+    np.testing.assert_allclose(
+        A.softmax([1, 2, 3]), [0.09003057, 0.24472847, 0.66524096], rtol=1e-6
+    )
 
 
 def test_activation_fortran_and_strided_inputs(backend):
     needs(backend, "softmax_forward", "tanh_backward")
     z = np.asfortranarray(np.random.default_rng(1).standard_normal((4, 6)))
     close(A.softmax(z), R.softmax_forward(np.ascontiguousarray(z)), np.float64)
-    close(A.tanh_backward(z[:, ::2], z[:, 1::2]),
-          R.tanh_backward(np.ascontiguousarray(z[:, ::2]), np.ascontiguousarray(z[:, 1::2])), np.float64)
+    close(
+        A.tanh_backward(z[:, ::2], z[:, 1::2]),
+        R.tanh_backward(np.ascontiguousarray(z[:, ::2]), np.ascontiguousarray(z[:, 1::2])),
+        np.float64,
+    )
 
 
 def test_activation_get(backend):
@@ -94,12 +100,15 @@ def test_activation_get(backend):
     assert relu.name == "relu"
     np.testing.assert_array_equal(relu([-1.0, 2.0]), A.relu([-1.0, 2.0]))
     np.testing.assert_array_equal(relu.backward([-1.0, 2.0], [3.0, 3.0]), [0.0, 3.0])
-    assert {n: A.get(n).forward for n, _ in ACTIVATIONS} == {n: getattr(A, n) for n, _ in ACTIVATIONS}
+    assert {n: A.get(n).forward for n, _ in ACTIVATIONS} == {
+        n: getattr(A, n) for n, _ in ACTIVATIONS
+    }
     with pytest.raises(ValueError, match=r"name: expected one of .*'relu'.*got 'swish'"):
         A.get("swish")
 
 
 # ---- losses ----------------------------------------------------------------------------------
+
 
 def elementwise(rng):
     return rng.standard_normal((4, 3)) * 2, rng.standard_normal((4, 3))
@@ -119,6 +128,7 @@ def bce(shape, logits):
     def make(rng):
         pred = rng.standard_normal(shape) * 2 if logits else rng.uniform(0.01, 0.99, shape)
         return pred, rng.uniform(0, 1, shape)
+
     return make
 
 
@@ -136,7 +146,9 @@ def dice_masks(rng):
 
 # (public name, options, make(rng) -> float64 pred and target)
 LOSSES = [
-    ("l1", {}, elementwise), ("l2", {}, elementwise), ("mse", {}, elementwise),
+    ("l1", {}, elementwise),
+    ("l2", {}, elementwise),
+    ("mse", {}, elementwise),
     ("huber", {"delta": 0.5}, elementwise),
     ("cross_entropy", {"from_logits": True}, ce_ids),
     ("cross_entropy", {"from_logits": True}, ce_probs),
@@ -145,9 +157,13 @@ LOSSES = [
     ("binary_cross_entropy", {"from_logits": True}, bce((6,), True)),
     ("binary_cross_entropy", {"from_logits": True}, bce((6, 1), True)),
     ("binary_cross_entropy", {"from_logits": False}, bce((6,), False)),
-    ("hinge", {}, hinge_binary((6,))), ("hinge", {}, hinge_binary((6, 1))), ("hinge", {}, hinge_multi),
-    ("squared_hinge", {}, hinge_binary((6,))), ("squared_hinge", {}, hinge_multi),
-    ("dice", {"smooth": 1e-6}, dice_masks), ("dice", {"smooth": 1.0}, dice_masks),
+    ("hinge", {}, hinge_binary((6,))),
+    ("hinge", {}, hinge_binary((6, 1))),
+    ("hinge", {}, hinge_multi),
+    ("squared_hinge", {}, hinge_binary((6,))),
+    ("squared_hinge", {}, hinge_multi),
+    ("dice", {"smooth": 1e-6}, dice_masks),
+    ("dice", {"smooth": 1.0}, dice_masks),
 ]
 LOSS_IDS = [f"{n}-{i}" for i, (n, _, _) in enumerate(LOSSES)]
 PER_SAMPLE = {"cross_entropy", "binary_cross_entropy", "hinge", "squared_hinge", "dice"}
@@ -192,8 +208,12 @@ def test_loss_reductions_relate(backend, name, opts, make, dtype):
     count = pred.shape[0] if name in PER_SAMPLE else pred.size
     assert none.shape == ((pred.shape[0],) if name in PER_SAMPLE else pred.shape)
     rel = 1e-5 if dtype == np.float32 else 1e-12
-    assert f(pred, target, **opts) == pytest.approx(float(none.mean()), rel=rel, abs=1e-7)  # mean by default
-    assert f(pred, target, **opts, reduction="sum") == pytest.approx(float(none.sum()), rel=rel, abs=1e-6)
+    assert f(pred, target, **opts) == pytest.approx(
+        float(none.mean()), rel=rel, abs=1e-7
+    )  # mean by default
+    assert f(pred, target, **opts, reduction="sum") == pytest.approx(
+        float(none.sum()), rel=rel, abs=1e-6
+    )
     g_sum = g(pred, target, **opts, reduction="sum")
     np.testing.assert_allclose(g(pred, target, **opts, reduction="none"), g_sum, rtol=RTOL[dtype])
     np.testing.assert_allclose(g(pred, target, **opts), g_sum / count, rtol=RTOL[dtype], atol=1e-12)
@@ -213,8 +233,10 @@ def test_loss_other_numeric_pred_becomes_float32(backend, name, opts, make, in_d
     assert getattr(L, name)(pred, target, **opts, reduction="none").dtype == np.float32
 
 
-@pytest.mark.parametrize("pred_dtype,target_dtype", [(np.float32, np.float64), (np.float64, np.float32),
-                                                     (np.float32, np.int64)])
+@pytest.mark.parametrize(
+    "pred_dtype,target_dtype",
+    [(np.float32, np.float64), (np.float64, np.float32), (np.float32, np.int64)],
+)
 def test_target_is_cast_to_pred_dtype(backend, pred_dtype, target_dtype):
     needs(backend, "l2_backward", "cross_entropy_backward")
     pred = np.arange(6).reshape(2, 3).astype(pred_dtype)
@@ -236,15 +258,25 @@ def test_hinge_maps_zero_one_targets(backend):
     t01 = np.array([1, 0, 0, 1])
     assert L.hinge(s, t01) == L.hinge(s, 2.0 * t01 - 1)
     assert L.hinge(s, t01) == pytest.approx((0.5 + 0 + 1.3 + 0) / 4)
-    np.testing.assert_array_equal(L.squared_hinge_grad(s, t01), L.squared_hinge_grad(s, 2.0 * t01 - 1))
+    np.testing.assert_array_equal(
+        L.squared_hinge_grad(s, t01), L.squared_hinge_grad(s, 2.0 * t01 - 1)
+    )
 
 
 def test_loss_values_by_hand(backend):
-    needs(backend, "huber_forward", "dice_forward", "cross_entropy_forward", "binary_cross_entropy_forward")
+    needs(
+        backend,
+        "huber_forward",
+        "dice_forward",
+        "cross_entropy_forward",
+        "binary_cross_entropy_forward",
+    )
     assert L.huber([0.5, -3.0], [0.0, 0.0], reduction="sum") == pytest.approx(0.125 + 2.5)
     assert L.dice([[1.0, 1.0, 0.0, 0.0]], [[1, 0, 1, 0]], smooth=0.0) == pytest.approx(0.5)
     assert L.cross_entropy(np.zeros((2, 5)), [1, 4]) == pytest.approx(np.log(5), rel=1e-6)
-    assert L.binary_cross_entropy([0.8], [1.0], from_logits=False) == pytest.approx(-np.log(0.8), rel=1e-6)
+    assert L.binary_cross_entropy([0.8], [1.0], from_logits=False) == pytest.approx(
+        -np.log(0.8), rel=1e-6
+    )
     assert L.cross_entropy([[1000.0, 0.0]], [1]) == pytest.approx(1000.0)
 
 
@@ -261,23 +293,38 @@ def test_dice_all_zero_sample_with_no_smoothing_is_zero(backend):
 def test_loss_fortran_and_strided_inputs(backend):
     needs(backend, "l1_forward", "cross_entropy_backward")
     z = np.asfortranarray(np.random.default_rng(3).standard_normal((5, 8)))
-    assert L.l1(z[:, ::2], z[:, 1::2]) == pytest.approx(float(np.mean(np.abs(z[:, ::2] - z[:, 1::2]))))
+    assert L.l1(z[:, ::2], z[:, 1::2]) == pytest.approx(
+        float(np.mean(np.abs(z[:, ::2] - z[:, 1::2])))
+    )
     ids = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 1])[::2]
-    close(L.cross_entropy_grad(z, ids), R.cross_entropy_backward(np.ascontiguousarray(z), ids), np.float64)
+    close(
+        L.cross_entropy_grad(z, ids),
+        R.cross_entropy_backward(np.ascontiguousarray(z), ids),
+        np.float64,
+    )
 
 
 # ---- loss objects and get ----------------------------------------------------------------------
 
 CLASSES = [
-    (L.L1, "l1", {}), (L.L2, "l2", {}), (L.Huber, "huber", {"delta": 2.0}),
+    (L.L1, "l1", {}),
+    (L.L2, "l2", {}),
+    (L.Huber, "huber", {"delta": 2.0}),
     (L.CrossEntropy, "cross_entropy", {"from_logits": False}),
     (L.BinaryCrossEntropy, "binary_cross_entropy", {"from_logits": True}),
-    (L.Hinge, "hinge", {}), (L.SquaredHinge, "squared_hinge", {}), (L.Dice, "dice", {"smooth": 0.5}),
+    (L.Hinge, "hinge", {}),
+    (L.SquaredHinge, "squared_hinge", {}),
+    (L.Dice, "dice", {"smooth": 0.5}),
 ]
 CLASS_INPUTS = {
-    "l1": elementwise, "l2": elementwise, "huber": elementwise,
-    "cross_entropy": lambda rng: ce_ids(rng, logits=False), "binary_cross_entropy": bce((5,), True),
-    "hinge": hinge_multi, "squared_hinge": hinge_binary((5,)), "dice": dice_masks,
+    "l1": elementwise,
+    "l2": elementwise,
+    "huber": elementwise,
+    "cross_entropy": lambda rng: ce_ids(rng, logits=False),
+    "binary_cross_entropy": bce((5,), True),
+    "hinge": hinge_multi,
+    "squared_hinge": hinge_binary((5,)),
+    "dice": dice_masks,
 }
 
 
@@ -287,11 +334,14 @@ def test_loss_classes_and_get(backend, cls, name, opts, reduction):
     needs(backend, *kernels(name))
     pred, target = loss_inputs(CLASS_INPUTS[name], np.float64)
     loss = cls(**opts, reduction=reduction)
-    assert loss.name == name and name in repr(loss).lower().replace("binarycrossentropy", "binary_cross_entropy") \
-        .replace("crossentropy", "cross_entropy").replace("squaredhinge", "squared_hinge")
+    assert loss.name == name and name in repr(loss).lower().replace(
+        "binarycrossentropy", "binary_cross_entropy"
+    ).replace("crossentropy", "cross_entropy").replace("squaredhinge", "squared_hinge")
     f, g = getattr(L, name), getattr(L, f"{name}_grad")
     np.testing.assert_array_equal(loss(pred, target), f(pred, target, **opts, reduction=reduction))
-    np.testing.assert_array_equal(loss.grad(pred, target), g(pred, target, **opts, reduction=reduction))
+    np.testing.assert_array_equal(
+        loss.grad(pred, target), g(pred, target, **opts, reduction=reduction)
+    )
     got = L.get(name, **opts, reduction=reduction)
     assert type(got) is cls and got.name == name
     np.testing.assert_array_equal(got(pred, target), loss(pred, target))
@@ -300,34 +350,42 @@ def test_loss_classes_and_get(backend, cls, name, opts, reduction):
 
 def test_loss_get_aliases_and_defaults():
     assert L.MSE is L.L2 and type(L.get("mse")) is L.L2
-    assert L.get("huber").options == {"delta": 1.0} and L.get("huber", delta=3.0).options == {"delta": 3.0}
+    assert L.get("huber").options == {"delta": 1.0} and L.get("huber", delta=3.0).options == {
+        "delta": 3.0
+    }
     assert L.get("cross_entropy").reduction == "mean"
     assert L.mse is L.l2 and L.mse_grad is L.l2_grad
 
 
 def test_loss_get_unknown_name_lists_known_names():
-    with pytest.raises(ValueError, match=r"name: expected one of \[.*'cross_entropy'.*'huber'.*\], got 'bogus'"):
+    with pytest.raises(
+        ValueError, match=r"name: expected one of \[.*'cross_entropy'.*'huber'.*\], got 'bogus'"
+    ):
         L.get("bogus")
     with pytest.raises(ValueError, match="name"):
         L.get(None)
 
 
-@pytest.mark.parametrize("make,exc,match", [
-    (lambda: L.Huber(delta=0.0), ValueError, "delta"),
-    (lambda: L.Huber(delta=-1.0), ValueError, "delta"),
-    (lambda: L.get("huber", delta="big"), TypeError, "delta"),
-    (lambda: L.Dice(smooth=-0.1), ValueError, "smooth"),
-    (lambda: L.CrossEntropy(from_logits="yes"), TypeError, "from_logits"),
-    (lambda: L.L1(reduction="avg"), ValueError, "reduction"),
-    (lambda: L.get("l1", reduction="max"), ValueError, "reduction"),
-    (lambda: L.get(L.L1(), reduction="sum"), ValueError, "options"),
-])
+@pytest.mark.parametrize(
+    "make,exc,match",
+    [
+        (lambda: L.Huber(delta=0.0), ValueError, "delta"),
+        (lambda: L.Huber(delta=-1.0), ValueError, "delta"),
+        (lambda: L.get("huber", delta="big"), TypeError, "delta"),
+        (lambda: L.Dice(smooth=-0.1), ValueError, "smooth"),
+        (lambda: L.CrossEntropy(from_logits="yes"), TypeError, "from_logits"),
+        (lambda: L.L1(reduction="avg"), ValueError, "reduction"),
+        (lambda: L.get("l1", reduction="max"), ValueError, "reduction"),
+        (lambda: L.get(L.L1(), reduction="sum"), ValueError, "options"),
+    ],
+)
 def test_loss_objects_validate_options_at_construction(make, exc, match):
     with pytest.raises(exc, match=match):
         make()
 
 
 # ---- neuron ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_neuron(backend, dtype):
@@ -342,10 +400,13 @@ def test_neuron(backend, dtype):
     batch = pycvnn.neuron(X, w, b, activation="tanh")
     assert batch.shape == (3,) and batch.dtype == dtype
     close(batch, np.tanh(X.astype(np.float64) @ w + b), dtype)
-    assert pycvnn.neuron([1, 2], [1, 1], np.array([0.0]), activation="none") == 3.0  # ints -> float32
+    assert (
+        pycvnn.neuron([1, 2], [1, 1], np.array([0.0]), activation="none") == 3.0
+    )  # ints -> float32
 
 
 # ---- backend switching -------------------------------------------------------------------------
+
 
 def test_using_backend_restores_previous():
     before = pycvnn.get_backend()
@@ -375,7 +436,9 @@ def test_using_backend_restores_after_an_exception():
 
 def test_set_backend_rejects_unknown_names():
     before = pycvnn.get_backend()
-    with pytest.raises(ValueError, match=r"backend: expected one of \['cpp', 'numpy'\], got 'bogus'"):
+    with pytest.raises(
+        ValueError, match=r"backend: expected one of \['cpp', 'numpy'\], got 'bogus'"
+    ):
         pycvnn.set_backend("bogus")
     with pytest.raises(ValueError, match="backend"):
         with pycvnn.using_backend("torch"):
@@ -406,22 +469,51 @@ P = np.full((2, 3), 1 / 3)
 
 BAD = [
     # activations
-    ("z strings", lambda: A.sigmoid(np.array(["a", "b"])), TypeError, r"z: expected a real numeric"),
+    (
+        "z strings",
+        lambda: A.sigmoid(np.array(["a", "b"])),
+        TypeError,
+        r"z: expected a real numeric",
+    ),
     ("z None", lambda: A.tanh(None), TypeError, "z"),
     ("z complex", lambda: A.relu(np.ones(3, complex)), TypeError, "z"),
-    ("z empty", lambda: A.sigmoid(np.zeros((0, 3))), ValueError, r"z: expected a non-empty array, got shape \(0, 3\)"),
+    (
+        "z empty",
+        lambda: A.sigmoid(np.zeros((0, 3))),
+        ValueError,
+        r"z: expected a non-empty array, got shape \(0, 3\)",
+    ),
     ("z ragged", lambda: A.sigmoid([[1.0, 2.0], [3.0]]), ValueError, "z"),
-    ("z nan", lambda: A.sigmoid(NAN), ValueError, r"z: expected finite values, got nan at index \(0, 1\)"),
+    (
+        "z nan",
+        lambda: A.sigmoid(NAN),
+        ValueError,
+        r"z: expected finite values, got nan at index \(0, 1\)",
+    ),
     ("z inf", lambda: A.softmax(INF), ValueError, r"z: expected finite values, got inf"),
-    ("dout shape", lambda: A.sigmoid_backward(Z, np.ones((3, 2))), ValueError,
-     r"dout: expected shape \(2, 3\) \(the shape of z\), got \(3, 2\)"),
+    (
+        "dout shape",
+        lambda: A.sigmoid_backward(Z, np.ones((3, 2))),
+        ValueError,
+        r"dout: expected shape \(2, 3\) \(the shape of z\), got \(3, 2\)",
+    ),
     ("dout broadcast", lambda: A.relu_backward(Z, np.ones(3)), ValueError, "dout"),
     ("dout strings", lambda: A.tanh_backward(Z, np.full((2, 3), "x")), TypeError, "dout"),
     ("dout nan", lambda: A.softmax_backward(Z, NAN), ValueError, "dout"),
-    ("alpha negative", lambda: A.leaky_relu(Z, alpha=-0.1), ValueError, r"alpha: expected a number >= 0"),
+    (
+        "alpha negative",
+        lambda: A.leaky_relu(Z, alpha=-0.1),
+        ValueError,
+        r"alpha: expected a number >= 0",
+    ),
     ("alpha string", lambda: A.leaky_relu_backward(Z, Z, alpha="x"), TypeError, "alpha"),
     ("alpha nan", lambda: A.leaky_relu(Z, alpha=float("nan")), ValueError, "alpha"),
-    ("softmax 0-d", lambda: A.softmax(np.float64(1.0)), ValueError, r"z: expected at least 1 dimension"),
+    (
+        "softmax 0-d",
+        lambda: A.softmax(np.float64(1.0)),
+        ValueError,
+        r"z: expected at least 1 dimension",
+    ),
     ("activation name", lambda: A.get("swish"), ValueError, "name"),
     # elementwise losses
     ("pred strings", lambda: L.l1(np.array(["a"]), np.ones(1)), TypeError, "pred"),
@@ -432,92 +524,237 @@ BAD = [
     ("pred nan", lambda: L.mse(NAN, Z), ValueError, r"pred: expected finite values"),
     ("target nan", lambda: L.l1_grad(Z, NAN), ValueError, r"target: expected finite values"),
     ("target inf", lambda: L.l2_grad(Z, INF), ValueError, "target"),
-    ("no broadcasting", lambda: L.l2(np.ones(3), np.ones((3, 1))), ValueError,
-     r"target: expected shape \(3,\) \(the shape of pred\), got \(3, 1\)"),
+    (
+        "no broadcasting",
+        lambda: L.l2(np.ones(3), np.ones((3, 1))),
+        ValueError,
+        r"target: expected shape \(3,\) \(the shape of pred\), got \(3, 1\)",
+    ),
     ("no broadcasting 2", lambda: L.huber_grad(Z, np.ones(3)), ValueError, "target"),
-    ("reduction unknown", lambda: L.l1(Z, Z, reduction="avg"), ValueError,
-     r"reduction: expected one of \('none', 'mean', 'sum'\), got 'avg'"),
+    (
+        "reduction unknown",
+        lambda: L.l1(Z, Z, reduction="avg"),
+        ValueError,
+        r"reduction: expected one of \('none', 'mean', 'sum'\), got 'avg'",
+    ),
     ("reduction None", lambda: L.mse_grad(Z, Z, reduction=None), ValueError, "reduction"),
     ("reduction on grad", lambda: L.dice_grad(P, P, reduction="max"), ValueError, "reduction"),
-    ("delta zero", lambda: L.huber(Z, Z, delta=0.0), ValueError, r"delta: expected a number > 0.0, got 0.0"),
+    (
+        "delta zero",
+        lambda: L.huber(Z, Z, delta=0.0),
+        ValueError,
+        r"delta: expected a number > 0.0, got 0.0",
+    ),
     ("delta negative", lambda: L.huber_grad(Z, Z, delta=-1), ValueError, "delta"),
     ("delta nan", lambda: L.huber(Z, Z, delta=float("nan")), ValueError, "delta"),
     ("delta string", lambda: L.huber(Z, Z, delta="1"), TypeError, "delta"),
     # cross-entropy
-    ("ce pred 1-d", lambda: L.cross_entropy(np.ones(3), np.array([0])), ValueError,
-     r"pred: expected scores of shape \(N, C\), got shape \(3,\)"),
+    (
+        "ce pred 1-d",
+        lambda: L.cross_entropy(np.ones(3), np.array([0])),
+        ValueError,
+        r"pred: expected scores of shape \(N, C\), got shape \(3,\)",
+    ),
     ("ce pred 3-d", lambda: L.cross_entropy_grad(np.ones((2, 3, 4)), IDS), ValueError, "pred"),
-    ("ce pred empty", lambda: L.cross_entropy(np.zeros((0, 3)), np.zeros(0, int)), ValueError, "pred"),
+    (
+        "ce pred empty",
+        lambda: L.cross_entropy(np.zeros((0, 3)), np.zeros(0, int)),
+        ValueError,
+        "pred",
+    ),
     ("ce pred nan", lambda: L.cross_entropy(NAN, IDS), ValueError, "pred"),
-    ("ce id too big", lambda: L.cross_entropy(Z, np.array([0, 3])), ValueError,
-     r"target: expected class ids in \[0, 3\).*got values in \[0, 3\]"),
+    (
+        "ce id too big",
+        lambda: L.cross_entropy(Z, np.array([0, 3])),
+        ValueError,
+        r"target: expected class ids in \[0, 3\).*got values in \[0, 3\]",
+    ),
     ("ce id negative", lambda: L.cross_entropy_grad(Z, np.array([-1, 0])), ValueError, "target"),
-    ("ce ids length", lambda: L.cross_entropy(Z, np.array([0, 1, 2])), ValueError,
-     r"target: expected class ids of shape \(2,\)"),
-    ("ce ids fractional", lambda: L.cross_entropy(Z, np.array([0.0, 1.5])), ValueError,
-     r"target: expected integer class ids, got the non-integral value 1.5"),
+    (
+        "ce ids length",
+        lambda: L.cross_entropy(Z, np.array([0, 1, 2])),
+        ValueError,
+        r"target: expected class ids of shape \(2,\)",
+    ),
+    (
+        "ce ids fractional",
+        lambda: L.cross_entropy(Z, np.array([0.0, 1.5])),
+        ValueError,
+        r"target: expected integer class ids, got the non-integral value 1.5",
+    ),
     ("ce ids nan", lambda: L.cross_entropy(Z, np.array([0.0, np.nan])), ValueError, "target"),
     ("ce ids strings", lambda: L.cross_entropy(Z, np.array(["cat", "dog"])), TypeError, "target"),
-    ("ce probs shape", lambda: L.cross_entropy(Z, np.full((2, 4), 0.25)), ValueError,
-     r"target: expected shape \(2, 3\)"),
-    ("ce probs range", lambda: L.cross_entropy(Z, np.array([[1.5, 0, 0], [0, 1, 0]])), ValueError,
-     r"target: expected probabilities in \[0, 1\]"),
+    (
+        "ce probs shape",
+        lambda: L.cross_entropy(Z, np.full((2, 4), 0.25)),
+        ValueError,
+        r"target: expected shape \(2, 3\)",
+    ),
+    (
+        "ce probs range",
+        lambda: L.cross_entropy(Z, np.array([[1.5, 0, 0], [0, 1, 0]])),
+        ValueError,
+        r"target: expected probabilities in \[0, 1\]",
+    ),
     ("ce target 3-d", lambda: L.cross_entropy(Z, np.ones((2, 3, 1))), ValueError, "target"),
-    ("ce probs pred range", lambda: L.cross_entropy(Z * 2, IDS, from_logits=False), ValueError,
-     r"pred: expected probabilities \(from_logits=False\) in \[0, 1\]"),
-    ("ce probs pred negative", lambda: L.cross_entropy_grad(-P, IDS, from_logits=False), ValueError, "pred"),
-    ("ce from_logits", lambda: L.cross_entropy(Z, IDS, from_logits="yes"), TypeError, "from_logits"),
+    (
+        "ce probs pred range",
+        lambda: L.cross_entropy(Z * 2, IDS, from_logits=False),
+        ValueError,
+        r"pred: expected probabilities \(from_logits=False\) in \[0, 1\]",
+    ),
+    (
+        "ce probs pred negative",
+        lambda: L.cross_entropy_grad(-P, IDS, from_logits=False),
+        ValueError,
+        "pred",
+    ),
+    (
+        "ce from_logits",
+        lambda: L.cross_entropy(Z, IDS, from_logits="yes"),
+        TypeError,
+        "from_logits",
+    ),
     ("ce reduction", lambda: L.cross_entropy(Z, IDS, reduction="average"), ValueError, "reduction"),
     # binary cross-entropy
-    ("bce pred 2 cols", lambda: L.binary_cross_entropy(Z, Z), ValueError,
-     r"pred: expected binary scores of shape \(N,\) or \(N, 1\), got \(2, 3\)"),
-    ("bce pred 3-d", lambda: L.binary_cross_entropy_grad(np.ones((2, 1, 1)), np.ones((2, 1, 1))), ValueError,
-     "pred"),
-    ("bce target shape", lambda: L.binary_cross_entropy(np.ones(3), np.ones((3, 1))), ValueError, "target"),
-    ("bce target range", lambda: L.binary_cross_entropy(np.ones(2), np.array([1.0, 2.0])), ValueError,
-     r"target: expected labels in \[0, 1\]"),
-    ("bce target negative", lambda: L.binary_cross_entropy_grad(np.ones(2), np.array([-1.0, 1.0])),
-     ValueError, "target"),
-    ("bce probs pred range", lambda: L.binary_cross_entropy(np.array([0.5, 1.2]), np.ones(2),
-                                                            from_logits=False), ValueError, "pred"),
-    ("bce from_logits", lambda: L.binary_cross_entropy(np.ones(2), np.ones(2), from_logits=1), TypeError,
-     "from_logits"),
-    ("bce target nan", lambda: L.binary_cross_entropy(np.ones(2), np.array([np.nan, 1.0])), ValueError,
-     "target"),
+    (
+        "bce pred 2 cols",
+        lambda: L.binary_cross_entropy(Z, Z),
+        ValueError,
+        r"pred: expected binary scores of shape \(N,\) or \(N, 1\), got \(2, 3\)",
+    ),
+    (
+        "bce pred 3-d",
+        lambda: L.binary_cross_entropy_grad(np.ones((2, 1, 1)), np.ones((2, 1, 1))),
+        ValueError,
+        "pred",
+    ),
+    (
+        "bce target shape",
+        lambda: L.binary_cross_entropy(np.ones(3), np.ones((3, 1))),
+        ValueError,
+        "target",
+    ),
+    (
+        "bce target range",
+        lambda: L.binary_cross_entropy(np.ones(2), np.array([1.0, 2.0])),
+        ValueError,
+        r"target: expected labels in \[0, 1\]",
+    ),
+    (
+        "bce target negative",
+        lambda: L.binary_cross_entropy_grad(np.ones(2), np.array([-1.0, 1.0])),
+        ValueError,
+        "target",
+    ),
+    (
+        "bce probs pred range",
+        lambda: L.binary_cross_entropy(np.array([0.5, 1.2]), np.ones(2), from_logits=False),
+        ValueError,
+        "pred",
+    ),
+    (
+        "bce from_logits",
+        lambda: L.binary_cross_entropy(np.ones(2), np.ones(2), from_logits=1),
+        TypeError,
+        "from_logits",
+    ),
+    (
+        "bce target nan",
+        lambda: L.binary_cross_entropy(np.ones(2), np.array([np.nan, 1.0])),
+        ValueError,
+        "target",
+    ),
     # hinge
-    ("hinge labels", lambda: L.hinge(np.ones(3), np.array([0.5, 1.0, -1.0])), ValueError,
-     r"target: expected binary labels in \{-1, \+1\} \(or all in \{0, 1\}\), got 0.5"),
-    ("hinge labels mixed", lambda: L.hinge_grad(np.ones(3), np.array([0.0, 1.0, -1.0])), ValueError, "target"),
-    ("hinge labels 2", lambda: L.squared_hinge(np.ones((3, 1)), np.array([[2.0], [1.0], [1.0]])), ValueError,
-     "target"),
+    (
+        "hinge labels",
+        lambda: L.hinge(np.ones(3), np.array([0.5, 1.0, -1.0])),
+        ValueError,
+        r"target: expected binary labels in \{-1, \+1\} \(or all in \{0, 1\}\), got 0.5",
+    ),
+    (
+        "hinge labels mixed",
+        lambda: L.hinge_grad(np.ones(3), np.array([0.0, 1.0, -1.0])),
+        ValueError,
+        "target",
+    ),
+    (
+        "hinge labels 2",
+        lambda: L.squared_hinge(np.ones((3, 1)), np.array([[2.0], [1.0], [1.0]])),
+        ValueError,
+        "target",
+    ),
     ("hinge binary shape", lambda: L.hinge(np.ones((3, 1)), np.ones(3)), ValueError, "target"),
     ("hinge pred 3-d", lambda: L.hinge(np.ones((2, 3, 4)), IDS), ValueError, "pred"),
-    ("hinge id range", lambda: L.hinge(Z, np.array([0, 5])), ValueError, r"target: expected class ids in \[0, 3\)"),
+    (
+        "hinge id range",
+        lambda: L.hinge(Z, np.array([0, 5])),
+        ValueError,
+        r"target: expected class ids in \[0, 3\)",
+    ),
     ("hinge ids shape", lambda: L.squared_hinge_grad(Z, np.ones((2, 3))), ValueError, "target"),
     ("hinge pred nan", lambda: L.hinge(NAN, IDS), ValueError, "pred"),
     ("hinge reduction", lambda: L.hinge(Z, IDS, reduction="mode"), ValueError, "reduction"),
     # dice
-    ("dice pred range", lambda: L.dice(Z * 2, Z), ValueError, r"pred: expected probabilities in \[0, 1\]"),
-    ("dice target range", lambda: L.dice(P, P * 4), ValueError, r"target: expected mask values in \[0, 1\]"),
+    (
+        "dice pred range",
+        lambda: L.dice(Z * 2, Z),
+        ValueError,
+        r"pred: expected probabilities in \[0, 1\]",
+    ),
+    (
+        "dice target range",
+        lambda: L.dice(P, P * 4),
+        ValueError,
+        r"target: expected mask values in \[0, 1\]",
+    ),
     ("dice shape", lambda: L.dice(P, np.ones((2, 4))), ValueError, "target"),
     ("dice 0-d", lambda: L.dice(np.float64(0.5), np.float64(0.5)), ValueError, "pred"),
-    ("dice smooth", lambda: L.dice(P, P, smooth=-1e-3), ValueError, r"smooth: expected a number >= 0.0"),
+    (
+        "dice smooth",
+        lambda: L.dice(P, P, smooth=-1e-3),
+        ValueError,
+        r"smooth: expected a number >= 0.0",
+    ),
     ("dice smooth type", lambda: L.dice_grad(P, P, smooth=[1.0]), TypeError, "smooth"),
     ("dice nan", lambda: L.dice_grad(NAN, P), ValueError, "pred"),
     ("loss name", lambda: L.get("focal"), ValueError, "name"),
     # neuron
-    ("neuron x strings", lambda: pycvnn.neuron(np.array(["a", "b"]), np.ones(2), 0.0), TypeError, "x"),
+    (
+        "neuron x strings",
+        lambda: pycvnn.neuron(np.array(["a", "b"]), np.ones(2), 0.0),
+        TypeError,
+        "x",
+    ),
     ("neuron x 3-d", lambda: pycvnn.neuron(np.ones((1, 2, 2)), np.ones(2), 0.0), ValueError, "x"),
     ("neuron x empty", lambda: pycvnn.neuron(np.ones((0, 2)), np.ones(2), 0.0), ValueError, "x"),
-    ("neuron x nan", lambda: pycvnn.neuron(np.array([np.nan, 1.0]), np.ones(2), 0.0), ValueError, "x"),
-    ("neuron w shape", lambda: pycvnn.neuron(np.ones((4, 3)), np.ones(2), 0.0), ValueError,
-     r"w: expected shape \(3,\)"),
-    ("neuron w nan", lambda: pycvnn.neuron(np.ones(2), np.array([np.inf, 1.0]), 0.0), ValueError, "w"),
+    (
+        "neuron x nan",
+        lambda: pycvnn.neuron(np.array([np.nan, 1.0]), np.ones(2), 0.0),
+        ValueError,
+        "x",
+    ),
+    (
+        "neuron w shape",
+        lambda: pycvnn.neuron(np.ones((4, 3)), np.ones(2), 0.0),
+        ValueError,
+        r"w: expected shape \(3,\)",
+    ),
+    (
+        "neuron w nan",
+        lambda: pycvnn.neuron(np.ones(2), np.array([np.inf, 1.0]), 0.0),
+        ValueError,
+        "w",
+    ),
     ("neuron b shape", lambda: pycvnn.neuron(np.ones(2), np.ones(2), np.ones(2)), ValueError, "b"),
     ("neuron b string", lambda: pycvnn.neuron(np.ones(2), np.ones(2), "0"), TypeError, "b"),
     ("neuron b nan", lambda: pycvnn.neuron(np.ones(2), np.ones(2), float("nan")), ValueError, "b"),
-    ("neuron activation", lambda: pycvnn.neuron(np.ones(2), np.ones(2), 0.0, activation="swish"), ValueError,
-     r"activation: expected one of .*got 'swish'"),
+    (
+        "neuron activation",
+        lambda: pycvnn.neuron(np.ones(2), np.ones(2), 0.0, activation="swish"),
+        ValueError,
+        r"activation: expected one of .*got 'swish'",
+    ),
 ]
 
 
@@ -530,11 +767,16 @@ def test_bad_input(backend, what, call, exc, match):
 
 # ---- properties ------------------------------------------------------------------------------
 
+
 def float_arrays(min_dims=1, max_dims=3, lo=-50.0, hi=50.0, min_side=1):
     dtype = st.sampled_from([np.float32, np.float64])
-    return dtype.flatmap(lambda d: arrays(
-        d, array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=6),
-        elements=st.floats(lo, hi, width=32 if d == np.float32 else 64)))
+    return dtype.flatmap(
+        lambda d: arrays(
+            d,
+            array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=6),
+            elements=st.floats(lo, hi, width=32 if d == np.float32 else 64),
+        )
+    )
 
 
 @pytest.mark.parametrize("backend_name", BACKENDS)
@@ -545,7 +787,9 @@ def test_prop_softmax_rows_sum_to_one_and_sigmoid_in_unit_interval(backend_name,
     with pycvnn.using_backend(backend_name):
         s = A.softmax(z)
         assert s.dtype == z.dtype and s.shape == z.shape
-        np.testing.assert_allclose(s.sum(axis=-1), 1.0, rtol=1e-5 if z.dtype == np.float32 else 1e-12)
+        np.testing.assert_allclose(
+            s.sum(axis=-1), 1.0, rtol=1e-5 if z.dtype == np.float32 else 1e-12
+        )
         sig = A.sigmoid(z)
         assert sig.dtype == z.dtype and np.all((sig >= 0) & (sig <= 1))
 
@@ -554,8 +798,15 @@ def test_prop_softmax_rows_sum_to_one_and_sigmoid_in_unit_interval(backend_name,
 @settings(max_examples=40, deadline=None)
 @given(pred=float_arrays(max_dims=2, lo=-20.0, hi=20.0), data=st.data())
 def test_prop_elementwise_losses_nonnegative_and_grad_like_pred(backend_name, pred, data):
-    needs(backend_name, "l1_forward", "l2_forward", "huber_forward", "l1_backward", "l2_backward",
-          "huber_backward")
+    needs(
+        backend_name,
+        "l1_forward",
+        "l2_forward",
+        "huber_forward",
+        "l1_backward",
+        "l2_backward",
+        "huber_backward",
+    )
     target = data.draw(arrays(pred.dtype, pred.shape, elements=st.floats(-20, 20, width=32)))
     with pycvnn.using_backend(backend_name):
         for name in ("l1", "l2", "huber"):
@@ -569,9 +820,17 @@ def test_prop_elementwise_losses_nonnegative_and_grad_like_pred(backend_name, pr
 @settings(max_examples=40, deadline=None)
 @given(logits=float_arrays(min_dims=2, max_dims=2, lo=-100.0, hi=100.0, min_side=2), data=st.data())
 def test_prop_classification_losses_nonnegative_and_grad_like_pred(backend_name, logits, data):
-    needs(backend_name, "cross_entropy_forward", "cross_entropy_backward", "hinge_forward",
-          "hinge_backward", "binary_cross_entropy_forward", "binary_cross_entropy_backward",
-          "dice_forward", "dice_backward")
+    needs(
+        backend_name,
+        "cross_entropy_forward",
+        "cross_entropy_backward",
+        "hinge_forward",
+        "hinge_backward",
+        "binary_cross_entropy_forward",
+        "binary_cross_entropy_backward",
+        "dice_forward",
+        "dice_backward",
+    )
     n, c = logits.shape
     ids = np.array(data.draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
     with pycvnn.using_backend(backend_name):
@@ -579,8 +838,16 @@ def test_prop_classification_losses_nonnegative_and_grad_like_pred(backend_name,
             (L.cross_entropy, L.cross_entropy_grad, (logits, ids)),
             (L.hinge, L.hinge_grad, (logits, ids)),
             (L.squared_hinge, L.squared_hinge_grad, (logits, ids)),
-            (L.binary_cross_entropy, L.binary_cross_entropy_grad, (logits[:, 0], (ids > 0).astype(float))),
-            (L.dice, L.dice_grad, (A.sigmoid(logits), (ids[:, None] == np.arange(c)).astype(float))),
+            (
+                L.binary_cross_entropy,
+                L.binary_cross_entropy_grad,
+                (logits[:, 0], (ids > 0).astype(float)),
+            ),
+            (
+                L.dice,
+                L.dice_grad,
+                (A.sigmoid(logits), (ids[:, None] == np.arange(c)).astype(float)),
+            ),
         ]:
             assert f(*args) >= 0 and np.all(f(*args, reduction="none") >= 0)
             grad = g(*args)

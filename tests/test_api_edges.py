@@ -6,15 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from nethelpers import BACKENDS, Recorder, backend_fixture
 
 import pycvnn
 from pycvnn import activations as A
 from pycvnn import losses as L
-from pycvnn import optim
+from pycvnn import optim, walkthrough
 from pycvnn import schedules as S
-from pycvnn import walkthrough
-
-from nethelpers import BACKENDS, Recorder, backend_fixture
 
 backend = pytest.fixture(params=BACKENDS)(backend_fixture)
 
@@ -65,38 +63,103 @@ BAD = [
     ("LeakyReLU nan", lambda: pycvnn.LeakyReLU(NAN), ValueError, "alpha"),
     ("LeakyReLU inf", lambda: pycvnn.LeakyReLU(INF), ValueError, "alpha"),
     ("LeakyReLU bool", lambda: pycvnn.LeakyReLU(True), TypeError, "alpha"),
-    ("Dense activation list", lambda: pycvnn.Dense(3, 2, activation=["relu"]), ValueError, "activation"),
+    (
+        "Dense activation list",
+        lambda: pycvnn.Dense(3, 2, activation=["relu"]),
+        ValueError,
+        "activation",
+    ),
     ("Dense init None", lambda: pycvnn.Dense(3, 2, init=None), ValueError, "init"),
     ("Dense in None", lambda: pycvnn.Dense(None, 2), ValueError, "in_features"),
     # models
     ("MLP dtype None", lambda: pycvnn.MLP([3, 2], dtype=None), ValueError, "dtype"),
-    ("Sequential dtype None", lambda: pycvnn.Sequential([pycvnn.Dense(3, 2)], dtype=None), ValueError, "dtype"),
+    (
+        "Sequential dtype None",
+        lambda: pycvnn.Sequential([pycvnn.Dense(3, 2)], dtype=None),
+        ValueError,
+        "dtype",
+    ),
     ("MLP dtype str", lambda: pycvnn.MLP([3, 2], dtype="double precision"), ValueError, "dtype"),
     ("MLP size 0", lambda: pycvnn.MLP([3, 0, 2]), ValueError, r"sizes\[1\]"),
     ("MLP size float", lambda: pycvnn.MLP([3, 2.5]), ValueError, r"sizes\[1\]"),
     ("MLP size None", lambda: pycvnn.MLP([None, 2]), ValueError, r"sizes\[0\]"),
     ("MLP size -1", lambda: pycvnn.MLP([3, -1]), ValueError, r"sizes\[1\]"),
-    ("MLP activation list", lambda: pycvnn.MLP([3, 2], activation=["relu"]), ValueError, "activation"),
+    (
+        "MLP activation list",
+        lambda: pycvnn.MLP([3, 2], activation=["relu"]),
+        ValueError,
+        "activation",
+    ),
     ("MLP activation None", lambda: pycvnn.MLP([3, 2], activation=None), ValueError, "activation"),
     ("MLP output list", lambda: pycvnn.MLP([3, 2], output=["softmax"]), ValueError, "output"),
     ("set_weights None", lambda: model().set_weights(None), TypeError, "weights"),
     ("set_weights number", lambda: model().set_weights(3), TypeError, "weights"),
     # EarlyStopping
-    ("EarlyStopping monitor None", lambda: pycvnn.EarlyStopping(monitor=None), TypeError, "monitor"),
+    (
+        "EarlyStopping monitor None",
+        lambda: pycvnn.EarlyStopping(monitor=None),
+        TypeError,
+        "monitor",
+    ),
     ("EarlyStopping monitor int", lambda: pycvnn.EarlyStopping(monitor=3), TypeError, "monitor"),
-    ("EarlyStopping monitor empty", lambda: pycvnn.EarlyStopping(monitor=""), ValueError, "monitor"),
-    ("EarlyStopping patience float", lambda: pycvnn.EarlyStopping(patience=1.5), ValueError, "patience"),
-    ("EarlyStopping patience None", lambda: pycvnn.EarlyStopping(patience=None), ValueError, "patience"),
+    (
+        "EarlyStopping monitor empty",
+        lambda: pycvnn.EarlyStopping(monitor=""),
+        ValueError,
+        "monitor",
+    ),
+    (
+        "EarlyStopping patience float",
+        lambda: pycvnn.EarlyStopping(patience=1.5),
+        ValueError,
+        "patience",
+    ),
+    (
+        "EarlyStopping patience None",
+        lambda: pycvnn.EarlyStopping(patience=None),
+        ValueError,
+        "patience",
+    ),
     ("EarlyStopping patience<0", lambda: pycvnn.EarlyStopping(patience=-1), ValueError, "patience"),
-    ("EarlyStopping min_delta<0", lambda: pycvnn.EarlyStopping(min_delta=-0.1), ValueError, "min_delta"),
-    ("EarlyStopping min_delta nan", lambda: pycvnn.EarlyStopping(min_delta=NAN), ValueError, "min_delta"),
-    ("EarlyStopping min_delta str", lambda: pycvnn.EarlyStopping(min_delta="0"), TypeError, "min_delta"),
-    ("EarlyStopping restore_best", lambda: pycvnn.EarlyStopping(restore_best="yes"), TypeError, "restore_best"),
+    (
+        "EarlyStopping min_delta<0",
+        lambda: pycvnn.EarlyStopping(min_delta=-0.1),
+        ValueError,
+        "min_delta",
+    ),
+    (
+        "EarlyStopping min_delta nan",
+        lambda: pycvnn.EarlyStopping(min_delta=NAN),
+        ValueError,
+        "min_delta",
+    ),
+    (
+        "EarlyStopping min_delta str",
+        lambda: pycvnn.EarlyStopping(min_delta="0"),
+        TypeError,
+        "min_delta",
+    ),
+    (
+        "EarlyStopping restore_best",
+        lambda: pycvnn.EarlyStopping(restore_best="yes"),
+        TypeError,
+        "restore_best",
+    ),
     # fit's callbacks
     ("fit callbacks str", lambda: fit(model(), callbacks="stop"), TypeError, "callbacks"),
     ("fit callbacks int", lambda: fit(model(), callbacks=3), TypeError, "callbacks"),
-    ("fit callbacks no hooks", lambda: fit(model(), callbacks=[NoHooks()]), TypeError, r"callbacks\[0\]"),
-    ("fit callbacks None item", lambda: fit(model(), callbacks=[Recorder(), None]), TypeError, r"callbacks\[1\]"),
+    (
+        "fit callbacks no hooks",
+        lambda: fit(model(), callbacks=[NoHooks()]),
+        TypeError,
+        r"callbacks\[0\]",
+    ),
+    (
+        "fit callbacks None item",
+        lambda: fit(model(), callbacks=[Recorder(), None]),
+        TypeError,
+        r"callbacks\[1\]",
+    ),
     # losses and optimizers by name
     ("losses.get unknown option", lambda: L.get("l1", foo=1), TypeError, "foo"),
     ("losses.get second unknown", lambda: L.get("huber", delta=2.0, bar=1), TypeError, "bar"),
@@ -140,33 +203,109 @@ BAD = [
     ("StepDecay gamma nan", lambda: S.StepDecay(0.1, 1, gamma=NAN), ValueError, "gamma"),
     ("ExponentialDecay gamma None", lambda: S.ExponentialDecay(0.1, None), TypeError, "gamma"),
     ("ExponentialDecay overflow", lambda: S.ExponentialDecay(1.0, 10.0)(400), ValueError, "gamma"),
-    ("CosineAnnealing eta_min None", lambda: S.CosineAnnealing(0.1, 5, eta_min=None), TypeError, "eta_min"),
-    ("CosineAnnealing eta_min<0", lambda: S.CosineAnnealing(0.1, 5, eta_min=-0.1), ValueError, "eta_min"),
-    ("CosineAnnealing eta_min nan", lambda: S.CosineAnnealing(0.1, 5, eta_min=NAN), ValueError, "eta_min"),
+    (
+        "CosineAnnealing eta_min None",
+        lambda: S.CosineAnnealing(0.1, 5, eta_min=None),
+        TypeError,
+        "eta_min",
+    ),
+    (
+        "CosineAnnealing eta_min<0",
+        lambda: S.CosineAnnealing(0.1, 5, eta_min=-0.1),
+        ValueError,
+        "eta_min",
+    ),
+    (
+        "CosineAnnealing eta_min nan",
+        lambda: S.CosineAnnealing(0.1, 5, eta_min=NAN),
+        ValueError,
+        "eta_min",
+    ),
     ("CosineAnnealing t_max float", lambda: S.CosineAnnealing(0.1, 2.5), ValueError, "t_max"),
     ("Warmup epochs None", lambda: S.Warmup(0.1, None), ValueError, "epochs"),
-    ("ReduceOnPlateau factor None", lambda: S.ReduceOnPlateau(0.1, factor=None), TypeError, "factor"),
-    ("ReduceOnPlateau factor nan", lambda: S.ReduceOnPlateau(0.1, factor=NAN), ValueError, "factor"),
-    ("ReduceOnPlateau threshold str", lambda: S.ReduceOnPlateau(0.1, threshold="0"), TypeError, "threshold"),
-    ("ReduceOnPlateau min_lr None", lambda: S.ReduceOnPlateau(0.1, min_lr=None), TypeError, "min_lr"),
-    ("ReduceOnPlateau min_lr > lr", lambda: S.ReduceOnPlateau(0.1, min_lr=1.0), ValueError, "min_lr"),
-    ("ReduceOnPlateau patience float", lambda: S.ReduceOnPlateau(0.1, patience=1.5), ValueError, "patience"),
+    (
+        "ReduceOnPlateau factor None",
+        lambda: S.ReduceOnPlateau(0.1, factor=None),
+        TypeError,
+        "factor",
+    ),
+    (
+        "ReduceOnPlateau factor nan",
+        lambda: S.ReduceOnPlateau(0.1, factor=NAN),
+        ValueError,
+        "factor",
+    ),
+    (
+        "ReduceOnPlateau threshold str",
+        lambda: S.ReduceOnPlateau(0.1, threshold="0"),
+        TypeError,
+        "threshold",
+    ),
+    (
+        "ReduceOnPlateau min_lr None",
+        lambda: S.ReduceOnPlateau(0.1, min_lr=None),
+        TypeError,
+        "min_lr",
+    ),
+    (
+        "ReduceOnPlateau min_lr > lr",
+        lambda: S.ReduceOnPlateau(0.1, min_lr=1.0),
+        ValueError,
+        "min_lr",
+    ),
+    (
+        "ReduceOnPlateau patience float",
+        lambda: S.ReduceOnPlateau(0.1, patience=1.5),
+        ValueError,
+        "patience",
+    ),
     ("ReduceOnPlateau step None", lambda: S.ReduceOnPlateau(0.1).step(None), TypeError, "metric"),
     ("ReduceOnPlateau step nan", lambda: S.ReduceOnPlateau(0.1).step(NAN), ValueError, "metric"),
     ("schedule epoch float", lambda: S.Constant(0.1)(1.5), ValueError, "epoch"),
     ("schedule epoch None", lambda: S.StepDecay(0.1, 2)(None), ValueError, "epoch"),
     # the lecture walkthrough
-    ("walkthrough lr<0", lambda: walkthrough.linear_regression([1, 2], [2, 4], -0.1), ValueError, "lr"),
-    ("walkthrough lr nan", lambda: walkthrough.linear_regression([1, 2], [2, 4], NAN), ValueError, "lr"),
-    ("walkthrough lr str", lambda: walkthrough.linear_regression([1, 2], [2, 4], "0.1"), TypeError, "lr"),
-    ("walkthrough w0 None", lambda: walkthrough.linear_regression([1, 2], [2, 4], 0.1, w0=None), TypeError, "w0"),
-    ("walkthrough b0 inf", lambda: walkthrough.linear_regression([1, 2], [2, 4], 0.1, b0=INF), ValueError, "b0"),
-    ("walkthrough iterations float", lambda: walkthrough.linear_regression([1, 2], [2, 4], 0.1, iterations=2.5),
-     ValueError, "iterations"),
+    (
+        "walkthrough lr<0",
+        lambda: walkthrough.linear_regression([1, 2], [2, 4], -0.1),
+        ValueError,
+        "lr",
+    ),
+    (
+        "walkthrough lr nan",
+        lambda: walkthrough.linear_regression([1, 2], [2, 4], NAN),
+        ValueError,
+        "lr",
+    ),
+    (
+        "walkthrough lr str",
+        lambda: walkthrough.linear_regression([1, 2], [2, 4], "0.1"),
+        TypeError,
+        "lr",
+    ),
+    (
+        "walkthrough w0 None",
+        lambda: walkthrough.linear_regression([1, 2], [2, 4], 0.1, w0=None),
+        TypeError,
+        "w0",
+    ),
+    (
+        "walkthrough b0 inf",
+        lambda: walkthrough.linear_regression([1, 2], [2, 4], 0.1, b0=INF),
+        ValueError,
+        "b0",
+    ),
+    (
+        "walkthrough iterations float",
+        lambda: walkthrough.linear_regression([1, 2], [2, 4], 0.1, iterations=2.5),
+        ValueError,
+        "iterations",
+    ),
 ]
 
 
-@pytest.mark.parametrize("make,exc,pattern", [case[1:] for case in BAD], ids=[case[0] for case in BAD])
+@pytest.mark.parametrize(
+    "make,exc,pattern", [case[1:] for case in BAD], ids=[case[0] for case in BAD]
+)
 def test_bad_value_names_the_argument(make, exc, pattern):
     threads = pycvnn.get_num_threads()
     try:
@@ -188,6 +327,7 @@ def test_a_rejected_callbacks_list_trains_nothing():
 
 # ---- None as "no callbacks" -----------------------------------------------------------------
 
+
 def test_fit_callbacks_none_is_no_callbacks(backend):
     a, b = model(), model()
     ha, hb = fit(a, callbacks=None), fit(b, callbacks=())
@@ -197,6 +337,7 @@ def test_fit_callbacks_none_is_no_callbacks(backend):
 
 
 # ---- NumPy scalars pass wherever Python numbers do -------------------------------------------
+
 
 def test_set_num_threads_takes_a_numpy_int():
     before = pycvnn.get_num_threads()
@@ -211,17 +352,40 @@ def test_set_num_threads_takes_a_numpy_int():
 
 SCHEDULE_PAIRS = [
     (lambda: S.Constant(0.25), lambda: S.Constant(np.float32(0.25))),
-    (lambda: S.StepDecay(0.5, 2, 0.5), lambda: S.StepDecay(np.float32(0.5), np.int64(2), np.float32(0.5))),
-    (lambda: S.ExponentialDecay(0.5, 0.5), lambda: S.ExponentialDecay(np.float64(0.5), np.float32(0.5))),
-    (lambda: S.CosineAnnealing(1.0, 4, 0.25), lambda: S.CosineAnnealing(np.float32(1), np.int64(4), np.float32(0.25))),
+    (
+        lambda: S.StepDecay(0.5, 2, 0.5),
+        lambda: S.StepDecay(np.float32(0.5), np.int64(2), np.float32(0.5)),
+    ),
+    (
+        lambda: S.ExponentialDecay(0.5, 0.5),
+        lambda: S.ExponentialDecay(np.float64(0.5), np.float32(0.5)),
+    ),
+    (
+        lambda: S.CosineAnnealing(1.0, 4, 0.25),
+        lambda: S.CosineAnnealing(np.float32(1), np.int64(4), np.float32(0.25)),
+    ),
     (lambda: S.Warmup(1.0, 2), lambda: S.Warmup(np.float32(1.0), np.uint8(2))),
-    (lambda: S.ReduceOnPlateau(0.5, 0.5, 1, 0.01, 0.0),
-     lambda: S.ReduceOnPlateau(np.float32(0.5), np.float32(0.5), np.int64(1), np.float64(0.01), np.float32(0.0))),
+    (
+        lambda: S.ReduceOnPlateau(0.5, 0.5, 1, 0.01, 0.0),
+        lambda: S.ReduceOnPlateau(
+            np.float32(0.5), np.float32(0.5), np.int64(1), np.float64(0.01), np.float32(0.0)
+        ),
+    ),
 ]
 
 
-@pytest.mark.parametrize("python,numpy", SCHEDULE_PAIRS, ids=[
-    "Constant", "StepDecay", "ExponentialDecay", "CosineAnnealing", "Warmup", "ReduceOnPlateau"])
+@pytest.mark.parametrize(
+    "python,numpy",
+    SCHEDULE_PAIRS,
+    ids=[
+        "Constant",
+        "StepDecay",
+        "ExponentialDecay",
+        "CosineAnnealing",
+        "Warmup",
+        "ReduceOnPlateau",
+    ],
+)
 def test_schedules_take_numpy_scalars(python, numpy):
     a, b = python(), numpy()
     for e in range(6):
@@ -246,12 +410,21 @@ def test_other_options_take_numpy_scalars(backend):
     assert h_np["loss"] == fit(ref)["loss"]
     assert pycvnn.check_gradients(model("float64"), X, Y, h=np.float64(1e-6)) < 1e-4
     z = np.linspace(-1, 1, 5)
-    np.testing.assert_array_equal(A.leaky_relu(z, alpha=np.float32(0.25)), A.leaky_relu(z, alpha=0.25))
+    np.testing.assert_array_equal(
+        A.leaky_relu(z, alpha=np.float32(0.25)), A.leaky_relu(z, alpha=0.25)
+    )
     assert L.huber(z, -z, delta=np.int64(1)) == L.huber(z, -z, delta=1.0)
-    rows = walkthrough.linear_regression([1, 2, 3], [2, 4, 6], np.float32(0.5), w0=np.int64(0),
-                                         b0=np.float64(0), iterations=np.int64(3))
-    assert rows == walkthrough.linear_regression([1, 2, 3], [2, 4, 6], float(np.float32(0.5)),
-                                                 iterations=3)
+    rows = walkthrough.linear_regression(
+        [1, 2, 3],
+        [2, 4, 6],
+        np.float32(0.5),
+        w0=np.int64(0),
+        b0=np.float64(0),
+        iterations=np.int64(3),
+    )
+    assert rows == walkthrough.linear_regression(
+        [1, 2, 3], [2, 4, 6], float(np.float32(0.5)), iterations=3
+    )
 
 
 # ---- a learning rate of 0 -------------------------------------------------------------------
@@ -294,12 +467,19 @@ def test_lr_can_be_set_to_zero():
     assert opt.lr == 0.0
 
 
-@pytest.mark.parametrize("make", [
-    lambda: S.Constant(0), lambda: S.StepDecay(0.0, 1), lambda: S.ExponentialDecay(0, 0.5),
-    lambda: S.ExponentialDecay(0, 10.0), lambda: S.CosineAnnealing(0, 3),
-    lambda: S.Warmup(0, 2), lambda: S.Warmup(0, 2, then=S.CosineAnnealing(0, 3)),
-    lambda: S.ReduceOnPlateau(0),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: S.Constant(0),
+        lambda: S.StepDecay(0.0, 1),
+        lambda: S.ExponentialDecay(0, 0.5),
+        lambda: S.ExponentialDecay(0, 10.0),
+        lambda: S.CosineAnnealing(0, 3),
+        lambda: S.Warmup(0, 2),
+        lambda: S.Warmup(0, 2, then=S.CosineAnnealing(0, 3)),
+        lambda: S.ReduceOnPlateau(0),
+    ],
+)
 def test_schedules_take_lr_zero(make):
     s = make()
     assert [s(e) for e in (0, 1, 5, 400)] == [0.0] * 4
@@ -310,7 +490,10 @@ def test_schedules_take_lr_zero(make):
 REACHING_ZERO = {
     "exponential-underflow": (lambda: S.ExponentialDecay(1e-3, 0.01), 200),
     "step-underflow": (lambda: S.StepDecay(1e-3, 1, 1e-200), 6),
-    "warmup-cosine-to-0": (lambda: S.Warmup(1e-3, 2, then=S.CosineAnnealing(1e-3, 3, eta_min=0.0)), 8),
+    "warmup-cosine-to-0": (
+        lambda: S.Warmup(1e-3, 2, then=S.CosineAnnealing(1e-3, 3, eta_min=0.0)),
+        8,
+    ),
 }
 
 
@@ -319,8 +502,17 @@ REACHING_ZERO = {
 def test_fit_runs_to_the_end_when_the_schedule_reaches_zero(backend, name, opt):
     make, epochs = REACHING_ZERO[name]
     m, rec = model(), Recorder()
-    h = m.fit(X, Y, optimizer=opt, schedule=make(), epochs=epochs, batch_size=4, seed=0,
-              callbacks=[rec], verbose=False)
+    h = m.fit(
+        X,
+        Y,
+        optimizer=opt,
+        schedule=make(),
+        epochs=epochs,
+        batch_size=4,
+        seed=0,
+        callbacks=[rec],
+        verbose=False,
+    )
     assert len(h) == epochs and h["epoch"][-1] == epochs - 1
     lrs = h["lr"]
     assert lrs[0] > 0 and lrs[-1] == 0.0

@@ -15,9 +15,21 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def test_bench_suites_pass_their_reference_checks():
     pytest.importorskip("pytest_benchmark")
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-disable",
-         "bench"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--benchmark-disable",
+            "bench",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
 
 
@@ -31,20 +43,28 @@ def test_compare_headroom_verdicts(monkeypatch):
     monkeypatch.setattr(compare, "adam_floor", lambda config: 100e-6)
     monkeypatch.setattr(compare, "loss_floor", lambda config: 10e-6)
     flops = 240e9 * 1e-3  # 1 ms of GEMMs at a 240 GFLOP/s peak
-    results = {"peak": 240.0, "gemm": {"mnist": (flops, 1.5e-3), "wide": (flops, 1.5e-3)},
-               "ceiling": {"mnist": 1.4e-3, "wide": 1.4e-3},
-               "steps": {("mnist", "gd"): {"cpp": 2000.0, "torch": 2700.0, "sklearn": 5000.0,
-                                           "numpy": 5000.0},
-                         ("mnist", "adam"): {"cpp": 2000.0, "torch": 4350.0, "sklearn": 6000.0,
-                                             "numpy": 9000.0},
-                         ("wide", "gd"): {"cpp": 2000.0, "torch": 2530.0, "sklearn": 4000.0,
-                                          "numpy": 2000.0}}}
-    rows = {tuple(c.strip() for c in line.split("|")[1:4]): line
-            for line in compare.headroom_section(results).splitlines()
-            if line.startswith(("| mnist", "| wide"))}
-    assert set(rows) == {("mnist", "gd", "torch"), ("mnist", "gd", "sklearn"),
-                         ("mnist", "adam", "torch"), ("wide", "gd", "torch"),
-                         ("wide", "gd", "numpy")}  # mnist numpy's 2.5x, 4.5x, wide sklearn's 2x met
+    results = {
+        "peak": 240.0,
+        "gemm": {"mnist": (flops, 1.5e-3), "wide": (flops, 1.5e-3)},
+        "ceiling": {"mnist": 1.4e-3, "wide": 1.4e-3},
+        "steps": {
+            ("mnist", "gd"): {"cpp": 2000.0, "torch": 2700.0, "sklearn": 5000.0, "numpy": 5000.0},
+            ("mnist", "adam"): {"cpp": 2000.0, "torch": 4350.0, "sklearn": 6000.0, "numpy": 9000.0},
+            ("wide", "gd"): {"cpp": 2000.0, "torch": 2530.0, "sklearn": 4000.0, "numpy": 2000.0},
+        },
+    }
+    rows = {
+        tuple(c.strip() for c in line.split("|")[1:4]): line
+        for line in compare.headroom_section(results).splitlines()
+        if line.startswith(("| mnist", "| wide"))
+    }
+    assert set(rows) == {
+        ("mnist", "gd", "torch"),
+        ("mnist", "gd", "sklearn"),
+        ("mnist", "adam", "torch"),
+        ("wide", "gd", "torch"),
+        ("wide", "gd", "numpy"),
+    }  # mnist numpy's 2.5x, 4.5x, wide sklearn's 2x met
     assert "> 100% of FMA peak" in rows["mnist", "gd", "torch"]  # needs 900 µs < 1000
     assert "above that floor" in rows["mnist", "gd", "sklearn"]  # 1666.7 > 1410
     assert "1,666.7" in rows["mnist", "gd", "sklearn"]
@@ -63,8 +83,12 @@ def test_time_loss_and_bias_sums_times_and_validates():
 
     t = _bench.time_loss_and_bias_sums(32, [32, 10], 50)
     assert 0 < t < 1  # seconds for a 32x10 loss and two bias sums, not a failed loop
-    for bad, name in (((0, [10], 5), "N"), ((8, [], 5), "outs"), ((8, [10, 0], 5), "outs"),
-                      ((8, [10], 0), "reps")):
+    for bad, name in (
+        ((0, [10], 5), "N"),
+        ((8, [], 5), "outs"),
+        ((8, [10, 0], 5), "outs"),
+        ((8, [10], 0), "reps"),
+    ):
         with pytest.raises(ValueError, match=f"^{name}: "):
             _bench.time_loss_and_bias_sums(*bad)
 
@@ -79,9 +103,13 @@ def test_time_gemm_times_every_path(path):
 def test_time_gemm_and_fma_peak_validate():
     from pycvnn import _bench
 
-    for args, name in (((0, 4, 4), "m"), ((4, -1, 4), "n"), ((4, 4, 0), "k"),
-                       ((4, 4, 4, False, False, 0), "reps"),
-                       ((4, 4, 4, False, False, 1, "fast"), "path")):
+    for args, name in (
+        ((0, 4, 4), "m"),
+        ((4, -1, 4), "n"),
+        ((4, 4, 0), "k"),
+        ((4, 4, 4, False, False, 0), "reps"),
+        ((4, 4, 4, False, False, 1, "fast"), "path"),
+    ):
         with pytest.raises(ValueError, match=f"^{name}: "):
             _bench.time_gemm(*args)
     for seconds in (0.0, -1.0, float("nan"), float("inf"), 61.0):
@@ -105,13 +133,14 @@ def test_bench_module_matches_its_stub_and_core_keeps_none_of_it():
         if isinstance(node, ast.FunctionDef):
             args = node.args.args
             defaults = [None] * (len(args) - len(node.args.defaults)) + node.args.defaults
-            stub[node.name] = [(a.arg, None if d is None else ast.literal_eval(d))
-                               for a, d in zip(args, defaults)]
+            stub[node.name] = [
+                (a.arg, None if d is None else ast.literal_eval(d)) for a, d in zip(args, defaults)
+            ]
     compiled = {n for n in dir(_bench) if not n.startswith("_") and callable(getattr(_bench, n))}
     assert set(stub) == compiled
     for name, params in stub.items():
         doc = getattr(_bench, name).__doc__.splitlines()[0]  # "name(arg: type = default, ...)"
-        inner = doc[doc.index("(") + 1:doc.rindex(") ->")]
+        inner = doc[doc.index("(") + 1 : doc.rindex(") ->")]
         got = []
         for part in re.split(r",\s*(?![^\[]*\])", inner):  # the commas outside brackets
             pname, _, rest = part.partition(":")

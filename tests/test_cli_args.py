@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 
 import pycvnn
-from pycvnn import cli, walkthrough
 from pycvnn import _atomic as atomic
+from pycvnn import cli, walkthrough
 
 
 @pytest.fixture
 def no_training(monkeypatch):
     """Any data loading or training fails the test: the checks must stop the command first."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("the command went on to load data or train")
 
@@ -92,8 +93,9 @@ BAD_TRAIN = [
 
 
 @pytest.mark.parametrize("flags,flag,fragment", BAD_TRAIN, ids=[" ".join(c[0]) for c in BAD_TRAIN])
-def test_bad_train_values_exit_2_before_training(capsys, tmp_path, no_training, flags, flag,
-                                                  fragment):
+def test_bad_train_values_exit_2_before_training(
+    capsys, tmp_path, no_training, flags, flag, fragment
+):
     if flag == "--plot" and "{tmp}/curves" in flags[-1]:
         pytest.importorskip("matplotlib", reason="the extension check needs matplotlib")
     argv = ["train", *(f.replace("{tmp}", str(tmp_path)) for f in flags)]
@@ -108,7 +110,9 @@ def test_path_errors_name_the_path_as_given(capsys, tmp_path, no_training, monke
     assert "'runs/model.npz'" in err and "does not exist" in err
 
 
-def test_an_unwritable_folder_is_refused_before_training(capsys, tmp_path, no_training, monkeypatch):
+def test_an_unwritable_folder_is_refused_before_training(
+    capsys, tmp_path, no_training, monkeypatch
+):
     # Root may write anywhere, so the permission answer is simulated.
     monkeypatch.setattr(os, "access", lambda path, mode: os.fspath(path) != str(tmp_path))
     err = run_bad(capsys, ["train", "--save", str(tmp_path / "m.npz")])
@@ -122,6 +126,7 @@ def test_the_model_size_bound_uses_the_real_data_shapes():
 
 # ---- values at the bounds are accepted --------------------------------------------------------
 
+
 @pytest.fixture
 def parsed(monkeypatch):
     """main() with the subcommand replaced by one that records its arguments."""
@@ -132,21 +137,45 @@ def parsed(monkeypatch):
     def parse(*argv):
         assert cli.main(list(argv)) == 0
         return seen[-1]
+
     return parse
 
 
 def test_good_values_at_the_bounds_parse(parsed, tmp_path):
-    args = parsed("train", "--hidden", f" {cli.MAX_HIDDEN} ", "--epochs", str(cli.MAX_EPOCHS),
-                  "--batch-size", str(cli.MAX_BATCH), "--lr", "0", "--seed", str(2**70),
-                  "--save", str(tmp_path / "m.npz"))
+    args = parsed(
+        "train",
+        "--hidden",
+        f" {cli.MAX_HIDDEN} ",
+        "--epochs",
+        str(cli.MAX_EPOCHS),
+        "--batch-size",
+        str(cli.MAX_BATCH),
+        "--lr",
+        "0",
+        "--seed",
+        str(2**70),
+        "--save",
+        str(tmp_path / "m.npz"),
+    )
     assert args.hidden == [cli.MAX_HIDDEN]
-    assert (args.epochs, args.batch_size, args.lr, args.seed) == (cli.MAX_EPOCHS, cli.MAX_BATCH, 0.0, 2**70)
+    assert (args.epochs, args.batch_size, args.lr, args.seed) == (
+        cli.MAX_EPOCHS,
+        cli.MAX_BATCH,
+        0.0,
+        2**70,
+    )
     assert parsed("train", "--hidden", "").hidden == []
     assert parsed("train", "--hidden", "16, 8").hidden == [16, 8]
     assert parsed("train", "--batch-size", "full").batch_size == "full"
     assert parsed("train", "--lr", "-0").lr == 0.0
     args = parsed("train")
-    assert (args.hidden, args.batch_size, args.lr, args.epochs, args.seed) == ([64, 32], 32, 0.001, 30, 0)
+    assert (args.hidden, args.batch_size, args.lr, args.epochs, args.seed) == (
+        [64, 32],
+        32,
+        0.001,
+        30,
+        0,
+    )
     args = parsed("walkthrough", "--iterations", str(cli.MAX_ITERATIONS), "--lr", "0", "--w0=-3")
     assert (args.iterations, args.lr, args.w0) == (cli.MAX_ITERATIONS, 0.0, -3.0)
 
@@ -177,8 +206,9 @@ BAD_WALKTHROUGH = [
 ]
 
 
-@pytest.mark.parametrize("flags,flag,fragment", BAD_WALKTHROUGH,
-                         ids=[" ".join(c[0]) for c in BAD_WALKTHROUGH])
+@pytest.mark.parametrize(
+    "flags,flag,fragment", BAD_WALKTHROUGH, ids=[" ".join(c[0]) for c in BAD_WALKTHROUGH]
+)
 def test_bad_walkthrough_values_exit_2_before_running(capsys, no_training, flags, flag, fragment):
     assert_usage_error(run_bad(capsys, ["walkthrough", *flags]), "walkthrough", flag, fragment)
 
@@ -187,22 +217,31 @@ def test_walkthrough_with_a_diverging_lr_says_so_without_warnings(capsys, recwar
     assert cli.main(["walkthrough", "--lr", "1e300", "--iterations", "4"]) == 0
     out, err = capsys.readouterr()
     assert [line.split()[1:] for line in out.splitlines()[-3:]] == [
-        ["-inf", "-inf", "inf"], ["nan", "nan", "inf"], ["nan", "nan", "nan"]]
+        ["-inf", "-inf", "inf"],
+        ["nan", "nan", "inf"],
+        ["nan", "nan", "nan"],
+    ]
     assert err.strip().splitlines() == [
         "pycvnn walkthrough: the values overflow from iteration 1 on: lr = 1e+300 is too large "
-        "and gradient descent diverges"]
+        "and gradient descent diverges"
+    ]
     assert len(recwarn) == 0
 
 
 # ---- a real process -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv,flag", [
-    (["train", "--hidden", "64,abc"], "--hidden"),
-    (["walkthrough", "--lr", "nan"], "--lr"),
-])
+
+@pytest.mark.parametrize(
+    "argv,flag",
+    [
+        (["train", "--hidden", "64,abc"], "--hidden"),
+        (["walkthrough", "--lr", "nan"], "--lr"),
+    ],
+)
 def test_a_real_process_prints_usage_and_one_error_line(argv, flag):
-    result = subprocess.run([sys.executable, "-m", "pycvnn", *argv], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "pycvnn", *argv], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
@@ -212,11 +251,30 @@ def test_a_real_process_prints_usage_and_one_error_line(argv, flag):
 
 # ---- lr 0 -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
-def test_lr_0_trains_and_leaves_the_weights_as_initialised(capsys, tmp_path, keep_backend, schedule):
+def test_lr_0_trains_and_leaves_the_weights_as_initialised(
+    capsys, tmp_path, keep_backend, schedule
+):
     path = tmp_path / "m.npz"
-    rc = cli.main(["train", "--lr", "0", "--epochs", "1", "--quiet", "--hidden", "8",
-                   "--backend", "numpy", "--schedule", schedule, "--save", str(path)])
+    rc = cli.main(
+        [
+            "train",
+            "--lr",
+            "0",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--hidden",
+            "8",
+            "--backend",
+            "numpy",
+            "--schedule",
+            schedule,
+            "--save",
+            str(path),
+        ]
+    )
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert out.strip().splitlines()[-1].startswith("test accuracy: ")
@@ -238,8 +296,10 @@ def test_divergence_is_one_line_naming_the_epoch_and_lr(capsys, keep_backend, re
     assert "Traceback" not in err
     header, line = err.strip().splitlines()  # the run's description, then the error
     assert header.startswith("pycvnn ")
-    assert line == ("pycvnn train: training diverged in epoch 1 of 30 (the loss became NaN or "
-                    "Inf); try a smaller --lr than 1e+06")
+    assert line == (
+        "pycvnn train: training diverged in epoch 1 of 30 (the loss became NaN or "
+        "Inf); try a smaller --lr than 1e+06"
+    )
     assert len(recwarn) == 0  # no overflow warnings from the numpy backend
 
 
@@ -254,15 +314,22 @@ def test_divergence_names_the_epoch_it_happened_in(capsys, keep_backend, monkeyp
     assert cli.main([*QUICK, "--epochs", "9", "--lr", "0.5"]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "pycvnn train: training diverged in epoch 3 of 9 (the loss became NaN or Inf); try a "
-        "smaller --lr than 0.5")
+        "smaller --lr than 0.5"
+    )
 
 
-@pytest.mark.parametrize("failure", [
-    lambda tmp: OSError(errno.ENOSPC, "No space left on device"),
-    lambda tmp: PermissionError(errno.EACCES, "Permission denied", str(tmp / ".pycvnn-x1y2.tmp")),
-])
-def test_a_failed_save_after_training_names_the_users_path(capsys, tmp_path, keep_backend,
-                                                          monkeypatch, failure):
+@pytest.mark.parametrize(
+    "failure",
+    [
+        lambda tmp: OSError(errno.ENOSPC, "No space left on device"),
+        lambda tmp: PermissionError(
+            errno.EACCES, "Permission denied", str(tmp / ".pycvnn-x1y2.tmp")
+        ),
+    ],
+)
+def test_a_failed_save_after_training_names_the_users_path(
+    capsys, tmp_path, keep_backend, monkeypatch, failure
+):
     def broken_temporary(*args, **kwargs):
         raise failure(tmp_path)
 
@@ -274,13 +341,17 @@ def test_a_failed_save_after_training_names_the_users_path(capsys, tmp_path, kee
     assert rc == 1
     assert "Traceback" not in err and ".pycvnn-" not in err
     assert err.strip().splitlines()[-1] == (
-        f"pycvnn train: could not save the model to {path}: {failure(tmp_path).strerror}")
-    assert out.strip().splitlines()[-1].startswith("test accuracy: ")  # the run's result still shows
+        f"pycvnn train: could not save the model to {path}: {failure(tmp_path).strerror}"
+    )
+    assert (
+        out.strip().splitlines()[-1].startswith("test accuracy: ")
+    )  # the run's result still shows
     assert os.listdir(tmp_path) == []
 
 
-def test_a_disk_full_during_the_write_names_the_users_path(capsys, tmp_path, keep_backend,
-                                                          monkeypatch):
+def test_a_disk_full_during_the_write_names_the_users_path(
+    capsys, tmp_path, keep_backend, monkeypatch
+):
     def full_disk(f, **arrays):
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -289,12 +360,14 @@ def test_a_disk_full_during_the_write_names_the_users_path(capsys, tmp_path, kee
     assert cli.main([*QUICK, "--save", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == (
-        f"pycvnn train: could not save the model to {path}: No space left on device")
+        f"pycvnn train: could not save the model to {path}: No space left on device"
+    )
     assert os.listdir(tmp_path) == []  # the temporary file is gone too
 
 
-def test_a_failed_plot_after_training_names_the_users_path(capsys, tmp_path, keep_backend,
-                                                          monkeypatch):
+def test_a_failed_plot_after_training_names_the_users_path(
+    capsys, tmp_path, keep_backend, monkeypatch
+):
     pytest.importorskip("matplotlib")
     import matplotlib.figure
 
@@ -309,5 +382,6 @@ def test_a_failed_plot_after_training_names_the_users_path(capsys, tmp_path, kee
     assert rc == 1
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == (
-        f"pycvnn train: could not write the curves to {path}: Permission denied")
+        f"pycvnn train: could not write the curves to {path}: Permission denied"
+    )
     assert f"saved model to {model}" in out  # the model is still saved

@@ -10,10 +10,9 @@ import subprocess
 
 import numpy as np
 import pytest
+from nethelpers import ACTIVATION_NAMES, activation_kwargs
 
 from pycvnn import _core, reference
-
-from nethelpers import ACTIVATION_NAMES, activation_kwargs
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=2e-6, atol=1e-6), np.float64: dict(rtol=1e-13, atol=1e-14)}
@@ -44,7 +43,9 @@ def test_activations_at_plus_minus_1000(dtype):
     with np.errstate(all="raise"):
         s = _core.sigmoid_forward(z)
         t = _core.tanh_forward(z)
-        sm = _core.softmax_forward(np.array([[1000.0, -1000.0, 0.0], [-1000.0, -1000.0, -1000.0]], dtype))
+        sm = _core.softmax_forward(
+            np.array([[1000.0, -1000.0, 0.0], [-1000.0, -1000.0, -1000.0]], dtype)
+        )
         ds = _core.sigmoid_backward(z, np.ones_like(z))
     for a in (s, t, sm, ds):
         assert np.all(np.isfinite(a))
@@ -58,7 +59,9 @@ def test_activations_at_plus_minus_1000(dtype):
 def test_exp_based_activations_match_numpy_over_a_wide_range(dtype):
     # The core uses its own vectorisable exp/tanh (src/cpp/vmath.hpp): check them densely,
     # across the polynomial/exp switch of tanh at |z| = 0.625 and tiny |z|.
-    z = np.concatenate([np.linspace(-60, 60, 20001), np.linspace(-1, 1, 2001), [1e-30, -1e-8, 0.625]])
+    z = np.concatenate(
+        [np.linspace(-60, 60, 20001), np.linspace(-1, 1, 2001), [1e-30, -1e-8, 0.625]]
+    )
     z = z.astype(dtype)
     zd = z.astype(np.float64)
     rtol = 3e-7 if dtype == np.float32 else 1e-15
@@ -68,8 +71,9 @@ def test_exp_based_activations_match_numpy_over_a_wide_range(dtype):
     np.testing.assert_allclose(_core.tanh_forward(z), np.tanh(zd), rtol=rtol, atol=1e-45)
     rows = z[: 20001 - 1].reshape(-1, 80)
     e = np.exp(rows.astype(np.float64) - rows.max(axis=1, keepdims=True))
-    np.testing.assert_allclose(_core.softmax_forward(rows), e / e.sum(axis=1, keepdims=True),
-                               rtol=4 * rtol, atol=1e-30)
+    np.testing.assert_allclose(
+        _core.softmax_forward(rows), e / e.sum(axis=1, keepdims=True), rtol=4 * rtol, atol=1e-30
+    )
 
 
 def test_activation_derivatives_at_zero():
@@ -135,7 +139,12 @@ def loss_cases():
         ("hinge", logits, ids, {}),
         ("squared_hinge", bx, ypm, {}),
         ("squared_hinge", logits, ids, {}),
-        ("dice", r.uniform(0, 1, (3, 4, 5)), (r.uniform(0, 1, (3, 4, 5)) > 0.5) * 1.0, {"smooth": 1e-6}),
+        (
+            "dice",
+            r.uniform(0, 1, (3, 4, 5)),
+            (r.uniform(0, 1, (3, 4, 5)) > 0.5) * 1.0,
+            {"smooth": 1e-6},
+        ),
         ("dice", r.uniform(0, 1, (2, 7)), (r.uniform(0, 1, (2, 7)) > 0.5) * 1.0, {"smooth": 1.0}),
     ]
 
@@ -166,7 +175,10 @@ def test_dense_backward_matches_finite_differences(act, n, fin, fout):
     kw = {"activation": act, "alpha": 0.2}
     a = _core.dense_forward(x, w, b, **kw)
     dx, dw, db = _core.dense_backward(dout, x, w, a, z=x @ w.T + b, **kw)
-    loss = lambda x_, w_, b_: float(np.sum(dout * _core.dense_forward(x_, w_, b_, **kw)))
+
+    def loss(x_, w_, b_):
+        return float(np.sum(dout * _core.dense_forward(x_, w_, b_, **kw)))
+
     np.testing.assert_allclose(dx, numgrad(lambda v: loss(v, w, b), x), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(dw, numgrad(lambda v: loss(x, v, b), w), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(db, numgrad(lambda v: loss(x, w, v), b), rtol=1e-6, atol=1e-8)
@@ -199,7 +211,9 @@ def test_cross_entropy_by_hand_and_at_1000(dtype):
     assert _core.cross_entropy_forward(z, [2]) == pytest.approx(0.40760596444438, rel=1e-6)
     # class ids and the equivalent one-hot probability target agree, value and gradient
     onehot = np.array([[0, 0, 1]], dtype)
-    assert _core.cross_entropy_forward(z, onehot) == pytest.approx(_core.cross_entropy_forward(z, [2]))
+    assert _core.cross_entropy_forward(z, onehot) == pytest.approx(
+        _core.cross_entropy_forward(z, [2])
+    )
     close(_core.cross_entropy_backward(z, [2]), _core.softmax_forward(z) - onehot, dtype)
     close(_core.cross_entropy_backward(z, onehot), _core.softmax_forward(z) - onehot, dtype)
     big = np.array([[1000.0, -1000.0], [0.0, 1000.0]], dtype)
@@ -212,8 +226,12 @@ def test_cross_entropy_by_hand_and_at_1000(dtype):
     eps = 1e-7 if dtype == np.float32 else 1e-12
     v = _core.cross_entropy_forward(p, [1, 0], from_logits=False, reduction="none")
     close(v, [-np.log(0.8), -np.log(eps)], dtype, rtol=1e-6)
-    close(_core.cross_entropy_backward(p, [1, 0], from_logits=False, reduction="sum"),
-          [[0, -1 / 0.8], [0, 0]], dtype, rtol=1e-6)  # 0 where p was clipped
+    close(
+        _core.cross_entropy_backward(p, [1, 0], from_logits=False, reduction="sum"),
+        [[0, -1 / 0.8], [0, 0]],
+        dtype,
+        rtol=1e-6,
+    )  # 0 where p was clipped
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -233,8 +251,11 @@ def test_binary_cross_entropy_by_hand_and_at_1000(dtype):
     close(v[:1], [-np.log(0.25)], dtype)
     hi = np.array(1 - eps, dtype)  # the upper clip, 1 - eps rounded to the dtype
     np.testing.assert_allclose(v[1:], [-np.log(np.array(eps, dtype)), -np.log1p(-hi)], rtol=1e-5)
-    close(_core.binary_cross_entropy_backward(p, t, from_logits=False, reduction="sum"),
-          [(0.25 - 1) / (0.25 * 0.75), 0, 0], dtype)
+    close(
+        _core.binary_cross_entropy_backward(p, t, from_logits=False, reduction="sum"),
+        [(0.25 - 1) / (0.25 * 0.75), 0, 0],
+        dtype,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -258,8 +279,11 @@ def test_hinge_binary_by_hand_and_kink(dtype):
     # margin exactly 0 at s = 1, y = 1: subgradient 0
     close(_core.hinge_backward(s, y, reduction="sum"), [-1, -1, 0, 1], dtype)
     close(_core.squared_hinge_backward(s, y, reduction="sum"), [-1, -6, 0, 8], dtype)
-    close(_core.hinge_backward(s.reshape(4, 1), y.reshape(4, 1), reduction="sum"),
-          [[-1], [-1], [0], [1]], dtype)
+    close(
+        _core.hinge_backward(s.reshape(4, 1), y.reshape(4, 1), reduction="sum"),
+        [[-1], [-1], [0], [1]],
+        dtype,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -290,7 +314,9 @@ def test_reductions_are_consistent_and_floats(dtype):
     ids = r.integers(0, 13, 7)
     per = _core.cross_entropy_forward(p, ids, reduction="none")
     assert per.shape == (7,) and per.dtype == dtype
-    assert _core.cross_entropy_forward(p, ids) == pytest.approx(float(per.astype(np.float64).mean()), rel=1e-6)
+    assert _core.cross_entropy_forward(p, ids) == pytest.approx(
+        float(per.astype(np.float64).mean()), rel=1e-6
+    )
 
 
 def test_loss_sums_accumulate_in_double():
@@ -298,7 +324,9 @@ def test_loss_sums_accumulate_in_double():
     n = 1 << 21
     pred = np.full(n, 1.0, np.float32)
     assert _core.l1_forward(pred, np.zeros_like(pred), reduction="sum") == float(n)
-    assert _core.global_norm(np.full(n, 3.0, np.float32)) == pytest.approx(3.0 * np.sqrt(n), rel=1e-12)
+    assert _core.global_norm(np.full(n, 3.0, np.float32)) == pytest.approx(
+        3.0 * np.sqrt(n), rel=1e-12
+    )
 
 
 # ---- dense ---------------------------------------------------------------------------------
@@ -309,7 +337,10 @@ ACT_NUMPY = {
     "tanh": np.tanh,
     "relu": lambda z: np.maximum(z, 0),
     "leaky_relu": lambda z: np.where(z > 0, z, 0.2 * z),
-    "softmax": lambda z: np.exp(z - z.max(1, keepdims=True)) / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True),
+    "softmax": lambda z: (
+        np.exp(z - z.max(1, keepdims=True))
+        / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)
+    ),
     "gelu": lambda z: 0.5 * z * np.vectorize(math.erfc)(-z / math.sqrt(2)),
     "softplus": lambda z: np.logaddexp(z, 0),
 }
@@ -326,8 +357,13 @@ def test_dense_forward_matches_numpy(act, n, fin, fout, dtype):
     w = r.standard_normal((fout, fin)).astype(dtype) / np.sqrt(fin).astype(dtype)
     b = r.standard_normal(fout).astype(dtype)
     want = ACT_NUMPY[act](x.astype(np.float64) @ w.astype(np.float64).T + b)
-    close(_core.dense_forward(x, w, b, activation=act, alpha=0.2), want, dtype,
-          rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5 if dtype == np.float32 else 1e-12)
+    close(
+        _core.dense_forward(x, w, b, activation=act, alpha=0.2),
+        want,
+        dtype,
+        rtol=1e-5 if dtype == np.float32 else 1e-12,
+        atol=1e-5 if dtype == np.float32 else 1e-12,
+    )
 
 
 # ---- dtypes and layouts ---------------------------------------------------------------------
@@ -369,7 +405,9 @@ def test_non_contiguous_and_fortran_inputs_are_copied(dtype):
     w = big[:10:2, 1::2]  # (5, 13) non-contiguous weights
     b = big[0, :5]
     want = _core.dense_forward(c, np.ascontiguousarray(w), np.ascontiguousarray(b), "tanh")
-    np.testing.assert_array_equal(_core.dense_forward(fortran, np.asfortranarray(w), b, "tanh"), want)
+    np.testing.assert_array_equal(
+        _core.dense_forward(fortran, np.asfortranarray(w), b, "tanh"), want
+    )
 
 
 # ---- optimizers: against a numpy step written here ------------------------------------------
@@ -457,8 +495,12 @@ def test_weight_decay_norm_and_clip(dtype):
         lambda p, g: _core.gd_update(p, g, 0.1),
         lambda p, g: _core.momentum_update(p, g, np.zeros_like(g), 0.1),
         lambda p, g: _core.rmsprop_update(p, g, np.zeros_like(g), 0.1),
-        lambda p, g: _core.adam_update(p, g, np.zeros_like(g), np.zeros_like(g), 0.1, 0.9, 0.99, 1e-8, 1),
-        lambda p, g: _core.adamw_update(p, g, np.zeros_like(g), np.zeros_like(g), 0.1, 0.9, 0.99, 1e-8, 1, 0.1),
+        lambda p, g: _core.adam_update(
+            p, g, np.zeros_like(g), np.zeros_like(g), 0.1, 0.9, 0.99, 1e-8, 1
+        ),
+        lambda p, g: _core.adamw_update(
+            p, g, np.zeros_like(g), np.zeros_like(g), 0.1, 0.9, 0.99, 1e-8, 1, 0.1
+        ),
         lambda p, g: _core.add_weight_decay(p, g, 0.1),
     ],
 )
@@ -469,7 +511,11 @@ def test_inplace_kernels_reject_what_they_cannot_update(call):
         (TypeError, "dtype", lambda: call(np.ones(6, np.float32), np.ones(6, np.float64))),
         (TypeError, "numpy.ndarray", lambda: call([1.0] * 6, g32)),
         (ValueError, "C-contiguous", lambda: call(np.ones(12, np.float32)[::2], g32)),
-        (ValueError, "C-contiguous", lambda: call(np.asfortranarray(np.ones((2, 3), np.float32)), g32.reshape(2, 3))),
+        (
+            ValueError,
+            "C-contiguous",
+            lambda: call(np.asfortranarray(np.ones((2, 3), np.float32)), g32.reshape(2, 3)),
+        ),
         (ValueError, "elements", lambda: call(np.ones(6, np.float32), np.ones(5, np.float32))),
         (ValueError, "non-empty", lambda: call(np.ones(0, np.float32), np.ones(0, np.float32))),
         (ValueError, "sharing no memory", lambda: (lambda a: call(a, a))(np.ones(6, np.float32))),
@@ -525,7 +571,9 @@ TYPE_ERRORS = {
     "momentum_update": lambda: _core.momentum_update(P1, P1.astype(np.float32), P1.copy(), 0.1),
     "rmsprop_update": lambda: _core.rmsprop_update(P1.copy(), P1, np.ones(3, np.float16), 0.1),
     "adam_update": lambda: _core.adam_update(S, S, S, S, 0.1, 0.9, 0.99, 1e-8, 1),
-    "adamw_update": lambda: _core.adamw_update(P1.copy(), P1, P1.copy(), "v", 0.1, 0.9, 0.99, 1e-8, 1, 0.1),
+    "adamw_update": lambda: _core.adamw_update(
+        P1.copy(), P1, P1.copy(), "v", 0.1, 0.9, 0.99, 1e-8, 1, 0.1
+    ),
     "add_weight_decay": lambda: _core.add_weight_decay(np.ones(3, np.complex128), P1, 0.1),
     "global_norm": lambda: _core.global_norm(S),
     "clip_by_global_norm": lambda: _core.clip_by_global_norm(S, 1.0),
@@ -540,8 +588,10 @@ for _name, _per_row, _has_alpha, _ in _core.ACTIVATIONS:
 
 VALUE_ERRORS = {  # name -> [(argument named in the message, call)]
     "matmul": [("a", lambda: _core.matmul(P1, X2)), ("b", lambda: _core.matmul(X2, X2))],
-    "l1_forward": [("target", lambda: _core.l1_forward(X2, P1)),
-                   ("reduction", lambda: _core.l1_forward(X2, X2, reduction="avg"))],
+    "l1_forward": [
+        ("target", lambda: _core.l1_forward(X2, P1)),
+        ("reduction", lambda: _core.l1_forward(X2, X2, reduction="avg")),
+    ],
     "l1_backward": [("reduction", lambda: _core.l1_backward(X2, X2, reduction="Mean"))],
     "l2_forward": [("target", lambda: _core.l2_forward(P1, X2))],
     "l2_backward": [("pred", lambda: _core.l2_backward([], []))],
@@ -556,24 +606,33 @@ VALUE_ERRORS = {  # name -> [(argument named in the message, call)]
         ("target", lambda: _core.cross_entropy_forward(X2, np.ones((2, 4)))),
         ("reduction", lambda: _core.cross_entropy_forward(X2, IDS, reduction="max")),
     ],
-    "cross_entropy_backward": [("target", lambda: _core.cross_entropy_backward(X2, np.ones((3, 3))))],
+    "cross_entropy_backward": [
+        ("target", lambda: _core.cross_entropy_backward(X2, np.ones((3, 3))))
+    ],
     "binary_cross_entropy_forward": [
         ("pred", lambda: _core.binary_cross_entropy_forward(X2, X2)),
         ("target", lambda: _core.binary_cross_entropy_forward(P1, np.array([0.0, 1.5, 1.0]))),
         ("target", lambda: _core.binary_cross_entropy_forward(P1, np.ones((3, 1)))),
     ],
     "binary_cross_entropy_backward": [
-        ("target", lambda: _core.binary_cross_entropy_backward(P1, np.array([0.0, np.nan, 1.0])))],
+        ("target", lambda: _core.binary_cross_entropy_backward(P1, np.array([0.0, np.nan, 1.0])))
+    ],
     "hinge_forward": [
         ("target", lambda: _core.hinge_forward(P1, np.array([1.0, 0.0, -1.0]))),
         ("target", lambda: _core.hinge_forward(X2, np.array([0, 5]))),
         ("pred", lambda: _core.hinge_forward(np.ones((2, 3, 4)), IDS)),
     ],
     "hinge_backward": [("target", lambda: _core.hinge_backward(X2, X2))],
-    "squared_hinge_forward": [("target", lambda: _core.squared_hinge_forward(P1, np.array([2.0, 1, 1])))],
-    "squared_hinge_backward": [("reduction", lambda: _core.squared_hinge_backward(P1, P1, reduction=""))],
-    "dice_forward": [("smooth", lambda: _core.dice_forward(X2, X2, smooth=-1.0)),
-                     ("target", lambda: _core.dice_forward(X2, np.ones((2, 4))))],
+    "squared_hinge_forward": [
+        ("target", lambda: _core.squared_hinge_forward(P1, np.array([2.0, 1, 1])))
+    ],
+    "squared_hinge_backward": [
+        ("reduction", lambda: _core.squared_hinge_backward(P1, P1, reduction=""))
+    ],
+    "dice_forward": [
+        ("smooth", lambda: _core.dice_forward(X2, X2, smooth=-1.0)),
+        ("target", lambda: _core.dice_forward(X2, np.ones((2, 4)))),
+    ],
     "dice_backward": [("pred", lambda: _core.dice_backward(np.array(0.5), np.array(0.5)))],
     "dense_forward": [
         ("x", lambda: _core.dense_forward(np.ones((2, 5)), W, B)),
@@ -592,21 +651,45 @@ VALUE_ERRORS = {  # name -> [(argument named in the message, call)]
     "gd_update": [("lr", lambda: _core.gd_update(P1.copy(), P1, -0.1))],
     "momentum_update": [
         ("form", lambda: _core.momentum_update(P1.copy(), P1, P1.copy(), 0.1, form="nag")),
-        ("nesterov", lambda: _core.momentum_update(P1.copy(), P1, P1.copy(), 0.1, form="ema", nesterov=True)),
+        (
+            "nesterov",
+            lambda: _core.momentum_update(P1.copy(), P1, P1.copy(), 0.1, form="ema", nesterov=True),
+        ),
         ("beta", lambda: _core.momentum_update(P1.copy(), P1, P1.copy(), 0.1, beta=1.0)),
         ("velocity", lambda: _core.momentum_update(P1.copy(), P1, np.ones(4), 0.1)),
     ],
-    "rmsprop_update": [("rho", lambda: _core.rmsprop_update(P1.copy(), P1, P1.copy(), 0.1, rho=-0.5)),
-                       ("eps", lambda: _core.rmsprop_update(P1.copy(), P1, P1.copy(), 0.1, eps=0.0))],
-    "adam_update": [
-        ("t", lambda: _core.adam_update(P1.copy(), P1, P1.copy(), P1.copy(), 0.1, 0.9, 0.99, 1e-8, 0)),
-        ("beta2", lambda: _core.adam_update(P1.copy(), P1, P1.copy(), P1.copy(), 0.1, 0.9, 1.5, 1e-8, 1)),
-        ("lr", lambda: _core.adam_update(P1.copy(), P1, P1.copy(), P1.copy(), float("nan"), 0.9, 0.99, 1e-8, 1)),
+    "rmsprop_update": [
+        ("rho", lambda: _core.rmsprop_update(P1.copy(), P1, P1.copy(), 0.1, rho=-0.5)),
+        ("eps", lambda: _core.rmsprop_update(P1.copy(), P1, P1.copy(), 0.1, eps=0.0)),
     ],
-    "adamw_update": [("weight_decay", lambda: _core.adamw_update(P1.copy(), P1, P1.copy(), P1.copy(),
-                                                                 0.1, 0.9, 0.99, 1e-8, 1, -0.1))],
-    "add_weight_decay": [("param", lambda: _core.add_weight_decay(P1.copy(), np.ones(2), 0.1)),
-                         ("weight_decay", lambda: _core.add_weight_decay(P1.copy(), P1, -1.0))],
+    "adam_update": [
+        (
+            "t",
+            lambda: _core.adam_update(P1.copy(), P1, P1.copy(), P1.copy(), 0.1, 0.9, 0.99, 1e-8, 0),
+        ),
+        (
+            "beta2",
+            lambda: _core.adam_update(P1.copy(), P1, P1.copy(), P1.copy(), 0.1, 0.9, 1.5, 1e-8, 1),
+        ),
+        (
+            "lr",
+            lambda: _core.adam_update(
+                P1.copy(), P1, P1.copy(), P1.copy(), float("nan"), 0.9, 0.99, 1e-8, 1
+            ),
+        ),
+    ],
+    "adamw_update": [
+        (
+            "weight_decay",
+            lambda: _core.adamw_update(
+                P1.copy(), P1, P1.copy(), P1.copy(), 0.1, 0.9, 0.99, 1e-8, 1, -0.1
+            ),
+        )
+    ],
+    "add_weight_decay": [
+        ("param", lambda: _core.add_weight_decay(P1.copy(), np.ones(2), 0.1)),
+        ("weight_decay", lambda: _core.add_weight_decay(P1.copy(), P1, -1.0)),
+    ],
     "global_norm": [("grad", lambda: _core.global_norm(np.ones(0)))],
     "clip_by_global_norm": [("max_norm", lambda: _core.clip_by_global_norm(P1.copy(), 0.0))],
 }
@@ -614,8 +697,13 @@ VALUE_ERRORS = {  # name -> [(argument named in the message, call)]
 
 def public_core_functions():
     """The kernel functions (the training classes have their own tests in test_core_network.py)."""
-    return sorted(n for n in dir(_core) if not n.startswith("_") and callable(getattr(_core, n))
-                  and not isinstance(getattr(_core, n), type))
+    return sorted(
+        n
+        for n in dir(_core)
+        if not n.startswith("_")
+        and callable(getattr(_core, n))
+        and not isinstance(getattr(_core, n), type)
+    )
 
 
 for _name, _per_row, _has_alpha, _ in _core.ACTIVATIONS:
@@ -627,7 +715,8 @@ for _name, _per_row, _has_alpha, _ in _core.ACTIVATIONS:
     if _has_alpha:
         VALUE_ERRORS[f"{_name}_forward"].append(("alpha", functools.partial(_f, P1, alpha=np.nan)))
         VALUE_ERRORS[f"{_name}_backward"].append(
-            ("alpha", functools.partial(_b, P1, P1, alpha=np.inf)))
+            ("alpha", functools.partial(_b, P1, P1, alpha=np.inf))
+        )
 
 
 def test_every_binding_has_bad_input_cases():
@@ -672,12 +761,28 @@ HEADERS = sorted(p.name for p in CPP.glob("*.hpp"))
 @pytest.mark.parametrize("header", HEADERS)
 def test_header_compiles_on_its_own(header):
     # No pybind11 include path: a header that needs Python does not compile here.
-    run = lambda cmd, **kw: subprocess.run(cmd, cwd=CPP, capture_output=True, text=True, **kw)
+    def run(cmd, **kw):
+        return subprocess.run(cmd, cwd=CPP, capture_output=True, text=True, **kw)
+
     r = run(["g++", "-std=c++17", "-fsyntax-only", f"-I{CPP}", header])
     assert r.returncode == 0, r.stderr
     # Included alone in a translation unit, warning-free with the project's flags.
-    r = run(["g++", "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-fopenmp-simd",
-             f"-I{CPP}", "-x", "c++", "-"], input=f'#include "{header}"\n')
+    r = run(
+        [
+            "g++",
+            "-std=c++17",
+            "-fsyntax-only",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-fopenmp-simd",
+            f"-I{CPP}",
+            "-x",
+            "c++",
+            "-",
+        ],
+        input=f'#include "{header}"\n',
+    )
     assert r.returncode == 0, r.stderr
     assert "pybind11" not in (CPP / header).read_text()
 

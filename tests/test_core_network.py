@@ -6,8 +6,12 @@ import pytest
 from pycvnn import _core, reference
 
 RTOL = {np.float32: 1e-4, np.float64: 1e-10}
-OPS = [("dense", 6, 9, "tanh", 0.01), ("dense", 9, 5, "leaky_relu", 0.1), ("act", 5, 5, "relu", 0.01),
-       ("dense", 5, 4, "none", 0.01)]
+OPS = [
+    ("dense", 6, 9, "tanh", 0.01),
+    ("dense", 9, 5, "leaky_relu", 0.1),
+    ("act", 5, 5, "relu", 0.01),
+    ("dense", 5, 4, "none", 0.01),
+]
 
 
 def arena(ops, dtype, seed=0):
@@ -32,17 +36,26 @@ def test_forward_backward_match_reference(n, dtype):
         assert net.n_params == params.size and net.n_decay == 6 * 9 + 9 * 5 + 5 * 4
     for got, want in zip(out["cpp"], out["ref"]):
         assert got.dtype == want.dtype == dtype
-        np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2 * np.abs(want).max())
+        np.testing.assert_allclose(
+            got, want, rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2 * np.abs(want).max()
+        )
 
 
 # Dense ReLU layers below dense layers: their backward goes into the dx GEMM's epilogue (a
 # gate), on the small kernels (in 7), the blocked ones (in 150: past 2^18 multiply-adds) or
 # OpenBLAS's path (no gate); the ReLU after an "act" op is not gated.
 RELU_NETS = {
-    "small": [("dense", 7, 33, "relu", 0.01), ("dense", 33, 17, "relu", 0.01),
-              ("act", 17, 17, "relu", 0.01), ("dense", 17, 4, "none", 0.01)],
-    "blocked": [("dense", 150, 300, "relu", 0.01), ("dense", 300, 70, "relu", 0.01),
-                ("dense", 70, 5, "none", 0.01)],
+    "small": [
+        ("dense", 7, 33, "relu", 0.01),
+        ("dense", 33, 17, "relu", 0.01),
+        ("act", 17, 17, "relu", 0.01),
+        ("dense", 17, 4, "none", 0.01),
+    ],
+    "blocked": [
+        ("dense", 150, 300, "relu", 0.01),
+        ("dense", 300, 70, "relu", 0.01),
+        ("dense", 70, 5, "none", 0.01),
+    ],
 }
 
 
@@ -52,6 +65,7 @@ RELU_NETS = {
 @pytest.mark.parametrize("threads", [1, 2])
 def test_relu_backward_in_the_gemm_matches_reference(net_name, n, threads, dtype):
     import pycvnn
+
     ops = RELU_NETS[net_name]
     rng = np.random.default_rng(n)
     x = rng.standard_normal((n, ops[0][1])).astype(dtype)
@@ -68,10 +82,20 @@ def test_relu_backward_in_the_gemm_matches_reference(net_name, n, threads, dtype
             a = net.forward(params, x)
             dx = net.backward(params, grads, dout)
             trained = params.copy()  # plain GD: the update goes into the weight GEMMs
-            losses = net.train_epoch(trained, np.zeros_like(params), np.zeros(0, dtype),
-                                     np.zeros(0, dtype), x, y, np.arange(n), 64, 0.1, 0,
-                                     mod.LossSpec("cross_entropy", from_logits=True),
-                                     mod.UpdateRule("gd"))
+            losses = net.train_epoch(
+                trained,
+                np.zeros_like(params),
+                np.zeros(0, dtype),
+                np.zeros(0, dtype),
+                x,
+                y,
+                np.arange(n),
+                64,
+                0.1,
+                0,
+                mod.LossSpec("cross_entropy", from_logits=True),
+                mod.UpdateRule("gd"),
+            )
             out[name] = (a, dx, grads, np.asarray(losses), trained)
     finally:
         pycvnn.set_num_threads(before)
@@ -80,13 +104,20 @@ def test_relu_backward_in_the_gemm_matches_reference(net_name, n, threads, dtype
     assert out["cpp"][2].dtype == dtype
     for got, want in zip(out["cpp"], out["ref"]):
         assert got.dtype == want.dtype
-        np.testing.assert_allclose(got, want, rtol=RTOL[dtype],
-                                   atol=RTOL[dtype] * 1e-2 * np.abs(want).max())
+        np.testing.assert_allclose(
+            got, want, rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2 * np.abs(want).max()
+        )
 
 
-@pytest.mark.parametrize("rule,hyper", [("adam", {}), ("adamw", {"weight_decay": 0.1}),
-                                        ("momentum", {"clip_norm": 0.5}),
-                                        ("rmsprop", {"weight_decay": 0.01})])
+@pytest.mark.parametrize(
+    "rule,hyper",
+    [
+        ("adam", {}),
+        ("adamw", {"weight_decay": 0.1}),
+        ("momentum", {"clip_norm": 0.5}),
+        ("rmsprop", {"weight_decay": 0.01}),
+    ],
+)
 @pytest.mark.parametrize("batch", [8, 64])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_update_by_the_threads_of_each_weight_row_matches_reference(rule, hyper, batch, threads):
@@ -96,6 +127,7 @@ def test_update_by_the_threads_of_each_weight_row_matches_reference(rule, hyper,
     # float32, Adam's m / sqrt(v) turns the rounding noise of near-zero gradients into
     # lr-sized steps, on one thread as on two.
     import pycvnn
+
     ops = RELU_NETS["blocked"]
     rng = np.random.default_rng(batch)
     n = 2 * batch + 3  # the last batch partial
@@ -110,8 +142,9 @@ def test_update_by_the_threads_of_each_weight_row_matches_reference(rule, hyper,
             grads, s1, s2 = (np.zeros_like(params) for _ in range(3))
             net, upd = mod.Network(ops), mod.UpdateRule(rule, **hyper)
             spec = mod.LossSpec("cross_entropy", from_logits=True)
-            losses = net.train_epoch(params, grads, s1, s2, x, y, np.arange(n), batch, 0.01, 0,
-                                     spec, upd)
+            losses = net.train_epoch(
+                params, grads, s1, s2, x, y, np.arange(n), batch, 0.01, 0, spec, upd
+            )
             results[name] = (np.asarray(losses), params, s1, s2)
     finally:
         pycvnn.set_num_threads(before)
@@ -138,8 +171,12 @@ def test_backward_past_the_rows_of_earlier_backwards_matches_reference():
 
 
 RULES = [
-    ("gd", {}), ("momentum", {"form": "ema"}), ("momentum", {"form": "heavy_ball", "nesterov": True}),
-    ("rmsprop", {}), ("adam", {"weight_decay": 0.01}), ("adamw", {"weight_decay": 0.1}),
+    ("gd", {}),
+    ("momentum", {"form": "ema"}),
+    ("momentum", {"form": "heavy_ball", "nesterov": True}),
+    ("rmsprop", {}),
+    ("adam", {"weight_decay": 0.01}),
+    ("adamw", {"weight_decay": 0.1}),
     ("adam", {"clip_norm": 0.5}),
 ]
 LOSSES = [  # (loss name, options, output activation, targets maker)
@@ -172,10 +209,15 @@ def test_train_epoch_matches_reference(loss, opts, out_act, make_y, rule, hyper,
         losses = []
         # epoch 0 in order (rows read in place), 1-2 shuffled (rows gathered), 3 runs out of
         # place: batches [8, 16) in place from row 8, [16, 23) + [0] gathered, [1, 8) in place
-        orders = [np.arange(n), *(np.random.default_rng(e).permutation(n) for e in (1, 2)),
-                  np.r_[8:n, 0:8]]
+        orders = [
+            np.arange(n),
+            *(np.random.default_rng(e).permutation(n) for e in (1, 2)),
+            np.r_[8:n, 0:8],
+        ]
         for epoch, order in enumerate(orders):
-            losses.append(net.train_epoch(params, grads, s1, s2, x, y, order, 8, 0.05, 3 * epoch, spec, upd))
+            losses.append(
+                net.train_epoch(params, grads, s1, s2, x, y, order, 8, 0.05, 3 * epoch, spec, upd)
+            )
         results[name] = (np.concatenate(losses), params, s1, s2)
     for got, want in zip(results["cpp"], results["ref"]):
         scale = max(np.abs(want).max(), 1e-30)
@@ -197,11 +239,25 @@ def test_fused_cross_entropy_matches_reference_at_every_width(classes, scale, dt
     for name, mod in (("cpp", _core), ("ref", reference)):
         params = arena(ops, dtype)
         grads, s = np.zeros_like(params), np.zeros(0, dtype)
-        losses = mod.Network(ops).train_epoch(params, grads, s, s, x, ids, np.arange(13), 5, 1e-3, 0,
-                                              mod.LossSpec("cross_entropy"), mod.UpdateRule("gd"))
+        losses = mod.Network(ops).train_epoch(
+            params,
+            grads,
+            s,
+            s,
+            x,
+            ids,
+            np.arange(13),
+            5,
+            1e-3,
+            0,
+            mod.LossSpec("cross_entropy"),
+            mod.UpdateRule("gd"),
+        )
         results[name] = (np.asarray(losses), params)
     for got, want in zip(results["cpp"], results["ref"]):
-        np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=RTOL[dtype] * np.abs(want).max())
+        np.testing.assert_allclose(
+            got, want, rtol=RTOL[dtype], atol=RTOL[dtype] * np.abs(want).max()
+        )
     assert results["cpp"][0].shape == (3,) and (results["cpp"][0] >= 0).all()
 
 
@@ -213,8 +269,20 @@ def test_train_epoch_stops_at_a_non_finite_loss_without_applying_it():
     for mod in (_core, reference):
         params = np.ones(3, np.float32)
         grads, s = np.zeros(3, np.float32), np.zeros(0, np.float32)
-        losses = mod.Network(ops).train_epoch(params, grads, s, s, x, y, np.arange(3), 1, 0.01, 0,
-                                              mod.LossSpec("l2"), mod.UpdateRule("gd"))
+        losses = mod.Network(ops).train_epoch(
+            params,
+            grads,
+            s,
+            s,
+            x,
+            y,
+            np.arange(3),
+            1,
+            0.01,
+            0,
+            mod.LossSpec("l2"),
+            mod.UpdateRule("gd"),
+        )
         assert len(losses) == 2 and np.isfinite(losses[0]) and not np.isfinite(losses[1])
         # Only the first batch's update: pred = 1 + 2 + 1 = 4, dL/dpred = 2 (4 - 1) = 6,
         # so W -= 0.01 * 6 x and b -= 0.01 * 6.
@@ -236,18 +304,24 @@ def test_update_rule_step_matches_reference_and_spares_biases():
     np.testing.assert_allclose(p, [0.95, 0.95, 1.0, 1.0])
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda: _core.Network([]), "ops"),
-    (lambda: _core.Network([("conv", 2, 2, "none", 0.0)]), r"ops\[0\]"),
-    (lambda: _core.Network([("dense", 2, 3, "none", 0.0), ("dense", 4, 1, "none", 0.0)]), r"ops\[1\]"),
-    (lambda: _core.Network([("dense", 2, 3, "swish", 0.0)]), "activation"),
-    (lambda: _core.LossSpec("cross_entropyy"), "name"),
-    (lambda: _core.LossSpec("huber", delta=0.0), "delta"),
-    (lambda: _core.UpdateRule("adagrad"), "rule"),
-    (lambda: _core.UpdateRule("momentum", form="ema", nesterov=True), "nesterov"),
-    (lambda: _core.UpdateRule("adam", beta2=1.0), "beta2"),
-    (lambda: _core.UpdateRule("gd", clip_norm=-1.0), "clip_norm"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: _core.Network([]), "ops"),
+        (lambda: _core.Network([("conv", 2, 2, "none", 0.0)]), r"ops\[0\]"),
+        (
+            lambda: _core.Network([("dense", 2, 3, "none", 0.0), ("dense", 4, 1, "none", 0.0)]),
+            r"ops\[1\]",
+        ),
+        (lambda: _core.Network([("dense", 2, 3, "swish", 0.0)]), "activation"),
+        (lambda: _core.LossSpec("cross_entropyy"), "name"),
+        (lambda: _core.LossSpec("huber", delta=0.0), "delta"),
+        (lambda: _core.UpdateRule("adagrad"), "rule"),
+        (lambda: _core.UpdateRule("momentum", form="ema", nesterov=True), "nesterov"),
+        (lambda: _core.UpdateRule("adam", beta2=1.0), "beta2"),
+        (lambda: _core.UpdateRule("gd", clip_norm=-1.0), "clip_norm"),
+    ],
+)
 def test_bad_construction(make, match):
     with pytest.raises(ValueError, match=match):
         make()
@@ -255,11 +329,20 @@ def test_bad_construction(make, match):
 
 def _epoch_args(**change):
     ops = [("dense", 3, 2, "none", 0.01)]
-    args = dict(params=np.zeros(8, np.float32), grads=np.zeros(8, np.float32),
-                state1=np.zeros(8, np.float32), state2=np.zeros(8, np.float32),
-                x=np.ones((4, 3), np.float32), y=np.array([0, 1, 1, 0]), order=np.arange(4),
-                batch_size=2, lr=0.1, t=0, loss=_core.LossSpec("cross_entropy"),
-                rule=_core.UpdateRule("adam"))
+    args = dict(
+        params=np.zeros(8, np.float32),
+        grads=np.zeros(8, np.float32),
+        state1=np.zeros(8, np.float32),
+        state2=np.zeros(8, np.float32),
+        x=np.ones((4, 3), np.float32),
+        y=np.array([0, 1, 1, 0]),
+        order=np.arange(4),
+        batch_size=2,
+        lr=0.1,
+        t=0,
+        loss=_core.LossSpec("cross_entropy"),
+        rule=_core.UpdateRule("adam"),
+    )
     args.update(change)
     return _core.Network(ops), args
 
@@ -270,25 +353,34 @@ def test_train_epoch_checks_the_class_ids_of_the_rows_it_trains_on():
     net, args = _epoch_args(y=np.array([0, 1, 7, 0]), order=np.array([0, 1, 3]))
     assert len(net.train_epoch(**args)) == 2  # row 2 is not trained on
     net, args = _epoch_args(y=np.array([0, 1, 7, 0]), order=np.array([3, 2]))
-    with pytest.raises(ValueError, match=r"target: expected class ids in \[0, 2\), got 7 at index 2"):
+    with pytest.raises(
+        ValueError, match=r"target: expected class ids in \[0, 2\), got 7 at index 2"
+    ):
         net.train_epoch(**args)
 
 
-@pytest.mark.parametrize("change,exc,match", [
-    ({"params": np.zeros(7, np.float32)}, ValueError, "params"),
-    ({"params": np.zeros(8, np.int32)}, TypeError, "params"),
-    ({"grads": np.zeros(8)}, TypeError, "grads"),
-    ({"state2": np.zeros(3, np.float32)}, ValueError, "state2"),
-    ({"x": np.ones((4, 5), np.float32)}, ValueError, "x"),
-    ({"x": np.array([["a"] * 3] * 4)}, TypeError, "x"),
-    ({"y": np.array([0, 1, 2, 0])}, ValueError, "target"),
-    ({"y": np.ones((4, 3), np.float32)}, ValueError, "y"),
-    ({"order": np.array([0, 1, 4])}, ValueError, "order"),
-    ({"order": np.array([0.0, 1.0])}, ValueError, "order"),
-    ({"batch_size": 0}, ValueError, "batch_size"),
-    ({"lr": float("nan")}, ValueError, "lr"),
-    ({"loss": _core.LossSpec("binary_cross_entropy"), "y": np.ones((4, 2), np.float32)}, ValueError, "loss"),
-])
+@pytest.mark.parametrize(
+    "change,exc,match",
+    [
+        ({"params": np.zeros(7, np.float32)}, ValueError, "params"),
+        ({"params": np.zeros(8, np.int32)}, TypeError, "params"),
+        ({"grads": np.zeros(8)}, TypeError, "grads"),
+        ({"state2": np.zeros(3, np.float32)}, ValueError, "state2"),
+        ({"x": np.ones((4, 5), np.float32)}, ValueError, "x"),
+        ({"x": np.array([["a"] * 3] * 4)}, TypeError, "x"),
+        ({"y": np.array([0, 1, 2, 0])}, ValueError, "target"),
+        ({"y": np.ones((4, 3), np.float32)}, ValueError, "y"),
+        ({"order": np.array([0, 1, 4])}, ValueError, "order"),
+        ({"order": np.array([0.0, 1.0])}, ValueError, "order"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"lr": float("nan")}, ValueError, "lr"),
+        (
+            {"loss": _core.LossSpec("binary_cross_entropy"), "y": np.ones((4, 2), np.float32)},
+            ValueError,
+            "loss",
+        ),
+    ],
+)
 def test_train_epoch_bad_input(change, exc, match):
     net, args = _epoch_args(**change)
     with pytest.raises(exc, match=match):
@@ -308,6 +400,7 @@ def test_backward_needs_a_forward_of_the_same_dtype():
 
 
 # ---- the core's thread pool (parallel.hpp) ----------------------------------------------------
+
 
 def _big_update(rule, n=600_000, **hyper):
     rng = np.random.default_rng(0)

@@ -10,10 +10,9 @@ import zlib
 
 import numpy as np
 import pytest
+from nethelpers import ACTIVATION_NAMES, activation_kwargs
 
 from pycvnn import _core, reference
-
-from nethelpers import ACTIVATION_NAMES, activation_kwargs
 
 LOG = os.environ.get("PYCVNN_ERROR_LOG")  # optional: record every comparison's error
 DTYPES = [np.float32, np.float64]
@@ -170,7 +169,9 @@ def test_dice(smooth, reduction, shape, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 # the last two pass 2^18 multiply-adds: OpenBLAS with the bias written first, and a skinny
 # shape (out <= 16) on the small kernels with the bias in their epilogue
-@pytest.mark.parametrize("n,fin,fout", [(1, 3, 2), (7, 13, 5), (64, 100, 33), (40, 300, 50), (200, 120, 12)])
+@pytest.mark.parametrize(
+    "n,fin,fout", [(1, 3, 2), (7, 13, 5), (64, 100, 33), (40, 300, 50), (200, 120, 12)]
+)
 @pytest.mark.parametrize("act", ACTIVATIONS)
 def test_dense(act, n, fin, fout, dtype):
     rng = rng_for("dense", n, fin, act)
@@ -203,8 +204,11 @@ OPTIMIZERS = [
     ("momentum_update", 1, {"lr": 0.1, "beta": 0.9, "form": "heavy_ball", "nesterov": True}),
     ("rmsprop_update", 1, {"lr": 0.01, "rho": 0.9, "eps": 1e-8}),
     ("adam_update", 2, {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}),
-    ("adamw_update", 2, {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
-                         "weight_decay": 0.1}),
+    (
+        "adamw_update",
+        2,
+        {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.1},
+    ),
 ]
 
 
@@ -214,7 +218,8 @@ OPTIMIZERS = [
 def test_optimizers(name, nstate, kw, size, dtype):
     rng = rng_for(name, size)
     state = {
-        b: [rng.standard_normal(size).astype(dtype)] + [np.zeros(size, dtype) for _ in range(nstate)]
+        b: [rng.standard_normal(size).astype(dtype)]
+        + [np.zeros(size, dtype) for _ in range(nstate)]
         for b in ("cpp", "ref")
     }
     state["ref"] = [s.copy() for s in state["cpp"]]

@@ -8,20 +8,46 @@ import pytest
 
 from pycvnn import _core
 
-needs_small = pytest.mark.skipif(not _core._small_gemm_available(),
-                                 reason="the small GEMM kernels need AVX-512")
+needs_small = pytest.mark.skipif(
+    not _core._small_gemm_available(), reason="the small GEMM kernels need AVX-512"
+)
 
 # (m, n, k): the tiny and mnist configs' GEMMs, vector/row-block tails, 1s and primes, skinny
 # shapes past 2^18 (one side <= 16) that "auto" also sends to the small kernels.
-SHAPES = [(32, 32, 64), (32, 64, 32), (32, 10, 32), (10, 32, 32), (32, 32, 10), (1, 1, 1),
-          (1, 10, 64), (1, 64, 1), (7, 13, 5), (17, 33, 65), (6, 64, 3), (25, 49, 31),
-          (16, 17, 16), (5, 80, 40), (128, 10, 128), (3, 130, 2), (200, 12, 150), (300, 200, 5),
-          (16, 300, 90)]
+SHAPES = [
+    (32, 32, 64),
+    (32, 64, 32),
+    (32, 10, 32),
+    (10, 32, 32),
+    (32, 32, 10),
+    (1, 1, 1),
+    (1, 10, 64),
+    (1, 64, 1),
+    (7, 13, 5),
+    (17, 33, 65),
+    (6, 64, 3),
+    (25, 49, 31),
+    (16, 17, 16),
+    (5, 80, 40),
+    (128, 10, 128),
+    (3, 130, 2),
+    (200, 12, 150),
+    (300, 200, 5),
+    (16, 300, 90),
+]
 # Past one 64-column panel and one 128-deep block of the blocked kernels, with tails of both;
 # then B past 1 MiB, where the k blocks are up to 1,024 deep (400: one; 1,100: two), and C
 # past 1 MiB (one block of 200).
-BIG_SHAPES = [(70, 150, 300), (33, 200, 129), (130, 65, 257), (6, 64, 128), (1, 129, 513),
-              (9, 700, 400), (5, 300, 1100), (1100, 260, 200)]
+BIG_SHAPES = [
+    (70, 150, 300),
+    (33, 200, 129),
+    (130, 65, 257),
+    (6, 64, 128),
+    (1, 129, 513),
+    (9, 700, 400),
+    (5, 300, 1100),
+    (1100, 260, 200),
+]
 TOL = {np.float32: 2e-6, np.float64: 1e-14}
 
 
@@ -46,9 +72,11 @@ def rel_err(got, want, a, b, ta, tb, alpha):
     return float(np.max(np.abs(got - want) / bound))
 
 
-@pytest.mark.parametrize("path,m,n,k", [(p, *s) for p in ("small", "blocked", "blas", "auto")
-                                         for s in SHAPES] +
-                         [(p, *s) for p in ("blocked", "auto") for s in BIG_SHAPES])
+@pytest.mark.parametrize(
+    "path,m,n,k",
+    [(p, *s) for p in ("small", "blocked", "blas", "auto") for s in SHAPES]
+    + [(p, *s) for p in ("blocked", "auto") for s in BIG_SHAPES],
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
 def test_gemm_matches_float64(m, n, k, ta, tb, dtype, path):
@@ -64,8 +92,18 @@ def test_gemm_matches_float64(m, n, k, ta, tb, dtype, path):
 # The dot-product kernels (A B^T, at most 8 rows): every row-block height (1, 2, 4, 8 rows,
 # and 3, 5, 7 padded), B's rows in and past whole groups, k below a vector, with a tail and
 # without.
-DOT_SHAPES = [(1, 1, 1), (1, 17, 16), (2, 5, 33), (3, 9, 100), (4, 4, 64), (5, 3, 7),
-              (7, 31, 513), (8, 2, 48), (8, 70, 600), (6, 11, 2)]
+DOT_SHAPES = [
+    (1, 1, 1),
+    (1, 17, 16),
+    (2, 5, 33),
+    (3, 9, 100),
+    (4, 4, 64),
+    (5, 3, 7),
+    (7, 31, 513),
+    (8, 2, 48),
+    (8, 70, 600),
+    (6, 11, 2),
+]
 
 
 @needs_small
@@ -81,8 +119,9 @@ def test_dot_kernels_match_float64(m, n, k, scale, dtype):
         _core._gemm(a, b, c, False, True, alpha, beta, "dot")
         assert rel_err(c, want, a, b, False, True, alpha) < TOL[dtype], (alpha, beta)
         assert _core._gemm(a, b, c_gated, False, True, alpha, beta, "dot", gate=gate)
-        assert rel_err(c_gated, np.where(gate > 0, want, 0.0), a, b, False, True, alpha) < \
-            TOL[dtype]
+        assert (
+            rel_err(c_gated, np.where(gate > 0, want, 0.0), a, b, False, True, alpha) < TOL[dtype]
+        )
 
 
 @needs_small
@@ -121,26 +160,30 @@ def test_small_writes_only_c(path, m, n, k, ta, tb):
     # guard zones around it keeps them.
     a, b, _ = operands(m, n, k, ta, tb, np.float32)
     buf = np.full(m * n + 32, 7.0, np.float32)
-    c = buf[16:16 + m * n].reshape(m, n)
+    c = buf[16 : 16 + m * n].reshape(m, n)
     _core._gemm(a, b, c, ta, tb, 1.0, 0.0, path)
-    assert (buf[:16] == 7).all() and (buf[16 + m * n:] == 7).all()
+    assert (buf[:16] == 7).all() and (buf[16 + m * n :] == 7).all()
     want = expected(a, b, c, ta, tb, 1.0, 0.0)
     assert rel_err(c, want, a, b, ta, tb, 1.0) < TOL[np.float32]
 
 
 @needs_small
 # Outside a training step a GEMM is split from 2^24 multiply-adds (k is grown to get there).
-@pytest.mark.parametrize("m,n,k,ta,tb", [
-    (80, 700, 300, False, True),  # split by columns (320 + 380)
-    (300, 200, 280, True, False),  # A^T B split by rows (128 + 172), each thread's own A^T
-    (100, 300, 560, True, False),  # under 64 rows a thread: 16-row parts (48 + 52)
-    (32, 64, 8200, False, True),  # narrower than 64 a thread: 16-column parts (32 + 32)
-    (40, 100, 4200, False, False),  # 48 + 52
-    (20, 300, 2800, False, True),  # 128 + 172
-    (10, 40, 30, True, False),  # small: on the caller, A^T transposed whole
-])
+@pytest.mark.parametrize(
+    "m,n,k,ta,tb",
+    [
+        (80, 700, 300, False, True),  # split by columns (320 + 380)
+        (300, 200, 280, True, False),  # A^T B split by rows (128 + 172), each thread's own A^T
+        (100, 300, 560, True, False),  # under 64 rows a thread: 16-row parts (48 + 52)
+        (32, 64, 8200, False, True),  # narrower than 64 a thread: 16-column parts (32 + 32)
+        (40, 100, 4200, False, False),  # 48 + 52
+        (20, 300, 2800, False, True),  # 128 + 172
+        (10, 40, 30, True, False),  # small: on the caller, A^T transposed whole
+    ],
+)
 def test_blocked_splits_over_threads(m, n, k, ta, tb):
     import pycvnn
+
     before = pycvnn.get_num_threads()
     try:
         pycvnn.set_num_threads(2)
@@ -153,9 +196,11 @@ def test_blocked_splits_over_threads(m, n, k, ta, tb):
         pycvnn.set_num_threads(before)
 
 
-@pytest.mark.parametrize("path,m,n,k", [(p, *s) for p in ("small", "blocked", "blas", "auto")
-                                         for s in SHAPES[:8]] +
-                         [(p, *s) for p in ("blocked", "auto") for s in BIG_SHAPES[-4:]])
+@pytest.mark.parametrize(
+    "path,m,n,k",
+    [(p, *s) for p in ("small", "blocked", "blas", "auto") for s in SHAPES[:8]]
+    + [(p, *s) for p in ("blocked", "auto") for s in BIG_SHAPES[-4:]],
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize("threads", [1, 2])
@@ -163,6 +208,7 @@ def test_gate_zeroes_c_where_the_gate_is_not_positive(m, n, k, ta, tb, dtype, pa
     # ReLU's backward in the epilogue (dz = dx where a > 0): exactly the select of
     # relu_backward, NaN where the gate is NaN; OpenBLAS's path says it did not gate, and did not.
     import pycvnn
+
     if path in ("small", "blocked") and not _core._small_gemm_available():
         pytest.skip("the AVX-512 GEMM kernels need AVX-512")
     before = pycvnn.get_num_threads()
@@ -219,12 +265,20 @@ def test_dense_layers_on_every_kernel_match_the_reference(dtype, threads):
     # first and ReLU a pass after, is what test_portable_paths.py runs these kernels' tests on.)
     import pycvnn
     from pycvnn import reference
+
     rng = np.random.default_rng(3)
     before = pycvnn.get_num_threads()
     try:
         pycvnn.set_num_threads(threads)
-        for n, fin, fout in [(40, 300, 50), (64, 200, 130), (20, 1100, 300), (64, 1100, 300),
-                             (9, 20, 13), (5, 600, 70), (2, 1100, 300)]:
+        for n, fin, fout in [
+            (40, 300, 50),
+            (64, 200, 130),
+            (20, 1100, 300),
+            (64, 1100, 300),
+            (9, 20, 13),
+            (5, 600, 70),
+            (2, 1100, 300),
+        ]:
             x = rng.standard_normal((n, fin)).astype(dtype)
             w = (rng.standard_normal((fout, fin)) / np.sqrt(fin)).astype(dtype)
             b = rng.standard_normal(fout).astype(dtype)
@@ -233,9 +287,15 @@ def test_dense_layers_on_every_kernel_match_the_reference(dtype, threads):
             np.testing.assert_allclose(got, want, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
             assert 0.2 < np.mean(want == 0) < 0.8  # ReLU has work to do
             dout = rng.standard_normal((n, fout)).astype(dtype)
-            for g, r in zip(_core.dense_backward(dout, x, w, got, activation="relu"),
-                            reference.dense_backward(dout, x, w, want, activation="relu")):
-                np.testing.assert_allclose(g, r, rtol=1e-4 if dtype == np.float32 else 1e-12,
-                                           atol=1e-4 if dtype == np.float32 else 1e-12)
+            for g, r in zip(
+                _core.dense_backward(dout, x, w, got, activation="relu"),
+                reference.dense_backward(dout, x, w, want, activation="relu"),
+            ):
+                np.testing.assert_allclose(
+                    g,
+                    r,
+                    rtol=1e-4 if dtype == np.float32 else 1e-12,
+                    atol=1e-4 if dtype == np.float32 else 1e-12,
+                )
     finally:
         pycvnn.set_num_threads(before)

@@ -11,20 +11,25 @@ import sys
 
 import numpy as np
 import pytest
+from nethelpers import BACKENDS, backend_fixture
 
 import pycvnn
 from pycvnn import cli, walkthrough
 from pycvnn import io as pio
 
-from nethelpers import BACKENDS, backend_fixture
-
 backend = pytest.fixture(params=BACKENDS)(backend_fixture)
 
 
 def trained_model(dtype="float32"):
-    layers = [pycvnn.Dense(4, 6), pycvnn.LeakyReLU(0.2), pycvnn.Dense(6, 5, "tanh"),
-              pycvnn.Dense(5, 4, "leaky_relu", init="xavier"), pycvnn.Sigmoid(),
-              pycvnn.Dense(4, 3, init="normal"), pycvnn.Softmax()]
+    layers = [
+        pycvnn.Dense(4, 6),
+        pycvnn.LeakyReLU(0.2),
+        pycvnn.Dense(6, 5, "tanh"),
+        pycvnn.Dense(5, 4, "leaky_relu", init="xavier"),
+        pycvnn.Sigmoid(),
+        pycvnn.Dense(4, 3, init="normal"),
+        pycvnn.Softmax(),
+    ]
     m = pycvnn.Sequential(layers, seed=4, dtype=dtype)
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(30, 4)), rng.integers(0, 3, 30)
@@ -33,6 +38,7 @@ def trained_model(dtype="float32"):
 
 
 # ---- round trip ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_save_load_round_trips_exactly(backend, tmp_path, dtype):
@@ -84,6 +90,7 @@ def test_file_holds_a_json_header_and_loads_without_pickle(tmp_path):
 
 # ---- atomic writes ------------------------------------------------------------------------------
 
+
 def test_save_replaces_an_existing_file_and_leaves_no_temporary(tmp_path):
     a, X = trained_model()
     b = pycvnn.MLP([4, 3], output="softmax", seed=9)
@@ -112,6 +119,7 @@ def test_a_failed_save_keeps_the_old_file_and_removes_its_temporary(tmp_path, mo
 
 
 # ---- bad files ----------------------------------------------------------------------------------
+
 
 def test_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothere.npz"):
@@ -162,14 +170,24 @@ def test_plain_npy_file_is_a_value_error(tmp_path):
         pycvnn.load(path)
 
 
-def write_model_file(path, header, params=np.zeros(15, np.float32)):
+ZEROS_15 = np.zeros(15, np.float32)
+
+
+def write_model_file(path, header, params=ZEROS_15):
     with open(path, "wb") as f:
-        np.savez(f, header=np.array(header if isinstance(header, str) else json.dumps(header)),
-                 params=params)
+        np.savez(
+            f,
+            header=np.array(header if isinstance(header, str) else json.dumps(header)),
+            params=params,
+        )
 
 
-GOOD_HEADER = {"format": "pycvnn-model", "version": 1, "dtype": "float32",
-               "layers": [{"type": "Dense", "in": 4, "out": 3, "activation": None, "init": "he"}]}
+GOOD_HEADER = {
+    "format": "pycvnn-model",
+    "version": 1,
+    "dtype": "float32",
+    "layers": [{"type": "Dense", "in": 4, "out": 3, "activation": None, "init": "he"}],
+}
 
 
 def test_hand_written_file_with_the_documented_header_loads(tmp_path):
@@ -188,16 +206,19 @@ def test_newer_format_version_is_a_value_error_saying_so(tmp_path):
         pycvnn.load(path)
 
 
-@pytest.mark.parametrize("header,pattern", [
-    ("{not json", r"header"),
-    (dict(GOOD_HEADER, format="keras"), r"not a pycvnn model"),
-    (["a", "list"], r"not a pycvnn model"),
-    (dict(GOOD_HEADER, version="2"), r"version"),
-    (dict(GOOD_HEADER, layers=[{"type": "Conv2D"}]), r"layer"),
-    (dict(GOOD_HEADER, layers="Dense"), r"layer"),
-    (dict(GOOD_HEADER, dtype="int8"), r"dtype|layer"),
-    ({k: v for k, v in GOOD_HEADER.items() if k != "layers"}, r"layer"),
-])
+@pytest.mark.parametrize(
+    "header,pattern",
+    [
+        ("{not json", r"header"),
+        (dict(GOOD_HEADER, format="keras"), r"not a pycvnn model"),
+        (["a", "list"], r"not a pycvnn model"),
+        (dict(GOOD_HEADER, version="2"), r"version"),
+        (dict(GOOD_HEADER, layers=[{"type": "Conv2D"}]), r"layer"),
+        (dict(GOOD_HEADER, layers="Dense"), r"layer"),
+        (dict(GOOD_HEADER, dtype="int8"), r"dtype|layer"),
+        ({k: v for k, v in GOOD_HEADER.items() if k != "layers"}, r"layer"),
+    ],
+)
 def test_bad_headers_are_value_errors_naming_the_file(tmp_path, header, pattern):
     path = tmp_path / "bad.npz"
     write_model_file(path, header)
@@ -242,7 +263,9 @@ def run_cli(capsys, *argv):
 @pytest.mark.parametrize("backend_name", BACKENDS)
 def test_train_defaults_reach_96_percent(capsys, backend_name):
     with pycvnn.using_backend(pycvnn.get_backend()):  # the CLI sets the backend process-wide
-        rc, out, err = run_cli(capsys, "train", "--quiet", "--epochs", "30", "--backend", backend_name)
+        rc, out, err = run_cli(
+            capsys, "train", "--quiet", "--epochs", "30", "--backend", backend_name
+        )
     assert rc == 0
     last = out.strip().splitlines()[-1]
     match = ACCURACY_LINE.fullmatch(last)
@@ -263,8 +286,21 @@ def test_train_shows_a_progress_bar_by_default(capsys):
 def test_train_batch_size_full_and_save(capsys, tmp_path):
     path = tmp_path / "digits.npz"
     with pycvnn.using_backend(pycvnn.get_backend()):
-        rc, out, err = run_cli(capsys, "train", "--quiet", "--epochs", "3", "--batch-size", "full",
-                               "--backend", "numpy", "--save", str(path), "--hidden", "16")
+        rc, out, err = run_cli(
+            capsys,
+            "train",
+            "--quiet",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "full",
+            "--backend",
+            "numpy",
+            "--save",
+            str(path),
+            "--hidden",
+            "16",
+        )
     assert rc == 0
     assert "batch full" in err
     assert f"saved model to {path}" in out
@@ -273,19 +309,31 @@ def test_train_batch_size_full_and_save(capsys, tmp_path):
     assert [w.shape for w in model.get_weights()] == [(16, 64), (16,), (10, 16), (10,)]
     X, y = pycvnn.datasets.digits()
     _, test = cli.split(len(X))
-    assert float(np.mean(model.predict_classes(X[test]) == y[test])) == pytest.approx(accuracy, abs=1e-4)
+    assert float(np.mean(model.predict_classes(X[test]) == y[test])) == pytest.approx(
+        accuracy, abs=1e-4
+    )
 
 
-@pytest.mark.parametrize("flags", [
-    ["--loss", "l2"], ["--loss", "hinge", "--optimizer", "momentum", "--lr", "0.05"],
-    ["--schedule", "plateau"], ["--schedule", "warmup"], ["--schedule", "cosine"],
-    ["--schedule", "step"], ["--schedule", "exponential"],
-    ["--activation", "tanh", "--optimizer", "rmsprop"], ["--optimizer", "adamw", "--batch-size", "1"],
-    ["--hidden", "", "--optimizer", "sgd", "--lr", "0.5"],
-])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--loss", "l2"],
+        ["--loss", "hinge", "--optimizer", "momentum", "--lr", "0.05"],
+        ["--schedule", "plateau"],
+        ["--schedule", "warmup"],
+        ["--schedule", "cosine"],
+        ["--schedule", "step"],
+        ["--schedule", "exponential"],
+        ["--activation", "tanh", "--optimizer", "rmsprop"],
+        ["--optimizer", "adamw", "--batch-size", "1"],
+        ["--hidden", "", "--optimizer", "sgd", "--lr", "0.5"],
+    ],
+)
 def test_train_flags_run(capsys, flags):
     with pycvnn.using_backend(pycvnn.get_backend()):
-        rc, out, _ = run_cli(capsys, "train", "--quiet", "--epochs", "2", "--backend", "numpy", *flags)
+        rc, out, _ = run_cli(
+            capsys, "train", "--quiet", "--epochs", "2", "--backend", "numpy", *flags
+        )
     assert rc == 0
     assert ACCURACY_LINE.fullmatch(out.strip().splitlines()[-1])
 
@@ -294,8 +342,17 @@ def test_plot_without_matplotlib_prints_a_clear_message(capsys, monkeypatch, tmp
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pycvnn.using_backend(pycvnn.get_backend()):
-        rc, out, err = run_cli(capsys, "train", "--quiet", "--epochs", "1", "--backend", "numpy",
-                               "--plot", str(tmp_path / "curves.png"))
+        rc, out, err = run_cli(
+            capsys,
+            "train",
+            "--quiet",
+            "--epochs",
+            "1",
+            "--backend",
+            "numpy",
+            "--plot",
+            str(tmp_path / "curves.png"),
+        )
     assert rc != 0
     assert "matplotlib" in err and "pip install" in err
     assert "Traceback" not in err
@@ -306,16 +363,25 @@ def test_plot_with_matplotlib_writes_the_png(capsys, tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib (the 'plot' extra) is not installed")
     path = tmp_path / "curves.png"
     with pycvnn.using_backend(pycvnn.get_backend()):
-        rc, out, _ = run_cli(capsys, "train", "--quiet", "--epochs", "2", "--backend", "numpy",
-                             "--plot", str(path))
+        rc, out, _ = run_cli(
+            capsys, "train", "--quiet", "--epochs", "2", "--backend", "numpy", "--plot", str(path)
+        )
     assert rc == 0 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("argv", [
-    ["train", "--batch-size", "0"], ["train", "--batch-size", "half"], ["train", "--backend", "tpu"],
-    ["train", "--loss", "kl"], ["train", "--optimizer", "lbfgs"], ["train", "--epochs", "many"],
-    ["fly"], [],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--batch-size", "0"],
+        ["train", "--batch-size", "half"],
+        ["train", "--backend", "tpu"],
+        ["train", "--loss", "kl"],
+        ["train", "--optimizer", "lbfgs"],
+        ["train", "--epochs", "many"],
+        ["fly"],
+        [],
+    ],
+)
 def test_bad_command_lines_exit_with_one_error_line(capsys, argv):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
@@ -325,6 +391,7 @@ def test_bad_command_lines_exit_with_one_error_line(capsys, argv):
 
 
 # ---- CLI: walkthrough, help, python -m ---------------------------------------------------------
+
 
 def test_walkthrough_prints_the_lecture_table(capsys):
     rc, out, _ = run_cli(capsys, "walkthrough")
@@ -343,23 +410,47 @@ def test_walkthrough_prints_the_lecture_table(capsys):
 
 
 def test_walkthrough_flags(capsys):
-    rc, out, _ = run_cli(capsys, "walkthrough", "--lr", "0.05", "--iterations", "3", "--w0", "1",
-                         "--b0", "-1")
+    rc, out, _ = run_cli(
+        capsys, "walkthrough", "--lr", "0.05", "--iterations", "3", "--w0", "1", "--b0", "-1"
+    )
     assert rc == 0
     lines = out.strip().splitlines()
     rows = walkthrough.linear_regression([1, 2, 3], [2, 4, 6], 0.05, 1.0, -1.0, 3)
     assert len(lines) == 3 + 3
-    assert lines[-1].split() == [f"{rows[-1].iteration}", f"{rows[-1].w:.6f}", f"{rows[-1].b:.6f}",
-                                 f"{rows[-1].loss:.6f}"]
+    assert lines[-1].split() == [
+        f"{rows[-1].iteration}",
+        f"{rows[-1].w:.6f}",
+        f"{rows[-1].b:.6f}",
+        f"{rows[-1].loss:.6f}",
+    ]
 
 
-@pytest.mark.parametrize("command,flags", [
-    ("train", ["--dataset", "--hidden", "--activation", "--loss", "--optimizer", "--lr",
-               "--schedule", "--epochs", "--batch-size", "--seed", "--backend", "--plot",
-               "--save", "--quiet"]),
-    ("walkthrough", ["--lr", "--w0", "--b0", "--iterations"]),
-    ("info", []),
-])
+@pytest.mark.parametrize(
+    "command,flags",
+    [
+        (
+            "train",
+            [
+                "--dataset",
+                "--hidden",
+                "--activation",
+                "--loss",
+                "--optimizer",
+                "--lr",
+                "--schedule",
+                "--epochs",
+                "--batch-size",
+                "--seed",
+                "--backend",
+                "--plot",
+                "--save",
+                "--quiet",
+            ],
+        ),
+        ("walkthrough", ["--lr", "--w0", "--b0", "--iterations"]),
+        ("info", []),
+    ],
+)
 def test_help_for_each_subcommand_mentions_its_flags(capsys, command, flags):
     with pytest.raises(SystemExit) as info:
         cli.main([command, "--help"])
@@ -387,8 +478,12 @@ def test_info(capsys):
 
 
 def test_python_dash_m_runs_the_cli():
-    result = subprocess.run([sys.executable, "-m", "pycvnn", "walkthrough", "--iterations", "2"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "pycvnn", "walkthrough", "--iterations", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[-2].split() == ["0", "1.866667", "0.800000", "18.666667"]

@@ -7,12 +7,11 @@ import math
 
 import numpy as np
 import pytest
+from nethelpers import ACTIVATION_NAMES, BACKENDS, DTYPES, backend_fixture, close, close_list
 
 import pycvnn
 from pycvnn import losses as L
 from pycvnn import reference as R
-
-from nethelpers import ACTIVATION_NAMES, BACKENDS, DTYPES, backend_fixture, close, close_list
 
 ACTIVATIONS = ACTIVATION_NAMES
 
@@ -49,10 +48,29 @@ def hand_forward(weights, X, acts):
 
 # ---- public names -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax",
-                                  "Sequential", "MLP", "load", "check_gradients",
-                                  "EarlyStopping", "TrainingDiverged", "History", "optim",
-                                  "schedules", "datasets", "walkthrough"])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Dense",
+        "Sigmoid",
+        "Tanh",
+        "ReLU",
+        "LeakyReLU",
+        "Softmax",
+        "Sequential",
+        "MLP",
+        "load",
+        "check_gradients",
+        "EarlyStopping",
+        "TrainingDiverged",
+        "History",
+        "optim",
+        "schedules",
+        "datasets",
+        "walkthrough",
+    ],
+)
 def test_design_names_are_exported_from_the_package(name):
     # The public names: pycvnn.Dense, pycvnn.MLP, pycvnn.load, pycvnn.EarlyStopping, ...
     assert hasattr(pycvnn, name), f"pycvnn.{name} is missing"
@@ -63,6 +81,7 @@ def test_training_diverged_is_a_runtime_error():
 
 
 # ---- Dense shapes and init ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_dense_W_is_out_by_in_and_b_is_out(dtype):
@@ -79,8 +98,9 @@ FAN_IN, FAN_OUT = 800, 200  # asymmetric, so fan_in vs fan_out mix-ups show
 
 
 def big_layer(init, dtype=np.float64, seed=0):
-    m = pycvnn.Sequential([pycvnn.Dense(FAN_IN, FAN_OUT, init=init)], seed=seed,
-                          dtype=np.dtype(dtype).name)
+    m = pycvnn.Sequential(
+        [pycvnn.Dense(FAN_IN, FAN_OUT, init=init)], seed=seed, dtype=np.dtype(dtype).name
+    )
     W, b = m.get_weights()
     return W.astype(np.float64), b
 
@@ -127,9 +147,16 @@ def test_same_seed_same_weights_on_both_backends_different_seed_differs():
         np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("activation,init", [("relu", "he"), ("leaky_relu", "he"),
-                                             ("tanh", "xavier"), ("sigmoid", "xavier"),
-                                             ("softmax", "xavier")])
+@pytest.mark.parametrize(
+    "activation,init",
+    [
+        ("relu", "he"),
+        ("leaky_relu", "he"),
+        ("tanh", "xavier"),
+        ("sigmoid", "xavier"),
+        ("softmax", "xavier"),
+    ],
+)
 def test_mlp_uses_he_for_relu_family_and_xavier_otherwise(activation, init):
     sizes = [FAN_IN, FAN_OUT, 300]
     m = pycvnn.MLP(sizes, activation=activation, seed=1, dtype="float64")
@@ -152,6 +179,7 @@ def test_mlp_applies_activation_between_and_output_after(backend, activation, ou
 
 
 # ---- weights in and out -------------------------------------------------------------------------
+
 
 def test_get_weights_order_and_copies():
     d1, d2 = pycvnn.Dense(3, 4), pycvnn.Dense(4, 2)
@@ -205,9 +233,13 @@ def test_set_weights_bad_input_names_the_argument():
 
 # ---- forward / backward -------------------------------------------------------------------------
 
+
 def two_layer(dtype, seed=0):
-    return pycvnn.Sequential([pycvnn.Dense(4, 5, "tanh"), pycvnn.Dense(5, 3), pycvnn.Sigmoid()],
-                             seed=seed, dtype=np.dtype(dtype).name)
+    return pycvnn.Sequential(
+        [pycvnn.Dense(4, 5, "tanh"), pycvnn.Dense(5, 3), pycvnn.Sigmoid()],
+        seed=seed,
+        dtype=np.dtype(dtype).name,
+    )
 
 
 def hand_backprop(weights, X, dout):
@@ -258,8 +290,15 @@ def test_backward_overwrites_and_gradients_are_copies(backend):
 
 
 def test_deep_model_shapes(backend):
-    layers = [pycvnn.Dense(6, 8), pycvnn.ReLU(), pycvnn.Dense(8, 7, "tanh"),
-              pycvnn.Dense(7, 5), pycvnn.LeakyReLU(0.1), pycvnn.Dense(5, 3), pycvnn.Softmax()]
+    layers = [
+        pycvnn.Dense(6, 8),
+        pycvnn.ReLU(),
+        pycvnn.Dense(8, 7, "tanh"),
+        pycvnn.Dense(7, 5),
+        pycvnn.LeakyReLU(0.1),
+        pycvnn.Dense(5, 3),
+        pycvnn.Softmax(),
+    ]
     m = pycvnn.Sequential(layers, seed=0)
     X = np.random.default_rng(0).random((9, 6))
     out = m.forward(X)
@@ -267,7 +306,16 @@ def test_deep_model_shapes(backend):
     np.testing.assert_allclose(out.sum(axis=1), 1, rtol=1e-5)
     dX = m.backward(np.ones_like(out))
     assert dX.shape == (9, 6)
-    assert [g.shape for g in m.gradients()] == [(8, 6), (8,), (7, 8), (7,), (5, 7), (5,), (3, 5), (3,)]
+    assert [g.shape for g in m.gradients()] == [
+        (8, 6),
+        (8,),
+        (7, 8),
+        (7,),
+        (5, 7),
+        (5,),
+        (3, 5),
+        (3,),
+    ]
 
 
 def test_backward_before_forward_is_an_error(backend):
@@ -314,20 +362,27 @@ def test_forward_accepts_lists_ints_and_fortran_order(backend):
     close(m.forward(X), want, np.float64)
     close(m.forward(X.tolist()), want, np.float64)
     close(m.forward(np.asfortranarray(X.astype(np.float64))), want, np.float64)
-    close(m.forward(np.arange(24.0).reshape(4, 6)[:, ::2]), m.forward(np.arange(24.0).reshape(4, 6)[:, ::2].copy()), np.float64)
+    close(
+        m.forward(np.arange(24.0).reshape(4, 6)[:, ::2]),
+        m.forward(np.arange(24.0).reshape(4, 6)[:, ::2].copy()),
+        np.float64,
+    )
 
 
 @pytest.mark.parametrize("method", ["forward", "predict", "predict_classes"])
-@pytest.mark.parametrize("X,exc,pattern", [
-    (np.zeros(3), ValueError, r"X.*\(N, 3\)"),
-    (np.zeros((2, 4)), ValueError, r"X.*\(N, 3\).*\(2, 4\)"),
-    (np.zeros((2, 3, 1)), ValueError, r"X"),
-    (np.zeros((0, 3)), ValueError, r"X.*empty"),
-    (np.array([[1.0, np.nan, 0.0]]), ValueError, r"X.*finite"),
-    (np.array([[1.0, np.inf, 0.0]]), ValueError, r"X.*finite"),
-    (np.array([["a", "b", "c"]]), TypeError, r"X"),
-    (np.array([[1 + 1j, 0, 0]]), TypeError, r"X"),
-])
+@pytest.mark.parametrize(
+    "X,exc,pattern",
+    [
+        (np.zeros(3), ValueError, r"X.*\(N, 3\)"),
+        (np.zeros((2, 4)), ValueError, r"X.*\(N, 3\).*\(2, 4\)"),
+        (np.zeros((2, 3, 1)), ValueError, r"X"),
+        (np.zeros((0, 3)), ValueError, r"X.*empty"),
+        (np.array([[1.0, np.nan, 0.0]]), ValueError, r"X.*finite"),
+        (np.array([[1.0, np.inf, 0.0]]), ValueError, r"X.*finite"),
+        (np.array([["a", "b", "c"]]), TypeError, r"X"),
+        (np.array([[1 + 1j, 0, 0]]), TypeError, r"X"),
+    ],
+)
 def test_forward_bad_input(backend, method, X, exc, pattern):
     m = pycvnn.MLP([3, 4, 2], seed=0)
     with pytest.raises(exc, match=pattern):
@@ -335,6 +390,7 @@ def test_forward_bad_input(backend, method, X, exc, pattern):
 
 
 # ---- predictions --------------------------------------------------------------------------------
+
 
 def test_predict_is_the_last_layer_output_and_classes_the_argmax(backend):
     m = pycvnn.MLP([4, 6, 3], output="softmax", seed=0, dtype="float64")
@@ -363,6 +419,7 @@ def test_predict_classes_one_output_is_a_zero_one_decision(backend, tail):
 
 # ---- fused softmax / sigmoid output ---------------------------------------------------------------
 
+
 def test_softmax_output_with_cross_entropy_uses_the_fused_gradient(backend):
     # One batch-GD step on Dense -> Softmax with cross_entropy: the recorded loss is the CE of
     # the logits (not of softmax(softmax(z))), and the step is W -= lr (p - onehot)^T X / N.
@@ -375,8 +432,15 @@ def test_softmax_output_with_cross_entropy_uses_the_fused_gradient(backend):
     ce_twice = L.cross_entropy(np_act("softmax", z), y)
     assert abs(ce_logits - ce_twice) > 1e-3
     assert m.evaluate(X, y, loss="cross_entropy")["loss"] == pytest.approx(ce_logits, rel=1e-12)
-    h = m.fit(X, y, loss="cross_entropy", optimizer=pycvnn.optim.GD(lr=0.5), epochs=1,
-              batch_size=None, verbose=False)
+    h = m.fit(
+        X,
+        y,
+        loss="cross_entropy",
+        optimizer=pycvnn.optim.GD(lr=0.5),
+        epochs=1,
+        batch_size=None,
+        verbose=False,
+    )
     assert h["loss"][0] == pytest.approx(ce_logits, rel=1e-12)
     dz = (np_act("softmax", z) - np.eye(3)[y]) / len(X)
     close_list(m.get_weights(), [W - 0.5 * dz.T @ X, b - 0.5 * dz.sum(axis=0)], np.float64)
@@ -393,12 +457,14 @@ def test_sigmoid_output_with_binary_cross_entropy_uses_the_fused_gradient(backen
     W, b = m.get_weights()
     z = (X @ W.T + b)[:, 0]
     bce = L.binary_cross_entropy(z, y.astype(float))
-    h = m.fit(X, y, loss="binary_cross_entropy", optimizer="gd", epochs=1, batch_size=None,
-              verbose=False)
+    h = m.fit(
+        X, y, loss="binary_cross_entropy", optimizer="gd", epochs=1, batch_size=None, verbose=False
+    )
     assert h["loss"][0] == pytest.approx(bce, rel=1e-12)
     dz = (np_act("sigmoid", z) - y) / len(X)
-    close_list(m.get_weights(), [W - 0.01 * dz[None, :] @ X, b - 0.01 * dz.sum(keepdims=True)],
-               np.float64)
+    close_list(
+        m.get_weights(), [W - 0.01 * dz[None, :] @ X, b - 0.01 * dz.sum(keepdims=True)], np.float64
+    )
 
 
 def test_softmax_output_with_another_loss_keeps_the_softmax(backend):
@@ -420,7 +486,11 @@ def gradcheck_case(loss, act, rng):
     if loss == "cross_entropy":
         return hidden + [pycvnn.Dense(5, 3)], rng.integers(0, 3, N), loss
     if loss == "cross_entropy+softmax":
-        return hidden + [pycvnn.Dense(5, 3), pycvnn.Softmax()], rng.integers(0, 3, N), "cross_entropy"
+        return (
+            hidden + [pycvnn.Dense(5, 3), pycvnn.Softmax()],
+            rng.integers(0, 3, N),
+            "cross_entropy",
+        )
     if loss == "cross_entropy(probabilities)":
         return hidden + [pycvnn.Dense(5, 3)], rng.dirichlet(np.ones(3), N), "cross_entropy"
     if loss == "binary_cross_entropy":
@@ -442,9 +512,20 @@ def gradcheck_case(loss, act, rng):
     raise AssertionError(loss)
 
 
-GRADCHECK_LOSSES = ["cross_entropy", "cross_entropy+softmax", "cross_entropy(probabilities)",
-                    "binary_cross_entropy", "l1", "l2", "huber", "hinge", "squared_hinge",
-                    "hinge(binary)", "squared_hinge(binary)", "dice"]
+GRADCHECK_LOSSES = [
+    "cross_entropy",
+    "cross_entropy+softmax",
+    "cross_entropy(probabilities)",
+    "binary_cross_entropy",
+    "l1",
+    "l2",
+    "huber",
+    "hinge",
+    "squared_hinge",
+    "hinge(binary)",
+    "squared_hinge(binary)",
+    "dice",
+]
 
 
 @pytest.mark.parametrize("loss", GRADCHECK_LOSSES)
@@ -478,24 +559,35 @@ def test_check_gradients_catches_a_wrong_gradient(monkeypatch):
 
 # ---- constructor bad input ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("make,exc,pattern", [
-    (lambda: pycvnn.Dense(0, 3), ValueError, "in_features"),
-    (lambda: pycvnn.Dense(3, 2.5), ValueError, "out_features"),
-    (lambda: pycvnn.Dense(3, True), ValueError, "out_features"),
-    (lambda: pycvnn.Dense(3, 2, activation="swish"), ValueError, "activation.*swish"),
-    (lambda: pycvnn.Dense(3, 2, init="lecun"), ValueError, "init.*lecun"),
-    (lambda: pycvnn.LeakyReLU(-0.1), ValueError, "alpha"),
-    (lambda: pycvnn.Sequential([]), ValueError, "layers"),
-    (lambda: pycvnn.Sequential([pycvnn.ReLU(), pycvnn.Dense(2, 2)]), ValueError, r"layers\[0\]"),
-    (lambda: pycvnn.Sequential([pycvnn.Dense(3, 4), pycvnn.Dense(5, 2)]), ValueError,
-     r"layers\[1\].*in_features=4"),
-    (lambda: pycvnn.Sequential(["dense"]), ValueError, "layers"),
-    (lambda: pycvnn.Sequential([pycvnn.Dense(3, 4)], dtype="int32"), ValueError, "dtype"),
-    (lambda: pycvnn.Sequential([pycvnn.Dense(3, 4)], dtype="float16"), ValueError, "dtype"),
-    (lambda: pycvnn.MLP([3]), ValueError, "sizes"),
-    (lambda: pycvnn.MLP([3, 2], activation="swish"), ValueError, "activation"),
-    (lambda: pycvnn.MLP([3, 2], output="swish"), ValueError, "output"),
-])
+
+@pytest.mark.parametrize(
+    "make,exc,pattern",
+    [
+        (lambda: pycvnn.Dense(0, 3), ValueError, "in_features"),
+        (lambda: pycvnn.Dense(3, 2.5), ValueError, "out_features"),
+        (lambda: pycvnn.Dense(3, True), ValueError, "out_features"),
+        (lambda: pycvnn.Dense(3, 2, activation="swish"), ValueError, "activation.*swish"),
+        (lambda: pycvnn.Dense(3, 2, init="lecun"), ValueError, "init.*lecun"),
+        (lambda: pycvnn.LeakyReLU(-0.1), ValueError, "alpha"),
+        (lambda: pycvnn.Sequential([]), ValueError, "layers"),
+        (
+            lambda: pycvnn.Sequential([pycvnn.ReLU(), pycvnn.Dense(2, 2)]),
+            ValueError,
+            r"layers\[0\]",
+        ),
+        (
+            lambda: pycvnn.Sequential([pycvnn.Dense(3, 4), pycvnn.Dense(5, 2)]),
+            ValueError,
+            r"layers\[1\].*in_features=4",
+        ),
+        (lambda: pycvnn.Sequential(["dense"]), ValueError, "layers"),
+        (lambda: pycvnn.Sequential([pycvnn.Dense(3, 4)], dtype="int32"), ValueError, "dtype"),
+        (lambda: pycvnn.Sequential([pycvnn.Dense(3, 4)], dtype="float16"), ValueError, "dtype"),
+        (lambda: pycvnn.MLP([3]), ValueError, "sizes"),
+        (lambda: pycvnn.MLP([3, 2], activation="swish"), ValueError, "activation"),
+        (lambda: pycvnn.MLP([3, 2], output="swish"), ValueError, "output"),
+    ],
+)
 def test_constructor_bad_input(make, exc, pattern):
     with pytest.raises(exc, match=pattern):
         make()
@@ -557,7 +649,11 @@ def test_a_copied_model_is_whole_and_independent(how):
     model.fit(X[:200], y[:200], epochs=1, verbose=False)
     twin = copy.deepcopy(model) if how == "deepcopy" else pickle.loads(pickle.dumps(model))
     assert np.array_equal(twin.predict(X), model.predict(X))
-    assert all(np.shares_memory(d.W, twin._params) for d in twin.layers if hasattr(d, "W") and d.W is not None)
+    assert all(
+        np.shares_memory(d.W, twin._params)
+        for d in twin.layers
+        if hasattr(d, "W") and d.W is not None
+    )
     twin.fit(X[:200], y[:200], epochs=1, verbose=False)
     assert not np.array_equal(twin.predict(X), model.predict(X))
     assert twin.evaluate(X, y)["loss"] != model.evaluate(X, y)["loss"]

@@ -27,8 +27,12 @@ from pycvnn import io as pio
 
 
 def small_model(dtype="float32"):
-    layers = [pycvnn.Dense(3, 4), pycvnn.LeakyReLU(0.2), pycvnn.Dense(4, 2, "tanh", init="xavier"),
-              pycvnn.Softmax()]
+    layers = [
+        pycvnn.Dense(3, 4),
+        pycvnn.LeakyReLU(0.2),
+        pycvnn.Dense(4, 2, "tanh", init="xavier"),
+        pycvnn.Softmax(),
+    ]
     return pycvnn.Sequential(layers, seed=1, dtype=dtype)
 
 
@@ -36,11 +40,14 @@ def same_model(loaded, model):
     """Structure, dtype and bit-identical weights."""
     if repr(loaded) != repr(model) or loaded.dtype != model.dtype:
         return False
-    if [getattr(layer, "init", None) for layer in loaded.layers] != \
-            [getattr(layer, "init", None) for layer in model.layers]:
+    if [getattr(layer, "init", None) for layer in loaded.layers] != [
+        getattr(layer, "init", None) for layer in model.layers
+    ]:
         return False
-    return all(a.dtype == b.dtype and a.tobytes() == b.tobytes()
-               for a, b in zip(loaded.get_weights(), model.get_weights()))
+    return all(
+        a.dtype == b.dtype and a.tobytes() == b.tobytes()
+        for a, b in zip(loaded.get_weights(), model.get_weights())
+    )
 
 
 def outcome(path, data, model):
@@ -51,7 +58,7 @@ def outcome(path, data, model):
     except ValueError as err:
         assert repr(str(path)) in str(err), str(err)
         return "rejected"
-    assert same_model(loaded, model), f"a damaged file loaded into a different model"
+    assert same_model(loaded, model), "a damaged file loaded into a different model"
     return "identical"
 
 
@@ -95,7 +102,9 @@ def corruption_matrix(directory, masks):
 
 def test_every_truncation_and_every_flipped_byte_is_refused_or_harmless(tmp_path):
     # Each offset gets xor 0xFF and one single-bit flip (the bit cycling with the offset).
-    counts, harmless, covered = corruption_matrix(tmp_path, lambda offset: (0xFF, 1 << (offset % 8)))
+    counts, harmless, covered = corruption_matrix(
+        tmp_path, lambda offset: (0xFF, 1 << (offset % 8))
+    )
     assert counts["truncations"] == counts["size"] == counts["truncated rejected"]
     assert counts["flips"] == 2 * counts["size"]
     assert counts["flipped rejected"] + counts.get("flipped identical", 0) == counts["flips"]
@@ -156,8 +165,9 @@ def write_archive(path, members, compress=()):
 
 def write_model(path, header, params, **kwargs):
     text = header if isinstance(header, str) else canonical(header)
-    write_archive(path, {"header.npy": npy_bytes(np.array(text)), "params.npy": npy_bytes(params)},
-                  **kwargs)
+    write_archive(
+        path, {"header.npy": npy_bytes(np.array(text)), "params.npy": npy_bytes(params)}, **kwargs
+    )
 
 
 def npy_prefix(shape, dtype):
@@ -166,8 +176,13 @@ def npy_prefix(shape, dtype):
 
     buffer = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
-                 "shape": shape})
+        buffer,
+        {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+            "fortran_order": False,
+            "shape": shape,
+        },
+    )
     return buffer.getvalue()
 
 
@@ -180,8 +195,13 @@ def huge_dense(path):  # a ~1 KB file declaring Dense(20000, 20000)
 def huge_dense_declared_in_npy(path):  # the .npy header agrees with the layers, the data is absent
     layers = [{"type": "Dense", "in": 20000, "out": 20000, "activation": None, "init": "he"}]
     header = v2_header(layers, "float32", np.zeros(0, np.float32))
-    write_archive(path, {"header.npy": npy_bytes(np.array(canonical(header))),
-                         "params.npy": npy_prefix((20000 * 20000 + 20000,), "<f4")})
+    write_archive(
+        path,
+        {
+            "header.npy": npy_bytes(np.array(canonical(header))),
+            "params.npy": npy_prefix((20000 * 20000 + 20000,), "<f4"),
+        },
+    )
 
 
 def tera_params(path):  # 10**12 parameters
@@ -192,7 +212,9 @@ def tera_params(path):  # 10**12 parameters
 
 def tera_in_features(path):
     layers = [{"type": "Dense", "in": 10**12, "out": 1, "activation": None, "init": "he"}]
-    write_model(path, v2_header(layers, "float32", np.zeros(2, np.float32)), np.zeros(2, np.float32))
+    write_model(
+        path, v2_header(layers, "float32", np.zeros(2, np.float32)), np.zeros(2, np.float32)
+    )
 
 
 def deep_nesting(path):
@@ -201,8 +223,11 @@ def deep_nesting(path):
 
 def deep_nesting_inside_a_header(path):
     header = canonical(v2_header(DENSE_4_3, "float32", np.zeros(15, np.float32)))
-    write_model(path, header[:-1] + ',"x":' + "{\"a\":" * 50000 + "1" + "}" * 50000 + "}",
-                np.zeros(15, np.float32))
+    write_model(
+        path,
+        header[:-1] + ',"x":' + '{"a":' * 50000 + "1" + "}" * 50000 + "}",
+        np.zeros(15, np.float32),
+    )
 
 
 def oversized_header(path):
@@ -222,8 +247,10 @@ def zip_bomb_small_layers(path):
 def zip_bomb_matching_layers(path):
     """The same bomb with layers that need every one of its parameters."""
     width = BOMB_PARAMS // 1000 - 1
-    layers = [{"type": "Dense", "in": 999, "out": width, "activation": None, "init": "he"},
-              {"type": "Dense", "in": width, "out": 1, "activation": None, "init": "he"}]
+    layers = [
+        {"type": "Dense", "in": 999, "out": width, "activation": None, "init": "he"},
+        {"type": "Dense", "in": width, "out": 1, "activation": None, "init": "he"},
+    ]
     write_bomb(path, layers, 999 * width + width + width + 1)
 
 
@@ -236,7 +263,7 @@ def write_bomb(path, layers, n):
             member.write(npy_prefix((n,), "<f4"))
             left = 4 * n
             while left:
-                member.write(zeros[:min(left, len(zeros))])
+                member.write(zeros[: min(left, len(zeros))])
                 left -= min(left, len(zeros))
 
 
@@ -248,13 +275,13 @@ def sizes_beyond_the_file(path):
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo("params.npy")
     # the central directory entry: sizes at +20 (compressed) and +24 (uncompressed)
-    entry = [i for i in range(len(data)) if data[i:i + 4] == b"PK\x01\x02"][1]
-    assert data[entry + 46:entry + 46 + 10] == b"params.npy"
-    if data[entry + 20:entry + 24] == b"\xff\xff\xff\xff":  # sizes live in the zip64 extra
+    entry = [i for i in range(len(data)) if data[i : i + 4] == b"PK\x01\x02"][1]
+    assert data[entry + 46 : entry + 46 + 10] == b"params.npy"
+    if data[entry + 20 : entry + 24] == b"\xff\xff\xff\xff":  # sizes live in the zip64 extra
         extra = entry + 46 + 10 + 4
-        data[extra:extra + 16] = (1_600_000_128).to_bytes(8, "little") * 2
+        data[extra : extra + 16] = (1_600_000_128).to_bytes(8, "little") * 2
     else:
-        data[entry + 20:entry + 28] = (1_600_000_128).to_bytes(4, "little") * 2
+        data[entry + 20 : entry + 28] = (1_600_000_128).to_bytes(4, "little") * 2
     assert info.file_size < 1000
     path.write_bytes(bytes(data))
 
@@ -266,8 +293,12 @@ def non_finite(value, version=2):
         if version == 2:
             write_model(path, v2_header(DENSE_4_3, "float32", params), params)
         else:
-            write_model(path, dict(format="pycvnn-model", version=1, dtype="float32",
-                                   layers=DENSE_4_3), params)
+            write_model(
+                path,
+                dict(format="pycvnn-model", version=1, dtype="float32", layers=DENSE_4_3),
+                params,
+            )
+
     return write
 
 
@@ -314,14 +345,24 @@ def pickled_params(path):
     Tripwire.target = str(path) + ".unpickled"
     params = np.array([Tripwire()] * 15, dtype=object)
     header = {"format": "pycvnn-model", "version": 1, "dtype": "float32", "layers": DENSE_4_3}
-    write_archive(path, {"header.npy": npy_bytes(np.array(canonical(header))),
-                         "params.npy": npy_bytes(params, allow_pickle=True)})
+    write_archive(
+        path,
+        {
+            "header.npy": npy_bytes(np.array(canonical(header))),
+            "params.npy": npy_bytes(params, allow_pickle=True),
+        },
+    )
 
 
 def pickled_header(path):
     Tripwire.target = str(path) + ".unpickled"
-    write_archive(path, {"header.npy": npy_bytes(np.array([Tripwire()], dtype=object), True),
-                         "params.npy": npy_bytes(np.zeros(15, np.float32))})
+    write_archive(
+        path,
+        {
+            "header.npy": npy_bytes(np.array([Tripwire()], dtype=object), True),
+            "params.npy": npy_bytes(np.zeros(15, np.float32)),
+        },
+    )
 
 
 def newer_version(path):
@@ -342,6 +383,7 @@ def header_edits(**changes):
         params = np.zeros(15, np.float32)
         header = dict(v2_header(DENSE_4_3, "float32", params), **changes)
         write_model(path, {k: v for k, v in header.items() if v is not None}, params)
+
     return write
 
 
@@ -371,21 +413,34 @@ def huge_number_in_header(path):
 def extra_member(path):
     params = np.zeros(15, np.float32)
     header = v2_header(DENSE_4_3, "float32", params)
-    write_archive(path, {"header.npy": npy_bytes(np.array(canonical(header))),
-                         "params.npy": npy_bytes(params), "extra.npy": npy_bytes(params)})
+    write_archive(
+        path,
+        {
+            "header.npy": npy_bytes(np.array(canonical(header))),
+            "params.npy": npy_bytes(params),
+            "extra.npy": npy_bytes(params),
+        },
+    )
 
 
 def bytes_header(path):
     params = np.zeros(15, np.float32)
-    write_archive(path, {"header.npy": npy_bytes(np.array(canonical(v2_header(
-        DENSE_4_3, "float32", params)).encode())), "params.npy": npy_bytes(params)})
+    write_archive(
+        path,
+        {
+            "header.npy": npy_bytes(
+                np.array(canonical(v2_header(DENSE_4_3, "float32", params)).encode())
+            ),
+            "params.npy": npy_bytes(params),
+        },
+    )
 
 
 def encrypted_flag(path):
     params = np.zeros(15, np.float32)
     write_model(path, v2_header(DENSE_4_3, "float32", params), params)
     data = bytearray(path.read_bytes())
-    for start in [i for i in range(len(data)) if data[i:i + 4] in (b"PK\x03\x04", b"PK\x01\x02")]:
+    for start in [i for i in range(len(data)) if data[i : i + 4] in (b"PK\x03\x04", b"PK\x01\x02")]:
         flags = start + (6 if data[start + 2] == 3 else 8)
         data[flags] |= 1
     path.write_bytes(bytes(data))
@@ -465,15 +520,20 @@ def test_the_version_2_checksum_follows_the_documented_rule(tmp_path):
     # and a hand-made file following the rule loads
     params = np.arange(15, dtype=np.float32) / 7
     write_model(tmp_path / "hand.npz", v2_header(DENSE_4_3, "float32", params), params)
-    np.testing.assert_array_equal(pycvnn.load(tmp_path / "hand.npz").get_weights()[0],
-                                  params[:12].reshape(3, 4))
+    np.testing.assert_array_equal(
+        pycvnn.load(tmp_path / "hand.npz").get_weights()[0], params[:12].reshape(3, 4)
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_version_1_files_still_load(tmp_path, dtype):
     model = small_model(dtype)
-    header = {"format": "pycvnn-model", "version": 1, "dtype": dtype,
-              "layers": [pio._layer_config(layer) for layer in model.layers]}
+    header = {
+        "format": "pycvnn-model",
+        "version": 1,
+        "dtype": dtype,
+        "layers": [pio._layer_config(layer) for layer in model.layers],
+    }
     with open(tmp_path / "v1.npz", "wb") as f:  # exactly what the version-1 writer did
         np.savez(f, header=np.array(json.dumps(header)), params=model._params)
     assert same_model(pycvnn.load(tmp_path / "v1.npz"), model)
@@ -482,8 +542,11 @@ def test_version_1_files_still_load(tmp_path, dtype):
 def test_version_1_files_get_the_same_checks(tmp_path):
     path = tmp_path / "v1.npz"
     layers = [{"type": "Dense", "in": 20000, "out": 20000, "activation": None, "init": "he"}]
-    write_model(path, {"format": "pycvnn-model", "version": 1, "dtype": "float32",
-                       "layers": layers}, np.zeros(15, np.float32))
+    write_model(
+        path,
+        {"format": "pycvnn-model", "version": 1, "dtype": "float32", "layers": layers},
+        np.zeros(15, np.float32),
+    )
     with pytest.raises(ValueError, match=r"v1\.npz.*holds 15 parameters"):
         pycvnn.load(path)
 
@@ -509,10 +572,14 @@ def test_loading_keeps_each_dense_layers_init(tmp_path):
     model = small_model()
     model.save(tmp_path / "m.npz")
     loaded = pycvnn.load(tmp_path / "m.npz")
-    assert [layer.init for layer in loaded.layers if isinstance(layer, pycvnn.Dense)] == ["he", "xavier"]
+    assert [layer.init for layer in loaded.layers if isinstance(layer, pycvnn.Dense)] == [
+        "he",
+        "xavier",
+    ]
 
 
 # ---- saving -------------------------------------------------------------------------------------
+
 
 @pytest.fixture(params=["unnamed", "named"])
 def temporary_kind(request, tmp_path, monkeypatch):
@@ -565,8 +632,9 @@ def test_save_onto_a_directory_names_it_and_leaves_no_temporary(tmp_path, tempor
     assert os.listdir(tmp_path) == ["dir"] and os.listdir(tmp_path / "dir") == []
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                    reason="root writes into read-only directories")
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only directories"
+)
 def test_save_into_a_read_only_directory_names_the_path(tmp_path, temporary_kind):
     (tmp_path / "ro").mkdir()
     os.chmod(tmp_path / "ro", 0o555)
@@ -580,8 +648,9 @@ def test_save_into_a_read_only_directory_names_the_path(tmp_path, temporary_kind
 
 
 @pytest.mark.parametrize("error", [OSError(28, "No space left on device"), KeyboardInterrupt()])
-def test_an_interrupted_write_keeps_the_old_file_and_leaves_nothing_else(tmp_path, monkeypatch,
-                                                                         temporary_kind, error):
+def test_an_interrupted_write_keeps_the_old_file_and_leaves_nothing_else(
+    tmp_path, monkeypatch, temporary_kind, error
+):
     old = small_model()
     path = tmp_path / "m.npz"
     old.save(path)
@@ -602,8 +671,9 @@ def test_an_interrupted_write_keeps_the_old_file_and_leaves_nothing_else(tmp_pat
 
 def test_a_killed_save_leaves_no_temporary_file(tmp_path):
     if not _atomic.unnamed_temporaries_work(str(tmp_path)):
-        pytest.skip("this file system cannot link an O_TMPFILE; a killed save leaves its "
-                    "named temporary")
+        pytest.skip(
+            "this file system cannot link an O_TMPFILE; a killed save leaves its named temporary"
+        )
     small_model().save(tmp_path / "m.npz")
     before = (tmp_path / "m.npz").read_bytes()
     script = textwrap.dedent(f"""
@@ -631,9 +701,26 @@ def test_a_model_with_non_finite_weights_is_not_saved(tmp_path):
 
 def test_cli_save_into_a_missing_directory_names_the_given_path(tmp_path):
     path = tmp_path / "nowhere" / "model.npz"
-    result = subprocess.run([sys.executable, "-m", "pycvnn", "train", "--quiet", "--epochs", "1",
-                             "--hidden", "8", "--backend", "numpy", "--save", str(path)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pycvnn",
+            "train",
+            "--quiet",
+            "--epochs",
+            "1",
+            "--hidden",
+            "8",
+            "--backend",
+            "numpy",
+            "--save",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0
     assert str(path) in result.stderr
     assert ".tmp" not in result.stderr
@@ -641,6 +728,7 @@ def test_cli_save_into_a_missing_directory_names_the_given_path(tmp_path):
 
 
 # ---- the full matrix and the timings, for the record --------------------------------------------
+
 
 def main():
     import pathlib
@@ -651,11 +739,14 @@ def main():
         directory = pathlib.Path(directory)
         start = time.perf_counter()
         counts, harmless, covered = corruption_matrix(
-            directory, lambda offset: [1 << bit for bit in range(8)] + [0xFF])
+            directory, lambda offset: [1 << bit for bit in range(8)] + [0xFF]
+        )
         print(f"corruption matrix ({time.perf_counter() - start:.1f} s): {counts}")
-        print(f"{len(covered)} bytes in the .npy members, {len(harmless)} offsets where some flip "
-              f"loaded the identical model, {len(harmless & covered)} of them in the members: "
-              f"{sorted(harmless)}")
+        print(
+            f"{len(covered)} bytes in the .npy members, {len(harmless)} offsets where some flip "
+            f"loaded the identical model, {len(harmless & covered)} of them in the members: "
+            f"{sorted(harmless)}"
+        )
         path = directory / "hostile.npz"
         for name, write in HOSTILE.items():
             write(path)
@@ -664,7 +755,7 @@ def main():
                 pycvnn.load(path)
                 result = "LOADED"
             except ValueError as err:
-                result = f"ValueError: {str(err)[len(repr(str(path))) + 7:][:110]}"
+                result = f"ValueError: {str(err)[len(repr(str(path))) + 7 :][:110]}"
             seconds = time.perf_counter() - start
             print(f"{seconds * 1000:8.2f} ms  {path.stat().st_size:>9} B  {name}: {result}")
 

@@ -7,12 +7,11 @@ import warnings
 
 import numpy as np
 import pytest
+from nethelpers import ACTIVATION_NAMES
 
 import pycvnn
 from pycvnn import _core, optim
 from pycvnn import reference as R
-
-from nethelpers import ACTIVATION_NAMES, activation_kwargs
 
 DTYPES = [np.float32, np.float64]
 rng = np.random.default_rng(7)
@@ -58,7 +57,11 @@ CASES = {
     "ce_backward_probs_soft": ("cross_entropy_backward", (PROBS, PROBS[::-1], False), [0, 1]),
     "bce_forward": ("binary_cross_entropy_forward", (u(N), PROBS[:, 0], True, "none"), [0]),
     "bce_backward": ("binary_cross_entropy_backward", (u(N), PROBS[:, 0]), [0]),
-    "bce_forward_probs": ("binary_cross_entropy_forward", (PROBS[:, 1], PROBS[:, 0], False, "none"), [0]),
+    "bce_forward_probs": (
+        "binary_cross_entropy_forward",
+        (PROBS[:, 1], PROBS[:, 0], False, "none"),
+        [0],
+    ),
     "bce_backward_probs": ("binary_cross_entropy_backward", (PROBS[:, 1], PROBS[:, 0], False), [0]),
     "hinge_forward": ("hinge_forward", (u(N), SIGNS, "none"), [0]),
     "hinge_backward": ("hinge_backward", (u(N), SIGNS), [0]),
@@ -74,14 +77,25 @@ CASES = {
     "dense_forward_leaky": ("dense_forward", (X3, W3, B3, "leaky_relu"), [0, 1, 2]),
     "dense_forward_softmax": ("dense_forward", (X3, W3, B3, "softmax"), [0, 1, 2]),
     "dense_backward_relu": ("dense_backward", (u(N, C), X3, W3, A_RELU, "relu"), [0, 1, 2, 3]),
-    "dense_backward_leaky": ("dense_backward", (u(N, C), X3, W3, u(N, C), "leaky_relu"), [0, 1, 2, 3]),
+    "dense_backward_leaky": (
+        "dense_backward",
+        (u(N, C), X3, W3, u(N, C), "leaky_relu"),
+        [0, 1, 2, 3],
+    ),
     "matmul": ("matmul", (u(N, 3), u(3, C)), [0, 1]),
     "gd_update": ("gd_update", (u(40), u(40), 0.1), [0, 1]),
     "momentum_update": ("momentum_update", (u(40), u(40), u(40), 0.1), [0, 1, 2]),
     "rmsprop_update": ("rmsprop_update", (u(40), u(40), u(40, lo=0), 0.1), [0, 1, 2]),
-    "adam_update": ("adam_update", (u(40), u(40), u(40), u(40, lo=0), 0.1, 0.9, 0.999, 1e-8, 3), [0, 1, 2, 3]),
-    "adamw_update": ("adamw_update", (u(40), u(40), u(40), u(40, lo=0), 0.1, 0.9, 0.999, 1e-8, 3, 0.1),
-                     [0, 1, 2, 3]),
+    "adam_update": (
+        "adam_update",
+        (u(40), u(40), u(40), u(40, lo=0), 0.1, 0.9, 0.999, 1e-8, 3),
+        [0, 1, 2, 3],
+    ),
+    "adamw_update": (
+        "adamw_update",
+        (u(40), u(40), u(40), u(40, lo=0), 0.1, 0.9, 0.999, 1e-8, 3, 0.1),
+        [0, 1, 2, 3],
+    ),
     "add_weight_decay": ("add_weight_decay", (u(40), u(40), 0.1), [0, 1]),
     "global_norm": ("global_norm", (u(40),), [0]),
     "clip_by_global_norm": ("clip_by_global_norm", (u(40), 0.5), [0]),
@@ -90,7 +104,9 @@ CASES = {
 
 def poisoned(args, pos, value, where, dtype):
     """Copies of args in dtype (float arrays only), with `value` at flat index `where` of args[pos]."""
-    out = [np.array(a, dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in args]
+    out = [
+        np.array(a, dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in args
+    ]
     out[pos] = out[pos].copy()
     out[pos].flat[where % out[pos].size] = value
     return out
@@ -103,7 +119,9 @@ def outputs(module, kernel, args):
         warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's invalid-value warnings
         result = getattr(module, kernel)(*args)
     parts = list(result) if isinstance(result, tuple) else [] if result is None else [result]
-    return [np.asarray(p, np.float64) for p in parts + [a for a in args if isinstance(a, np.ndarray)]]
+    return [
+        np.asarray(p, np.float64) for p in parts + [a for a in args if isinstance(a, np.ndarray)]
+    ]
 
 
 SPECIAL = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf}
@@ -122,8 +140,14 @@ def test_special_values_give_what_the_reference_gives(case, special, dtype):
         for k, (g, w) in enumerate(zip(got, want)):
             where_msg = f"{kernel} with {special} in argument {pos}, output {k}"
             np.testing.assert_array_equal(np.isnan(g), np.isnan(w), err_msg=where_msg)
-            np.testing.assert_allclose(g, w, rtol=1e-4 if dtype == np.float32 else 1e-10,
-                                       atol=1e-6, equal_nan=True, err_msg=where_msg)
+            np.testing.assert_allclose(
+                g,
+                w,
+                rtol=1e-4 if dtype == np.float32 else 1e-10,
+                atol=1e-6,
+                equal_nan=True,
+                err_msg=where_msg,
+            )
 
 
 # Kernel cases where a NaN in the first argument must reach the output (the first output, or
@@ -175,7 +199,12 @@ def test_float32_adam_handles_infinite_and_negative_second_moments():
     for g_at, v_at in ((np.inf, 0.0), (3e19, 0.0), (0.5, -1.0), (0.5, np.inf)):
         want = None
         for m in (_core, R):
-            p, g, m1, v = np.ones(n, np.float32), np.ones(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
+            p, g, m1, v = (
+                np.ones(n, np.float32),
+                np.ones(n, np.float32),
+                np.zeros(n, np.float32),
+                np.zeros(n, np.float32),
+            )
             g[[3, 40]], v[[3, 40]] = g_at, v_at
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
@@ -192,17 +221,22 @@ def test_relu_gates_and_l1_sign_at_every_length_and_lane(dtype):
     # The AVX-512 gates run whole vectors and then a masked tail: every length up to 2.5
     # vectors, each special value in turn in every lane of z and of dout, against the twin.
     info = np.finfo(dtype)
-    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, info.tiny, -info.tiny, info.max,
-                        -info.max], dtype)
+    special = np.array(
+        [np.nan, np.inf, -np.inf, 0.0, -0.0, info.tiny, -info.tiny, info.max, -info.max], dtype
+    )
     for n in range(1, 41):
         z, dout = u(n).astype(dtype), u(n).astype(dtype)
         z[::2] = np.resize(np.roll(special, n), z[::2].size)
         dout[1::3] = np.resize(special[::-1], dout[1::3].size)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            for got, want in ((_core.relu_backward(z, dout), R.relu_backward(z, dout)),
-                              (_core.leaky_relu_backward(z, dout, alpha=0.1),
-                               R.leaky_relu_backward(z, dout, alpha=0.1))):
+            for got, want in (
+                (_core.relu_backward(z, dout), R.relu_backward(z, dout)),
+                (
+                    _core.leaky_relu_backward(z, dout, alpha=0.1),
+                    R.leaky_relu_backward(z, dout, alpha=0.1),
+                ),
+            ):
                 np.testing.assert_array_equal(got, want, err_msg=f"n={n}")
             got, want = _core.l1_backward(z, dout), R.l1_backward(z, dout)
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"n={n}")
@@ -218,17 +252,45 @@ def test_train_epoch_on_nan_input_reports_nan(backend, act, loss):
     before = p.copy()
     g, s1, s2 = (np.zeros_like(p) for _ in range(3))
     x = np.full((10, 4), np.nan, np.float32)
-    y = np.arange(10) % 3 if loss in ("cross_entropy", "hinge") else np.full((10, 3), 0.5, np.float32)
-    losses = net.train_epoch(p, g, s1, s2, x, y, np.arange(10), 4, 0.1, 0, backend.LossSpec(loss),
-                             backend.UpdateRule("adam"))
+    y = (
+        np.arange(10) % 3
+        if loss in ("cross_entropy", "hinge")
+        else np.full((10, 3), 0.5, np.float32)
+    )
+    losses = net.train_epoch(
+        p,
+        g,
+        s1,
+        s2,
+        x,
+        y,
+        np.arange(10),
+        4,
+        0.1,
+        0,
+        backend.LossSpec(loss),
+        backend.UpdateRule("adam"),
+    )
     assert len(losses) == 1 and np.isnan(losses[0])
     np.testing.assert_array_equal(p, before)  # the non-finite batch's update is not applied
 
 
 # ---- fit at absurd learning rates ------------------------------------------------------------
 
-OPTIMIZERS = {"gd": optim.GD, "momentum": optim.Momentum, "rmsprop": optim.RMSProp, "adam": optim.Adam}
-LOSSES = {"cross_entropy": None, "l2": None, "l1": None, "huber": None, "hinge": None, "dice": "softmax"}
+OPTIMIZERS = {
+    "gd": optim.GD,
+    "momentum": optim.Momentum,
+    "rmsprop": optim.RMSProp,
+    "adam": optim.Adam,
+}
+LOSSES = {
+    "cross_entropy": None,
+    "l2": None,
+    "l1": None,
+    "huber": None,
+    "hinge": None,
+    "dice": "softmax",
+}
 
 
 @pytest.fixture(scope="module")
@@ -249,8 +311,16 @@ def test_huge_lr_diverges_or_reports_the_true_loss(digits, opt, loss, lr):
     target = y if loss in ("cross_entropy", "hinge") else onehot
     model = pycvnn.MLP([64, 32, 10], output=LOSSES[loss], seed=0)
     try:
-        history = model.fit(X, target, loss=loss, optimizer=OPTIMIZERS[opt](lr=lr), epochs=5,
-                            batch_size=64, seed=0, verbose=False)
+        history = model.fit(
+            X,
+            target,
+            loss=loss,
+            optimizer=OPTIMIZERS[opt](lr=lr),
+            epochs=5,
+            batch_size=64,
+            seed=0,
+            verbose=False,
+        )
     except pycvnn.TrainingDiverged:
         assert all(np.isfinite(w).all() for w in model.get_weights())
         return

@@ -22,7 +22,8 @@ def stub_functions():
             args = node.args.args
             defaults = [None] * (len(args) - len(node.args.defaults)) + node.args.defaults
             out[node.name] = [
-                (a.arg, NO_DEFAULT if d is None else ast.literal_eval(d)) for a, d in zip(args, defaults)
+                (a.arg, NO_DEFAULT if d is None else ast.literal_eval(d))
+                for a, d in zip(args, defaults)
             ]
     return out
 
@@ -38,22 +39,28 @@ def stub_classes():
                 if isinstance(f, ast.FunctionDef):
                     args = f.args.args[1:]
                     defaults = [None] * (len(args) - len(f.args.defaults)) + f.args.defaults
-                    methods[f.name] = [(a.arg, NO_DEFAULT if d is None else ast.literal_eval(d))
-                                       for a, d in zip(args, defaults)]
+                    methods[f.name] = [
+                        (a.arg, NO_DEFAULT if d is None else ast.literal_eval(d))
+                        for a, d in zip(args, defaults)
+                    ]
             out[node.name] = methods
     return out
 
 
 # The activation kernels, made from the registry: the stub describes them once, generically.
-ACTIVATION_KERNELS = {f"{entry[0]}_{part}" for entry in _core.ACTIVATIONS
-                      for part in ("forward", "backward")}
+ACTIVATION_KERNELS = {
+    f"{entry[0]}_{part}" for entry in _core.ACTIVATIONS for part in ("forward", "backward")
+}
 
 
 def core_functions():
     return {
-        n for n in dir(_core)
-        if not n.startswith("_") and callable(getattr(_core, n))
-        and not isinstance(getattr(_core, n), type) and n not in ACTIVATION_KERNELS
+        n
+        for n in dir(_core)
+        if not n.startswith("_")
+        and callable(getattr(_core, n))
+        and not isinstance(getattr(_core, n), type)
+        and n not in ACTIVATION_KERNELS
     }
 
 
@@ -75,8 +82,10 @@ def test_activation_kernels_have_the_registry_signatures_on_both_backends():
     for name, params in activation_signatures().items():
         assert pybind_params(getattr(_core, name)) == params, name
         sig = inspect.signature(getattr(reference, name))
-        assert [(p.name, NO_DEFAULT if p.default is inspect.Parameter.empty else p.default)
-                for p in sig.parameters.values()] == params, name
+        assert [
+            (p.name, NO_DEFAULT if p.default is inspect.Parameter.empty else p.default)
+            for p in sig.parameters.values()
+        ] == params, name
 
 
 def test_version_single_source():
@@ -119,7 +128,10 @@ def test_compiled_signatures_match_stub():
         assert pybind_params(getattr(_core, name)) == params, name
     for cls, methods in stub_classes().items():
         for name, params in methods.items():
-            assert pybind_params(getattr(getattr(_core, cls), name), drop_self=True) == params, (cls, name)
+            assert pybind_params(getattr(getattr(_core, cls), name), drop_self=True) == params, (
+                cls,
+                name,
+            )
 
 
 def test_reference_mirrors_stub():
@@ -129,11 +141,16 @@ def test_reference_mirrors_stub():
         assert [p for p in sig.parameters] == [p[0] for p in params], name
         for pname, default in params:
             d = sig.parameters[pname].default
-            assert (d is inspect.Parameter.empty) if default is NO_DEFAULT else d == default, (name, pname)
+            assert (d is inspect.Parameter.empty) if default is NO_DEFAULT else d == default, (
+                name,
+                pname,
+            )
 
 
 def test_stub_lists_exactly_the_compiled_classes():
-    compiled = {n for n in dir(_core) if not n.startswith("_") and isinstance(getattr(_core, n), type)}
+    compiled = {
+        n for n in dir(_core) if not n.startswith("_") and isinstance(getattr(_core, n), type)
+    }
     assert set(stub_classes()) == compiled
 
 
@@ -143,6 +160,8 @@ def test_reference_classes_mirror_stub():
             for impl in (getattr(reference, cls), getattr(_core, cls)):
                 assert hasattr(impl, name), (impl, name)
             sig = inspect.signature(getattr(getattr(reference, cls), name))
-            got = [(p.name, NO_DEFAULT if p.default is inspect.Parameter.empty else p.default)
-                   for p in list(sig.parameters.values())[1:]]
+            got = [
+                (p.name, NO_DEFAULT if p.default is inspect.Parameter.empty else p.default)
+                for p in list(sig.parameters.values())[1:]
+            ]
             assert got == params, (cls, name)

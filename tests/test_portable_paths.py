@@ -15,14 +15,29 @@ HERE = pathlib.Path(__file__).parent
 MODULES = ["test_gemm.py", "test_core_kernels.py", "test_core_network.py", "test_cross_backend.py"]
 
 
-@pytest.mark.skipif(not _core._small_gemm_available(),
-                    reason="no AVX-512 here: the main run already takes the portable paths")
+@pytest.mark.skipif(
+    not _core._small_gemm_available(),
+    reason="no AVX-512 here: the main run already takes the portable paths",
+)
 def test_portable_paths_pass_the_kernel_tests():
     env = dict(os.environ, PYCVNN_NO_AVX512="1")
     check = "from pycvnn import _core; assert not _core._small_gemm_available()"
     subprocess.run([sys.executable, "-c", check], env=env, check=True)
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                          *(str(HERE / m) for m in MODULES)],
-                         env=env, capture_output=True, text=True, cwd=HERE.parent)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+            *(str(HERE / m) for m in MODULES),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=HERE.parent,
+    )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert " passed" in run.stdout

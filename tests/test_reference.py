@@ -5,15 +5,15 @@ import warnings
 
 import numpy as np
 import pytest
+from nethelpers import ACTIVATION_NAMES, activation_kwargs
 
 from pycvnn import reference as R
-
-from nethelpers import ACTIVATION_NAMES, activation_kwargs
 
 REDUCTIONS = ["none", "mean", "sum"]
 
 
 # ---- finite-difference helpers --------------------------------------------------------------
+
 
 def numgrad(f, x, h=1e-6):
     """Central differences of the scalar f at x (float64), element by element."""
@@ -42,13 +42,15 @@ def as_scalar(out):
 
 # ---- activations ----------------------------------------------------------------------------
 
+
 def away_from_zero(rng, shape, gap=0.05):
     z = rng.standard_normal(shape)
     return np.where(np.abs(z) < gap, gap * np.sign(z) + gap, z)  # no kink within h
 
 
 ACTIVATIONS = [(name, activation_kwargs(name, 0.1)) for name in ACTIVATION_NAMES] + [
-    ("leaky_relu", {})]
+    ("leaky_relu", {})
+]
 
 
 @pytest.mark.parametrize("shape", [(7,), (3, 4), (2, 3, 5)])
@@ -79,9 +81,11 @@ def test_activation_values_by_hand():
 
 def test_softmax_of_1_2_3():
     # e^k / (e + e^2 + e^3)
-    np.testing.assert_allclose(R.softmax_forward(np.array([1.0, 2.0, 3.0])),
-                               [0.09003057317038046, 0.24472847105479767, 0.6652409557748219],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        R.softmax_forward(np.array([1.0, 2.0, 3.0])),
+        [0.09003057317038046, 0.24472847105479767, 0.6652409557748219],
+        rtol=1e-12,
+    )
 
 
 def test_softmax_over_last_axis():
@@ -92,6 +96,7 @@ def test_softmax_over_last_axis():
 
 
 # ---- losses against finite differences -------------------------------------------------------
+
 
 def case_l1(rng):
     pred = rng.standard_normal((4, 3))
@@ -118,9 +123,9 @@ def case_ce(from_logits, kind):
     def make(rng):
         z = rng.standard_normal((5, 4))
         pred = z if from_logits else rows_softmax(z)
-        target = (rng.integers(0, 4, size=5) if kind == "ids"
-                  else rng.dirichlet(np.ones(4), size=5))
+        target = rng.integers(0, 4, size=5) if kind == "ids" else rng.dirichlet(np.ones(4), size=5)
         return pred, target, {"from_logits": from_logits}
+
     return make
 
 
@@ -128,6 +133,7 @@ def case_bce(from_logits, shape):
     def make(rng):
         pred = rng.standard_normal(shape) * 2 if from_logits else rng.uniform(0.05, 0.95, shape)
         return pred, rng.uniform(0, 1, shape), {"from_logits": from_logits}
+
     return make
 
 
@@ -150,6 +156,7 @@ def case_hinge(binary, shape):
                 target = rng.integers(0, shape[1], size=shape[0])
             if np.min(np.abs(hinge_margins(pred, target))) > 0.01:
                 return pred, target, {}
+
     return make
 
 
@@ -157,20 +164,30 @@ def case_dice(smooth):
     def make(rng):
         pred = rng.uniform(0.05, 0.95, (3, 2, 4))
         return pred, (rng.uniform(size=(3, 2, 4)) > 0.5).astype(float), {"smooth": smooth}
+
     return make
 
 
 LOSS_CASES = [
-    ("l1", case_l1), ("l2", case_l2), ("huber", case_huber),
-    ("cross_entropy", case_ce(True, "ids")), ("cross_entropy", case_ce(True, "probs")),
-    ("cross_entropy", case_ce(False, "ids")), ("cross_entropy", case_ce(False, "probs")),
-    ("binary_cross_entropy", case_bce(True, (6,))), ("binary_cross_entropy", case_bce(True, (6, 1))),
-    ("binary_cross_entropy", case_bce(False, (6,))), ("binary_cross_entropy", case_bce(False, (6, 1))),
-    ("hinge", case_hinge(True, (8,))), ("hinge", case_hinge(True, (8, 1))),
+    ("l1", case_l1),
+    ("l2", case_l2),
+    ("huber", case_huber),
+    ("cross_entropy", case_ce(True, "ids")),
+    ("cross_entropy", case_ce(True, "probs")),
+    ("cross_entropy", case_ce(False, "ids")),
+    ("cross_entropy", case_ce(False, "probs")),
+    ("binary_cross_entropy", case_bce(True, (6,))),
+    ("binary_cross_entropy", case_bce(True, (6, 1))),
+    ("binary_cross_entropy", case_bce(False, (6,))),
+    ("binary_cross_entropy", case_bce(False, (6, 1))),
+    ("hinge", case_hinge(True, (8,))),
+    ("hinge", case_hinge(True, (8, 1))),
     ("hinge", case_hinge(False, (6, 4))),
-    ("squared_hinge", case_hinge(True, (8,))), ("squared_hinge", case_hinge(True, (8, 1))),
+    ("squared_hinge", case_hinge(True, (8,))),
+    ("squared_hinge", case_hinge(True, (8, 1))),
     ("squared_hinge", case_hinge(False, (6, 4))),
-    ("dice", case_dice(1e-6)), ("dice", case_dice(1.0)),
+    ("dice", case_dice(1e-6)),
+    ("dice", case_dice(1.0)),
 ]
 LOSS_IDS = [f"{name}-{i}" for i, (name, _) in enumerate(LOSS_CASES)]
 
@@ -191,10 +208,18 @@ def test_loss_reductions_relate(name, make):
     none = fwd(pred, target, **kw, reduction="none")
     per_sample = name not in ("l1", "l2", "huber")
     assert none.shape == ((pred.shape[0],) if per_sample else pred.shape)
-    mean, total = fwd(pred, target, **kw, reduction="mean"), fwd(pred, target, **kw, reduction="sum")
+    mean, total = (
+        fwd(pred, target, **kw, reduction="mean"),
+        fwd(pred, target, **kw, reduction="sum"),
+    )
     assert type(mean) is float and type(total) is float
-    assert mean == pytest.approx(none.mean(), rel=1e-12) and total == pytest.approx(none.sum(), rel=1e-12)
-    g_none, g_sum = bwd(pred, target, **kw, reduction="none"), bwd(pred, target, **kw, reduction="sum")
+    assert mean == pytest.approx(none.mean(), rel=1e-12) and total == pytest.approx(
+        none.sum(), rel=1e-12
+    )
+    g_none, g_sum = (
+        bwd(pred, target, **kw, reduction="none"),
+        bwd(pred, target, **kw, reduction="sum"),
+    )
     np.testing.assert_array_equal(g_none, g_sum)
     count = pred.shape[0] if per_sample else pred.size
     np.testing.assert_allclose(bwd(pred, target, **kw, reduction="mean"), g_sum / count, rtol=1e-12)
@@ -202,11 +227,14 @@ def test_loss_reductions_relate(name, make):
 
 # ---- loss values worked by hand ---------------------------------------------------------------
 
+
 def test_l1_l2_by_hand():
     pred, target = np.array([1.0, -2.0, 3.0]), np.array([0.0, 0.0, 3.0])
     assert R.l1_forward(pred, target) == pytest.approx((1 + 2 + 0) / 3)
     assert R.l2_forward(pred, target, reduction="sum") == pytest.approx(1 + 4)
-    np.testing.assert_array_equal(R.l1_backward(pred, target, reduction="sum"), [1, -1, 0])  # 0 at a tie
+    np.testing.assert_array_equal(
+        R.l1_backward(pred, target, reduction="sum"), [1, -1, 0]
+    )  # 0 at a tie
 
 
 def test_huber_each_branch_by_hand():
@@ -215,49 +243,73 @@ def test_huber_each_branch_by_hand():
     np.testing.assert_allclose(R.huber_forward(pred, target, reduction="none"), [0.125, 1.5, 2.5])
     np.testing.assert_allclose(R.huber_backward(pred, target, reduction="none"), [0.5, -1.0, 1.0])
     # delta 2: 0.5 * 0.25, 0.5 * 4 = 2 (|r| = delta is quadratic), 2 * (3 - 1) = 4
-    np.testing.assert_allclose(R.huber_forward(pred, target, delta=2.0, reduction="none"), [0.125, 2.0, 4.0])
-    np.testing.assert_allclose(R.huber_backward(pred, target, delta=2.0, reduction="none"), [0.5, -2.0, 2.0])
+    np.testing.assert_allclose(
+        R.huber_forward(pred, target, delta=2.0, reduction="none"), [0.125, 2.0, 4.0]
+    )
+    np.testing.assert_allclose(
+        R.huber_backward(pred, target, delta=2.0, reduction="none"), [0.5, -2.0, 2.0]
+    )
 
 
 def test_cross_entropy_uniform_row_is_log_c():
     for c in (2, 5, 10):
-        assert R.cross_entropy_forward(np.full((3, c), 0.7), np.zeros(3, int)) == pytest.approx(np.log(c))
+        assert R.cross_entropy_forward(np.full((3, c), 0.7), np.zeros(3, int)) == pytest.approx(
+            np.log(c)
+        )
         probs = np.full((3, c), 1.0 / c)
-        assert R.cross_entropy_forward(probs, np.ones(3, int), from_logits=False) == pytest.approx(np.log(c))
+        assert R.cross_entropy_forward(probs, np.ones(3, int), from_logits=False) == pytest.approx(
+            np.log(c)
+        )
 
 
 def test_cross_entropy_by_hand():
     logits = np.array([[1.0, 2.0, 3.0]])
     # -log softmax([1,2,3])[2] = log(e + e^2 + e^3) - 3
-    assert R.cross_entropy_forward(logits, np.array([2])) == pytest.approx(np.log(np.exp([1, 2, 3]).sum()) - 3)
+    assert R.cross_entropy_forward(logits, np.array([2])) == pytest.approx(
+        np.log(np.exp([1, 2, 3]).sum()) - 3
+    )
     p = np.array([[0.2, 0.3, 0.5]])
-    assert R.cross_entropy_forward(p, np.array([[0.0, 0.5, 0.5]]), from_logits=False) == pytest.approx(
-        -(0.5 * np.log(0.3) + 0.5 * np.log(0.5)))
+    assert R.cross_entropy_forward(
+        p, np.array([[0.0, 0.5, 0.5]]), from_logits=False
+    ) == pytest.approx(-(0.5 * np.log(0.3) + 0.5 * np.log(0.5)))
     # fused gradient p - onehot
-    np.testing.assert_allclose(R.cross_entropy_backward(logits, np.array([2])),
-                               R.softmax_forward(logits) - [[0, 0, 1]])
+    np.testing.assert_allclose(
+        R.cross_entropy_backward(logits, np.array([2])), R.softmax_forward(logits) - [[0, 0, 1]]
+    )
 
 
 def test_cross_entropy_probabilities_clip_at_eps():
     p = np.array([[0.0, 1.0]])
-    assert R.cross_entropy_forward(p, np.array([0]), from_logits=False) == pytest.approx(-np.log(1e-12))
-    assert R.cross_entropy_forward(p.astype(np.float32), np.array([0]), from_logits=False) == pytest.approx(
-        -np.log(1e-7), rel=1e-6)
+    assert R.cross_entropy_forward(p, np.array([0]), from_logits=False) == pytest.approx(
+        -np.log(1e-12)
+    )
+    assert R.cross_entropy_forward(
+        p.astype(np.float32), np.array([0]), from_logits=False
+    ) == pytest.approx(-np.log(1e-7), rel=1e-6)
     # -t / p, and 0 where p was clipped (the clip is flat there)
-    np.testing.assert_array_equal(R.cross_entropy_backward(p, np.array([[0.5, 0.5]]), from_logits=False),
-                                  [[0, -0.5]])
+    np.testing.assert_array_equal(
+        R.cross_entropy_backward(p, np.array([[0.5, 0.5]]), from_logits=False), [[0, -0.5]]
+    )
 
 
 def test_binary_cross_entropy_by_hand():
     # -(1 log 0.8) and -(log 0.6) for t = 0, p = 0.4
     np.testing.assert_allclose(
-        R.binary_cross_entropy_forward(np.array([0.8, 0.4]), np.array([1.0, 0.0]), from_logits=False,
-                                       reduction="none"), [-np.log(0.8), -np.log(0.6)])
+        R.binary_cross_entropy_forward(
+            np.array([0.8, 0.4]), np.array([1.0, 0.0]), from_logits=False, reduction="none"
+        ),
+        [-np.log(0.8), -np.log(0.6)],
+    )
     # logit 0 is p = 0.5: log 2 whatever the target; logit ln 4 is p = 0.8
     np.testing.assert_allclose(
-        R.binary_cross_entropy_forward(np.array([0.0, np.log(4.0)]), np.array([0.3, 1.0]), reduction="none"),
-        [np.log(2), -np.log(0.8)])
-    np.testing.assert_allclose(R.binary_cross_entropy_backward(np.array([0.0]), np.array([1.0])), [-0.5])
+        R.binary_cross_entropy_forward(
+            np.array([0.0, np.log(4.0)]), np.array([0.3, 1.0]), reduction="none"
+        ),
+        [np.log(2), -np.log(0.8)],
+    )
+    np.testing.assert_allclose(
+        R.binary_cross_entropy_backward(np.array([0.0]), np.array([1.0])), [-0.5]
+    )
 
 
 def test_hinge_multiclass_by_hand():
@@ -266,17 +318,21 @@ def test_hinge_multiclass_by_hand():
     y = np.array([0, 1, 2])
     # row 0: max(0, 5.1-3.2+1) + max(0, -1.7-3.2+1) = 2.9; row 1: 0 + 0; row 2: 6.3 + 6.6 = 12.9
     np.testing.assert_allclose(R.hinge_forward(scores, y, reduction="none"), [2.9, 0.0, 12.9])
-    np.testing.assert_allclose(R.squared_hinge_forward(scores, y, reduction="none"),
-                               [2.9**2, 0.0, 6.3**2 + 6.6**2])
-    np.testing.assert_allclose(R.hinge_backward(scores, y, reduction="sum"),
-                               [[-1, 1, 0], [0, 0, 0], [1, 1, -2]])
+    np.testing.assert_allclose(
+        R.squared_hinge_forward(scores, y, reduction="none"), [2.9**2, 0.0, 6.3**2 + 6.6**2]
+    )
+    np.testing.assert_allclose(
+        R.hinge_backward(scores, y, reduction="sum"), [[-1, 1, 0], [0, 0, 0], [1, 1, -2]]
+    )
 
 
 def test_hinge_binary_by_hand_and_kink():
     s, y = np.array([0.5, -2.0, 1.0, 3.0]), np.array([1.0, -1.0, 1.0, -1.0])
     # max(0, 1 - y s): 0.5, 0, 0 (margin exactly 0), 4
     np.testing.assert_allclose(R.hinge_forward(s, y, reduction="none"), [0.5, 0, 0, 4])
-    np.testing.assert_array_equal(R.hinge_backward(s, y, reduction="sum"), [-1, 0, 0, 1])  # 0 at the kink
+    np.testing.assert_array_equal(
+        R.hinge_backward(s, y, reduction="sum"), [-1, 0, 0, 1]
+    )  # 0 at the kink
     np.testing.assert_allclose(R.squared_hinge_backward(s, y, reduction="sum"), [-1, 0, 0, 8])
 
 
@@ -284,17 +340,24 @@ def test_dice_by_hand():
     pred = np.array([[1.0, 1.0, 0.0, 0.0], [0.5, 1.0, 0.0, 0.5]])
     mask = np.array([[1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
     # row 0: 1 - 2*1 / (2 + 2) = 0.5; row 1: 1 - 2*1.5 / (2 + 2) = 0.25
-    np.testing.assert_allclose(R.dice_forward(pred, mask, smooth=0.0, reduction="none"), [0.5, 0.25])
+    np.testing.assert_allclose(
+        R.dice_forward(pred, mask, smooth=0.0, reduction="none"), [0.5, 0.25]
+    )
     # smooth 1: 1 - (2 + 1) / (4 + 1) = 0.4
     assert R.dice_forward(pred[:1], mask[:1], smooth=1.0) == pytest.approx(0.4)
     # an all-zero sample with smooth 0 is 0/0: loss 0 and gradient 0, as in the core
     assert R.dice_forward(np.zeros((1, 4)), np.zeros((1, 4)), smooth=0.0) == 0.0
-    np.testing.assert_array_equal(R.dice_backward(np.zeros((1, 4)), np.zeros((1, 4)), smooth=0.0), 0.0)
+    np.testing.assert_array_equal(
+        R.dice_backward(np.zeros((1, 4)), np.zeros((1, 4)), smooth=0.0), 0.0
+    )
     # a perfect mask scores 0; the batch axis is kept per sample for any shape
-    assert R.dice_forward(mask.reshape(2, 2, 2), mask.reshape(2, 2, 2), smooth=0.0) == pytest.approx(0.0)
+    assert R.dice_forward(
+        mask.reshape(2, 2, 2), mask.reshape(2, 2, 2), smooth=0.0
+    ) == pytest.approx(0.0)
 
 
 # ---- stability -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_stable_at_large_magnitudes(dtype):
@@ -304,20 +367,30 @@ def test_stable_at_large_magnitudes(dtype):
         with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow to 0 is fine
             np.testing.assert_array_equal(R.sigmoid_forward(big), [0.0, 1.0])
             np.testing.assert_allclose(R.softmax_forward(big), [0.0, 1.0])
-            np.testing.assert_allclose(R.softmax_forward(np.array([-1000.0, -1000.0], dtype)), [0.5, 0.5])
+            np.testing.assert_allclose(
+                R.softmax_forward(np.array([-1000.0, -1000.0], dtype)), [0.5, 0.5]
+            )
             logits = np.array([[1000.0, 0.0], [-1000.0, 1000.0]], dtype)
-            np.testing.assert_allclose(R.cross_entropy_forward(logits, np.array([1, 1]), reduction="none"),
-                                       [1000.0, 0.0])
-            np.testing.assert_allclose(R.cross_entropy_backward(logits, np.array([1, 1]), reduction="sum"),
-                                       [[1, -1], [0, 0]])
-            np.testing.assert_allclose(R.binary_cross_entropy_forward(big, np.array([1.0, 0.0], dtype),
-                                                                      reduction="none"), [1000.0, 1000.0])
-            np.testing.assert_allclose(R.binary_cross_entropy_backward(big, np.array([1.0, 0.0], dtype),
-                                                                       reduction="sum"), [-1.0, 1.0])
+            np.testing.assert_allclose(
+                R.cross_entropy_forward(logits, np.array([1, 1]), reduction="none"), [1000.0, 0.0]
+            )
+            np.testing.assert_allclose(
+                R.cross_entropy_backward(logits, np.array([1, 1]), reduction="sum"),
+                [[1, -1], [0, 0]],
+            )
+            np.testing.assert_allclose(
+                R.binary_cross_entropy_forward(big, np.array([1.0, 0.0], dtype), reduction="none"),
+                [1000.0, 1000.0],
+            )
+            np.testing.assert_allclose(
+                R.binary_cross_entropy_backward(big, np.array([1.0, 0.0], dtype), reduction="sum"),
+                [-1.0, 1.0],
+            )
             np.testing.assert_allclose(R.sigmoid_backward(big, np.ones(2, dtype)), [0.0, 0.0])
 
 
 # ---- dense layer ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("activation", ["none", *ACTIVATION_NAMES])
 def test_dense_backward_matches_finite_differences(activation):
@@ -380,21 +453,24 @@ def test_gd_by_hand():
 
 def test_momentum_ema_by_hand():
     # v = 0.9 v + 0.1 g: 0.1, -0.11, -0.049; theta -= 0.1 v
-    np.testing.assert_allclose(run_steps(R.momentum_update, 1, lr=0.1, beta=0.9, form="ema"),
-                               [0.99, 1.001, 1.0059])
+    np.testing.assert_allclose(
+        run_steps(R.momentum_update, 1, lr=0.1, beta=0.9, form="ema"), [0.99, 1.001, 1.0059]
+    )
 
 
 def test_momentum_heavy_ball_by_hand():
     # v = 0.9 v + g: 1, -1.1, -0.49; theta -= 0.1 v
-    np.testing.assert_allclose(run_steps(R.momentum_update, 1, lr=0.1, beta=0.9, form="heavy_ball"),
-                               [0.9, 1.01, 1.059])
+    np.testing.assert_allclose(
+        run_steps(R.momentum_update, 1, lr=0.1, beta=0.9, form="heavy_ball"), [0.9, 1.01, 1.059]
+    )
 
 
 def test_momentum_nesterov_by_hand():
     # v as heavy ball; theta -= 0.1 (g + 0.9 v): 1 - 0.19, 0.81 + 0.299, 1.109 - 0.0059
     np.testing.assert_allclose(
         run_steps(R.momentum_update, 1, lr=0.1, beta=0.9, form="heavy_ball", nesterov=True),
-        [0.81, 1.109, 1.1031])
+        [0.81, 1.109, 1.1031],
+    )
 
 
 def test_momentum_rejects_ema_nesterov_and_unknown_form():
@@ -409,8 +485,11 @@ def test_momentum_rejects_ema_nesterov_and_unknown_form():
 def test_rmsprop_by_hand():
     # s = 0.9 s + 0.1 g^2: 0.1, 0.49, 0.466; theta -= 0.1 g / sqrt(s)
     # 1 - 0.1/sqrt(0.1) = 0.6837722; + 0.2/0.7 = 0.9694865; - 0.05/sqrt(0.466) = 0.8962417
-    np.testing.assert_allclose(run_steps(R.rmsprop_update, 1, lr=0.1, rho=0.9, eps=TINY),
-                               [0.683772233983162, 0.9694865196974477, 0.8962416777838167], rtol=1e-12)
+    np.testing.assert_allclose(
+        run_steps(R.rmsprop_update, 1, lr=0.1, rho=0.9, eps=TINY),
+        [0.683772233983162, 0.9694865196974477, 0.8962416777838167],
+        rtol=1e-12,
+    )
 
 
 def test_adam_bias_correction_by_hand():
@@ -419,14 +498,18 @@ def test_adam_bias_correction_by_hand():
     # t=3: m=-0.049, v=0.005244001, m^=-0.049/0.271, v^=0.005244001/0.002997001 -> 0.9502794
     np.testing.assert_allclose(
         run_steps(R.adam_update, 2, lr=0.1, beta1=0.9, beta2=0.999, eps=TINY),
-        [0.9, 0.9366103527035843, 0.9502794190086667], rtol=1e-12)
+        [0.9, 0.9366103527035843, 0.9502794190086667],
+        rtol=1e-12,
+    )
 
 
 def test_adamw_decays_before_the_adam_step():
     # theta -= 0.1 * 0.1 * theta first: 1 -> 0.99 -> 0.89; then as Adam
     np.testing.assert_allclose(
         run_steps(R.adamw_update, 2, lr=0.1, beta1=0.9, beta2=0.999, eps=TINY, weight_decay=0.1),
-        [0.89, 0.9177103527035841, 0.9222023154816308], rtol=1e-12)
+        [0.89, 0.9177103527035841, 0.9222023154816308],
+        rtol=1e-12,
+    )
 
 
 def test_adam_rejects_step_zero():
@@ -457,15 +540,18 @@ def test_optimizers_require_in_place_buffers_of_one_dtype():
     with pytest.raises(TypeError, match="param"):
         R.gd_update([1.0, 2.0], np.ones(2), 0.1)
     with pytest.raises(ValueError, match="param"):
-        R.gd_update(np.ones((3, 4))[:, 0], np.ones(3), 0.1)  # not contiguous: could not update in place
+        R.gd_update(
+            np.ones((3, 4))[:, 0], np.ones(3), 0.1
+        )  # not contiguous: could not update in place
     with pytest.raises(ValueError, match="velocity"):
         R.momentum_update(np.ones(3), np.ones(3), np.zeros(4), 0.1)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_optimizers_keep_dtype(dtype):
-    assert run_steps(R.adam_update, 2, dtype, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8)[0] == pytest.approx(
-        0.9, rel=1e-6)
+    assert run_steps(R.adam_update, 2, dtype, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8)[
+        0
+    ] == pytest.approx(0.9, rel=1e-6)
     p, g, m, v = np.ones(4, dtype), np.ones(4, dtype), np.zeros(4, dtype), np.zeros(4, dtype)
     R.adamw_update(p, g, m, v, 0.1, 0.9, 0.999, 1e-8, 1, 0.1)
     R.rmsprop_update(p, g, m, 0.1)
@@ -475,28 +561,42 @@ def test_optimizers_keep_dtype(dtype):
 
 # ---- dtype rules ---------------------------------------------------------------------------
 
+
 def dtype_calls(z):
     """(name, result) for one call of every array-returning kernel family on input z (N, C)."""
     n, c = z.shape
     ids = np.arange(n) % c
     mask = (z > 0).astype(z.dtype)
     return [
-        ("sigmoid", R.sigmoid_forward(z)), ("tanh_b", R.tanh_backward(z, z)),
-        ("relu", R.relu_forward(z)), ("leaky_b", R.leaky_relu_backward(z, z)),
+        ("sigmoid", R.sigmoid_forward(z)),
+        ("tanh_b", R.tanh_backward(z, z)),
+        ("relu", R.relu_forward(z)),
+        ("leaky_b", R.leaky_relu_backward(z, z)),
         ("softmax_b", R.softmax_backward(z, z)),
-        ("l1", R.l1_forward(z, z, reduction="none")), ("huber_b", R.huber_backward(z, z)),
-        ("ce_b", R.cross_entropy_backward(z, ids)), ("ce", R.cross_entropy_forward(z, ids, reduction="none")),
+        ("l1", R.l1_forward(z, z, reduction="none")),
+        ("huber_b", R.huber_backward(z, z)),
+        ("ce_b", R.cross_entropy_backward(z, ids)),
+        ("ce", R.cross_entropy_forward(z, ids, reduction="none")),
         ("bce_b", R.binary_cross_entropy_backward(z[:, 0], mask[:, 0])),
-        ("hinge_b", R.hinge_backward(z, ids)), ("dice_b", R.dice_backward(mask, mask)),
+        ("hinge_b", R.hinge_backward(z, ids)),
+        ("dice_b", R.dice_backward(mask, mask)),
         ("dense", R.dense_forward(z, z, z[:, 0])),
-        ("dense_b", R.dense_backward(z, z, np.ones((c, c), z.dtype), z)[1]), ("matmul", R.matmul(z, z, trans_b=True)),
+        ("dense_b", R.dense_backward(z, z, np.ones((c, c), z.dtype), z)[1]),
+        ("matmul", R.matmul(z, z, trans_b=True)),
     ]
 
 
-@pytest.mark.parametrize("dtype,expected", [
-    (np.float32, np.float32), (np.float64, np.float64), (np.int64, np.float32),
-    (np.int32, np.float32), (np.bool_, np.float32), (np.float16, np.float32),
-])
+@pytest.mark.parametrize(
+    "dtype,expected",
+    [
+        (np.float32, np.float32),
+        (np.float64, np.float64),
+        (np.int64, np.float32),
+        (np.int32, np.float32),
+        (np.bool_, np.float32),
+        (np.float16, np.float32),
+    ],
+)
 def test_results_take_the_dtype_rule(dtype, expected):
     z = (np.arange(12).reshape(3, 4) % 3).astype(dtype)
     for name, out in dtype_calls(z):
@@ -515,7 +615,9 @@ def test_non_contiguous_and_fortran_inputs():
     out = R.softmax_forward(z)
     assert out.flags.c_contiguous
     np.testing.assert_allclose(out, R.softmax_forward(np.ascontiguousarray(z)))
-    np.testing.assert_allclose(R.l2_forward(z[:, ::2], z[:, 1::2]), np.mean((z[:, ::2] - z[:, 1::2]) ** 2))
+    np.testing.assert_allclose(
+        R.l2_forward(z[:, ::2], z[:, 1::2]), np.mean((z[:, ::2] - z[:, 1::2]) ** 2)
+    )
 
 
 def test_optimizer_scalar_and_buffer_checks():
@@ -554,7 +656,9 @@ def test_kernel_level_errors():
     with pytest.raises(ValueError, match="smooth"):
         R.dice_forward(np.ones((1, 3)), np.ones((1, 3)), smooth=-1.0)
     with pytest.raises(ValueError, match="target"):
-        R.hinge_forward(np.ones(3), np.array([0.0, 1.0, 1.0]))  # {0, 1} mapping is the public layer's
+        R.hinge_forward(
+            np.ones(3), np.array([0.0, 1.0, 1.0])
+        )  # {0, 1} mapping is the public layer's
     with pytest.raises(ValueError, match="target"):
         R.binary_cross_entropy_forward(np.ones(2), np.array([0.0, 2.0]))
     with pytest.raises(ValueError, match="alpha"):

@@ -42,8 +42,11 @@ def test_layer_classes_are_exactly_the_registry():
 
 def test_cli_offers_every_elementwise_activation():
     parser = cli.build_parser()
-    train = next(a for a in parser._subparsers._group_actions[0].choices["train"]._actions
-                 if "--activation" in a.option_strings)
+    train = next(
+        a
+        for a in parser._subparsers._group_actions[0].choices["train"]._actions
+        if "--activation" in a.option_strings
+    )
     assert tuple(train.choices) == activations.names(per_row=False)
 
 
@@ -60,10 +63,18 @@ def test_fit_through_each_activation_agrees_on_both_backends(name):
     weights = {}
     for backend in ("cpp", "numpy"):
         with pycvnn.using_backend(backend):
-            model = pycvnn.MLP([5, 8, 3], activation=name, output="softmax", seed=1,
-                               dtype="float64")
-            model.fit(X, y, optimizer=pycvnn.optim.Adam(lr=0.01), epochs=3, batch_size=16,
-                      seed=0, verbose=False)
+            model = pycvnn.MLP(
+                [5, 8, 3], activation=name, output="softmax", seed=1, dtype="float64"
+            )
+            model.fit(
+                X,
+                y,
+                optimizer=pycvnn.optim.Adam(lr=0.01),
+                epochs=3,
+                batch_size=16,
+                seed=0,
+                verbose=False,
+            )
             weights[backend] = model.get_weights()
     for got, want in zip(weights["cpp"], weights["numpy"]):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
@@ -71,8 +82,9 @@ def test_fit_through_each_activation_agrees_on_both_backends(name):
 
 def test_cli_trains_with_each_elementwise_activation(capsys):
     for name in activations.names(per_row=False):
-        assert cli.main(["train", "--activation", name, "--epochs", "1", "--hidden", "16",
-                         "--quiet"]) in (0, None)
+        assert cli.main(
+            ["train", "--activation", name, "--epochs", "1", "--hidden", "16", "--quiet"]
+        ) in (0, None)
         assert "test accuracy" in capsys.readouterr().out
 
 

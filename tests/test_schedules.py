@@ -46,21 +46,24 @@ def test_reduce_on_plateau_respects_min_lr():
     assert s.step(1.0) == pytest.approx(0.05)
 
 
-@pytest.mark.parametrize("make,arg", [
-    (lambda: S.Constant(-0.1), "lr"),
-    (lambda: S.Constant(float("nan")), "lr"),
-    (lambda: S.StepDecay(0.1, 0), "step_size"),
-    (lambda: S.StepDecay(0.1, 1.5), "step_size"),
-    (lambda: S.ExponentialDecay(0.1, -1), "gamma"),
-    (lambda: S.CosineAnnealing(0.1, 0), "t_max"),
-    (lambda: S.CosineAnnealing(0.1, 5, eta_min=1.0), "eta_min"),
-    (lambda: S.Warmup(0.1, 0), "epochs"),
-    (lambda: S.Warmup(0.1, 2, then=3), "then"),
-    (lambda: S.ReduceOnPlateau(0.1, factor=1.5), "factor"),
-    (lambda: S.ReduceOnPlateau(0.1, patience=-1), "patience"),
-    (lambda: S.Constant(0.1)(-1), "epoch"),
-    (lambda: S.ReduceOnPlateau(0.1).step(float("inf")), "metric"),
-])
+@pytest.mark.parametrize(
+    "make,arg",
+    [
+        (lambda: S.Constant(-0.1), "lr"),
+        (lambda: S.Constant(float("nan")), "lr"),
+        (lambda: S.StepDecay(0.1, 0), "step_size"),
+        (lambda: S.StepDecay(0.1, 1.5), "step_size"),
+        (lambda: S.ExponentialDecay(0.1, -1), "gamma"),
+        (lambda: S.CosineAnnealing(0.1, 0), "t_max"),
+        (lambda: S.CosineAnnealing(0.1, 5, eta_min=1.0), "eta_min"),
+        (lambda: S.Warmup(0.1, 0), "epochs"),
+        (lambda: S.Warmup(0.1, 2, then=3), "then"),
+        (lambda: S.ReduceOnPlateau(0.1, factor=1.5), "factor"),
+        (lambda: S.ReduceOnPlateau(0.1, patience=-1), "patience"),
+        (lambda: S.Constant(0.1)(-1), "epoch"),
+        (lambda: S.ReduceOnPlateau(0.1).step(float("inf")), "metric"),
+    ],
+)
 def test_bad_arguments(make, arg):
     with pytest.raises(ValueError, match=arg):
         make()

@@ -60,8 +60,9 @@ def test_predict_from_8_threads_equals_serial_bit_for_bit(backend, sizes, two_th
         model = pycvnn.MLP(sizes, output="softmax", seed=1)
         # Batches of different sizes, so concurrent calls need workspaces of different sizes;
         # 300 rows of 784-256-128-10 is past the size where one call's GEMMs split over threads.
-        batches = [rng.standard_normal((n, sizes[0])).astype(np.float32)
-                   for n in (1, 3, 17, 64, 300)]
+        batches = [
+            rng.standard_normal((n, sizes[0])).astype(np.float32) for n in (1, 3, 17, 64, 300)
+        ]
         serial = [model.predict(x) for x in batches]
         calls = 1200 if sizes[0] < 100 else 200
 
@@ -115,8 +116,9 @@ def test_fits_of_one_model_from_two_threads_run_one_after_the_other(backend):
         model = pycvnn.MLP([64, 32, 10], output="softmax", seed=0)
         start = model.get_weights()
         opts = [pycvnn.optim.Adam(1e-2), pycvnn.optim.Adam(1e-2)]
-        run_threads(2, lambda i: model.fit(X, y, optimizer=opts[i], epochs=2, seed=i,
-                                           verbose=False))
+        run_threads(
+            2, lambda i: model.fit(X, y, optimizer=opts[i], epochs=2, seed=i, verbose=False)
+        )
         together = model.get_weights()
         # The same two fits in either order, one after the other.
         outcomes = []
@@ -145,8 +147,9 @@ def test_class_ids_rewritten_during_train_epoch_cannot_crash():
     empty = np.zeros(0, np.float32)
     spec, rule = _core.LossSpec("cross_entropy"), _core.UpdateRule("gd")
     want_params = params.copy()
-    want = net.train_epoch(want_params, grads, empty, empty, x, y.copy(), order.copy(), 1, 0.01,
-                           0, spec, rule)
+    want = net.train_epoch(
+        want_params, grads, empty, empty, x, y.copy(), order.copy(), 1, 0.01, 0, spec, rule
+    )
     stop = threading.Event()
 
     def vandal():
@@ -163,8 +166,9 @@ def test_class_ids_rewritten_during_train_epoch_cannot_crash():
     # Start the vandal once the call has checked its arguments (it copies them then).
     t.start()
     try:
-        got = net.train_epoch(got_params, grads, empty, empty, x, y_arg, order_arg, 1, 0.01, 0,
-                              spec, rule)
+        got = net.train_epoch(
+            got_params, grads, empty, empty, x, y_arg, order_arg, 1, 0.01, 0, spec, rule
+        )
     except ValueError as err:  # the vandal got in before the check: refused, not run
         assert "target" in str(err) or "order" in str(err)
         got = None
@@ -175,8 +179,10 @@ def test_class_ids_rewritten_during_train_epoch_cannot_crash():
         assert np.array_equal(got, want) and np.array_equal(got_params, want_params)
 
 
-@pytest.mark.parametrize("kernel", ["cross_entropy_forward", "cross_entropy_backward",
-                                    "hinge_forward", "squared_hinge_backward"])
+@pytest.mark.parametrize(
+    "kernel",
+    ["cross_entropy_forward", "cross_entropy_backward", "hinge_forward", "squared_hinge_backward"],
+)
 def test_class_ids_rewritten_during_a_loss_kernel_cannot_crash(kernel):
     rng = np.random.default_rng(0)
     pred = rng.standard_normal((200_000, 7)).astype(np.float32)
@@ -220,7 +226,7 @@ def test_set_num_threads_during_fit_neither_hangs_nor_changes_the_fit(two_thread
         model = pycvnn.MLP([64, 512, 256, 10], output="softmax", seed=0)
         stop = threading.Event()
 
-        def toggle():
+        def toggle(stop=stop):
             k = 0
             while not stop.is_set():
                 pycvnn.set_num_threads(1 + k % 2)
@@ -230,8 +236,12 @@ def test_set_num_threads_during_fit_neither_hangs_nor_changes_the_fit(two_thread
         t = threading.Thread(target=toggle)
         t.start()
         try:
-            run_threads(1, lambda i: model.fit(X, y, optimizer="adam", epochs=2, batch_size=64,
-                                               seed=3, verbose=False))
+            run_threads(
+                1,
+                lambda i, model=model: model.fit(
+                    X, y, optimizer="adam", epochs=2, batch_size=64, seed=3, verbose=False
+                ),
+            )
         finally:
             stop.set()
             t.join(60)
@@ -272,16 +282,37 @@ def test_batch_size_past_the_order_is_the_whole_order(impl):
     y = rng.integers(0, 2, 10)
     net = impl.Network([("dense", 3, 2, "none", 0.0)])
     p, g, e = np.zeros(net.n_params), np.zeros(net.n_params), np.zeros(0)
-    losses = net.train_epoch(p, g, e, e, x, y, np.arange(10), 2**63 - 1, 0.1, 0,
-                             impl.LossSpec("cross_entropy"), impl.UpdateRule("gd"))
+    losses = net.train_epoch(
+        p,
+        g,
+        e,
+        e,
+        x,
+        y,
+        np.arange(10),
+        2**63 - 1,
+        0.1,
+        0,
+        impl.LossSpec("cross_entropy"),
+        impl.UpdateRule("gd"),
+    )
     assert losses.shape == (1,) and np.isfinite(losses[0])
 
 
-@pytest.mark.parametrize("ops, what", [
-    ([("dense", 2**31, 2, "none", 0.0)], "2^31"),
-    ([("dense", 2**31 - 1, 2**31 - 1, "none", 0.0), ("dense", 2**31 - 1, 2**31 - 1, "none", 0.0),
-      ("dense", 2**31 - 1, 2**31 - 1, "none", 0.0)], "fit in memory"),
-])
+@pytest.mark.parametrize(
+    "ops, what",
+    [
+        ([("dense", 2**31, 2, "none", 0.0)], "2^31"),
+        (
+            [
+                ("dense", 2**31 - 1, 2**31 - 1, "none", 0.0),
+                ("dense", 2**31 - 1, 2**31 - 1, "none", 0.0),
+                ("dense", 2**31 - 1, 2**31 - 1, "none", 0.0),
+            ],
+            "fit in memory",
+        ),
+    ],
+)
 def test_network_sizes_past_memory_are_refused(ops, what):
     with pytest.raises(ValueError, match="ops"):
         _core.Network(ops)
@@ -317,8 +348,9 @@ def test_ctrl_c_stops_a_fit_between_batches_with_the_state_in_step(verbose, caps
     cb = InterruptSoon()
     try:
         with pytest.raises(KeyboardInterrupt):
-            model.fit(X, y, optimizer=opt, epochs=3, batch_size=1, seed=5, verbose=verbose,
-                      callbacks=[cb])
+            model.fit(
+                X, y, optimizer=opt, epochs=3, batch_size=1, seed=5, verbose=verbose, callbacks=[cb]
+            )
     finally:
         cb.timer.cancel()
     steps = opt.t
@@ -329,8 +361,20 @@ def test_ctrl_c_stops_a_fit_between_batches_with_the_state_in_step(verbose, caps
     net = _core.Network([("dense", 8, 8, "relu", 0.01), ("dense", 8, 3, "none", 0.01)])
     params, grads = start.copy(), np.zeros_like(start)
     m, v = np.zeros_like(start), np.zeros_like(start)
-    net.train_epoch(params, grads, m, v, X, y, order, 1, 1e-3, 0,
-                    _core.LossSpec("cross_entropy"), _core.UpdateRule("adam"))
+    net.train_epoch(
+        params,
+        grads,
+        m,
+        v,
+        X,
+        y,
+        order,
+        1,
+        1e-3,
+        0,
+        _core.LossSpec("cross_entropy"),
+        _core.UpdateRule("adam"),
+    )
     s1, s2 = opt.state(model)
     assert np.array_equal(model._params, params)
     assert np.array_equal(s1, m) and np.array_equal(s2, v)
@@ -366,8 +410,9 @@ def test_ctrl_c_in_a_child_process_exits_with_keyboard_interrupt():
         "m.fit(X, y, epochs=50, batch_size=1, verbose=False)\n"
         "print('finished', flush=True)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)

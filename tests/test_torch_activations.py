@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip(
-    "torch", reason="PyTorch is not installed (pip install 'pycvnn[compare]', torch==2.13.0)")
+    "torch", reason="PyTorch is not installed (pip install 'pycvnn[compare]', torch==2.13.0)"
+)
+
+from nethelpers import ACTIVATION_NAMES, BACKENDS, backend_fixture  # noqa: E402
 
 import pycvnn  # noqa: E402
 from pycvnn import activations as A  # noqa: E402
-
-from nethelpers import ACTIVATION_NAMES, BACKENDS, backend_fixture  # noqa: E402
 
 backend = pytest.fixture(params=BACKENDS)(backend_fixture)
 F = torch.nn.functional
@@ -30,8 +31,13 @@ def torch_fn(name):
 @pytest.mark.parametrize("name", ACTIVATION_NAMES)
 def test_activation_matches_torch(backend, name, dtype):
     rng = np.random.default_rng(5)
-    z = np.concatenate([rng.standard_normal((16, 7)) * 3, rng.standard_normal((4, 7)) * 30,
-                        np.linspace(-8, 8, 7)[None]]).astype(dtype)
+    z = np.concatenate(
+        [
+            rng.standard_normal((16, 7)) * 3,
+            rng.standard_normal((4, 7)) * 30,
+            np.linspace(-8, 8, 7)[None],
+        ]
+    ).astype(dtype)
     dout = rng.standard_normal(z.shape).astype(dtype)
     t = torch.tensor(z, requires_grad=True)
     out = torch_fn(name)(t)
@@ -40,8 +46,12 @@ def test_activation_matches_torch(backend, name, dtype):
     rtol = max(RTOL[dtype], 2e-9) if name == "softplus" else RTOL[dtype]
     scale = max(1.0, float(np.abs(want).max()))
     np.testing.assert_allclose(A.get(name)(z), want, rtol=rtol, atol=rtol * scale)
-    np.testing.assert_allclose(A.get(name).backward(z, dout), want_grad, rtol=rtol,
-                               atol=rtol * float(np.abs(want_grad).max()))
+    np.testing.assert_allclose(
+        A.get(name).backward(z, dout),
+        want_grad,
+        rtol=rtol,
+        atol=rtol * float(np.abs(want_grad).max()),
+    )
 
 
 @pytest.mark.parametrize("name", ACTIVATION_NAMES)

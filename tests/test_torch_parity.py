@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip(
-    "torch", reason="PyTorch is not installed (pip install 'pycvnn[compare]', torch==2.13.0); "
-    "the parity tests compare pycvnn's optimizers and schedules against it")
+    "torch",
+    reason="PyTorch is not installed (pip install 'pycvnn[compare]', torch==2.13.0); "
+    "the parity tests compare pycvnn's optimizers and schedules against it",
+)
+
+from nethelpers import BACKENDS, Recorder, backend_fixture, batches  # noqa: E402
 
 import pycvnn  # noqa: E402
 from pycvnn import optim  # noqa: E402
 from pycvnn import schedules as S  # noqa: E402
-
-from nethelpers import BACKENDS, Recorder, backend_fixture, batches  # noqa: E402
 
 backend = pytest.fixture(params=BACKENDS)(backend_fixture)
 
@@ -28,6 +30,7 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
 
 N, F, H, C = 40, 5, 7, 3
 BATCH, EPOCHS = 8, 5  # 25 steps
@@ -43,7 +46,9 @@ def data(loss):
 
 
 def torch_net(weights):
-    net = torch.nn.Sequential(torch.nn.Linear(F, H), torch.nn.Tanh(), torch.nn.Linear(H, C)).double()
+    net = torch.nn.Sequential(
+        torch.nn.Linear(F, H), torch.nn.Tanh(), torch.nn.Linear(H, C)
+    ).double()
     with torch.no_grad():
         for p, w in zip(net.parameters(), weights):  # torch's order is also W1, b1, W2, b2
             p.copy_(torch.from_numpy(np.array(w, dtype=np.float64)))
@@ -79,8 +84,11 @@ def run_torch(weights, X, y, loss, make_opt, clip=None, clip_fn=exact_clip, upda
     rng = np.random.default_rng(SEED)
     Xt = torch.from_numpy(X)
     yt = torch.from_numpy(y)
-    loss_fn = (torch.nn.functional.cross_entropy if loss == "cross_entropy"
-               else torch.nn.functional.mse_loss)
+    loss_fn = (
+        torch.nn.functional.cross_entropy
+        if loss == "cross_entropy"
+        else torch.nn.functional.mse_loss
+    )
     epoch_weights, epoch_losses, norms = [], [], []
     for _ in range(EPOCHS):
         values, sizes = [], []
@@ -106,8 +114,17 @@ def run_pycvnn(X, y, loss, opt):
     m = pycvnn.MLP([F, H, C], activation="tanh", seed=3, dtype="float64")
     w0 = m.get_weights()
     rec = Recorder()
-    h = m.fit(X, y, loss=loss, optimizer=opt, epochs=EPOCHS, batch_size=BATCH, seed=SEED,
-              callbacks=[rec], verbose=False)
+    h = m.fit(
+        X,
+        y,
+        loss=loss,
+        optimizer=opt,
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        seed=SEED,
+        callbacks=[rec],
+        verbose=False,
+    )
     assert opt.t == EPOCHS * N // BATCH
     return w0, rec.weights, h["loss"]
 
@@ -119,46 +136,74 @@ def assert_same_trajectory(ours, theirs, rtol=1e-10):
     np.testing.assert_allclose(loss_ours, loss_torch, rtol=rtol)
     for epoch, (a_list, b_list) in enumerate(zip(w_ours, w_torch)):
         for i, (a, b) in enumerate(zip(a_list, b_list)):
-            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-2 * np.abs(b).max(),
-                                       err_msg=f"epoch {epoch}, weights[{i}]")
+            np.testing.assert_allclose(
+                a,
+                b,
+                rtol=rtol,
+                atol=rtol * 1e-2 * np.abs(b).max(),
+                err_msg=f"epoch {epoch}, weights[{i}]",
+            )
     # the runs went somewhere: the comparison is not of two unmoved models
     assert not np.allclose(w_ours[0][0], w_ours[-1][0], rtol=1e-3)
 
 
 # (our optimizer, torch optimizer from the net) pairs; biases are never decayed in pycvnn.
 CASES = {
-    "gd": (lambda: optim.GD(lr=0.1),
-           lambda net: torch.optim.SGD(net.parameters(), lr=0.1)),
-    "gd coupled wd": (lambda: optim.SGD(lr=0.1, weight_decay=0.05),
-                      lambda net: torch.optim.SGD(torch_groups(net, 0.05), lr=0.1)),
-    "heavy_ball": (lambda: optim.Momentum(lr=0.05, beta=0.9, form="heavy_ball"),
-                   lambda net: torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)),
+    "gd": (lambda: optim.GD(lr=0.1), lambda net: torch.optim.SGD(net.parameters(), lr=0.1)),
+    "gd coupled wd": (
+        lambda: optim.SGD(lr=0.1, weight_decay=0.05),
+        lambda net: torch.optim.SGD(torch_groups(net, 0.05), lr=0.1),
+    ),
+    "heavy_ball": (
+        lambda: optim.Momentum(lr=0.05, beta=0.9, form="heavy_ball"),
+        lambda net: torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9),
+    ),
     "heavy_ball coupled wd": (
         lambda: optim.Momentum(lr=0.05, beta=0.8, form="heavy_ball", weight_decay=0.02),
-        lambda net: torch.optim.SGD(torch_groups(net, 0.02), lr=0.05, momentum=0.8)),
-    "nesterov": (lambda: optim.Momentum(lr=0.05, beta=0.9, form="heavy_ball", nesterov=True),
-                 lambda net: torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, nesterov=True)),
+        lambda net: torch.optim.SGD(torch_groups(net, 0.02), lr=0.05, momentum=0.8),
+    ),
+    "nesterov": (
+        lambda: optim.Momentum(lr=0.05, beta=0.9, form="heavy_ball", nesterov=True),
+        lambda net: torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, nesterov=True),
+    ),
     # form "ema" (v := beta v + (1 - beta) g, theta -= lr v) is heavy_ball with lr (1 - beta):
     # by induction v_ema = (1 - beta) v_heavy_ball.
-    "ema": (lambda: optim.Momentum(lr=0.2, beta=0.9, form="ema"),
-            lambda net: torch.optim.SGD(net.parameters(), lr=0.2 * (1 - 0.9), momentum=0.9)),
-    "rmsprop": (lambda: optim.RMSProp(lr=0.01, rho=0.9, eps=1e-8),
-                lambda net: torch.optim.RMSprop(net.parameters(), lr=0.01, alpha=0.9, eps=1e-8)),
-    "rmsprop rho eps": (lambda: optim.RMSProp(lr=0.005, rho=0.7, eps=1e-3),
-                        lambda net: torch.optim.RMSprop(net.parameters(), lr=0.005, alpha=0.7, eps=1e-3)),
+    "ema": (
+        lambda: optim.Momentum(lr=0.2, beta=0.9, form="ema"),
+        lambda net: torch.optim.SGD(net.parameters(), lr=0.2 * (1 - 0.9), momentum=0.9),
+    ),
+    "rmsprop": (
+        lambda: optim.RMSProp(lr=0.01, rho=0.9, eps=1e-8),
+        lambda net: torch.optim.RMSprop(net.parameters(), lr=0.01, alpha=0.9, eps=1e-8),
+    ),
+    "rmsprop rho eps": (
+        lambda: optim.RMSProp(lr=0.005, rho=0.7, eps=1e-3),
+        lambda net: torch.optim.RMSprop(net.parameters(), lr=0.005, alpha=0.7, eps=1e-3),
+    ),
     "rmsprop coupled wd": (
         lambda: optim.RMSProp(lr=0.01, weight_decay=0.1),
-        lambda net: torch.optim.RMSprop(torch_groups(net, 0.1), lr=0.01, alpha=0.9, eps=1e-8)),
-    "adam": (lambda: optim.Adam(lr=0.01),
-             lambda net: torch.optim.Adam(net.parameters(), lr=0.01, betas=(0.9, 0.999), eps=1e-8)),
-    "adam betas": (lambda: optim.Adam(lr=0.02, beta1=0.8, beta2=0.99, eps=1e-6),
-                   lambda net: torch.optim.Adam(net.parameters(), lr=0.02, betas=(0.8, 0.99), eps=1e-6)),
-    "adam coupled wd": (lambda: optim.Adam(lr=0.01, weight_decay=0.1),
-                        lambda net: torch.optim.Adam(torch_groups(net, 0.1), lr=0.01)),
-    "adamw": (lambda: optim.AdamW(lr=0.01, weight_decay=0.5),
-              lambda net: torch.optim.AdamW(torch_groups(net, 0.5), lr=0.01)),
-    "adamw default wd": (lambda: optim.AdamW(lr=0.01),
-                         lambda net: torch.optim.AdamW(torch_groups(net, 0.01), lr=0.01)),
+        lambda net: torch.optim.RMSprop(torch_groups(net, 0.1), lr=0.01, alpha=0.9, eps=1e-8),
+    ),
+    "adam": (
+        lambda: optim.Adam(lr=0.01),
+        lambda net: torch.optim.Adam(net.parameters(), lr=0.01, betas=(0.9, 0.999), eps=1e-8),
+    ),
+    "adam betas": (
+        lambda: optim.Adam(lr=0.02, beta1=0.8, beta2=0.99, eps=1e-6),
+        lambda net: torch.optim.Adam(net.parameters(), lr=0.02, betas=(0.8, 0.99), eps=1e-6),
+    ),
+    "adam coupled wd": (
+        lambda: optim.Adam(lr=0.01, weight_decay=0.1),
+        lambda net: torch.optim.Adam(torch_groups(net, 0.1), lr=0.01),
+    ),
+    "adamw": (
+        lambda: optim.AdamW(lr=0.01, weight_decay=0.5),
+        lambda net: torch.optim.AdamW(torch_groups(net, 0.5), lr=0.01),
+    ),
+    "adamw default wd": (
+        lambda: optim.AdamW(lr=0.01),
+        lambda net: torch.optim.AdamW(torch_groups(net, 0.01), lr=0.01),
+    ),
 }
 
 
@@ -191,19 +236,31 @@ def test_ema_momentum_equals_the_lecture_formula_by_hand(backend):
 
 
 CLIP_CASES = {
-    "gd": (lambda c: optim.GD(lr=0.1, clip_norm=c),
-           lambda net: torch.optim.SGD(net.parameters(), lr=0.1)),
-    "heavy_ball": (lambda c: optim.Momentum(lr=0.05, form="heavy_ball", clip_norm=c),
-                   lambda net: torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)),
+    "gd": (
+        lambda c: optim.GD(lr=0.1, clip_norm=c),
+        lambda net: torch.optim.SGD(net.parameters(), lr=0.1),
+    ),
+    "heavy_ball": (
+        lambda c: optim.Momentum(lr=0.05, form="heavy_ball", clip_norm=c),
+        lambda net: torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9),
+    ),
     # clip the raw gradients, then add coupled weight decay (torch adds it inside step())
-    "gd coupled wd": (lambda c: optim.GD(lr=0.1, weight_decay=0.3, clip_norm=c),
-                      lambda net: torch.optim.SGD(torch_groups(net, 0.3), lr=0.1)),
-    "adam coupled wd": (lambda c: optim.Adam(lr=0.01, weight_decay=0.3, clip_norm=c),
-                        lambda net: torch.optim.Adam(torch_groups(net, 0.3), lr=0.01)),
-    "adamw": (lambda c: optim.AdamW(lr=0.01, weight_decay=0.3, clip_norm=c),
-              lambda net: torch.optim.AdamW(torch_groups(net, 0.3), lr=0.01)),
-    "rmsprop": (lambda c: optim.RMSProp(lr=0.01, clip_norm=c),
-                lambda net: torch.optim.RMSprop(net.parameters(), lr=0.01, alpha=0.9)),
+    "gd coupled wd": (
+        lambda c: optim.GD(lr=0.1, weight_decay=0.3, clip_norm=c),
+        lambda net: torch.optim.SGD(torch_groups(net, 0.3), lr=0.1),
+    ),
+    "adam coupled wd": (
+        lambda c: optim.Adam(lr=0.01, weight_decay=0.3, clip_norm=c),
+        lambda net: torch.optim.Adam(torch_groups(net, 0.3), lr=0.01),
+    ),
+    "adamw": (
+        lambda c: optim.AdamW(lr=0.01, weight_decay=0.3, clip_norm=c),
+        lambda net: torch.optim.AdamW(torch_groups(net, 0.3), lr=0.01),
+    ),
+    "rmsprop": (
+        lambda c: optim.RMSProp(lr=0.01, clip_norm=c),
+        lambda net: torch.optim.RMSprop(net.parameters(), lr=0.01, alpha=0.9),
+    ),
 }
 
 
@@ -229,6 +286,7 @@ def test_clip_norm_equals_clipping_before_the_torch_step(backend, case, loss):
 
 # ---- schedules ----------------------------------------------------------------------------------
 
+
 def torch_lrs(make_scheduler, lr, epochs):
     """The lr torch uses in each epoch 0..epochs-1 (scheduler.step() at each epoch's end)."""
     p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
@@ -242,18 +300,37 @@ def torch_lrs(make_scheduler, lr, epochs):
     return out
 
 
-@pytest.mark.parametrize("ours,theirs,epochs", [
-    (S.StepDecay(0.1, step_size=3, gamma=0.5),
-     lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5), 20),
-    (S.StepDecay(0.3, step_size=1),
-     lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=1), 8),
-    (S.ExponentialDecay(0.1, gamma=0.9),
-     lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.9), 30),
-    (S.CosineAnnealing(0.1, t_max=10),
-     lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=10), 11),
-    (S.CosineAnnealing(0.5, t_max=17, eta_min=0.01),
-     lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=17, eta_min=0.01), 18),
-], ids=["step", "step-default-gamma", "exponential", "cosine", "cosine-eta_min"])
+@pytest.mark.parametrize(
+    "ours,theirs,epochs",
+    [
+        (
+            S.StepDecay(0.1, step_size=3, gamma=0.5),
+            lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5),
+            20,
+        ),
+        (
+            S.StepDecay(0.3, step_size=1),
+            lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=1),
+            8,
+        ),
+        (
+            S.ExponentialDecay(0.1, gamma=0.9),
+            lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.9),
+            30,
+        ),
+        (
+            S.CosineAnnealing(0.1, t_max=10),
+            lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=10),
+            11,
+        ),
+        (
+            S.CosineAnnealing(0.5, t_max=17, eta_min=0.01),
+            lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=17, eta_min=0.01),
+            18,
+        ),
+    ],
+    ids=["step", "step-default-gamma", "exponential", "cosine", "cosine-eta_min"],
+)
 def test_schedule_values_equal_torch_schedulers(ours, theirs, epochs):
     want = torch_lrs(theirs, ours.lr, epochs)
     got = [ours(e) for e in range(epochs)]
@@ -267,28 +344,59 @@ def test_cosine_annealing_holds_eta_min_after_t_max_where_torch_turns_back():
 
 
 METRICS = [
-    10.0, 9.0, 9.0, 8.9995, 9.1, 9.2,   # plateau: improvement below the relative threshold
-    7.0, 7.0, 6.99, 7.5, 7.5, 7.5, 7.5,  # a real improvement, then another plateau
-    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,  # long plateau down to min_lr
+    10.0,
+    9.0,
+    9.0,
+    8.9995,
+    9.1,
+    9.2,  # plateau: improvement below the relative threshold
+    7.0,
+    7.0,
+    6.99,
+    7.5,
+    7.5,
+    7.5,
+    7.5,  # a real improvement, then another plateau
+    1.0,
+    1.0,
+    1.0,
+    1.0,
+    1.0,
+    1.0,
+    1.0,
+    1.0,
+    1.0,
+    1.0,
+    1.0,  # long plateau down to min_lr
 ]
 
 
-@pytest.mark.parametrize("kw", [
-    dict(factor=0.1, patience=10),
-    dict(factor=0.5, patience=2),
-    dict(factor=0.5, patience=0, threshold=1e-2),
-    dict(factor=0.3, patience=1, min_lr=0.02),
-    dict(factor=0.5, patience=1, min_lr=0.0950000001),  # a reduction smaller than torch's eps
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(factor=0.1, patience=10),
+        dict(factor=0.5, patience=2),
+        dict(factor=0.5, patience=0, threshold=1e-2),
+        dict(factor=0.3, patience=1, min_lr=0.02),
+        dict(factor=0.5, patience=1, min_lr=0.0950000001),  # a reduction smaller than torch's eps
+    ],
+)
 def test_reduce_on_plateau_equals_torch(kw):
     lr = 0.1 if kw.get("min_lr", 0) != 0.0950000001 else 0.1000000002
     ours = S.ReduceOnPlateau(lr, **kw)
     p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
     opt = torch.optim.SGD([p], lr=lr)
     theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, mode="min", factor=kw["factor"], patience=kw["patience"],
-        threshold=kw.get("threshold", 1e-4), threshold_mode="rel", cooldown=0,
-        min_lr=kw.get("min_lr", 0.0), eps=1e-8)
+        opt,
+        mode="min",
+        factor=kw["factor"],
+        patience=kw["patience"],
+        threshold=kw.get("threshold", 1e-4),
+        threshold_mode="rel",
+        cooldown=0,
+        min_lr=kw.get("min_lr", 0.0),
+        eps=1e-8,
+    )
     got, want = [], []
     for metric in METRICS:
         got.append(ours.step(metric))
@@ -305,8 +413,17 @@ def test_reduce_on_plateau_in_fit_equals_torch_on_the_recorded_losses(backend):
     X, y = data("l2")
     m = pycvnn.MLP([F, H, C], activation="tanh", seed=3, dtype="float64")
     sched = S.ReduceOnPlateau(0.2, factor=0.5, patience=0, threshold=0.3)
-    h = m.fit(X, y, loss="l2", optimizer=optim.GD(lr=1.0), epochs=8, batch_size=BATCH,
-              seed=SEED, schedule=sched, verbose=False)
+    h = m.fit(
+        X,
+        y,
+        loss="l2",
+        optimizer=optim.GD(lr=1.0),
+        epochs=8,
+        batch_size=BATCH,
+        seed=SEED,
+        schedule=sched,
+        verbose=False,
+    )
     p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
     opt = torch.optim.SGD([p], lr=0.2)
     theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0, threshold=0.3)

@@ -7,14 +7,20 @@ import math
 
 import numpy as np
 import pytest
+from nethelpers import (
+    BACKENDS,
+    Recorder,
+    backend_fixture,
+    batches,
+    close,
+    close_list,
+    needs_core_net,
+)
 
 import pycvnn
 from pycvnn import losses as L
 from pycvnn import optim
 from pycvnn import schedules as S
-
-from nethelpers import (BACKENDS, Recorder, backend_fixture, batches, close, close_list,
-                        needs_core_net)
 
 backend = pytest.fixture(params=BACKENDS)(backend_fixture)
 
@@ -58,13 +64,18 @@ def manual_fit(model, opt, X, y, loss, orders, batch_size, lrs=None):
 
 
 def twin_models(sizes, seed=1, dtype="float64"):
-    return (pycvnn.MLP(sizes, activation="tanh", seed=seed, dtype=dtype),
-            pycvnn.MLP(sizes, activation="tanh", seed=seed, dtype=dtype))
+    return (
+        pycvnn.MLP(sizes, activation="tanh", seed=seed, dtype=dtype),
+        pycvnn.MLP(sizes, activation="tanh", seed=seed, dtype=dtype),
+    )
 
 
 # ---- batching -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("batch_size,steps", [(None, 1), (1, N), (4, 3), (5, 2), (N, 1), (N + 7, 1)])
+
+@pytest.mark.parametrize(
+    "batch_size,steps", [(None, 1), (1, N), (4, 3), (5, 2), (N, 1), (N + 7, 1)]
+)
 def test_steps_per_epoch(backend, batch_size, steps):
     X, y = regression_data()
     m = pycvnn.MLP([3, 4, 2], seed=0)
@@ -89,12 +100,14 @@ def test_fit_is_the_documented_loop(backend, opt_name, loss, batch_size, dtype):
     a, b = twin_models(sizes, dtype=np.dtype(dtype).name)
     X = X.astype(dtype)
     opt_a, opt_b = optim.get(opt_name, lr=0.05), optim.get(opt_name, lr=0.05)
-    h = a.fit(X, y, loss=loss, optimizer=opt_a, epochs=3, batch_size=batch_size, seed=42,
-              verbose=False)
+    h = a.fit(
+        X, y, loss=loss, optimizer=opt_a, epochs=3, batch_size=batch_size, seed=42, verbose=False
+    )
     rng = np.random.default_rng(42)
     orders = [rng.permutation(N) for _ in range(3)]
-    weighted, plain = manual_fit(b, opt_b, X, y.astype(dtype) if loss == "l2" else y, loss,
-                                 orders, batch_size or N)
+    weighted, plain = manual_fit(
+        b, opt_b, X, y.astype(dtype) if loss == "l2" else y, loss, orders, batch_size or N
+    )
     assert all(w.dtype == dtype for w in a.get_weights())
     close_list(a.get_weights(), b.get_weights(), dtype)
     close(h["loss"], weighted, dtype)
@@ -107,8 +120,9 @@ def test_shuffle_false_visits_rows_in_order(backend):
     X, y = regression_data()
     a, b = twin_models([3, 4, 2])
     opt_a, opt_b = optim.Adam(lr=0.01), optim.Adam(lr=0.01)
-    h = a.fit(X, y, loss="l2", optimizer=opt_a, epochs=2, batch_size=3, shuffle=False,
-              verbose=False)
+    h = a.fit(
+        X, y, loss="l2", optimizer=opt_a, epochs=2, batch_size=3, shuffle=False, verbose=False
+    )
     weighted, _ = manual_fit(b, opt_b, X, y, "l2", [np.arange(N)] * 2, 3)
     close_list(a.get_weights(), b.get_weights(), np.float64)
     close(h["loss"], weighted, np.float64)
@@ -126,6 +140,7 @@ def test_seed_none_still_trains_and_same_seed_repeats(backend):
 
 
 # ---- History ------------------------------------------------------------------------------------
+
 
 def test_history_columns_values_and_table(backend):
     X, y = regression_data()
@@ -166,8 +181,18 @@ def test_validation_adds_val_loss_and_val_accuracy(backend):
     Xv, yv = class_data(n=12, seed=1)
     m = pycvnn.MLP([3, 6, 3], output="softmax", seed=0, dtype="float64")
     rec = Recorder()
-    h = m.fit(X, y, loss="cross_entropy", optimizer="adam", epochs=3, batch_size=8, seed=0,
-              validation_data=(Xv, yv), callbacks=[rec], verbose=False)
+    h = m.fit(
+        X,
+        y,
+        loss="cross_entropy",
+        optimizer="adam",
+        epochs=3,
+        batch_size=8,
+        seed=0,
+        validation_data=(Xv, yv),
+        callbacks=[rec],
+        verbose=False,
+    )
     assert h.columns == ["epoch", "loss", "lr", "seconds", "accuracy", "val_loss", "val_accuracy"]
     for e in range(3):  # each epoch's figures are those of the weights at that epoch's end
         probe = pycvnn.MLP([3, 6, 3], output="softmax", dtype="float64")
@@ -183,6 +208,7 @@ def test_fit_evaluates_in_chunks_past_its_batch(backend, monkeypatch):
     # 10 rows, past the batch of 8, so the forward's outputs outgrow the backward's buffers.
     # Training is untouched (the same weights, bit for bit) and the figures are the same.
     from pycvnn import training
+
     X, y = class_data(n=30)
     Xv, yv = class_data(n=12, seed=1)
     runs = []
@@ -222,12 +248,30 @@ def accuracy_case(kind, rng):
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["class ids", "one-hot (cross_entropy)", "one-hot (l2)",
-                                  "{0,1} (binary_cross_entropy)", "{0,1} (hinge)", "+-1 (hinge)"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "class ids",
+        "one-hot (cross_entropy)",
+        "one-hot (l2)",
+        "{0,1} (binary_cross_entropy)",
+        "{0,1} (hinge)",
+        "+-1 (hinge)",
+    ],
+)
 def test_accuracy_is_reported_for_class_targets(backend, kind):
     X, y, labels, m, loss = accuracy_case(kind, np.random.default_rng(7))
-    h = m.fit(X, y, loss=loss, optimizer="adam", epochs=2, batch_size=8, seed=0,
-              validation_data=(X, y), verbose=False)
+    h = m.fit(
+        X,
+        y,
+        loss=loss,
+        optimizer="adam",
+        epochs=2,
+        batch_size=8,
+        seed=0,
+        validation_data=(X, y),
+        verbose=False,
+    )
     want = float(np.mean(m.predict_classes(X) == labels))
     assert h["accuracy"][-1] == pytest.approx(want)
     assert h["val_accuracy"][-1] == pytest.approx(want)
@@ -247,7 +291,8 @@ def test_evaluate_defaults_to_the_last_fit_loss(backend):
     m = pycvnn.MLP([3, 4, 2], seed=0, dtype="float64")
     Xc, yc = class_data(c=2)
     assert pycvnn.MLP([3, 2], seed=0).evaluate(Xc, yc) == pycvnn.MLP([3, 2], seed=0).evaluate(
-        Xc, yc, loss="cross_entropy")
+        Xc, yc, loss="cross_entropy"
+    )
     m.fit(X, y, loss="l1", epochs=1, verbose=False)
     assert m.evaluate(X, y) == m.evaluate(X, y, loss="l1")
     assert m.evaluate(X, y)["loss"] == pytest.approx(L.l1(m.predict(X), y), rel=1e-12)
@@ -255,14 +300,28 @@ def test_evaluate_defaults_to_the_last_fit_loss(backend):
 
 # ---- losses by name or object -------------------------------------------------------------------
 
+
 def test_losses_by_name_or_object_and_training_takes_the_mean(backend):
     X, y = regression_data()
     runs = {}
-    for key, loss in [("l2", "l2"), ("mse", "mse"), ("L2(sum)", L.L2(reduction="sum")),
-                      ("huber", "huber"), ("Huber(0.1)", L.Huber(delta=0.1))]:
+    for key, loss in [
+        ("l2", "l2"),
+        ("mse", "mse"),
+        ("L2(sum)", L.L2(reduction="sum")),
+        ("huber", "huber"),
+        ("Huber(0.1)", L.Huber(delta=0.1)),
+    ]:
         m = pycvnn.MLP([3, 4, 2], seed=0, dtype="float64")
-        runs[key] = m.fit(X, 3 * y, loss=loss, optimizer=optim.GD(lr=0.1), epochs=2,
-                          batch_size=4, seed=0, verbose=False)["loss"]
+        runs[key] = m.fit(
+            X,
+            3 * y,
+            loss=loss,
+            optimizer=optim.GD(lr=0.1),
+            epochs=2,
+            batch_size=4,
+            seed=0,
+            verbose=False,
+        )["loss"]
     assert runs["l2"] == runs["mse"] == runs["L2(sum)"]
     assert runs["huber"] != runs["Huber(0.1)"]
 
@@ -272,12 +331,21 @@ def test_dice_with_sigmoid_output_trains(backend):
     X = rng.normal(size=(32, 4))
     masks = (X @ rng.normal(size=(4, 6)) > 0).astype(float)
     m = pycvnn.MLP([4, 8, 6], output="sigmoid", seed=0)
-    h = m.fit(X, masks, loss="dice", optimizer=optim.Adam(lr=0.02), epochs=15, batch_size=8,
-              seed=0, verbose=False)
+    h = m.fit(
+        X,
+        masks,
+        loss="dice",
+        optimizer=optim.Adam(lr=0.02),
+        epochs=15,
+        batch_size=8,
+        seed=0,
+        verbose=False,
+    )
     assert h["loss"][-1] < 0.7 * h["loss"][0]
 
 
 # ---- schedules ----------------------------------------------------------------------------------
+
 
 def test_schedule_sets_lr_each_epoch_and_history_records_it(backend):
     X, y = regression_data()
@@ -289,14 +357,24 @@ def test_schedule_sets_lr_each_epoch_and_history_records_it(backend):
         return S.StepDecay(0.1, step_size=2, gamma=0.5)(epoch)
 
     opt_a = optim.GD(lr=1.0)
-    h = a.fit(X, y, loss="l2", optimizer=opt_a, epochs=5, batch_size=4, seed=1,
-              schedule=schedule, verbose=False)
+    h = a.fit(
+        X,
+        y,
+        loss="l2",
+        optimizer=opt_a,
+        epochs=5,
+        batch_size=4,
+        seed=1,
+        schedule=schedule,
+        verbose=False,
+    )
     assert calls == [0, 1, 2, 3, 4]
     assert h["lr"] == [0.1, 0.1, 0.05, 0.05, 0.025]
     assert opt_a.lr == 0.025
     rng = np.random.default_rng(1)
-    weighted, _ = manual_fit(b, optim.GD(lr=1.0), X, y, "l2", [rng.permutation(N) for _ in range(5)],
-                             4, lrs=h["lr"])
+    weighted, _ = manual_fit(
+        b, optim.GD(lr=1.0), X, y, "l2", [rng.permutation(N) for _ in range(5)], 4, lrs=h["lr"]
+    )
     close_list(a.get_weights(), b.get_weights(), np.float64)
     close(h["loss"], weighted, np.float64)
 
@@ -318,9 +396,18 @@ def test_reduce_on_plateau_is_fed_the_val_loss_else_the_loss(backend, with_valid
     m = pycvnn.MLP([3, 4, 2], seed=0)
     # threshold 0.5: only a halving of the metric counts as an improvement, so lr drops.
     sched = SpyPlateau(0.05, factor=0.5, patience=0, threshold=0.5)
-    h = m.fit(X, y, loss="l2", optimizer="momentum", epochs=6, batch_size=5, seed=0,
-              schedule=sched, validation_data=(Xv, yv) if with_validation else None,
-              verbose=False)
+    h = m.fit(
+        X,
+        y,
+        loss="l2",
+        optimizer="momentum",
+        epochs=6,
+        batch_size=5,
+        seed=0,
+        schedule=sched,
+        validation_data=(Xv, yv) if with_validation else None,
+        verbose=False,
+    )
     fed = h["val_loss"] if with_validation else h["loss"]
     assert sched.fed == fed
     replay = S.ReduceOnPlateau(0.05, factor=0.5, patience=0, threshold=0.5)
@@ -331,6 +418,7 @@ def test_reduce_on_plateau_is_fed_the_val_loss_else_the_loss(backend, with_valid
 
 # ---- callbacks and EarlyStopping ----------------------------------------------------------------
 
+
 def test_callbacks_are_called_in_order_and_true_stops(backend):
     X, y = regression_data()
     m = pycvnn.MLP([3, 4, 2], seed=0)
@@ -340,8 +428,9 @@ def test_callbacks_are_called_in_order_and_true_stops(backend):
         def on_epoch_end(self, epoch, logs):
             partial_calls.append(epoch)
 
-    h = m.fit(X, y, loss="l2", epochs=10, batch_size=4, callbacks=[OnlyEpochEnd(), rec],
-              verbose=False)
+    h = m.fit(
+        X, y, loss="l2", epochs=10, batch_size=4, callbacks=[OnlyEpochEnd(), rec], verbose=False
+    )
     assert len(h) == 3
     assert rec.calls == ["begin", 0, 1, 2, "end"]
     assert partial_calls == [0, 1, 2]
@@ -356,9 +445,18 @@ def plateau_run(backend, restore_best, patience=2):
     m = pycvnn.Sequential([pycvnn.Dense(3, 1)], seed=0, dtype="float64")
     rec = Recorder()
     stop = pycvnn.EarlyStopping(patience=patience, restore_best=restore_best)
-    h = m.fit(X, y, loss="l2", optimizer="gd", epochs=20, batch_size=None,
-              schedule=lambda e: 0.05 if e < 3 else 2.0, validation_data=(X, y),
-              callbacks=[rec, stop], verbose=False)
+    h = m.fit(
+        X,
+        y,
+        loss="l2",
+        optimizer="gd",
+        epochs=20,
+        batch_size=None,
+        schedule=lambda e: 0.05 if e < 3 else 2.0,
+        validation_data=(X, y),
+        callbacks=[rec, stop],
+        verbose=False,
+    )
     return m, h, rec
 
 
@@ -383,12 +481,18 @@ def test_early_stopping_rule_on_scripted_logs():
     m = pycvnn.MLP([2, 1], seed=0)
     stop = pycvnn.EarlyStopping(monitor="val_accuracy", patience=2)
     stop.on_train_begin(m)
-    decisions = [stop.on_epoch_end(e, {"val_accuracy": a})
-                 for e, a in enumerate([0.5, 0.7, 0.6, 0.7, 0.8, 0.8, 0.75])]
+    decisions = [
+        stop.on_epoch_end(e, {"val_accuracy": a})
+        for e, a in enumerate([0.5, 0.7, 0.6, 0.7, 0.8, 0.8, 0.75])
+    ]
     assert decisions == [False, False, False, True, False, False, True]  # accuracy improves upwards
     stop = pycvnn.EarlyStopping(monitor="loss", patience=1)
     stop.on_train_begin(m)
-    assert [stop.on_epoch_end(e, {"loss": v}) for e, v in enumerate([3.0, 2.0, 2.5])] == [False, False, True]
+    assert [stop.on_epoch_end(e, {"loss": v}) for e, v in enumerate([3.0, 2.0, 2.5])] == [
+        False,
+        False,
+        True,
+    ]
     stop = pycvnn.EarlyStopping()  # monitor val_loss by default
     stop.on_train_begin(m)
     with pytest.raises(ValueError, match="monitor.*val_loss"):
@@ -406,15 +510,19 @@ def test_early_stopping_on_val_loss_without_validation_data_is_a_clear_error(bac
 
 # ---- a second fit continues ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("opt_name", ["adam", "momentum", "rmsprop"])
 def test_second_fit_continues_the_optimizer(backend, opt_name):
     X, y = class_data()
     a, b = twin_models([3, 5, 3])
     opt_a, opt_b = optim.get(opt_name, lr=0.05), optim.get(opt_name, lr=0.05)
-    a.fit(X, y, loss="cross_entropy", optimizer=opt_a, epochs=1, batch_size=4, seed=11, verbose=False)
+    a.fit(
+        X, y, loss="cross_entropy", optimizer=opt_a, epochs=1, batch_size=4, seed=11, verbose=False
+    )
     assert opt_a.t == 3
-    h2 = a.fit(X, y, loss="cross_entropy", optimizer=opt_a, epochs=1, batch_size=4, seed=22,
-               verbose=False)
+    h2 = a.fit(
+        X, y, loss="cross_entropy", optimizer=opt_a, epochs=1, batch_size=4, seed=22, verbose=False
+    )
     assert opt_a.t == 6  # the step count carries over (Adam's bias correction continues)
     orders = [np.random.default_rng(11).permutation(N), np.random.default_rng(22).permutation(N)]
     weighted, _ = manual_fit(b, opt_b, X, y, "cross_entropy", orders, 4)
@@ -422,14 +530,31 @@ def test_second_fit_continues_the_optimizer(backend, opt_name):
     close(h2["loss"], weighted[1:], np.float64)
     # ... and it matters: restarting the optimizer's state gives another trajectory.
     c, _ = twin_models([3, 5, 3])
-    c.fit(X, y, loss="cross_entropy", optimizer=optim.get(opt_name, lr=0.05), epochs=1,
-          batch_size=4, seed=11, verbose=False)
-    c.fit(X, y, loss="cross_entropy", optimizer=optim.get(opt_name, lr=0.05), epochs=1,
-          batch_size=4, seed=22, verbose=False)
+    c.fit(
+        X,
+        y,
+        loss="cross_entropy",
+        optimizer=optim.get(opt_name, lr=0.05),
+        epochs=1,
+        batch_size=4,
+        seed=11,
+        verbose=False,
+    )
+    c.fit(
+        X,
+        y,
+        loss="cross_entropy",
+        optimizer=optim.get(opt_name, lr=0.05),
+        epochs=1,
+        batch_size=4,
+        seed=22,
+        verbose=False,
+    )
     assert not np.allclose(c.get_weights()[0], a.get_weights()[0], rtol=1e-6)
 
 
 # ---- divergence ---------------------------------------------------------------------------------
+
 
 def first_bad_batch(model, X, y, lrs, batch_size, seed):
     """(epoch, batch) of the first non-finite batch loss of the same run, by hand (numpy)."""
@@ -451,8 +576,9 @@ def first_bad_batch(model, X, y, lrs, batch_size, seed):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("diverge_at", [0, 1])
 @pytest.mark.parametrize("verbose", [False, True])  # the epoch in one call, or in chunks
-def test_divergence_raises_and_restores_the_epoch_start_weights(backend, dtype, diverge_at,
-                                                               verbose):
+def test_divergence_raises_and_restores_the_epoch_start_weights(
+    backend, dtype, diverge_at, verbose
+):
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(20, 4)), rng.normal(size=(20, 1)) * 1e3
     lrs = [1e-4] * diverge_at + [1e6] * 3
@@ -464,8 +590,18 @@ def test_divergence_raises_and_restores_the_epoch_start_weights(backend, dtype, 
     rec = Recorder()
     opt = optim.GD(lr=1.0)
     with pytest.raises(pycvnn.TrainingDiverged) as info:
-        m.fit(X, y, loss="l2", optimizer=opt, epochs=len(lrs), batch_size=5, seed=3,
-              schedule=lambda e: lrs[e], callbacks=[rec], verbose=verbose)
+        m.fit(
+            X,
+            y,
+            loss="l2",
+            optimizer=opt,
+            epochs=len(lrs),
+            batch_size=5,
+            seed=3,
+            schedule=lambda e: lrs[e],
+            callbacks=[rec],
+            verbose=verbose,
+        )
     assert isinstance(info.value, RuntimeError)
     msg = str(info.value)
     assert f"epoch {where[0]}," in msg and f"batch {where[1]}" in msg, msg
@@ -480,6 +616,7 @@ def test_divergence_raises_and_restores_the_epoch_start_weights(backend, dtype, 
 
 
 # ---- progress output ----------------------------------------------------------------------------
+
 
 def test_verbose_prints_epoch_figures_to_stderr(backend, capsys):
     X, y = class_data(n=20)
@@ -526,30 +663,41 @@ def test_fit_accepts_int_and_non_contiguous_inputs(backend):
     a, b = twin_models([3, 4, 2])
     Xi = np.round(X * 3).astype(np.int64)
     ha = a.fit(Xi[:, ::2], y, loss="l2", epochs=2, batch_size=4, seed=0, verbose=False)
-    hb = b.fit(np.ascontiguousarray(Xi[:, ::2], dtype=np.float64), y, loss="l2", epochs=2,
-               batch_size=4, seed=0, verbose=False)
+    hb = b.fit(
+        np.ascontiguousarray(Xi[:, ::2], dtype=np.float64),
+        y,
+        loss="l2",
+        epochs=2,
+        batch_size=4,
+        seed=0,
+        verbose=False,
+    )
     assert ha["loss"] == hb["loss"]
 
 
 # ---- optimizers: construction and step ------------------------------------------------------------
 
-@pytest.mark.parametrize("make,exc,pattern", [
-    (lambda: optim.GD(lr=-1e-9), ValueError, "lr"),
-    (lambda: optim.GD(lr=-0.1), ValueError, "lr"),
-    (lambda: optim.GD(lr=float("nan")), ValueError, "lr"),
-    (lambda: optim.GD(lr="0.1"), TypeError, "lr"),
-    (lambda: optim.GD(weight_decay=-1), ValueError, "weight_decay"),
-    (lambda: optim.GD(clip_norm=0), ValueError, "clip_norm"),
-    (lambda: optim.Momentum(beta=1.0), ValueError, "beta"),
-    (lambda: optim.Momentum(form="polyak"), ValueError, "form"),
-    (lambda: optim.Momentum(nesterov=True), ValueError, "nesterov"),  # with form "ema"
-    (lambda: optim.RMSProp(rho=1.5), ValueError, "rho"),
-    (lambda: optim.RMSProp(eps=0), ValueError, "eps"),
-    (lambda: optim.Adam(beta1=1.0), ValueError, "beta1"),
-    (lambda: optim.Adam(beta2=-0.1), ValueError, "beta2"),
-    (lambda: optim.AdamW(weight_decay=-0.01), ValueError, "weight_decay"),
-    (lambda: optim.get("lion"), ValueError, "optimizer"),
-])
+
+@pytest.mark.parametrize(
+    "make,exc,pattern",
+    [
+        (lambda: optim.GD(lr=-1e-9), ValueError, "lr"),
+        (lambda: optim.GD(lr=-0.1), ValueError, "lr"),
+        (lambda: optim.GD(lr=float("nan")), ValueError, "lr"),
+        (lambda: optim.GD(lr="0.1"), TypeError, "lr"),
+        (lambda: optim.GD(weight_decay=-1), ValueError, "weight_decay"),
+        (lambda: optim.GD(clip_norm=0), ValueError, "clip_norm"),
+        (lambda: optim.Momentum(beta=1.0), ValueError, "beta"),
+        (lambda: optim.Momentum(form="polyak"), ValueError, "form"),
+        (lambda: optim.Momentum(nesterov=True), ValueError, "nesterov"),  # with form "ema"
+        (lambda: optim.RMSProp(rho=1.5), ValueError, "rho"),
+        (lambda: optim.RMSProp(eps=0), ValueError, "eps"),
+        (lambda: optim.Adam(beta1=1.0), ValueError, "beta1"),
+        (lambda: optim.Adam(beta2=-0.1), ValueError, "beta2"),
+        (lambda: optim.AdamW(weight_decay=-0.01), ValueError, "weight_decay"),
+        (lambda: optim.get("lion"), ValueError, "optimizer"),
+    ],
+)
 def test_optimizer_bad_arguments(make, exc, pattern):
     with pytest.raises(exc, match=pattern):
         make()
@@ -591,41 +739,48 @@ def test_step_is_the_design_formula(backend, dtype):
 X_GOOD, Y_GOOD = class_data(n=12)
 
 
-@pytest.mark.parametrize("kwargs,exc,pattern", [
-    ({"X": X_GOOD[:, :2]}, ValueError, r"X.*\(N, 3\)"),
-    ({"X": X_GOOD[0]}, ValueError, r"X"),
-    ({"X": X_GOOD.astype(str)}, TypeError, r"X"),
-    ({"X": np.where(X_GOOD > 1, np.nan, X_GOOD)}, ValueError, r"X.*finite"),
-    ({"X": X_GOOD[:0]}, ValueError, r"X"),
-    ({"y": Y_GOOD[:10]}, ValueError, r"y.*12"),
-    ({"y": Y_GOOD + 3}, ValueError, r"y.*\[0, 3\)"),
-    ({"y": Y_GOOD - 1}, ValueError, r"y.*\[0, 3\)"),
-    ({"y": Y_GOOD + 0.5}, ValueError, r"y.*integer"),
-    ({"y": Y_GOOD.astype(str)}, TypeError, r"y"),
-    ({"y": 1}, ValueError, r"y.*12"),
-    ({"validation_data": (X_GOOD, 1)}, ValueError, r"validation_data.*y"),
-    ({"y": np.eye(4)[Y_GOOD]}, ValueError, r"y"),
-    ({"loss": "cross_entropie"}, ValueError, r"loss.*cross_entropie"),
-    ({"loss": 3}, ValueError, r"loss"),
-    ({"optimizer": "adagrad"}, ValueError, r"optimizer.*adagrad"),
-    ({"optimizer": 0.1}, ValueError, r"optimizer"),
-    ({"batch_size": 0}, ValueError, r"batch_size"),
-    ({"batch_size": -4}, ValueError, r"batch_size"),
-    ({"batch_size": 2.5}, ValueError, r"batch_size"),
-    ({"batch_size": "32"}, ValueError, r"batch_size"),
-    ({"batch_size": True}, ValueError, r"batch_size"),
-    ({"epochs": -1}, ValueError, r"epochs"),
-    ({"epochs": 1.5}, ValueError, r"epochs"),
-    ({"epochs": None}, ValueError, r"epochs"),
-    ({"shuffle": "yes"}, TypeError, r"shuffle"),
-    ({"schedule": 0.1}, ValueError, r"schedule"),
-    ({"validation_data": X_GOOD}, ValueError, r"validation_data"),
-    ({"validation_data": (X_GOOD,)}, ValueError, r"validation_data"),
-    ({"validation_data": (X_GOOD[:, :2], Y_GOOD)}, ValueError, r"validation_data.*X"),
-    ({"validation_data": (X_GOOD, Y_GOOD[:5])}, ValueError, r"validation_data.*y"),
-    ({"validation_data": (X_GOOD, Y_GOOD + 3)}, ValueError, r"validation_data.*y"),
-    ({"validation_data": (np.full_like(X_GOOD, np.nan), Y_GOOD)}, ValueError, r"validation_data.*X"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,pattern",
+    [
+        ({"X": X_GOOD[:, :2]}, ValueError, r"X.*\(N, 3\)"),
+        ({"X": X_GOOD[0]}, ValueError, r"X"),
+        ({"X": X_GOOD.astype(str)}, TypeError, r"X"),
+        ({"X": np.where(X_GOOD > 1, np.nan, X_GOOD)}, ValueError, r"X.*finite"),
+        ({"X": X_GOOD[:0]}, ValueError, r"X"),
+        ({"y": Y_GOOD[:10]}, ValueError, r"y.*12"),
+        ({"y": Y_GOOD + 3}, ValueError, r"y.*\[0, 3\)"),
+        ({"y": Y_GOOD - 1}, ValueError, r"y.*\[0, 3\)"),
+        ({"y": Y_GOOD + 0.5}, ValueError, r"y.*integer"),
+        ({"y": Y_GOOD.astype(str)}, TypeError, r"y"),
+        ({"y": 1}, ValueError, r"y.*12"),
+        ({"validation_data": (X_GOOD, 1)}, ValueError, r"validation_data.*y"),
+        ({"y": np.eye(4)[Y_GOOD]}, ValueError, r"y"),
+        ({"loss": "cross_entropie"}, ValueError, r"loss.*cross_entropie"),
+        ({"loss": 3}, ValueError, r"loss"),
+        ({"optimizer": "adagrad"}, ValueError, r"optimizer.*adagrad"),
+        ({"optimizer": 0.1}, ValueError, r"optimizer"),
+        ({"batch_size": 0}, ValueError, r"batch_size"),
+        ({"batch_size": -4}, ValueError, r"batch_size"),
+        ({"batch_size": 2.5}, ValueError, r"batch_size"),
+        ({"batch_size": "32"}, ValueError, r"batch_size"),
+        ({"batch_size": True}, ValueError, r"batch_size"),
+        ({"epochs": -1}, ValueError, r"epochs"),
+        ({"epochs": 1.5}, ValueError, r"epochs"),
+        ({"epochs": None}, ValueError, r"epochs"),
+        ({"shuffle": "yes"}, TypeError, r"shuffle"),
+        ({"schedule": 0.1}, ValueError, r"schedule"),
+        ({"validation_data": X_GOOD}, ValueError, r"validation_data"),
+        ({"validation_data": (X_GOOD,)}, ValueError, r"validation_data"),
+        ({"validation_data": (X_GOOD[:, :2], Y_GOOD)}, ValueError, r"validation_data.*X"),
+        ({"validation_data": (X_GOOD, Y_GOOD[:5])}, ValueError, r"validation_data.*y"),
+        ({"validation_data": (X_GOOD, Y_GOOD + 3)}, ValueError, r"validation_data.*y"),
+        (
+            {"validation_data": (np.full_like(X_GOOD, np.nan), Y_GOOD)},
+            ValueError,
+            r"validation_data.*X",
+        ),
+    ],
+)
 def test_fit_bad_input_names_the_argument_and_trains_nothing(backend, kwargs, exc, pattern):
     m = pycvnn.MLP([3, 4, 3], seed=0)
     w = m.get_weights()
@@ -638,34 +793,50 @@ def test_fit_bad_input_names_the_argument_and_trains_nothing(backend, kwargs, ex
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("out,loss,y,pattern", [
-    (1, "binary_cross_entropy", np.array([0, 1, 2, 1]), r"y.*\[0, 1\]"),
-    (1, "binary_cross_entropy", np.zeros((4, 2)), r"y"),
-    (1, "hinge", np.array([0.5, 1, -1, 1]), r"y.*\+1"),
-    (1, "cross_entropy", np.array([0, 1, 0, 1]), r"binary_cross_entropy"),
-    (2, "binary_cross_entropy", np.array([[0, 1], [1, 0], [0, 0], [1, 1]]), r"loss.*one output"),
-    (2, "binary_cross_entropy", np.array([[0, 2], [1, 0], [0, 0], [1, 1]]), r"loss.*one output"),
-    (2, "dice", np.array([[0, 1], [1, 2], [0, 0], [1, 1]]), r"y.*\[0, 1\]"),
-    (2, "l2", np.zeros((4, 3)), r"y.*\(4, 2\)"),
-    (2, "l2", np.zeros(4), r"y.*\(4, 2\)"),
-    (2, "l2", np.array([[0, np.nan]] * 4), r"y.*finite"),
-    (3, "cross_entropy", np.full((4, 3), 0.5) * [[1, 1, -1]], r"y.*\[0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "out,loss,y,pattern",
+    [
+        (1, "binary_cross_entropy", np.array([0, 1, 2, 1]), r"y.*\[0, 1\]"),
+        (1, "binary_cross_entropy", np.zeros((4, 2)), r"y"),
+        (1, "hinge", np.array([0.5, 1, -1, 1]), r"y.*\+1"),
+        (1, "cross_entropy", np.array([0, 1, 0, 1]), r"binary_cross_entropy"),
+        (
+            2,
+            "binary_cross_entropy",
+            np.array([[0, 1], [1, 0], [0, 0], [1, 1]]),
+            r"loss.*one output",
+        ),
+        (
+            2,
+            "binary_cross_entropy",
+            np.array([[0, 2], [1, 0], [0, 0], [1, 1]]),
+            r"loss.*one output",
+        ),
+        (2, "dice", np.array([[0, 1], [1, 2], [0, 0], [1, 1]]), r"y.*\[0, 1\]"),
+        (2, "l2", np.zeros((4, 3)), r"y.*\(4, 2\)"),
+        (2, "l2", np.zeros(4), r"y.*\(4, 2\)"),
+        (2, "l2", np.array([[0, np.nan]] * 4), r"y.*finite"),
+        (3, "cross_entropy", np.full((4, 3), 0.5) * [[1, 1, -1]], r"y.*\[0, 1\]"),
+    ],
+)
 def test_fit_bad_targets_for_the_loss(backend, out, loss, y, pattern):
     m = pycvnn.MLP([3, out], seed=0)
     with pytest.raises(ValueError, match=pattern):
         m.fit(np.zeros((4, 3)), y, loss=loss, epochs=1, verbose=False)
 
 
-@pytest.mark.parametrize("X,y,loss,exc,pattern", [
-    (X_GOOD[:, :2], Y_GOOD, "cross_entropy", ValueError, r"X"),
-    (X_GOOD, Y_GOOD[:3], "cross_entropy", ValueError, r"y"),
-    (X_GOOD, 2, "cross_entropy", ValueError, r"y"),
-    (X_GOOD, 2.0, "l2", ValueError, r"y"),
-    (X_GOOD, Y_GOOD + 5, "cross_entropy", ValueError, r"y"),
-    (X_GOOD, Y_GOOD, "kl_div", ValueError, r"loss.*kl_div"),
-    (X_GOOD.astype(object), Y_GOOD, "cross_entropy", TypeError, r"X"),
-])
+@pytest.mark.parametrize(
+    "X,y,loss,exc,pattern",
+    [
+        (X_GOOD[:, :2], Y_GOOD, "cross_entropy", ValueError, r"X"),
+        (X_GOOD, Y_GOOD[:3], "cross_entropy", ValueError, r"y"),
+        (X_GOOD, 2, "cross_entropy", ValueError, r"y"),
+        (X_GOOD, 2.0, "l2", ValueError, r"y"),
+        (X_GOOD, Y_GOOD + 5, "cross_entropy", ValueError, r"y"),
+        (X_GOOD, Y_GOOD, "kl_div", ValueError, r"loss.*kl_div"),
+        (X_GOOD.astype(object), Y_GOOD, "cross_entropy", TypeError, r"X"),
+    ],
+)
 def test_evaluate_bad_input(backend, X, y, loss, exc, pattern):
     m = pycvnn.MLP([3, 4, 3], seed=0)
     with pytest.raises(exc, match=pattern):
@@ -678,7 +849,9 @@ OPTIMIZERS = {
     "gd": lambda: optim.GD(lr=0.05),
     "momentum-ema": lambda: optim.Momentum(lr=0.05, beta=0.9),
     "momentum-heavy_ball": lambda: optim.Momentum(lr=0.01, beta=0.9, form="heavy_ball"),
-    "momentum-nesterov": lambda: optim.Momentum(lr=0.01, beta=0.8, form="heavy_ball", nesterov=True),
+    "momentum-nesterov": lambda: optim.Momentum(
+        lr=0.01, beta=0.8, form="heavy_ball", nesterov=True
+    ),
     "rmsprop": lambda: optim.RMSProp(lr=0.002, rho=0.9),
     "adam": lambda: optim.Adam(lr=0.002),
     "adamw": lambda: optim.AdamW(lr=0.002, weight_decay=0.1),
@@ -711,8 +884,7 @@ def test_cpp_and_numpy_agree_over_a_shuffled_run(opt_name, loss):
         X, y, m = crossrun_case(loss, np.random.default_rng(3))
         opt = OPTIMIZERS[opt_name]()
         with pycvnn.using_backend(name):
-            h = m.fit(X, y, loss=loss, optimizer=opt, epochs=6, batch_size=6, seed=9,
-                      verbose=False)
+            h = m.fit(X, y, loss=loss, optimizer=opt, epochs=6, batch_size=6, seed=9, verbose=False)
         results[name] = (m.get_weights(), h["loss"], opt.t)
     (w_np, loss_np, t_np), (w_cpp, loss_cpp, t_cpp) = results["numpy"], results["cpp"]
     assert t_np == t_cpp == 60
@@ -726,10 +898,15 @@ def test_evaluate_in_chunks_equals_one_pass(backend, loss, out):
     # evaluate runs `rows` at a time (bounded memory); chunk means must combine exactly.
     rng = np.random.default_rng(5)
     X = rng.normal(size=(23, 4))
-    y = {"cross_entropy": rng.integers(0, 3, 23), "l2": rng.normal(size=(23, 2)),
-         "dice": (rng.random((23, 2)) > 0.5) * 1.0, "hinge": rng.choice([-1.0, 1.0], 23)}[loss]
-    m = pycvnn.MLP([4, 5, out], output="sigmoid" if loss == "dice" else None, seed=1,
-                   dtype="float64")
+    y = {
+        "cross_entropy": rng.integers(0, 3, 23),
+        "l2": rng.normal(size=(23, 2)),
+        "dice": (rng.random((23, 2)) > 0.5) * 1.0,
+        "hinge": rng.choice([-1.0, 1.0], 23),
+    }[loss]
+    m = pycvnn.MLP(
+        [4, 5, out], output="sigmoid" if loss == "dice" else None, seed=1, dtype="float64"
+    )
     whole = pycvnn.training.evaluate(m, X, y, loss, rows=1000)
     parts = pycvnn.training.evaluate(m, X, y, loss, rows=5)
     assert whole.keys() == parts.keys()

@@ -37,27 +37,36 @@ def test_bad_iterations():
         walkthrough.linear_regression([1], [2], lr=0.1, iterations=-1)
 
 
-@pytest.mark.parametrize("kwargs,exc,name", [
-    ({"lr": float("nan")}, ValueError, "lr"),
-    ({"lr": -0.1}, ValueError, "lr"),
-    ({"lr": np.inf}, ValueError, "lr"),
-    ({"lr": "0.1"}, TypeError, "lr"),
-    ({"lr": True}, TypeError, "lr"),
-    ({"lr": 0.1, "w0": np.inf}, ValueError, "w0"),
-    ({"lr": 0.1, "b0": float("nan")}, ValueError, "b0"),
-    ({"lr": 0.1, "b0": None}, TypeError, "b0"),
-    ({"lr": 0.1, "iterations": 2.0}, ValueError, "iterations"),
-    ({"lr": 0.1, "iterations": True}, ValueError, "iterations"),
-    ({"lr": 0.1, "iterations": "3"}, ValueError, "iterations"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,name",
+    [
+        ({"lr": float("nan")}, ValueError, "lr"),
+        ({"lr": -0.1}, ValueError, "lr"),
+        ({"lr": np.inf}, ValueError, "lr"),
+        ({"lr": "0.1"}, TypeError, "lr"),
+        ({"lr": True}, TypeError, "lr"),
+        ({"lr": 0.1, "w0": np.inf}, ValueError, "w0"),
+        ({"lr": 0.1, "b0": float("nan")}, ValueError, "b0"),
+        ({"lr": 0.1, "b0": None}, TypeError, "b0"),
+        ({"lr": 0.1, "iterations": 2.0}, ValueError, "iterations"),
+        ({"lr": 0.1, "iterations": True}, ValueError, "iterations"),
+        ({"lr": 0.1, "iterations": "3"}, ValueError, "iterations"),
+    ],
+)
 def test_bad_scalars_name_the_argument(kwargs, exc, name):
     with pytest.raises(exc, match=name):
         walkthrough.linear_regression([1, 2], [2, 4], **kwargs)
 
 
 def test_numpy_scalars_are_accepted():
-    rows = walkthrough.linear_regression([1, 2, 3], [2, 4, 6], lr=np.float32(0.125), w0=np.float64(0),
-                                         b0=np.int64(0), iterations=np.int64(5))
+    rows = walkthrough.linear_regression(
+        [1, 2, 3],
+        [2, 4, 6],
+        lr=np.float32(0.125),
+        w0=np.float64(0),
+        b0=np.int64(0),
+        iterations=np.int64(5),
+    )
     assert rows == walkthrough.linear_regression([1, 2, 3], [2, 4, 6], 0.125, 0.0, 0.0, 5)
     assert all(type(v) is float for r in rows for v in r[1:])
 

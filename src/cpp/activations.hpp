@@ -23,8 +23,8 @@ enum class Activation { None, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax, GELU, Sof
 
 template <typename T>
 PYCVNN_CLONES void sigmoid_forward(T* __restrict out,      // (n)
-                     const T* __restrict z,  // (n)
-                     idx n) {
+                                   const T* __restrict z,  // (n)
+                                   idx n) {
     FlushDenormals ftz;  // exp(-|z|) for moderate |z| would otherwise produce denormals
     for (idx i = 0; i < n; ++i) out[i] = vmath::sigmoid(z[i]);
 }
@@ -33,9 +33,9 @@ PYCVNN_CLONES void sigmoid_forward(T* __restrict out,      // (n)
 // once s is within a few ulp of 1 (float32 from |z| ~ 10); this form keeps every digit.
 template <typename T>
 PYCVNN_CLONES void sigmoid_backward(T* __restrict dz,          // (n)
-                      const T* __restrict z,     // (n)
-                      const T* __restrict dout,  // (n)
-                      idx n) {
+                                    const T* __restrict z,     // (n)
+                                    const T* __restrict dout,  // (n)
+                                    idx n) {
     FlushDenormals ftz;
     for (idx i = 0; i < n; ++i) {
         const T az = z[i] < T(0) ? -z[i] : z[i];
@@ -46,9 +46,9 @@ PYCVNN_CLONES void sigmoid_backward(T* __restrict dz,          // (n)
 
 template <typename T>
 PYCVNN_CLONES void sigmoid_backward_from_output(T* __restrict dz,          // (n)
-                                  const T* __restrict a,     // (n) sigmoid(z)
-                                  const T* __restrict dout,  // (n)
-                                  idx n) {
+                                                const T* __restrict a,     // (n) sigmoid(z)
+                                                const T* __restrict dout,  // (n)
+                                                idx n) {
     FlushDenormals ftz;
     for (idx i = 0; i < n; ++i) dz[i] = dout[i] * a[i] * (T(1) - a[i]);
 }
@@ -57,17 +57,17 @@ PYCVNN_CLONES void sigmoid_backward_from_output(T* __restrict dz,          // (n
 
 template <typename T>
 PYCVNN_CLONES void tanh_forward(T* __restrict out,      // (n)
-                  const T* __restrict z,  // (n)
-                  idx n) {
+                                const T* __restrict z,  // (n)
+                                idx n) {
     FlushDenormals ftz;
     for (idx i = 0; i < n; ++i) out[i] = vmath::tanh(z[i]);
 }
 
 template <typename T>
 PYCVNN_CLONES void tanh_backward(T* __restrict dz,          // (n)
-                   const T* __restrict z,     // (n)
-                   const T* __restrict dout,  // (n)
-                   idx n) {
+                                 const T* __restrict z,     // (n)
+                                 const T* __restrict dout,  // (n)
+                                 idx n) {
     FlushDenormals ftz;
     // 1 - tanh^2 = 4 e / (1 + e)^2 with e = exp(-2|z|): accurate where tanh rounds to ~1.
     for (idx i = 0; i < n; ++i) {
@@ -79,9 +79,9 @@ PYCVNN_CLONES void tanh_backward(T* __restrict dz,          // (n)
 
 template <typename T>
 PYCVNN_CLONES void tanh_backward_from_output(T* __restrict dz,          // (n)
-                               const T* __restrict a,     // (n) tanh(z)
-                               const T* __restrict dout,  // (n)
-                               idx n) {
+                                             const T* __restrict a,     // (n) tanh(z)
+                                             const T* __restrict dout,  // (n)
+                                             idx n) {
     FlushDenormals ftz;
     // (1 - a)(1 + a): 1 - a is exact near 1, and no fused multiply-add decides the rounding
     for (idx i = 0; i < n; ++i) dz[i] = dout[i] * ((T(1) - a[i]) * (T(1) + a[i]));
@@ -91,8 +91,8 @@ PYCVNN_CLONES void tanh_backward_from_output(T* __restrict dz,          // (n)
 
 template <typename T>
 PYCVNN_CLONES void relu_forward(T* __restrict out,      // (n)
-                  const T* __restrict z,  // (n)
-                  idx n) {
+                                const T* __restrict z,  // (n)
+                                idx n) {
     // z < 0, not z > 0, as the test: NaN fails it and passes through (relu(NaN) = NaN).
     for (idx i = 0; i < n; ++i) out[i] = z[i] < T(0) ? T(0) : z[i];
 }
@@ -111,36 +111,40 @@ constexpr int kLeakyFactor = int(0xA0A0A022u);
 // gate(dout, z) over n elements, the tail under a lane mask.
 template <typename Gate>
 PYCVNN_AVX512 PYCVNN_INLINE void map16(float* __restrict out, const float* __restrict z,
-                                        const float* __restrict dout, idx n, Gate gate) {
+                                       const float* __restrict dout, idx n, Gate gate) {
     idx i = 0;
     for (; i + 16 <= n; i += 16)
         _mm512_storeu_ps(out + i, gate(_mm512_loadu_ps(dout + i), _mm512_loadu_ps(z + i)));
     if (i < n) {
         const __mmask16 k = __mmask16((1u << (n - i)) - 1);
-        _mm512_mask_storeu_ps(out + i, k, gate(_mm512_maskz_loadu_ps(k, dout + i),
-                                               _mm512_maskz_loadu_ps(k, z + i)));
+        _mm512_mask_storeu_ps(
+            out + i, k, gate(_mm512_maskz_loadu_ps(k, dout + i), _mm512_maskz_loadu_ps(k, z + i)));
     }
 }
 template <typename Gate>
 PYCVNN_AVX512 PYCVNN_INLINE void map8(double* __restrict out, const double* __restrict z,
-                                       const double* __restrict dout, idx n, Gate gate) {
+                                      const double* __restrict dout, idx n, Gate gate) {
     idx i = 0;
     for (; i + 8 <= n; i += 8)
         _mm512_storeu_pd(out + i, gate(_mm512_loadu_pd(dout + i), _mm512_loadu_pd(z + i)));
     if (i < n) {
         const __mmask8 k = __mmask8((1u << (n - i)) - 1);
-        _mm512_mask_storeu_pd(out + i, k, gate(_mm512_maskz_loadu_pd(k, dout + i),
-                                               _mm512_maskz_loadu_pd(k, z + i)));
+        _mm512_mask_storeu_pd(
+            out + i, k, gate(_mm512_maskz_loadu_pd(k, dout + i), _mm512_maskz_loadu_pd(k, z + i)));
     }
 }
 
-PYCVNN_AVX512 inline void relu_backward_avx512(float* dz, const float* z, const float* dout, idx n) {
+PYCVNN_AVX512 inline void relu_backward_avx512(float* dz, const float* z, const float* dout,
+                                               idx n) {
     const __m512i t = _mm512_set1_epi32(kReluGate);
-    map16(dz, z, dout, n, [t](__m512 d, __m512 x) PYCVNN_AVX512 { return _mm512_fixupimm_ps(d, x, t, 0); });
+    map16(dz, z, dout, n,
+          [t](__m512 d, __m512 x) PYCVNN_AVX512 { return _mm512_fixupimm_ps(d, x, t, 0); });
 }
-PYCVNN_AVX512 inline void relu_backward_avx512(double* dz, const double* z, const double* dout, idx n) {
+PYCVNN_AVX512 inline void relu_backward_avx512(double* dz, const double* z, const double* dout,
+                                               idx n) {
     const __m512i t = _mm512_set1_epi64(kReluGate);
-    map8(dz, z, dout, n, [t](__m512d d, __m512d x) PYCVNN_AVX512 { return _mm512_fixupimm_pd(d, x, t, 0); });
+    map8(dz, z, dout, n,
+         [t](__m512d d, __m512d x) PYCVNN_AVX512 { return _mm512_fixupimm_pd(d, x, t, 0); });
 }
 PYCVNN_AVX512 inline void leaky_relu_backward_avx512(float* dz, const float* z, const float* dout,
                                                      idx n, float alpha) {
@@ -150,8 +154,8 @@ PYCVNN_AVX512 inline void leaky_relu_backward_avx512(float* dz, const float* z, 
         return _mm512_mul_ps(_mm512_fixupimm_ps(a, x, t, 0), d);
     });
 }
-PYCVNN_AVX512 inline void leaky_relu_backward_avx512(double* dz, const double* z, const double* dout,
-                                                     idx n, double alpha) {
+PYCVNN_AVX512 inline void leaky_relu_backward_avx512(double* dz, const double* z,
+                                                     const double* dout, idx n, double alpha) {
     const __m512i t = _mm512_set1_epi64(kLeakyFactor);
     const __m512d a = _mm512_set1_pd(alpha);
     map8(dz, z, dout, n, [t, a](__m512d d, __m512d x) PYCVNN_AVX512 {
@@ -168,9 +172,9 @@ inline const bool kAvx512Gates = (__builtin_cpu_init(), cpu_has_avx512f());
 
 template <typename T>
 PYCVNN_CLONES void relu_backward(T* __restrict dz,          // (n)
-                   const T* __restrict z,     // (n)
-                   const T* __restrict dout,  // (n)
-                   idx n) {
+                                 const T* __restrict z,     // (n)
+                                 const T* __restrict dout,  // (n)
+                                 idx n) {
 #if defined(PYCVNN_AVX512_KERNELS)
     if (detail::kAvx512Gates) return detail::relu_backward_avx512(dz, z, dout, n);
 #endif
@@ -199,16 +203,16 @@ void relu_backward_from_output(T* __restrict dz,          // (n)
 
 template <typename T>
 PYCVNN_CLONES void leaky_relu_forward(T* __restrict out,      // (n)
-                        const T* __restrict z,  // (n)
-                        idx n, T alpha) {
+                                      const T* __restrict z,  // (n)
+                                      idx n, T alpha) {
     for (idx i = 0; i < n; ++i) out[i] = z[i] > T(0) ? z[i] : alpha * z[i];
 }
 
 template <typename T>
 PYCVNN_CLONES void leaky_relu_backward(T* __restrict dz,          // (n)
-                         const T* __restrict z,     // (n)
-                         const T* __restrict dout,  // (n)
-                         idx n, T alpha) {
+                                       const T* __restrict z,     // (n)
+                                       const T* __restrict dout,  // (n)
+                                       idx n, T alpha) {
 #if defined(PYCVNN_AVX512_KERNELS)
     if (detail::kAvx512Gates) return detail::leaky_relu_backward_avx512(dz, z, dout, n, alpha);
 #endif
@@ -305,7 +309,9 @@ void softmax_backward(T* __restrict dz,          // (rows, cols)
 
 namespace detail {
 template <typename T>
-T gelu(T z) { return T(0.5) * z * std::erfc(-z * T(0.70710678118654752440)); }
+T gelu(T z) {
+    return T(0.5) * z * std::erfc(-z * T(0.70710678118654752440));
+}
 // Phi(z) + z phi(z)
 template <typename T>
 T gelu_grad(T z) {
@@ -314,7 +320,9 @@ T gelu_grad(T z) {
 }
 // max(z, 0) + log1p(exp(-|z|)): no overflow for any z, exact to rounding for both tails.
 template <typename T>
-T softplus(T z) { return (z > T(0) ? z : T(0)) + std::log1p(std::exp(-std::fabs(z))); }
+T softplus(T z) {
+    return (z > T(0) ? z : T(0)) + std::log1p(std::exp(-std::fabs(z)));
+}
 }  // namespace detail
 
 template <typename T>
@@ -376,8 +384,7 @@ inline constexpr ActivationInfo kActivations[] = {
      "dout * sigmoid(z) (1 - sigmoid(z))."},
     {Activation::Tanh, "tanh", false, false, false, "tanh(z), elementwise.",
      "dout * (1 - tanh(z)^2)."},
-    {Activation::ReLU, "relu", false, false, false, "max(z, 0), elementwise.",
-     "relu'(0) = 0."},
+    {Activation::ReLU, "relu", false, false, false, "max(z, 0), elementwise.", "relu'(0) = 0."},
     {Activation::LeakyReLU, "leaky_relu", false, true, false,
      "z if z > 0 else alpha z, elementwise.",
      "leaky_relu'(z) = 1 for z > 0, else alpha (so alpha at 0)."},

@@ -45,8 +45,9 @@ __attribute__((target("avx512f"))) double flops_avx512(long iters) {
 #define F(i) a##i = _mm512_fmadd_ps(a##i, b, c);
         PYCVNN_R12(F)
 #undef F
-        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5),
-                         "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
+        __asm__ volatile(""
+                         : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6),
+                           "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
     }
     return double(iters) * 12 * 16 * 2;
 }
@@ -60,8 +61,9 @@ __attribute__((target("avx2,fma"))) double flops_avx2(long iters) {
 #define F(i) a##i = _mm256_fmadd_ps(a##i, b, c);
         PYCVNN_R12(F)
 #undef F
-        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5),
-                         "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
+        __asm__ volatile(""
+                         : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6),
+                           "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
     }
     return double(iters) * 12 * 8 * 2;
 }
@@ -169,40 +171,49 @@ PYBIND11_MODULE(_bench, m) {
         throw py::import_error(
             "pycvnn: OpenBLAS symbols not found; is scipy-openblas32 installed?");
 
-    m.def("fma_peak", [](double seconds) {
-        if (!(seconds > 0 && seconds <= 60))
-            fail("seconds", "a duration in (0, 60]", std::string(py::repr(py::float_(seconds))));
-        py::gil_scoped_release nogil;
-        return pycvnn::fma_peak_gflops(seconds);
-    }, py::arg("seconds") = 0.2, "Float32 FMA peak of one core, GFLOP/s.");
+    m.def(
+        "fma_peak",
+        [](double seconds) {
+            if (!(seconds > 0 && seconds <= 60))
+                fail("seconds", "a duration in (0, 60]",
+                     std::string(py::repr(py::float_(seconds))));
+            py::gil_scoped_release nogil;
+            return pycvnn::fma_peak_gflops(seconds);
+        },
+        py::arg("seconds") = 0.2, "Float32 FMA peak of one core, GFLOP/s.");
 
-    m.def("time_gemm", [](int m, int n, int k, bool ta, bool tb, int reps,
-                          const std::string& path) {
-        require_positive(m, "m", "a positive size");
-        require_positive(n, "n", "a positive size");
-        require_positive(k, "k", "a positive size");
-        require_positive(reps, "reps", "a positive count");
-        const pycvnn::GemmPath p = pycvnn::parse_gemm_path(path);
-        py::object core_threads = py::module_::import("pycvnn._core").attr("_get_num_threads");
-        pycvnn::Pool::instance().request_threads(core_threads().cast<int>());
-        pycvnn::Pool::Session session;
-        py::gil_scoped_release nogil;
-        return pycvnn::time_gemm(ta, tb, m, n, k, reps, p);
-    }, py::arg("m"), py::arg("n"), py::arg("k"), py::arg("trans_a") = false,
-       py::arg("trans_b") = false, py::arg("reps") = 10, py::arg("path") = "auto",
-       "Seconds per float32 gemm of this shape at pycvnn's thread count: 'auto' (the core's "
-       "entry point), 'blas', 'small', 'blocked' or 'dot' (A B^T with <= 8 rows).");
+    m.def(
+        "time_gemm",
+        [](int m, int n, int k, bool ta, bool tb, int reps, const std::string& path) {
+            require_positive(m, "m", "a positive size");
+            require_positive(n, "n", "a positive size");
+            require_positive(k, "k", "a positive size");
+            require_positive(reps, "reps", "a positive count");
+            const pycvnn::GemmPath p = pycvnn::parse_gemm_path(path);
+            py::object core_threads = py::module_::import("pycvnn._core").attr("_get_num_threads");
+            pycvnn::Pool::instance().request_threads(core_threads().cast<int>());
+            pycvnn::Pool::Session session;
+            py::gil_scoped_release nogil;
+            return pycvnn::time_gemm(ta, tb, m, n, k, reps, p);
+        },
+        py::arg("m"), py::arg("n"), py::arg("k"), py::arg("trans_a") = false,
+        py::arg("trans_b") = false, py::arg("reps") = 10, py::arg("path") = "auto",
+        "Seconds per float32 gemm of this shape at pycvnn's thread count: 'auto' (the core's "
+        "entry point), 'blas', 'small', 'blocked' or 'dot' (A B^T with <= 8 rows).");
 
-    m.def("time_loss_and_bias_sums", [](long long N, const std::vector<long long>& outs, int reps) {
-        require_positive(N, "N", "a positive batch size");
-        require_positive(reps, "reps", "a positive count");
-        if (outs.empty()) fail("outs", "a non-empty list of layer widths", "an empty list");
-        for (long long w : outs)
-            if (w < 1) fail("outs", "positive widths", std::to_string(w));
-        const std::vector<pycvnn::idx> widths(outs.begin(), outs.end());
-        py::gil_scoped_release nogil;
-        return pycvnn::time_loss_and_bias_sums(pycvnn::idx(N), widths, reps);
-    }, py::arg("N"), py::arg("outs"), py::arg("reps") = 100,
-       "Seconds per call of a float32 step's softmax + cross-entropy (value and gradient) on "
-       "(N, outs[-1]) logits and the bias sums of layers of widths outs.");
+    m.def(
+        "time_loss_and_bias_sums",
+        [](long long N, const std::vector<long long>& outs, int reps) {
+            require_positive(N, "N", "a positive batch size");
+            require_positive(reps, "reps", "a positive count");
+            if (outs.empty()) fail("outs", "a non-empty list of layer widths", "an empty list");
+            for (long long w : outs)
+                if (w < 1) fail("outs", "positive widths", std::to_string(w));
+            const std::vector<pycvnn::idx> widths(outs.begin(), outs.end());
+            py::gil_scoped_release nogil;
+            return pycvnn::time_loss_and_bias_sums(pycvnn::idx(N), widths, reps);
+        },
+        py::arg("N"), py::arg("outs"), py::arg("reps") = 100,
+        "Seconds per call of a float32 step's softmax + cross-entropy (value and gradient) on "
+        "(N, outs[-1]) logits and the bias sums of layers of widths outs.");
 }

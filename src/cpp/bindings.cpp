@@ -9,17 +9,17 @@
 
 #include <signal.h>
 
-#include <climits>
-#include <list>
-#include <memory>
-#include <optional>
-#include <mutex>
-#include <thread>
 #include <atomic>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -109,7 +109,8 @@ bool is_f64(const py::array& a) { return a.dtype().kind() == 'f' && a.dtype().it
 py::ssize_t native_float_size(const py::array& a) {
     const py::dtype d = a.dtype();
     const bool native = d.byteorder() != (PY_BIG_ENDIAN ? '<' : '>');
-    return (d.kind() == 'f' && native && (d.itemsize() == 4 || d.itemsize() == 8)) ? d.itemsize() : 0;
+    return (d.kind() == 'f' && native && (d.itemsize() == 4 || d.itemsize() == 8)) ? d.itemsize()
+                                                                                   : 0;
 }
 
 bool is_integer(const py::array& a) {
@@ -126,7 +127,8 @@ void require_numeric(const py::array& a, const char* name) {
 
 void require_ndim(const py::array& a, const char* name, py::ssize_t ndim) {
     if (a.ndim() != ndim)
-        fail(name, std::to_string(ndim) + "-d array", std::to_string(a.ndim()) + "-d array of shape " + shape_str(a));
+        fail(name, std::to_string(ndim) + "-d array",
+             std::to_string(a.ndim()) + "-d array of shape " + shape_str(a));
 }
 
 void require_min_ndim(const py::array& a, const char* name, py::ssize_t ndim) {
@@ -155,7 +157,8 @@ void require_same_shape(const py::array& a, const char* name, const py::array& r
 void require_dim(const py::array& a, const char* name, py::ssize_t axis, py::ssize_t want,
                  const std::string& what) {
     if (a.shape(axis) != want)
-        fail(name, "shape[" + std::to_string(axis) + "] == " + std::to_string(want) + " (" + what + ")",
+        fail(name,
+             "shape[" + std::to_string(axis) + "] == " + std::to_string(want) + " (" + what + ")",
              "shape " + shape_str(a));
 }
 
@@ -171,7 +174,8 @@ void require_finite(double v, const char* name) {
 
 void require_at_least(double v, const char* name, double lo, bool strict) {
     require_finite(v, name);
-    if (strict ? !(v > lo) : !(v >= lo)) fail(name, std::string(strict ? "> " : ">= ") + num_str(lo), num_str(v));
+    if (strict ? !(v > lo) : !(v >= lo))
+        fail(name, std::string(strict ? "> " : ">= ") + num_str(lo), num_str(v));
 }
 
 void require_unit_interval(double v, const char* name) {  // [0, 1)
@@ -208,8 +212,9 @@ void require_class_id(std::int64_t id, py::ssize_t at, py::ssize_t C) {
 // checked for dtype and shape only: the caller copies and checks the ids it reads.
 ids_array class_ids(const py::array& target, py::ssize_t N, py::ssize_t C, bool check_all = true) {
     if (!is_integer(target))
-        fail("target", "integer class ids of shape (" + std::to_string(N) + ",) or probabilities of shape (" +
-                           std::to_string(N) + ", " + std::to_string(C) + ")",
+        fail("target",
+             "integer class ids of shape (" + std::to_string(N) + ",) or probabilities of shape (" +
+                 std::to_string(N) + ", " + std::to_string(C) + ")",
              dtype_str(target) + " array of shape " + shape_str(target));
     require_ndim(target, "target", 1);
     require_dim(target, "target", 0, N, "pred's batch size");
@@ -268,8 +273,7 @@ py::object matmul(const ArrayIn& a_in, const ArrayIn& b_in, bool ta, bool tb) {
     require_int_sizes(b, "b");
     const idx m = ta ? a.shape(1) : a.shape(0), ka = ta ? a.shape(0) : a.shape(1);
     const idx kb = tb ? b.shape(1) : b.shape(0), n = tb ? b.shape(0) : b.shape(1);
-    if (ka != kb)
-        fail("b", "inner dimension " + std::to_string(ka) + " (a's)", std::to_string(kb));
+    if (ka != kb) fail("b", "inner dimension " + std::to_string(ka) + " (a's)", std::to_string(kb));
     return dispatch(a, [&](auto tag) -> py::object {
         using T = decltype(tag);
         carray<T> A(a), B(b);
@@ -442,8 +446,8 @@ void require_binary_pred(const py::array& pred) {
         fail("pred", "shape (N,) or (N, 1)", "shape " + shape_str(pred));
 }
 
-py::object binary_cross_entropy(const ArrayIn& pred_in, const ArrayIn& target_in,
-                                bool from_logits, const std::string& reduction, bool backward) {
+py::object binary_cross_entropy(const ArrayIn& pred_in, const ArrayIn& target_in, bool from_logits,
+                                const std::string& reduction, bool backward) {
     const py::array &pred = pred_in.a, &target = target_in.a;
     require_input(pred, "pred");
     require_binary_pred(pred);
@@ -624,8 +628,10 @@ py::object dense_backward(const ArrayIn& dout_in, const ArrayIn& x_in, const Arr
     require_same_shape(a, "a", dout, "dout");
     const Activation act = dense_activation(activation, alpha);
     if (needs_input(act) && !z_in)
-        fail("z", "the forward's x w^T + b (activation '" + activation +
-                      "' has a derivative that a alone does not give)", "None");
+        fail("z",
+             "the forward's x w^T + b (activation '" + activation +
+                 "' has a derivative that a alone does not give)",
+             "None");
     const py::array z = z_in ? z_in->a : py::array();
     if (z_in) {
         require_input(z, "z");
@@ -641,8 +647,8 @@ py::object dense_backward(const ArrayIn& dout_in, const ArrayIn& x_in, const Arr
         T *dxp = dx.mutable_data(), *dwp = dw.mutable_data(), *dbp = db.mutable_data();
         {
             py::gil_scoped_release nogil;
-            pycvnn::dense_backward(dxp, dwp, dbp, dz.empty() ? nullptr : dz.data(), dp, xp, wp,
-                                   ap, zp, N, in, out, act, T(alpha));
+            pycvnn::dense_backward(dxp, dwp, dbp, dz.empty() ? nullptr : dz.data(), dp, xp, wp, ap,
+                                   zp, N, in, out, act, T(alpha));
         }
         return py::make_tuple(dx, dw, db);
     });
@@ -673,9 +679,10 @@ Buffers require_inplace(std::initializer_list<Buffer> bufs) {
     const Buffer& first = *bufs.begin();
     for (const Buffer& b : bufs) {
         if (!py::isinstance<py::array>(b.in.o))
-            throw py::type_error(std::string(b.name) + ": expected a numpy.ndarray (" +
-                                 (b.written ? "updated in place" : "read") + "), got " +
-                                 std::string(py::str(py::type::handle_of(b.in.o).attr("__name__"))));
+            throw py::type_error(
+                std::string(b.name) + ": expected a numpy.ndarray (" +
+                (b.written ? "updated in place" : "read") + "), got " +
+                std::string(py::str(py::type::handle_of(b.in.o).attr("__name__"))));
         py::array a = py::reinterpret_borrow<py::array>(b.in.o);
         const py::ssize_t size = native_float_size(a);
         if (out.arrays.empty()) {
@@ -881,14 +888,21 @@ pycvnn::UpdateRule make_update_rule(const std::string& rule, double beta, const 
                                     double eps, double weight_decay, double clip_norm) {
     using pycvnn::Rule;
     pycvnn::UpdateRule r;
-    if (rule == "gd") r.rule = Rule::GD;
-    else if (rule == "momentum") r.rule = Rule::Momentum;
-    else if (rule == "rmsprop") r.rule = Rule::RMSProp;
-    else if (rule == "adam") r.rule = Rule::Adam;
-    else if (rule == "adamw") r.rule = Rule::AdamW;
-    else fail("rule", "one of 'gd', 'momentum', 'rmsprop', 'adam', 'adamw'", "'" + rule + "'");
+    if (rule == "gd")
+        r.rule = Rule::GD;
+    else if (rule == "momentum")
+        r.rule = Rule::Momentum;
+    else if (rule == "rmsprop")
+        r.rule = Rule::RMSProp;
+    else if (rule == "adam")
+        r.rule = Rule::Adam;
+    else if (rule == "adamw")
+        r.rule = Rule::AdamW;
+    else
+        fail("rule", "one of 'gd', 'momentum', 'rmsprop', 'adam', 'adamw'", "'" + rule + "'");
     r.form = parse_momentum_form(form, nesterov);
-    for (auto [v, name] : {std::pair{beta, "beta"}, {rho, "rho"}, {beta1, "beta1"}, {beta2, "beta2"}})
+    for (auto [v, name] :
+         {std::pair{beta, "beta"}, {rho, "rho"}, {beta1, "beta1"}, {beta2, "beta2"}})
         require_unit_interval(v, name);
     require_at_least(eps, "eps", 0.0, true);
     require_at_least(weight_decay, "weight_decay", 0.0, false);
@@ -906,16 +920,17 @@ int n_state(const pycvnn::UpdateRule& r) {
 
 // The arena and the state buffers the rule uses, checked (one dtype, one size, C-contiguous).
 Buffers arena_buffers(const pycvnn::UpdateRule& rule, const ArrayInOut& params,
-                      const ArrayInOut& grads, const ArrayInOut& state1,
-                      const ArrayInOut& state2) {
+                      const ArrayInOut& grads, const ArrayInOut& state1, const ArrayInOut& state2) {
     switch (n_state(rule)) {
         case 0: return require_inplace({{"params", params, true}, {"grads", grads, true}});
         case 1:
             return require_inplace(
                 {{"params", params, true}, {"grads", grads, true}, {"state1", state1, true}});
         default:
-            return require_inplace({{"params", params, true}, {"grads", grads, true},
-                                    {"state1", state1, true}, {"state2", state2, true}});
+            return require_inplace({{"params", params, true},
+                                    {"grads", grads, true},
+                                    {"state1", state1, true},
+                                    {"state2", state2, true}});
     }
 }
 
@@ -925,8 +940,8 @@ T* state_ptr(Buffers& b, size_t i) {
 }
 
 void update_rule_step(const pycvnn::UpdateRule& rule, const ArrayInOut& params,
-                      const ArrayInOut& grads, const ArrayInOut& state1,
-                      const ArrayInOut& state2, long long n_decay, double lr, long long t) {
+                      const ArrayInOut& grads, const ArrayInOut& state1, const ArrayInOut& state2,
+                      long long n_decay, double lr, long long t) {
     Buffers b = arena_buffers(rule, params, grads, state1, state2);
     if (n_decay < 0 || n_decay > b.n)
         fail("n_decay", "a count in [0, " + std::to_string(b.n) + "]", std::to_string(n_decay));
@@ -953,25 +968,32 @@ struct PyLossSpec {
         return d;
     }
     py::object call(const char* suffix, py::object pred, py::object target) const {
-        return py::module_::import("pycvnn._core").attr((name + suffix).c_str())(pred, target, **options());
+        return py::module_::import("pycvnn._core")
+            .attr((name + suffix).c_str())(pred, target, **options());
     }
 };
 
 PyLossSpec make_loss_spec(const std::string& name, double delta, double smooth, bool from_logits) {
     using pycvnn::LossKind;
     static const std::pair<const char*, LossKind> kinds[] = {
-        {"l1", LossKind::L1}, {"l2", LossKind::L2}, {"huber", LossKind::Huber},
+        {"l1", LossKind::L1},
+        {"l2", LossKind::L2},
+        {"huber", LossKind::Huber},
         {"cross_entropy", LossKind::CrossEntropy},
-        {"binary_cross_entropy", LossKind::BinaryCrossEntropy}, {"hinge", LossKind::Hinge},
-        {"squared_hinge", LossKind::SquaredHinge}, {"dice", LossKind::Dice}};
+        {"binary_cross_entropy", LossKind::BinaryCrossEntropy},
+        {"hinge", LossKind::Hinge},
+        {"squared_hinge", LossKind::SquaredHinge},
+        {"dice", LossKind::Dice}};
     for (auto& [n, kind] : kinds) {
         if (name != n) continue;
         require_at_least(delta, "delta", 0.0, true);
         require_at_least(smooth, "smooth", 0.0, false);
         return PyLossSpec{name, pycvnn::LossSpec{kind, delta, smooth, from_logits}};
     }
-    fail("name", "one of 'l1', 'l2', 'huber', 'cross_entropy', 'binary_cross_entropy', 'hinge', "
-         "'squared_hinge', 'dice'", "'" + name + "'");
+    fail("name",
+         "one of 'l1', 'l2', 'huber', 'cross_entropy', 'binary_cross_entropy', 'hinge', "
+         "'squared_hinge', 'dice'",
+         "'" + name + "'");
 }
 
 // One network's workspaces, both precisions. A call takes an idle workspace (or makes one)
@@ -1009,7 +1031,10 @@ struct PyNetwork {
 
     template <typename T>
     std::vector<std::unique_ptr<pycvnn::Network<T>>>& idle() {
-        if constexpr (std::is_same_v<T, float>) return idle32; else return idle64;
+        if constexpr (std::is_same_v<T, float>)
+            return idle32;
+        else
+            return idle64;
     }
     template <typename T>
     std::unique_ptr<pycvnn::Network<T>> take() {
@@ -1059,12 +1084,16 @@ struct Lease {
 // a * b, or a ValueError naming `name` if it overflows idx.
 idx checked_mul(idx a, idx b, const std::string& name) {
     idx r;
-    if (__builtin_mul_overflow(a, b, &r)) fail(name, "sizes whose product fits in 64 bits", std::to_string(a) + " x " + std::to_string(b));
+    if (__builtin_mul_overflow(a, b, &r))
+        fail(name, "sizes whose product fits in 64 bits",
+             std::to_string(a) + " x " + std::to_string(b));
     return r;
 }
 idx checked_add(idx a, idx b, const std::string& name) {
     idx r;
-    if (__builtin_add_overflow(a, b, &r)) fail(name, "sizes whose sum fits in 64 bits", std::to_string(a) + " + " + std::to_string(b));
+    if (__builtin_add_overflow(a, b, &r))
+        fail(name, "sizes whose sum fits in 64 bits",
+             std::to_string(a) + " + " + std::to_string(b));
     return r;
 }
 
@@ -1073,14 +1102,17 @@ PyNetwork* make_network(const py::list& ops_in) {
     idx width = -1, n_w = 0, n_b = 0;
     for (size_t i = 0; i < ops_in.size(); ++i) {
         const std::string where = "ops[" + std::to_string(i) + "]";
-        auto t = ops_in[i].cast<std::tuple<std::string, long long, long long, std::string, double>>();
+        auto t =
+            ops_in[i].cast<std::tuple<std::string, long long, long long, std::string, double>>();
         auto [kind, in, out, act, alpha] = t;
-        if (kind != "dense" && kind != "act") fail(where, "kind 'dense' or 'act'", "'" + kind + "'");
+        if (kind != "dense" && kind != "act")
+            fail(where, "kind 'dense' or 'act'", "'" + kind + "'");
         if (in < 1 || out < 1 || (kind == "act" && in != out) || (width >= 0 && in != width))
             fail(where, "sizes that chain (previous width " + std::to_string(width) + ")",
                  "(" + std::to_string(in) + ", " + std::to_string(out) + ")");
         if (in > INT_MAX || out > INT_MAX)  // the GEMM takes int sizes
-            fail(where, "sizes below 2^31", "(" + std::to_string(in) + ", " + std::to_string(out) + ")");
+            fail(where, "sizes below 2^31",
+                 "(" + std::to_string(in) + ", " + std::to_string(out) + ")");
         const Activation a = dense_activation(act, alpha);
         if (kind == "dense") {
             n_w = checked_add(n_w, checked_mul(idx(in), idx(out), where), "ops");
@@ -1093,14 +1125,16 @@ PyNetwork* make_network(const py::list& ops_in) {
     if (n->ops.empty()) fail("ops", "at least one op", "none");
     n->n_params = checked_add(n_w, n_b, "ops");
     if (n->n_params > PTRDIFF_MAX / idx(sizeof(double)))
-        fail("ops", "a network whose parameters fit in memory", std::to_string(n->n_params) + " parameters");
+        fail("ops", "a network whose parameters fit in memory",
+             std::to_string(n->n_params) + " parameters");
     n->n_decay = n_w;
     return n.release();
 }
 
 void require_arena(const py::array& params, const char* name, idx n) {
     if (params.ndim() != 1 || params.size() != n)
-        fail(name, "a flat arena of " + std::to_string(n) + " elements", "shape " + shape_str(params));
+        fail(name, "a flat arena of " + std::to_string(n) + " elements",
+             "shape " + shape_str(params));
 }
 
 // A workspace for N rows must have a size that fits in memory's address range (it is about
@@ -1140,13 +1174,16 @@ py::object network_forward(PyNetwork& self, const ArrayInOut& params_in, const A
             const auto me = thread_token();
             PyNetwork::Kept k;
             k.thread = me, k.x = X, k.n = N;
-            if constexpr (std::is_same_v<T, float>) k.f32 = std::move(lease.net);
-            else k.f64 = std::move(lease.net);
+            if constexpr (std::is_same_v<T, float>)
+                k.f32 = std::move(lease.net);
+            else
+                k.f64 = std::move(lease.net);
             std::list<PyNetwork::Kept> dropped = self.take_kept(me);
             {
                 std::lock_guard<std::mutex> lk(self.mu);
                 self.kept.push_front(std::move(k));
-                if (self.kept.size() > kKept) dropped.splice(dropped.end(), self.kept, std::prev(self.kept.end()));
+                if (self.kept.size() > kKept)
+                    dropped.splice(dropped.end(), self.kept, std::prev(self.kept.end()));
             }
             for (auto& d : dropped) {
                 self.give(std::move(d.f32));
@@ -1182,7 +1219,8 @@ py::object network_backward(PyNetwork& self, const ArrayInOut& params_in,
     require_input(dout, "dout");
     require_ndim(dout, "dout", 2);
     if (dout.shape(0) != N || dout.shape(1) != out)
-        fail("dout", "shape (" + std::to_string(N) + ", " + std::to_string(out) + ") (the forward output)",
+        fail("dout",
+             "shape (" + std::to_string(N) + ", " + std::to_string(out) + ") (the forward output)",
              shape_str(dout));
     auto run = [&](auto tag) -> py::object {
         using T = decltype(tag);
@@ -1193,8 +1231,10 @@ py::object network_backward(PyNetwork& self, const ArrayInOut& params_in,
         const T* dp = D.data();
         T* dxp = dx.mutable_data();
         pycvnn::Network<T>* net;
-        if constexpr (std::is_same_v<T, float>) net = mine.front().f32.get();
-        else net = mine.front().f64.get();
+        if constexpr (std::is_same_v<T, float>)
+            net = mine.front().f32.get();
+        else
+            net = mine.front().f64.get();
         {
             py::gil_scoped_release nogil;
             const T* res = net->backward(p, g, dp, N, true);
@@ -1227,7 +1267,8 @@ void handler(int sig, siginfo_t* info, void* context) {
 
 bool same(const struct sigaction& a, const struct sigaction& b) {
     return (a.sa_flags & SA_SIGINFO) == (b.sa_flags & SA_SIGINFO) &&
-           ((a.sa_flags & SA_SIGINFO) ? a.sa_sigaction == b.sa_sigaction : a.sa_handler == b.sa_handler);
+           ((a.sa_flags & SA_SIGINFO) ? a.sa_sigaction == b.sa_sigaction
+                                      : a.sa_handler == b.sa_handler);
 }
 
 // Installs the handler while alive, in front of the handler it first found there (Python's),
@@ -1243,7 +1284,7 @@ struct Watch {
             const bool plain = !(current.sa_flags & SA_SIGINFO);
             if (plain && (current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN)) return;
             if (known && !same(current, python)) return;
-            struct sigaction mine {};
+            struct sigaction mine{};
             mine.sa_sigaction = &handler;
             mine.sa_flags = SA_SIGINFO | (current.sa_flags & (SA_ONSTACK | SA_RESTART));
             mine.sa_mask = current.sa_mask;
@@ -1281,7 +1322,8 @@ StepCount step_count(const py::object& t) {
         py::array a = py::reinterpret_borrow<py::array>(t);
         if (a.dtype().kind() != 'i' || a.itemsize() != 8 || a.ndim() != 1 || a.size() != 1 ||
             !a.writeable())
-            fail("t", "an int or a writeable int64 array of shape (1,)", dtype_str(a) + " array of shape " + shape_str(a));
+            fail("t", "an int or a writeable int64 array of shape (1,)",
+                 dtype_str(a) + " array of shape " + shape_str(a));
         s.out = static_cast<std::int64_t*>(a.mutable_data());
         s.value = *s.out;
         s.keep = a;
@@ -1317,7 +1359,8 @@ py::array_t<double> network_train_epoch(PyNetwork& self, const ArrayInOut& param
         using pycvnn::LossKind;
         const LossKind k = loss.spec.kind;
         if (k == LossKind::BinaryCrossEntropy && C != 1)
-            fail("loss", "a network of one output for 'binary_cross_entropy'", std::to_string(C) + " outputs");
+            fail("loss", "a network of one output for 'binary_cross_entropy'",
+                 std::to_string(C) + " outputs");
         if (k == LossKind::CrossEntropy && C < 2)
             fail("loss", "a network of at least two outputs for 'cross_entropy'", "1 output");
     }
@@ -1325,9 +1368,12 @@ py::array_t<double> network_train_epoch(PyNetwork& self, const ArrayInOut& param
     if (ids) {
         using pycvnn::LossKind;
         const LossKind k = loss.spec.kind;
-        if (!(k == LossKind::CrossEntropy || ((k == LossKind::Hinge || k == LossKind::SquaredHinge) && C > 1)))
-            fail("y", "float targets of shape (" + std::to_string(rows) + ", " + std::to_string(C) +
-                 ") for loss '" + loss.name + "'", "integer class ids");
+        if (!(k == LossKind::CrossEntropy ||
+              ((k == LossKind::Hinge || k == LossKind::SquaredHinge) && C > 1)))
+            fail("y",
+                 "float targets of shape (" + std::to_string(rows) + ", " + std::to_string(C) +
+                     ") for loss '" + loss.name + "'",
+                 "integer class ids");
     } else {
         const bool flat_ok = y.ndim() == 1 && C == 1 && y.shape(0) == rows;
         if (!flat_ok && !(y.ndim() == 2 && y.shape(0) == rows && y.shape(1) == C))
@@ -1337,7 +1383,8 @@ py::array_t<double> network_train_epoch(PyNetwork& self, const ArrayInOut& param
     ids_array Y_ids = ids ? class_ids(y, rows, C, false) : ids_array();
     require_input(order, "order");
     if (!is_integer(order) || order.ndim() != 1)
-        fail("order", "a 1-d integer array of row indices", dtype_str(order) + " array of shape " + shape_str(order));
+        fail("order", "a 1-d integer array of row indices",
+             dtype_str(order) + " array of shape " + shape_str(order));
     if (batch_size < 1) fail("batch_size", "an int >= 1", std::to_string(batch_size));
     require_at_least(lr, "lr", 0.0, false);
     StepCount t = step_count(t_in);
@@ -1388,11 +1435,10 @@ py::array_t<double> network_train_epoch(PyNetwork& self, const ArrayInOut& param
             idx done;
             {
                 py::gil_scoped_release nogil;
-                done = lease.net->train_epoch(p, g, s1, s2, xp, yp,
-                                              ids ? ids_copy.data() + first : nullptr,
-                                              order_copy.data() + first, n_order - first, batch,
-                                              lr, t.value + ran, loss.spec, rule,
-                                              losses.data() + ran, &sigint::count, seen);
+                done = lease.net->train_epoch(
+                    p, g, s1, s2, xp, yp, ids ? ids_copy.data() + first : nullptr,
+                    order_copy.data() + first, n_order - first, batch, lr, t.value + ran, loss.spec,
+                    rule, losses.data() + ran, &sigint::count, seen);
             }
             const bool finite = done == 0 || std::isfinite(losses[size_t(ran + done - 1)]);
             ran += done;  // the last batch, if its loss is not finite, was not applied
@@ -1407,7 +1453,10 @@ py::array_t<double> network_train_epoch(PyNetwork& self, const ArrayInOut& param
             }
         }
     };
-    if (b.f64) run(double()); else run(float());
+    if (b.f64)
+        run(double());
+    else
+        run(float());
     if (interrupted) throw py::error_already_set();
     return py::array_t<double>(py::ssize_t(ran), losses.data());
 }
@@ -1435,62 +1484,77 @@ PYBIND11_MODULE(_core, m) {
     m.def("_blas_load", &pycvnn::blas_load, "Resolve the BLAS symbols; False if none are loaded.");
     m.def("_blas_name", &pycvnn::blas_name);
     pycvnn::Pool::instance().set_resize_hook(&pycvnn::blas_set_num_threads);
-    m.def("_set_num_threads", [](int n) {
-        if (n < 1 || n > 1024) fail("n", "a thread count from 1 to 1024", std::to_string(n));
-        pycvnn::Pool::instance().request_threads(n);
-    }, py::arg("n"), "Threads of the whole core (OpenBLAS's and the core's own pool), applied "
-       "once no call into the core is running.");
+    m.def(
+        "_set_num_threads",
+        [](int n) {
+            if (n < 1 || n > 1024) fail("n", "a thread count from 1 to 1024", std::to_string(n));
+            pycvnn::Pool::instance().request_threads(n);
+        },
+        py::arg("n"),
+        "Threads of the whole core (OpenBLAS's and the core's own pool), applied "
+        "once no call into the core is running.");
     m.def("_get_num_threads", []() { return pycvnn::Pool::instance().requested(); });
     m.def("_blas_num_threads", &pycvnn::blas_get_num_threads, "OpenBLAS's own thread count.");
     py::class_<ThreadSession>(m, "ThreadSession",
                               "`with ThreadSession():` pins the thread count for the block's calls "
                               "on this thread (fit holds one for its whole run).")
         .def(py::init<>())
-        .def("__enter__", [](ThreadSession& s) { s.enter(); return &s; },
-             py::return_value_policy::reference)
-        .def("__exit__", [](ThreadSession& s, const py::object&, const py::object&,
-                            const py::object&) { s.exit(); return false; },
-             py::arg("exc_type"), py::arg("exc_value"), py::arg("traceback"));
+        .def(
+            "__enter__",
+            [](ThreadSession& s) {
+                s.enter();
+                return &s;
+            },
+            py::return_value_policy::reference)
+        .def(
+            "__exit__",
+            [](ThreadSession& s, const py::object&, const py::object&, const py::object&) {
+                s.exit();
+                return false;
+            },
+            py::arg("exc_type"), py::arg("exc_value"), py::arg("traceback"));
     // Test hook: c := alpha op(a) op(b) + beta c in place through one kernel ("auto" picks by
     // shape, as training does), so tests check the small kernels against OpenBLAS. With a gate
     // (c's shape), c := 0 where gate <= 0 in the epilogue; returns whether that was done.
-    m.def("_gemm", [](const ArrayIn& a_in, const ArrayIn& b_in, const ArrayInOut& c_out, bool ta,
-                      bool tb, double alpha, double beta, const std::string& path,
-                      const py::object& gate) {
-        Buffers cb = require_inplace({{"c", c_out, true}});
-        const py::array &a = a_in.a, &b = b_in.a, &c = cb.arrays[0];
-        require_ndim(a, "a", 2);
-        require_ndim(b, "b", 2);
-        require_ndim(c, "c", 2);
-        const pycvnn::GemmPath p = pycvnn::parse_gemm_path(path);
-        const idx m = c.shape(0), n = c.shape(1), k = ta ? a.shape(0) : a.shape(1);
-        if ((ta ? a.shape(1) : a.shape(0)) != m || (tb ? b.shape(1) : b.shape(0)) != k ||
-            (tb ? b.shape(0) : b.shape(1)) != n)
-            fail("a, b, c", "op(a) (m, k), op(b) (k, n) and c (m, n)", "other shapes");
-        const bool has_gate = !gate.is_none();
-        py::array g;  // (a default py::array is an empty array, not a null handle)
-        if (has_gate) {
-            g = py::array::ensure(gate);
-            if (!g) fail("gate", "an array", "another object");
-            require_same_shape(g, "gate", c, "c");
-        }
-        void* pc = cb.w(0);
-        return dispatch(c, [&](auto tag) -> py::object {
-            using T = decltype(tag);
-            carray<T> A(a), B(b);
-            carray<T> G = has_gate ? carray<T>(g) : carray<T>();
-            bool gated;
-            {
-                py::gil_scoped_release nogil;
-                gated = pycvnn::gemm_via<T>(p, ta, tb, int(m), int(n), int(k), T(alpha), A.data(),
-                                            int(A.shape(1)), B.data(), int(B.shape(1)), T(beta),
-                                            static_cast<T*>(pc), int(n),
-                                            {nullptr, false, has_gate ? G.data() : nullptr});
+    m.def(
+        "_gemm",
+        [](const ArrayIn& a_in, const ArrayIn& b_in, const ArrayInOut& c_out, bool ta, bool tb,
+           double alpha, double beta, const std::string& path, const py::object& gate) {
+            Buffers cb = require_inplace({{"c", c_out, true}});
+            const py::array &a = a_in.a, &b = b_in.a, &c = cb.arrays[0];
+            require_ndim(a, "a", 2);
+            require_ndim(b, "b", 2);
+            require_ndim(c, "c", 2);
+            const pycvnn::GemmPath p = pycvnn::parse_gemm_path(path);
+            const idx m = c.shape(0), n = c.shape(1), k = ta ? a.shape(0) : a.shape(1);
+            if ((ta ? a.shape(1) : a.shape(0)) != m || (tb ? b.shape(1) : b.shape(0)) != k ||
+                (tb ? b.shape(0) : b.shape(1)) != n)
+                fail("a, b, c", "op(a) (m, k), op(b) (k, n) and c (m, n)", "other shapes");
+            const bool has_gate = !gate.is_none();
+            py::array g;  // (a default py::array is an empty array, not a null handle)
+            if (has_gate) {
+                g = py::array::ensure(gate);
+                if (!g) fail("gate", "an array", "another object");
+                require_same_shape(g, "gate", c, "c");
             }
-            return py::bool_(gated && has_gate);
-        });
-    }, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_a"), py::arg("trans_b"),
-       py::arg("alpha"), py::arg("beta"), py::arg("path"), py::arg("gate") = py::none());
+            void* pc = cb.w(0);
+            return dispatch(c, [&](auto tag) -> py::object {
+                using T = decltype(tag);
+                carray<T> A(a), B(b);
+                carray<T> G = has_gate ? carray<T>(g) : carray<T>();
+                bool gated;
+                {
+                    py::gil_scoped_release nogil;
+                    gated = pycvnn::gemm_via<T>(
+                        p, ta, tb, int(m), int(n), int(k), T(alpha), A.data(), int(A.shape(1)),
+                        B.data(), int(B.shape(1)), T(beta), static_cast<T*>(pc), int(n),
+                        {nullptr, false, has_gate ? G.data() : nullptr});
+                }
+                return py::bool_(gated && has_gate);
+            });
+        },
+        py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_a"), py::arg("trans_b"),
+        py::arg("alpha"), py::arg("beta"), py::arg("path"), py::arg("gate") = py::none());
     m.def("_small_gemm_available", &pycvnn::small_gemm_available);
 
     m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
@@ -1504,27 +1568,37 @@ PYBIND11_MODULE(_core, m) {
         const std::string bwd = std::string(info.name) + "_backward";
         auto forward = [act, rows](const ArrayIn& z, double alpha) {
             require_finite(alpha, "alpha");
-            return activation_forward(z, [act, alpha](auto* o, const auto* zp, idx n, idx c) {
-                pycvnn::activation_forward(o, zp, n / c, c, act, elem_t<decltype(o)>(alpha));
-            }, rows);
+            return activation_forward(
+                z,
+                [act, alpha](auto* o, const auto* zp, idx n, idx c) {
+                    pycvnn::activation_forward(o, zp, n / c, c, act, elem_t<decltype(o)>(alpha));
+                },
+                rows);
         };
         auto backward = [act, rows](const ArrayIn& z, const ArrayIn& dout, double alpha) {
             require_finite(alpha, "alpha");
-            return activation_backward(z, dout, [act, alpha](auto* o, const auto* zp,
-                                                             const auto* d, idx n, idx c) {
-                pycvnn::activation_backward(o, zp, d, n / c, c, act, elem_t<decltype(o)>(alpha));
-            }, rows);
+            return activation_backward(
+                z, dout,
+                [act, alpha](auto* o, const auto* zp, const auto* d, idx n, idx c) {
+                    pycvnn::activation_backward(o, zp, d, n / c, c, act,
+                                                elem_t<decltype(o)>(alpha));
+                },
+                rows);
         };
         if (info.has_alpha) {
             m.def(fwd.c_str(), forward, py::arg("z"), py::arg("alpha") = 0.01, info.forward_doc);
             m.def(bwd.c_str(), backward, py::arg("z"), py::arg("dout"), py::arg("alpha") = 0.01,
                   info.backward_doc);
         } else {
-            m.def(fwd.c_str(), [forward](const ArrayIn& z) { return forward(z, 0.0); },
-                  py::arg("z"), info.forward_doc);
-            m.def(bwd.c_str(), [backward](const ArrayIn& z, const ArrayIn& dout) {
-                return backward(z, dout, 0.0);
-            }, py::arg("z"), py::arg("dout"), info.backward_doc);
+            m.def(
+                fwd.c_str(), [forward](const ArrayIn& z) { return forward(z, 0.0); }, py::arg("z"),
+                info.forward_doc);
+            m.def(
+                bwd.c_str(),
+                [backward](const ArrayIn& z, const ArrayIn& dout) {
+                    return backward(z, dout, 0.0);
+                },
+                py::arg("z"), py::arg("dout"), info.backward_doc);
         }
     }
     py::tuple names(std::size(pycvnn::kActivations));
@@ -1534,84 +1608,134 @@ PYBIND11_MODULE(_core, m) {
     m.attr("ACTIVATIONS") = names;
 
     // ---- losses ----
-    m.def("l1_forward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
-        return elementwise_loss_forward(pred, target, reduction,
-            [](auto* o, const auto* p, const auto* t, idx n, Reduction r) {
-                return pycvnn::l1_forward(o, p, t, n, r);
-            });
-    }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
-    m.def("l1_backward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
-        return elementwise_loss_backward(pred, target, reduction,
-            [](auto* g, const auto* p, const auto* t, idx n, Reduction r) {
-                pycvnn::l1_backward(g, p, t, n, r);
-            });
-    }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean",
-       "sign(pred - target), 0 at pred == target; divided by pred.size for \"mean\".");
-    m.def("l2_forward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
-        return elementwise_loss_forward(pred, target, reduction,
-            [](auto* o, const auto* p, const auto* t, idx n, Reduction r) {
-                return pycvnn::l2_forward(o, p, t, n, r);
-            });
-    }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean", "(pred - target)^2.");
-    m.def("l2_backward", [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
-        return elementwise_loss_backward(pred, target, reduction,
-            [](auto* g, const auto* p, const auto* t, idx n, Reduction r) {
-                pycvnn::l2_backward(g, p, t, n, r);
-            });
-    }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean",
-       "2 (pred - target); divided by pred.size for \"mean\".");
-    m.def("huber_forward", [](const ArrayIn& pred, const ArrayIn& target, double delta,
-                              const std::string& reduction) {
-        require_at_least(delta, "delta", 0.0, true);
-        return elementwise_loss_forward(pred, target, reduction,
-            [delta](auto* o, const auto* p, const auto* t, idx n, Reduction r) {
-                return pycvnn::huber_forward(o, p, t, n, elem_t<decltype(o)>(delta), r);
-            });
-    }, py::arg("pred"), py::arg("target"), py::arg("delta") = 1.0, py::arg("reduction") = "mean",
-       "0.5 r^2 if |r| <= delta else delta (|r| - 0.5 delta), r = pred - target; delta > 0.");
-    m.def("huber_backward", [](const ArrayIn& pred, const ArrayIn& target, double delta,
-                               const std::string& reduction) {
-        require_at_least(delta, "delta", 0.0, true);
-        return elementwise_loss_backward(pred, target, reduction,
-            [delta](auto* g, const auto* p, const auto* t, idx n, Reduction r) {
-                pycvnn::huber_backward(g, p, t, n, elem_t<decltype(g)>(delta), r);
-            });
-    }, py::arg("pred"), py::arg("target"), py::arg("delta") = 1.0, py::arg("reduction") = "mean");
+    m.def(
+        "l1_forward",
+        [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
+            return elementwise_loss_forward(
+                pred, target, reduction,
+                [](auto* o, const auto* p, const auto* t, idx n, Reduction r) {
+                    return pycvnn::l1_forward(o, p, t, n, r);
+                });
+        },
+        py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
+    m.def(
+        "l1_backward",
+        [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
+            return elementwise_loss_backward(
+                pred, target, reduction,
+                [](auto* g, const auto* p, const auto* t, idx n, Reduction r) {
+                    pycvnn::l1_backward(g, p, t, n, r);
+                });
+        },
+        py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean",
+        "sign(pred - target), 0 at pred == target; divided by pred.size for \"mean\".");
+    m.def(
+        "l2_forward",
+        [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
+            return elementwise_loss_forward(
+                pred, target, reduction,
+                [](auto* o, const auto* p, const auto* t, idx n, Reduction r) {
+                    return pycvnn::l2_forward(o, p, t, n, r);
+                });
+        },
+        py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean", "(pred - target)^2.");
+    m.def(
+        "l2_backward",
+        [](const ArrayIn& pred, const ArrayIn& target, const std::string& reduction) {
+            return elementwise_loss_backward(
+                pred, target, reduction,
+                [](auto* g, const auto* p, const auto* t, idx n, Reduction r) {
+                    pycvnn::l2_backward(g, p, t, n, r);
+                });
+        },
+        py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean",
+        "2 (pred - target); divided by pred.size for \"mean\".");
+    m.def(
+        "huber_forward",
+        [](const ArrayIn& pred, const ArrayIn& target, double delta, const std::string& reduction) {
+            require_at_least(delta, "delta", 0.0, true);
+            return elementwise_loss_forward(
+                pred, target, reduction,
+                [delta](auto* o, const auto* p, const auto* t, idx n, Reduction r) {
+                    return pycvnn::huber_forward(o, p, t, n, elem_t<decltype(o)>(delta), r);
+                });
+        },
+        py::arg("pred"), py::arg("target"), py::arg("delta") = 1.0, py::arg("reduction") = "mean",
+        "0.5 r^2 if |r| <= delta else delta (|r| - 0.5 delta), r = pred - target; delta > 0.");
+    m.def(
+        "huber_backward",
+        [](const ArrayIn& pred, const ArrayIn& target, double delta, const std::string& reduction) {
+            require_at_least(delta, "delta", 0.0, true);
+            return elementwise_loss_backward(
+                pred, target, reduction,
+                [delta](auto* g, const auto* p, const auto* t, idx n, Reduction r) {
+                    pycvnn::huber_backward(g, p, t, n, elem_t<decltype(g)>(delta), r);
+                });
+        },
+        py::arg("pred"), py::arg("target"), py::arg("delta") = 1.0, py::arg("reduction") = "mean");
 
     // The class-target losses: one function each, forward or backward by a flag.
     using Str = const std::string&;
-    m.def("cross_entropy_forward", [](const ArrayIn& p, const ArrayIn& t, bool from_logits, Str r) {
-        return cross_entropy(p, t, from_logits, r, false);
-    }, py::arg("pred"), py::arg("target"), py::arg("from_logits") = true, py::arg("reduction") = "mean");
-    m.def("cross_entropy_backward", [](const ArrayIn& p, const ArrayIn& t, bool from_logits, Str r) {
-        return cross_entropy(p, t, from_logits, r, true);
-    }, py::arg("pred"), py::arg("target"), py::arg("from_logits") = true, py::arg("reduction") = "mean",
-       "From logits: softmax(pred) * sum_c(target_c) - target (p - onehot for class ids).\n"
-       "From probabilities: -target / min(p, 1) where p > eps, 0 where p <= eps.");
-    m.def("binary_cross_entropy_forward", [](const ArrayIn& p, const ArrayIn& t, bool from_logits, Str r) {
-        return binary_cross_entropy(p, t, from_logits, r, false);
-    }, py::arg("pred"), py::arg("target"), py::arg("from_logits") = true, py::arg("reduction") = "mean");
-    m.def("binary_cross_entropy_backward", [](const ArrayIn& p, const ArrayIn& t, bool from_logits, Str r) {
-        return binary_cross_entropy(p, t, from_logits, r, true);
-    }, py::arg("pred"), py::arg("target"), py::arg("from_logits") = true, py::arg("reduction") = "mean");
-    m.def("hinge_forward", [](const ArrayIn& p, const ArrayIn& t, Str r) {
-        return hinge(p, t, r, false, false);
-    }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
-    m.def("hinge_backward", [](const ArrayIn& p, const ArrayIn& t, Str r) {
-        return hinge(p, t, r, false, true);
-    }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
-    m.def("squared_hinge_forward", [](const ArrayIn& p, const ArrayIn& t, Str r) {
-        return hinge(p, t, r, true, false);
-    }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
-    m.def("squared_hinge_backward", [](const ArrayIn& p, const ArrayIn& t, Str r) {
-        return hinge(p, t, r, true, true);
-    }, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
-    m.def("dice_forward", [](const ArrayIn& p, const ArrayIn& t, double smooth, Str r) {
-        return dice(p, t, smooth, r, false);
-    }, py::arg("pred"), py::arg("target"), py::arg("smooth") = 1e-6, py::arg("reduction") = "mean");
-    m.def("dice_backward", [](const ArrayIn& p, const ArrayIn& t, double smooth, Str r) {
-        return dice(p, t, smooth, r, true);
-    }, py::arg("pred"), py::arg("target"), py::arg("smooth") = 1e-6, py::arg("reduction") = "mean");
+    m.def(
+        "cross_entropy_forward",
+        [](const ArrayIn& p, const ArrayIn& t, bool from_logits, Str r) {
+            return cross_entropy(p, t, from_logits, r, false);
+        },
+        py::arg("pred"), py::arg("target"), py::arg("from_logits") = true,
+        py::arg("reduction") = "mean");
+    m.def(
+        "cross_entropy_backward",
+        [](const ArrayIn& p, const ArrayIn& t, bool from_logits, Str r) {
+            return cross_entropy(p, t, from_logits, r, true);
+        },
+        py::arg("pred"), py::arg("target"), py::arg("from_logits") = true,
+        py::arg("reduction") = "mean",
+        "From logits: softmax(pred) * sum_c(target_c) - target (p - onehot for class ids).\n"
+        "From probabilities: -target / min(p, 1) where p > eps, 0 where p <= eps.");
+    m.def(
+        "binary_cross_entropy_forward",
+        [](const ArrayIn& p, const ArrayIn& t, bool from_logits, Str r) {
+            return binary_cross_entropy(p, t, from_logits, r, false);
+        },
+        py::arg("pred"), py::arg("target"), py::arg("from_logits") = true,
+        py::arg("reduction") = "mean");
+    m.def(
+        "binary_cross_entropy_backward",
+        [](const ArrayIn& p, const ArrayIn& t, bool from_logits, Str r) {
+            return binary_cross_entropy(p, t, from_logits, r, true);
+        },
+        py::arg("pred"), py::arg("target"), py::arg("from_logits") = true,
+        py::arg("reduction") = "mean");
+    m.def(
+        "hinge_forward",
+        [](const ArrayIn& p, const ArrayIn& t, Str r) { return hinge(p, t, r, false, false); },
+        py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
+    m.def(
+        "hinge_backward",
+        [](const ArrayIn& p, const ArrayIn& t, Str r) { return hinge(p, t, r, false, true); },
+        py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
+    m.def(
+        "squared_hinge_forward",
+        [](const ArrayIn& p, const ArrayIn& t, Str r) { return hinge(p, t, r, true, false); },
+        py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
+    m.def(
+        "squared_hinge_backward",
+        [](const ArrayIn& p, const ArrayIn& t, Str r) { return hinge(p, t, r, true, true); },
+        py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean");
+    m.def(
+        "dice_forward",
+        [](const ArrayIn& p, const ArrayIn& t, double smooth, Str r) {
+            return dice(p, t, smooth, r, false);
+        },
+        py::arg("pred"), py::arg("target"), py::arg("smooth") = 1e-6,
+        py::arg("reduction") = "mean");
+    m.def(
+        "dice_backward",
+        [](const ArrayIn& p, const ArrayIn& t, double smooth, Str r) {
+            return dice(p, t, smooth, r, true);
+        },
+        py::arg("pred"), py::arg("target"), py::arg("smooth") = 1e-6,
+        py::arg("reduction") = "mean");
 
     // ---- dense ----
     m.def("dense_forward", &dense_forward, py::arg("x"), py::arg("w"), py::arg("b"),
@@ -1645,7 +1769,8 @@ PYBIND11_MODULE(_core, m) {
           "In place: if norm > max_norm, grad *= max_norm / norm. Returns the norm before.");
 
     // ---- training core ----
-    py::class_<pycvnn::UpdateRule>(m, "UpdateRule",
+    py::class_<pycvnn::UpdateRule>(
+        m, "UpdateRule",
         "One optimizer's rule and hyperparameters; lr and the step number t come per step.")
         .def(py::init(&make_update_rule), py::arg("rule"), py::arg("beta") = 0.9,
              py::arg("form") = "ema", py::arg("nesterov") = false, py::arg("rho") = 0.9,
@@ -1657,13 +1782,21 @@ PYBIND11_MODULE(_core, m) {
     py::class_<PyLossSpec>(m, "LossSpec", "A loss by name with its options; the batch mean.")
         .def(py::init(&make_loss_spec), py::arg("name"), py::arg("delta") = 1.0,
              py::arg("smooth") = 1e-6, py::arg("from_logits") = true)
-        .def("value", [](const PyLossSpec& s, py::object p, py::object t) { return s.call("_forward", p, t); },
-             py::arg("pred"), py::arg("target"))
-        .def("grad", [](const PyLossSpec& s, py::object p, py::object t) { return s.call("_backward", p, t); },
-             py::arg("pred"), py::arg("target"))
+        .def(
+            "value",
+            [](const PyLossSpec& s, py::object p, py::object t) {
+                return s.call("_forward", p, t);
+            },
+            py::arg("pred"), py::arg("target"))
+        .def(
+            "grad",
+            [](const PyLossSpec& s, py::object p, py::object t) {
+                return s.call("_backward", p, t);
+            },
+            py::arg("pred"), py::arg("target"))
         .def_readonly("name", &PyLossSpec::name);
     py::class_<PyNetwork>(m, "Network",
-        "ops [(kind, in, out, activation, alpha)] over one flat parameter arena.")
+                          "ops [(kind, in, out, activation, alpha)] over one flat parameter arena.")
         .def(py::init(&make_network), py::arg("ops"))
         .def("forward", &network_forward, py::arg("params"), py::arg("x"), py::arg("keep") = true,
              "x (N, in) -> the output (N, out); with keep, this thread's next backward "

@@ -49,9 +49,13 @@ struct Aligned64 {
     }
     void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t(64)); }
     template <typename U>
-    bool operator==(const Aligned64<U>&) const { return true; }
+    bool operator==(const Aligned64<U>&) const {
+        return true;
+    }
     template <typename U>
-    bool operator!=(const Aligned64<U>&) const { return false; }
+    bool operator!=(const Aligned64<U>&) const {
+        return false;
+    }
 };
 template <typename T>
 using avector = std::vector<T, Aligned64<T>>;

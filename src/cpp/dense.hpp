@@ -31,10 +31,10 @@ PYCVNN_CLONES void column_sums(T* __restrict db,       // (out)
 // (or ReLU, where the GEMM was OpenBLAS's) in place after. z_keep (N, out) receives z where
 // needs_input(act), and is not touched otherwise.
 template <typename T>
-void dense_forward(T* a,         // (N, out) f(x w^T + b)
-                   const T* x,   // (N, in)
-                   const T* w,   // (out, in)
-                   const T* b,   // (out)
+void dense_forward(T* a,        // (N, out) f(x w^T + b)
+                   const T* x,  // (N, in)
+                   const T* w,  // (out, in)
+                   const T* b,  // (out)
                    idx N, idx in, idx out, Activation act, T alpha, T* z_keep = nullptr) {
     const bool keep = needs_input(act);
     if (gemm_bias<T>(false, true, int(N), int(out), int(in), x, int(in), w, int(in), b,
@@ -81,8 +81,8 @@ bool dense_backward(T* dx,          // (N, in) or null
         gated = gemm_via<T>(GemmPath::Auto, false, false, int(N), int(in), int(out), T(1), g,
                             int(out), w, int(in), T(0), dx, int(in), {nullptr, false, dx_gate}) &&
                 dx_gate;
-    gemm<T>(true, false, int(out), int(in), int(N), g_scale, g, int(out), x, int(in), dw_keep,
-            dw, int(in));
+    gemm<T>(true, false, int(out), int(in), int(N), g_scale, g, int(out), x, int(in), dw_keep, dw,
+            int(in));
     column_sums(db, g, N, out, g_scale, db_keep);
     return gated;
 }

@@ -5,20 +5,20 @@
 #include "gemm.hpp"
 #include <dlfcn.h>
 
+#include <algorithm>
+#include <stdexcept>
 #include "common.hpp"
 #include "gemm_small.hpp"
 #include "parallel.hpp"
-#include <algorithm>
-#include <stdexcept>
 
 namespace pycvnn {
 namespace {
 
 enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
-using sgemm_fn = void (*)(int, int, int, int, int, int, float, const float*, int,
-                          const float*, int, float, float*, int);
-using dgemm_fn = void (*)(int, int, int, int, int, int, double, const double*, int,
-                          const double*, int, double, double*, int);
+using sgemm_fn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int,
+                          float, float*, int);
+using dgemm_fn = void (*)(int, int, int, int, int, int, double, const double*, int, const double*,
+                          int, double, double*, int);
 using set_threads_fn = void (*)(int);
 using get_threads_fn = int (*)();
 
@@ -145,12 +145,15 @@ void blocked(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda
     const bool split = splits(ta, m, n, k, training_gemms);
     if (ta && split) {
         const idx grain = split_grain(m, threads);
-        pool.parallel_for(m, grain, [&](idx lo, idx hi) {
-            const int rows = int(hi - lo);
-            small_gemm::gemm_blocked<T>(tb, rows, k, alpha, rows_of_a_t(A, lda, k, lo, rows), k,
-                                        B, ldb, beta, C + size_t(lo) * ldc, ldc,
-                                        epi.rows(int(lo), ldc), 0, n);
-        }, grain);
+        pool.parallel_for(
+            m, grain,
+            [&](idx lo, idx hi) {
+                const int rows = int(hi - lo);
+                small_gemm::gemm_blocked<T>(tb, rows, k, alpha, rows_of_a_t(A, lda, k, lo, rows), k,
+                                            B, ldb, beta, C + size_t(lo) * ldc, ldc,
+                                            epi.rows(int(lo), ldc), 0, n);
+            },
+            grain);
         return;
     }
     if (ta) {  // a small batch: on the caller, which transposes A^T whole
@@ -208,15 +211,15 @@ namespace {
 void blas_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* A, int lda,
                const float* B, int ldb, float beta, float* C, int ldc) {
     if (!blas.sgemm) throw std::runtime_error("pycvnn: BLAS not loaded");
-    blas.sgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, m, n, k, alpha, A, lda, B,
-               ldb, beta, C, ldc);
+    blas.sgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, m, n, k, alpha, A, lda, B, ldb,
+               beta, C, ldc);
 }
 
 void blas_gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double* A, int lda,
                const double* B, int ldb, double beta, double* C, int ldc) {
     if (!blas.dgemm) throw std::runtime_error("pycvnn: BLAS not loaded");
-    blas.dgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, m, n, k, alpha, A, lda, B,
-               ldb, beta, C, ldc);
+    blas.dgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, m, n, k, alpha, A, lda, B, ldb,
+               beta, C, ldc);
 }
 
 // OpenBLAS's path of gemm_via: it has no bias, which goes into C first for the GEMM to
@@ -261,8 +264,8 @@ bool gemm_via(GemmPath path, bool ta, bool tb, int m, int n, int k, T alpha, con
 }
 
 template <typename T>
-void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,
-          int ldb, T beta, T* C, int ldc) {
+void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb,
+          T beta, T* C, int ldc) {
     gemm_via<T>(GemmPath::Auto, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -293,12 +296,11 @@ std::pair<idx, idx> weight_rows_of(idx N, idx in, idx out, int p) {
     return {Pool::part_start(out, parts, grain, p), Pool::part_start(out, parts, grain, p + 1)};
 }
 
-#define PYCVNN_GEMM(T)                                                                         \
-    template void gemm<T>(bool, bool, int, int, int, T, const T*, int, const T*, int, T, T*,  \
-                          int);                                                               \
-    template bool gemm_via<T>(GemmPath, bool, bool, int, int, int, T, const T*, int, const T*, \
-                              int, T, T*, int, Epilogue<T>);                              \
-    template bool gemm_bias<T>(bool, bool, int, int, int, const T*, int, const T*, int, const T*, \
+#define PYCVNN_GEMM(T)                                                                             \
+    template void gemm<T>(bool, bool, int, int, int, T, const T*, int, const T*, int, T, T*, int); \
+    template bool gemm_via<T>(GemmPath, bool, bool, int, int, int, T, const T*, int, const T*,     \
+                              int, T, T*, int, Epilogue<T>);                                       \
+    template bool gemm_bias<T>(bool, bool, int, int, int, const T*, int, const T*, int, const T*,  \
                                T*, int, bool);
 PYCVNN_GEMM(float)
 PYCVNN_GEMM(double)

@@ -13,10 +13,10 @@
 namespace pycvnn {
 
 template <typename T>
-void gemm(bool trans_a, bool trans_b, int m, int n, int k, T alpha,
-          const T* A, int lda,   // (m, k), or (k, m) if trans_a
-          const T* B, int ldb,   // (k, n), or (n, k) if trans_b
-          T beta, T* C, int ldc); // (m, n)
+void gemm(bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* A,
+          int lda,                 // (m, k), or (k, m) if trans_a
+          const T* B, int ldb,     // (k, n), or (n, k) if trans_b
+          T beta, T* C, int ldc);  // (m, n)
 
 // C (m, n) = op(A) op(B) + bias, bias (n) on every row, then max(C, 0) if relu (a dense layer's
 // forward). Our kernels do both as they store C (C never read). For OpenBLAS the bias is
@@ -68,9 +68,11 @@ enum class GemmPath { Auto, Blas, Small, Blocked, Dot };
 // The path a bench or test hook names ("auto", "blas", "small", "blocked" or "dot"); any other
 // name throws std::invalid_argument, which Python sees as a ValueError naming the argument.
 inline GemmPath parse_gemm_path(const std::string& name) {
-    static const std::pair<const char*, GemmPath> paths[] = {
-        {"auto", GemmPath::Auto}, {"blas", GemmPath::Blas}, {"small", GemmPath::Small},
-        {"blocked", GemmPath::Blocked}, {"dot", GemmPath::Dot}};
+    static const std::pair<const char*, GemmPath> paths[] = {{"auto", GemmPath::Auto},
+                                                             {"blas", GemmPath::Blas},
+                                                             {"small", GemmPath::Small},
+                                                             {"blocked", GemmPath::Blocked},
+                                                             {"dot", GemmPath::Dot}};
     for (const auto& p : paths)
         if (name == p.first) return p.second;
     throw std::invalid_argument(
@@ -91,8 +93,8 @@ bool gemm_via(GemmPath path, bool trans_a, bool trans_b, int m, int n, int k, T 
 // shapes, a training batch under kSplitRows, one thread); empty past the last part.
 std::pair<idx, idx> weight_rows_of(idx N, idx in, idx out, int p);
 
-bool blas_load();              // resolve the BLAS symbols; false if none are loaded
-std::string blas_name();       // which BLAS (for messages and the bench)
+bool blas_load();         // resolve the BLAS symbols; false if none are loaded
+std::string blas_name();  // which BLAS (for messages and the bench)
 void blas_set_num_threads(int n);
 int blas_get_num_threads();
 

@@ -40,7 +40,9 @@ struct V<float> {
     static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }  // b where either is NaN
     static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
     template <int IMM>  // 128-bit lanes: two of a, then two of b
-    static reg shuffle128(reg a, reg b) { return _mm512_shuffle_f32x4(a, b, IMM); }
+    static reg shuffle128(reg a, reg b) {
+        return _mm512_shuffle_f32x4(a, b, IMM);
+    }
     static reg where_positive(reg g, reg x) {  // x where g > 0, 0 where g <= 0, NaN g: g
         const reg kept = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(g, zero(), _CMP_GT_OQ), x);
         return _mm512_mask_mov_ps(kept, _mm512_cmp_ps_mask(g, g, _CMP_UNORD_Q), g);
@@ -61,7 +63,9 @@ struct V<double> {
     static reg max(reg a, reg b) { return _mm512_max_pd(a, b); }  // b where either is NaN
     static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
     template <int IMM>  // 128-bit lanes: two of a, then two of b
-    static reg shuffle128(reg a, reg b) { return _mm512_shuffle_f64x2(a, b, IMM); }
+    static reg shuffle128(reg a, reg b) {
+        return _mm512_shuffle_f64x2(a, b, IMM);
+    }
     static reg where_positive(reg g, reg x) {  // x where g > 0, 0 where g <= 0, NaN g: g
         const reg kept = _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(g, zero(), _CMP_GT_OQ), x);
         return _mm512_mask_mov_pd(kept, _mm512_cmp_pd_mask(g, g, _CMP_UNORD_Q), g);
@@ -76,9 +80,8 @@ struct V<double> {
 // relu, C = max(C, 0) (NaN stays NaN, as relu's pass); with a gate (rows ldc apart, as C),
 // C = 0 where the gate is <= 0 and NaN where it is NaN, as relu_backward's select.
 template <typename T, int MR, int NV, bool TA, bool MASK>
-void block(int rows, int k, T alpha,
-           const T* A, int lda,  // op(A) rows [0, rows)
-           const T* B, int ldb,  // (k, NV L) panel
+void block(int rows, int k, T alpha, const T* A, int lda,  // op(A) rows [0, rows)
+           const T* B, int ldb,                            // (k, NV L) panel
            T beta, T* C, int ldc, Epilogue<T> e, typename V<T>::mask tail) {
     using W = V<T>;
     constexpr int L = W::L;
@@ -141,8 +144,8 @@ void block(int rows, int k, T alpha,
 
 // b_padded: B's rows may be read whole vectors past n (the transposed scratch of NT).
 template <typename T, int MR, int NV, bool TA>
-void panel(int m, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
-           int ldc, Epilogue<T> e, typename V<T>::mask tail, bool b_padded) {
+void panel(int m, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C, int ldc,
+           Epilogue<T> e, typename V<T>::mask tail, bool b_padded) {
     const bool full = b_padded || tail == typename V<T>::mask((1ull << V<T>::L) - 1);
     for (int i = 0; i < m; i += MR) {
         const int rows = std::min(MR, m - i);
@@ -152,8 +155,8 @@ void panel(int m, int k, T alpha, const T* A, int lda, const T* B, int ldb, T be
             block<T, MR, NV, TA, false>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc,
                                         e.rows(i, ldc), tail);
         else
-            block<T, MR, NV, TA, true>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc,
-                                       e.rows(i, ldc), tail);
+            block<T, MR, NV, TA, true>(rows, k, alpha, a, lda, B, ldb, beta, c, ldc, e.rows(i, ldc),
+                                       tail);
     }
 }
 
@@ -176,8 +179,8 @@ void panel_best(int m, int k, T alpha, const T* A, int lda, const T* B, int ldb,
 // NN (TA = false) or TN (TA = true): column panels of up to 4 vectors; MR keeps MR x NV
 // accumulators + NV B vectors + 1 broadcast within the 32 zmm registers.
 template <typename T, bool TA>
-void gemm_nb(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
-             T* C, int ldc, Epilogue<T> epi, bool b_padded) {
+void gemm_nb(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
+             int ldc, Epilogue<T> epi, bool b_padded) {
     constexpr int L = V<T>::L;
     for (int j = 0; j < n; j += 4 * L) {
         const int w = std::min(4 * L, n - j), nv = (w + L - 1) / L;
@@ -186,10 +189,22 @@ void gemm_nb(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int 
         const Epilogue<T> e = epi.cols(j);
         T* c = C + j;
         switch (nv) {
-            case 1: panel_best<T, 16, 8, 1, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, e, tail, b_padded); break;
-            case 2: panel_best<T, 12, 8, 2, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, e, tail, b_padded); break;
-            case 3: panel_best<T, 8, 6, 3, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, e, tail, b_padded); break;
-            default: panel_best<T, 6, 4, 4, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, e, tail, b_padded); break;
+            case 1:
+                panel_best<T, 16, 8, 1, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, e, tail,
+                                            b_padded);
+                break;
+            case 2:
+                panel_best<T, 12, 8, 2, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, e, tail,
+                                            b_padded);
+                break;
+            case 3:
+                panel_best<T, 8, 6, 3, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, e, tail,
+                                           b_padded);
+                break;
+            default:
+                panel_best<T, 6, 4, 4, TA>(m, k, alpha, A, lda, b, ldb, beta, c, ldc, e, tail,
+                                           b_padded);
+                break;
         }
     }
 }
@@ -221,7 +236,8 @@ inline void transpose(float* dst, int ld, const float* src, int ls, int rows, in
                 t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
                 t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
             }
-            for (int i = 0; i < 16; i += 4) {  // 64-bit: lane l of r[i+q] = column 4l+q, rows i..i+3
+            for (int i = 0; i < 16;
+                 i += 4) {  // 64-bit: lane l of r[i+q] = column 4l+q, rows i..i+3
                 const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]),
                               c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
                 r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
@@ -241,7 +257,8 @@ inline void transpose(float* dst, int ld, const float* src, int ls, int rows, in
             }
             // whole vectors where ld leaves room: zeros in the padding, no masked store
             const __mmask16 ks = j0 + 16 <= ld ? __mmask16(0xFFFF) : kr;
-            for (int c = 0; c < nc; ++c) _mm512_mask_storeu_ps(dst + size_t(p0 + c) * ld + j0, ks, t[c]);
+            for (int c = 0; c < nc; ++c)
+                _mm512_mask_storeu_ps(dst + size_t(p0 + c) * ld + j0, ks, t[c]);
         }
     }
 }
@@ -268,8 +285,8 @@ void pack_rows(T* dst, int ld, const T* src, int ls, int rows, int w) {
 // C = alpha op(A) op(B) + beta C, then the epilogue; with trans_b, B (n, k) is first
 // transposed into scratch.
 template <typename T>
-void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,
-          int ldb, T beta, T* C, int ldc, Epilogue<T> e = {}) {
+void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb,
+          T beta, T* C, int ldc, Epilogue<T> e = {}) {
     bool padded = false;
     if (tb) {  // rows padded to whole vectors, so the k loop never needs a masked load
         const int ld = (n + V<T>::L - 1) / V<T>::L * V<T>::L;
@@ -313,8 +330,7 @@ inline __m512 sum_lanes(const __m512* v) {  // 16 floats: then 4 floats a 128-bi
     for (int i = 0; i < 2; ++i)
         w[i] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0x44),
                              _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0xEE));
-    return _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88),
-                         _mm512_shuffle_ps(w[0], w[1], 0xDD));
+    return _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88), _mm512_shuffle_ps(w[0], w[1], 0xDD));
 }
 inline __m512d sum_lanes(const __m512d* v) {  // 8 doubles: then 2 a 128-bit lane -> 1
     __m512d u[2];
@@ -340,8 +356,8 @@ const int* lane_slots() {
 }
 
 template <typename T, int MR>
-void dot_rows(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
-              T* C, int ldc, const Epilogue<T>& e) {
+void dot_rows(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
+              int ldc, const Epilogue<T>& e) {
     using W = V<T>;
     constexpr int L = W::L, NR = L / MR;
     const int* slot = lane_slots<T>();
@@ -357,8 +373,10 @@ void dot_rows(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int
         // Masked loads only for k's tail: a masked load takes an ALU uop beside the FMAs.
         const auto chunk = [&](int p, auto masked) {
             const auto load = [&](const T* q) {
-                if constexpr (decltype(masked)::value) return W::load(q, tail);
-                else return W::load(q);
+                if constexpr (decltype(masked)::value)
+                    return W::load(q, tail);
+                else
+                    return W::load(q);
             };
             typename W::reg av[MR];
 #pragma GCC unroll 8
@@ -395,16 +413,16 @@ void dot_rows(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int
 // when B is past L2, so it is read from memory once, else as two 4s, the faster blocks while
 // B stays in cache.
 template <typename T>
-void gemm_dot(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
-              T* C, int ldc, const Epilogue<T>& e) {
+void gemm_dot(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
+              int ldc, const Epilogue<T>& e) {
     if (m == 1) return dot_rows<T, 1>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e);
     if (m == 2) return dot_rows<T, 2>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e);
     if (m <= 4) return dot_rows<T, 4>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e);
     if (size_t(n) * k * sizeof(T) > (size_t(2) << 20))
         return dot_rows<T, 8>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e);
     dot_rows<T, 4>(4, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e);
-    dot_rows<T, 4>(m - 4, n, k, alpha, A + size_t(4) * lda, lda, B, ldb, beta,
-                   C + size_t(4) * ldc, ldc, e.rows(4, ldc));
+    dot_rows<T, 4>(m - 4, n, k, alpha, A + size_t(4) * lda, lda, B, ldb, beta, C + size_t(4) * ldc,
+                   ldc, e.rows(4, ldc));
 }
 
 // Blocked, for shapes past the small ones: B is packed one 4-vector column panel and KC rows
@@ -422,8 +440,8 @@ void gemm_dot(int m, int n, int k, T alpha, const T* A, int lda, const T* B, int
 constexpr std::size_t kBlockedInL2 = std::size_t(1) << 20;
 
 template <typename T>
-void gemm_blocked(bool tb, int m, int k, T alpha, const T* A, int lda, const T* B, int ldb,
-                  T beta, T* C, int ldc, Epilogue<T> epi, int j_lo, int j_hi) {
+void gemm_blocked(bool tb, int m, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
+                  T* C, int ldc, Epilogue<T> epi, int j_lo, int j_hi) {
     constexpr int L = V<T>::L, W4 = 4 * L, MR = 6;
     const size_t cols = size_t(j_hi - j_lo) * sizeof(T);
     const bool in_l2 = size_t(k) * cols <= kBlockedInL2 && size_t(m) * cols <= kBlockedInL2;
@@ -446,14 +464,23 @@ void gemm_blocked(bool tb, int m, int k, T alpha, const T* A, int lda, const T* 
             const T b = p0 == 0 ? beta : T(1);
             const bool last = p0 + kc == k;  // ReLU and the gate on the finished sums
             const Epilogue<T> e = Epilogue<T>{p0 == 0 ? epi.bias : nullptr, last && epi.relu,
-                                              last ? epi.gate : nullptr}.cols(j);
+                                              last ? epi.gate : nullptr}
+                                      .cols(j);
             const T* a = A + p0;
             T* c = C + j;
             switch (nv) {  // loads from the padded pack, stores masked to the panel's width
-                case 1: panel<T, 16, 1, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, e, tail, true); break;
-                case 2: panel<T, 12, 2, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, e, tail, true); break;
-                case 3: panel<T, 8, 3, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, e, tail, true); break;
-                default: panel<T, MR, 4, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, e, tail, true); break;
+                case 1:
+                    panel<T, 16, 1, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, e, tail, true);
+                    break;
+                case 2:
+                    panel<T, 12, 2, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, e, tail, true);
+                    break;
+                case 3:
+                    panel<T, 8, 3, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, e, tail, true);
+                    break;
+                default:
+                    panel<T, MR, 4, false>(m, kc, alpha, a, lda, bp, W4, b, c, ldc, e, tail, true);
+                    break;
             }
         }
     }

@@ -23,9 +23,16 @@ namespace pycvnn {
 enum class Reduction { None, Mean, Sum };
 
 // Probability clipping for the losses on probabilities: p in [eps, 1] before the log.
-template <typename T> constexpr T prob_eps();
-template <> constexpr float prob_eps<float>() { return 1e-7f; }
-template <> constexpr double prob_eps<double>() { return 1e-12; }
+template <typename T>
+constexpr T prob_eps();
+template <>
+constexpr float prob_eps<float>() {
+    return 1e-7f;
+}
+template <>
+constexpr double prob_eps<double>() {
+    return 1e-12;
+}
 
 namespace detail {
 
@@ -41,8 +48,8 @@ inline T grad_scale(idx count, Reduction r) {
 // The shared forward of the elementwise losses: out[i] = f(pred[i], target[i]) when unreduced,
 // sum in double either way.
 template <typename T, typename F>
-double elementwise_forward(T* __restrict out, const T* __restrict pred,
-                           const T* __restrict target, idx n, Reduction r, F f) {
+double elementwise_forward(T* __restrict out, const T* __restrict pred, const T* __restrict target,
+                           idx n, Reduction r, F f) {
     FlushDenormals ftz;
     double sum = 0;
     if (r == Reduction::None) {
@@ -60,8 +67,8 @@ double elementwise_forward(T* __restrict out, const T* __restrict pred,
 }
 
 template <typename T, typename F>
-void elementwise_backward(T* __restrict dpred, const T* __restrict pred,
-                          const T* __restrict target, idx n, Reduction r, F df) {
+void elementwise_backward(T* __restrict dpred, const T* __restrict pred, const T* __restrict target,
+                          idx n, Reduction r, F df) {
     FlushDenormals ftz;
     const T scale = grad_scale<T>(n, r);
     for (idx i = 0; i < n; ++i) dpred[i] = scale * df(pred[i] - target[i]);
@@ -88,9 +95,9 @@ double l1_forward(T* out,           // (n) per element, written for Reduction::N
 }
 
 template <typename T>
-void l1_backward(T* dpred,          // (n)
-                 const T* pred,     // (n)
-                 const T* target,   // (n)
+void l1_backward(T* dpred,         // (n)
+                 const T* pred,    // (n)
+                 const T* target,  // (n)
                  idx n, Reduction reduction) {
     // scale * sign(r) as r times 1/min_normal twice, clamped to [-scale, scale]: a nonzero r
     // (a denormal too) lands beyond +-1 >= +-scale, 0 stays 0, and NaN fails both tests and
@@ -112,17 +119,15 @@ double l2_forward(T* out,           // (n) per element, written for Reduction::N
                   const T* pred,    // (n)
                   const T* target,  // (n)
                   idx n, Reduction reduction) {
-    return detail::elementwise_forward(out, pred, target, n, reduction,
-                                       [](T r) { return r * r; });
+    return detail::elementwise_forward(out, pred, target, n, reduction, [](T r) { return r * r; });
 }
 
 template <typename T>
-void l2_backward(T* dpred,          // (n)
-                 const T* pred,     // (n)
-                 const T* target,   // (n)
+void l2_backward(T* dpred,         // (n)
+                 const T* pred,    // (n)
+                 const T* target,  // (n)
                  idx n, Reduction reduction) {
-    detail::elementwise_backward(dpred, pred, target, n, reduction,
-                                 [](T r) { return T(2) * r; });
+    detail::elementwise_backward(dpred, pred, target, n, reduction, [](T r) { return T(2) * r; });
 }
 
 // ---- huber: 0.5 r^2 for |r| <= delta, delta (|r| - 0.5 delta) beyond (delta > 0) -----------
@@ -139,9 +144,9 @@ double huber_forward(T* out,           // (n) per element, written for Reduction
 }
 
 template <typename T>
-void huber_backward(T* dpred,          // (n)
-                    const T* pred,     // (n)
-                    const T* target,   // (n)
+void huber_backward(T* dpred,         // (n)
+                    const T* pred,    // (n)
+                    const T* target,  // (n)
                     idx n, T delta, Reduction reduction) {
     detail::elementwise_backward(dpred, pred, target, n, reduction, [delta](T r) {
         return r > delta ? delta : (r < -delta ? -delta : r);  // clip(r, -delta, delta)
@@ -175,9 +180,9 @@ inline T clip_prob(T p) {
 }  // namespace detail
 
 template <typename T>
-double cross_entropy_forward(T* out,                  // (N) per sample, for Reduction::None
-                             const T* pred,           // (N, C)
-                             const std::int64_t* ids, // (N) class ids
+double cross_entropy_forward(T* out,                   // (N) per sample, for Reduction::None
+                             const T* pred,            // (N, C)
+                             const std::int64_t* ids,  // (N) class ids
                              idx N, idx C, bool from_logits, Reduction reduction) {
     FlushDenormals ftz;
     double sum = 0;
@@ -229,9 +234,9 @@ double cross_entropy_forward(T* out,           // (N) per sample, for Reduction:
 // From logits the fused softmax + CE gradient: p - onehot (class ids), p sum(t) - t (soft).
 // From probabilities: -t / clip(p) where p > eps, 0 where p was clipped below.
 template <typename T>
-void cross_entropy_backward(T* dpred,                // (N, C)
-                            const T* pred,           // (N, C)
-                            const std::int64_t* ids, // (N) class ids
+void cross_entropy_backward(T* dpred,                 // (N, C)
+                            const T* pred,            // (N, C)
+                            const std::int64_t* ids,  // (N) class ids
                             idx N, idx C, bool from_logits, Reduction reduction) {
     FlushDenormals ftz;
     const T scale = detail::grad_scale<T>(N, reduction);
@@ -253,9 +258,9 @@ void cross_entropy_backward(T* dpred,                // (N, C)
 }
 
 template <typename T>
-void cross_entropy_backward(T* dpred,          // (N, C)
-                            const T* pred,     // (N, C)
-                            const T* target,   // (N, C) probabilities
+void cross_entropy_backward(T* dpred,         // (N, C)
+                            const T* pred,    // (N, C)
+                            const T* target,  // (N, C) probabilities
                             idx N, idx C, bool from_logits, Reduction reduction) {
     FlushDenormals ftz;
     const T scale = detail::grad_scale<T>(N, reduction);
@@ -295,8 +300,9 @@ PYCVNN_CLONES void exp_nonpos_inplace(T* __restrict v,  // (n) values <= 0
 // each row's load after the flat exp pass matches one store (a row at a 40-byte offset spans
 // two and stalls); the label's -1/N goes in by a lane mask; one log per 16 rows takes the log
 // of their sums' product (each sum is in [1, 16], so the product stays below 2^64).
-PYCVNN_AVX512 inline double cross_entropy_value_and_grad_rows16(
-    float* dpred, const float* pred, const std::int64_t* ids, idx N, idx C) {
+PYCVNN_AVX512 inline double cross_entropy_value_and_grad_rows16(float* dpred, const float* pred,
+                                                                const std::int64_t* ids, idx N,
+                                                                idx C) {
     thread_local avector<float> buf;
     if (buf.size() < size_t(N) * 16) buf.resize(size_t(N) * 16);  // grows once
     float* rows = buf.data();
@@ -476,9 +482,9 @@ double hinge_multiclass_forward(T* out,                   // (N) per sample, for
 }
 
 template <typename T>
-void hinge_multiclass_backward(T* dscores,                // (N, C)
-                               const T* scores,           // (N, C)
-                               const std::int64_t* ids,   // (N) class ids
+void hinge_multiclass_backward(T* dscores,               // (N, C)
+                               const T* scores,          // (N, C)
+                               const std::int64_t* ids,  // (N) class ids
                                idx N, idx C, bool squared, Reduction reduction) {
     FlushDenormals ftz;
     const T scale = detail::grad_scale<T>(N, reduction);
@@ -533,9 +539,9 @@ double dice_forward(T* out,           // (N) per sample, for Reduction::None
 // d loss / d p_k = ((2I + smooth) - 2 g_k (U + smooth)) / (U + smooth)^2,
 // I = sum(p g), U = sum p + sum g.
 template <typename T>
-void dice_backward(T* dpred,          // (N, M)
-                   const T* pred,     // (N, M) probabilities
-                   const T* target,   // (N, M)
+void dice_backward(T* dpred,         // (N, M)
+                   const T* pred,    // (N, M) probabilities
+                   const T* target,  // (N, M)
                    idx N, idx M, T smooth, Reduction reduction) {
     FlushDenormals ftz;
     const double scale = reduction == Reduction::Mean ? 1.0 / double(N) : 1.0;

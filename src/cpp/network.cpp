@@ -64,8 +64,8 @@ void LossSpec::grad(T* dpred, const T* pred, const T* y, const std::int64_t* ids
 }
 
 template <typename T>
-double LossSpec::value_and_grad(T* dpred, const T* pred, const T* y, const std::int64_t* ids,
-                                idx N, idx C) const {
+double LossSpec::value_and_grad(T* dpred, const T* pred, const T* y, const std::int64_t* ids, idx N,
+                                idx C) const {
     if (kind == LossKind::CrossEntropy && ids && from_logits)
         return cross_entropy_value_and_grad(dpred, pred, ids, N, C);
     const double v = value(pred, y, ids, N, C);
@@ -103,8 +103,8 @@ void UpdateRule::apply(T* params, T* grads, T* state1, T* state2, idx lo, idx hi
         case Rule::AdamW:  // decoupled decay on the weights, none on the biases
             if (nd > 0) adamw_update(p, s1, s2, g, lr_, beta1, beta2, T(eps), t, wd, nd);
             if (len > nd)
-                adamw_update(p + nd, s1 + nd, s2 + nd, g + nd, lr_, beta1, beta2, T(eps), t,
-                             T(0), len - nd);
+                adamw_update(p + nd, s1 + nd, s2 + nd, g + nd, lr_, beta1, beta2, T(eps), t, T(0),
+                             len - nd);
             break;
     }
 }
@@ -259,8 +259,8 @@ static std::size_t l2_bytes() {
 // or not at all. Where the GEMMs run on one thread the update does too, unless the weights
 // are past L2 and stream from memory either way (wide, batch 8: split).
 template <typename T>
-void Network<T>::update(T* params, T* grads, T* state1, T* state2, idx N, double lr,
-                        long long t, const UpdateRule& rule) const {
+void Network<T>::update(T* params, T* grads, T* state1, T* state2, idx N, double lr, long long t,
+                        const UpdateRule& rule) const {
     bool owned = false;  // some layer's GEMMs were split
     for (const Op& op : ops_)
         owned = owned || (op.dense && weight_rows_of(N, op.in, op.out, 0).second < op.out);
@@ -272,15 +272,18 @@ void Network<T>::update(T* params, T* grads, T* state1, T* state2, idx N, double
     };
     if (!owned) return apply(0, n_params_);
     Pool& pool = Pool::instance();
-    pool.parallel_for(pool.threads(), 1, [&](idx p0, idx p1) {
-        for (idx p = p0; p < p1; ++p)
-            for (const Op& op : ops_) {
-                if (!op.dense) continue;
-                const auto [r0, r1] = weight_rows_of(N, op.in, op.out, int(p));
-                apply(op.w_off + r0 * op.in, op.w_off + r1 * op.in);
-                apply(op.b_off + r0, op.b_off + r1);
-            }
-    }, 1);
+    pool.parallel_for(
+        pool.threads(), 1,
+        [&](idx p0, idx p1) {
+            for (idx p = p0; p < p1; ++p)
+                for (const Op& op : ops_) {
+                    if (!op.dense) continue;
+                    const auto [r0, r1] = weight_rows_of(N, op.in, op.out, int(p));
+                    apply(op.w_off + r0 * op.in, op.w_off + r1 * op.in);
+                    apply(op.b_off + r0, op.b_off + r1);
+                }
+        },
+        1);
 }
 
 template <typename T>
@@ -289,7 +292,7 @@ idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* 
                             idx batch, double lr, long long t, const LossSpec& loss,
                             const UpdateRule& rule, double* losses,
                             const std::atomic<unsigned>* signals, unsigned signals_seen) {
-    FlushDenormals ftz;  // one MXCSR write for the epoch, not one per kernel
+    FlushDenormals ftz;      // one MXCSR write for the epoch, not one per kernel
     TrainingGemms training;  // small batches' GEMMs stay on this thread (gemm.hpp)
     const idx in = in_features(), C = out_features();
     batch = std::min(batch, n_order);  // start + batch below never overflows
@@ -338,13 +341,21 @@ idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* 
 
 template class Network<float>;
 template class Network<double>;
-template double LossSpec::value<float>(const float*, const float*, const std::int64_t*, idx, idx) const;
-template double LossSpec::value<double>(const double*, const double*, const std::int64_t*, idx, idx) const;
-template void LossSpec::grad<float>(float*, const float*, const float*, const std::int64_t*, idx, idx) const;
-template void LossSpec::grad<double>(double*, const double*, const double*, const std::int64_t*, idx, idx) const;
-template double LossSpec::value_and_grad<float>(float*, const float*, const float*, const std::int64_t*, idx, idx) const;
-template double LossSpec::value_and_grad<double>(double*, const double*, const double*, const std::int64_t*, idx, idx) const;
-template void UpdateRule::step<float>(float*, float*, float*, float*, idx, idx, double, long long) const;
-template void UpdateRule::step<double>(double*, double*, double*, double*, idx, idx, double, long long) const;
+template double LossSpec::value<float>(const float*, const float*, const std::int64_t*, idx,
+                                       idx) const;
+template double LossSpec::value<double>(const double*, const double*, const std::int64_t*, idx,
+                                        idx) const;
+template void LossSpec::grad<float>(float*, const float*, const float*, const std::int64_t*, idx,
+                                    idx) const;
+template void LossSpec::grad<double>(double*, const double*, const double*, const std::int64_t*,
+                                     idx, idx) const;
+template double LossSpec::value_and_grad<float>(float*, const float*, const float*,
+                                                const std::int64_t*, idx, idx) const;
+template double LossSpec::value_and_grad<double>(double*, const double*, const double*,
+                                                 const std::int64_t*, idx, idx) const;
+template void UpdateRule::step<float>(float*, float*, float*, float*, idx, idx, double,
+                                      long long) const;
+template void UpdateRule::step<double>(double*, double*, double*, double*, idx, idx, double,
+                                       long long) const;
 
 }  // namespace pycvnn

@@ -38,10 +38,10 @@ struct LossSpec {
                  const std::int64_t* ids,  // (N) or null
                  idx N, idx C) const;
     template <typename T>
-    void grad(T* dpred,                   // (N, C)
-              const T* pred,              // (N, C)
-              const T* y,                 // (N, C) or null
-              const std::int64_t* ids,    // (N) or null
+    void grad(T* dpred,                 // (N, C)
+              const T* pred,            // (N, C)
+              const T* y,               // (N, C) or null
+              const std::int64_t* ids,  // (N) or null
               idx N, idx C) const;
     // Both at once (fused for cross-entropy from logits with class ids); returns the value.
     template <typename T>
@@ -129,7 +129,7 @@ private:
     avector<T> grad_a_, grad_b_;   // ping-pong d loss / d activations (grad_rows_, max_width_)
     avector<T> dz_;                // dense backward scratch (grad_rows_, max_width_)
     avector<T> xb_, yb_;           // the gathered batch
-    const T* input_ = nullptr;  // x of the last forward
+    const T* input_ = nullptr;     // x of the last forward
 };
 
 }  // namespace pycvnn

@@ -5,8 +5,8 @@
 // add_weight_decay (coupled L2), then the update.
 // The loops vectorise (sqrt and division need -fno-math-errno, set in CMakeLists.txt).
 #pragma once
-#include <type_traits>
 #include <cmath>
+#include <type_traits>
 
 #include "common.hpp"
 
@@ -17,8 +17,8 @@ enum class MomentumForm { EMA, HeavyBall };
 // theta := theta - lr g
 template <typename T>
 PYCVNN_CLONES void gd_update(T* __restrict param,       // (n)
-               const T* __restrict grad,  // (n)
-               T lr, idx n) {
+                             const T* __restrict grad,  // (n)
+                             T lr, idx n) {
     FlushDenormals ftz;
     for (idx i = 0; i < n; ++i) param[i] -= lr * grad[i];
 }
@@ -28,9 +28,9 @@ PYCVNN_CLONES void gd_update(T* __restrict param,       // (n)
 // checks) theta := theta - lr (g + beta v), PyTorch's form.
 template <typename T>
 PYCVNN_CLONES void momentum_update(T* __restrict param,       // (n)
-                     T* __restrict velocity,    // (n)
-                     const T* __restrict grad,  // (n)
-                     T lr, double beta_, MomentumForm form, bool nesterov, idx n) {
+                                   T* __restrict velocity,    // (n)
+                                   const T* __restrict grad,  // (n)
+                                   T lr, double beta_, MomentumForm form, bool nesterov, idx n) {
     FlushDenormals ftz;  // v decays geometrically towards denormals once g vanishes
     // beta comes in double: 1 - beta taken in float (1 - 0.9f) is off by 1e-7 relative
     const T beta = T(beta_), gk = form == MomentumForm::EMA ? T(1.0 - beta_) : T(1);
@@ -52,9 +52,9 @@ PYCVNN_CLONES void momentum_update(T* __restrict param,       // (n)
 // s := rho s + (1 - rho) g^2; theta := theta - lr g / (sqrt(s) + eps)
 template <typename T>
 PYCVNN_CLONES void rmsprop_update(T* __restrict param,       // (n)
-                    T* __restrict sq,          // (n) running mean of g^2
-                    const T* __restrict grad,  // (n)
-                    T lr, double rho_, T eps, idx n) {
+                                  T* __restrict sq,          // (n) running mean of g^2
+                                  const T* __restrict grad,  // (n)
+                                  T lr, double rho_, T eps, idx n) {
     FlushDenormals ftz;
     const T rho = T(rho_), k = T(1.0 - rho_);  // 1 - rho in double, as for Adam's betas
     for (idx i = 0; i < n; ++i) {
@@ -82,12 +82,10 @@ PYCVNN_AVX512 inline idx adam_step_avx512(float* __restrict param, float* __rest
                                           float* __restrict v, const float* __restrict grad,
                                           float step, float inv_bc2, float beta1, float beta2,
                                           float k1_, float k2_, float eps, float decay, idx n) {
-    const __m512 b1 = _mm512_set1_ps(beta1), b2 = _mm512_set1_ps(beta2),
-                 k1 = _mm512_set1_ps(k1_), k2 = _mm512_set1_ps(k2_),
-                 st = _mm512_set1_ps(step), ib = _mm512_set1_ps(inv_bc2),
-                 ep = _mm512_set1_ps(eps), dc = _mm512_set1_ps(decay),
-                 half = _mm512_set1_ps(0.5f), two = _mm512_set1_ps(2.0f),
-                 fmax = _mm512_set1_ps(3.40282347e+38f);
+    const __m512 b1 = _mm512_set1_ps(beta1), b2 = _mm512_set1_ps(beta2), k1 = _mm512_set1_ps(k1_),
+                 k2 = _mm512_set1_ps(k2_), st = _mm512_set1_ps(step), ib = _mm512_set1_ps(inv_bc2),
+                 ep = _mm512_set1_ps(eps), dc = _mm512_set1_ps(decay), half = _mm512_set1_ps(0.5f),
+                 two = _mm512_set1_ps(2.0f), fmax = _mm512_set1_ps(3.40282347e+38f);
     const __m512i inf_fix = _mm512_set1_epi32(kInfFixup);
     const idx nv = n / 16 * 16;
     for (idx i = 0; i < nv; i += 16) {
@@ -110,7 +108,7 @@ PYCVNN_AVX512 inline idx adam_step_avx512(float* __restrict param, float* __rest
         const __m512 s = _mm512_mul_ps(x, y);
         const __m512 e = _mm512_fnmadd_ps(s, _mm512_mul_ps(half, y), half);
         const __m512 d = _mm512_fmadd_ps(s, e, _mm512_add_ps(s, ep));  // sqrt(x) + eps
-        __m512 r = _mm512_rcp14_ps(d);  // r *= 2 - d r
+        __m512 r = _mm512_rcp14_ps(d);                                 // r *= 2 - d r
         r = _mm512_fixupimm_ps(_mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, two)), x, inf_fix, 0);
         _mm512_storeu_ps(param + i, _mm512_fnmadd_ps(_mm512_mul_ps(st, mi), r, p));
     }
@@ -122,8 +120,8 @@ PYCVNN_AVX512 inline idx adam_step_avx512(float* __restrict param, float* __rest
 // Adam) applies AdamW's decoupled decay theta := theta - lr wd theta before the step.
 template <typename T>
 PYCVNN_CLONES void adam_step(T* __restrict param, T* __restrict m, T* __restrict v,
-               const T* __restrict grad, T lr, double beta1_, double beta2_, T eps, long long t, T decay,
-               idx n) {
+                             const T* __restrict grad, T lr, double beta1_, double beta2_, T eps,
+                             long long t, T decay, idx n) {
     FlushDenormals ftz;
     // Bias corrections in double: beta2^t is 1 - O(1e-3 t), where float would lose digits.
     // lr / (1 - b1^t) folded into one factor: one division and one sqrt per element, the
@@ -157,20 +155,20 @@ PYCVNN_CLONES void adam_step(T* __restrict param, T* __restrict m, T* __restrict
 // m := b1 m + (1-b1) g; v := b2 v + (1-b2) g^2; theta := theta - lr m^ / (sqrt(v^) + eps)
 // with m^ = m / (1 - b1^t), v^ = v / (1 - b2^t).
 template <typename T>
-void adam_update(T* param,        // (n)
-                 T* m,            // (n) first moment
-                 T* v,            // (n) second moment
-                 const T* grad,   // (n)
+void adam_update(T* param,       // (n)
+                 T* m,           // (n) first moment
+                 T* v,           // (n) second moment
+                 const T* grad,  // (n)
                  T lr, double beta1, double beta2, T eps, long long t, idx n) {
     detail::adam_step(param, m, v, grad, lr, beta1, beta2, eps, t, T(1), n);
 }
 
 // PyTorch's AdamW: theta := theta - lr wd theta (decoupled), then the Adam step.
 template <typename T>
-void adamw_update(T* param,        // (n)
-                  T* m,            // (n) first moment
-                  T* v,            // (n) second moment
-                  const T* grad,   // (n)
+void adamw_update(T* param,       // (n)
+                  T* m,           // (n) first moment
+                  T* v,           // (n) second moment
+                  const T* grad,  // (n)
                   T lr, double beta1, double beta2, T eps, long long t, T weight_decay, idx n) {
     detail::adam_step(param, m, v, grad, lr, beta1, beta2, eps, t, T(1) - lr * weight_decay, n);
 }
@@ -178,8 +176,8 @@ void adamw_update(T* param,        // (n)
 // Coupled L2: grad := grad + wd theta (applied to weights only; the caller passes those).
 template <typename T>
 PYCVNN_CLONES void add_weight_decay(T* __restrict grad,         // (n)
-                      const T* __restrict param,  // (n)
-                      T weight_decay, idx n) {
+                                    const T* __restrict param,  // (n)
+                                    T weight_decay, idx n) {
     for (idx i = 0; i < n; ++i) grad[i] += weight_decay * param[i];
 }
 

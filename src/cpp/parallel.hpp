@@ -36,9 +36,9 @@
 #include <cstdlib>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <thread>
-#include <mutex>
 #include <type_traits>
 #include <vector>
 
@@ -54,9 +54,7 @@ public:
     }
 
     // The count a call on this thread uses: its Session's, else the applied one.
-    int threads() const {
-        return pinned_ > 0 ? pinned_ : applied_.load(std::memory_order_relaxed);
-    }
+    int threads() const { return pinned_ > 0 ? pinned_ : applied_.load(std::memory_order_relaxed); }
     int requested() const { return requested_.load(std::memory_order_relaxed); }
 
     // Total threads, the caller included (workers = n - 1), from the next moment no Session is
@@ -199,7 +197,7 @@ private:
         std::atomic<int> next{1};    // the next unclaimed part (the caller runs part 0)
         std::atomic<int> active{0};  // workers inside the job (changed under mu_)
         std::atomic<bool> failed{false};
-        std::exception_ptr error;    // the first part's exception; written by who set failed
+        std::exception_ptr error;  // the first part's exception; written by who set failed
 
         // Runs `first` (if >= 0), then claims parts until none are left; after a part threw,
         // the rest are claimed and dropped, and the first exception is kept for the caller.
@@ -233,8 +231,12 @@ private:
 
     void loop(Worker& w) {
         for (;;) {
-            spin_until([&] { return generation_.load(std::memory_order_acquire) != w.seen ||
-                                    stopping_.load(std::memory_order_relaxed); }, false);
+            spin_until(
+                [&] {
+                    return generation_.load(std::memory_order_acquire) != w.seen ||
+                           stopping_.load(std::memory_order_relaxed);
+                },
+                false);
             Job* job;
             {
                 std::unique_lock<std::mutex> lk(mu_);
@@ -298,8 +300,8 @@ private:
     }
     void back_off(Clock::time_point now) {
         strikes_ = std::min(strikes_ + 1, 7);
-        serial_until_ = (now + std::chrono::milliseconds(8) * (1 << (strikes_ - 1)))
-                            .time_since_epoch().count();
+        serial_until_ =
+            (now + std::chrono::milliseconds(8) * (1 << (strikes_ - 1))).time_since_epoch().count();
         window_end_ = Clock::time_point();
     }
     // At the end of each window of parallel work: whether the caller lost its core twice or
@@ -361,9 +363,9 @@ private:
     void (*hook_)(int) = nullptr;
     int strikes_ = 0;  // back-offs since the last clean window; by run_mu_'s holder only
     std::atomic<long long> serial_until_{0};
-    Clock::time_point window_end_{};  // the current window's end; zero: none open
-    long window_switches_ = 0;        // its caller's involuntary switches at its start
-    std::thread::id window_owner_{};  // its caller
+    Clock::time_point window_end_{};             // the current window's end; zero: none open
+    long window_switches_ = 0;                   // its caller's involuntary switches at its start
+    std::thread::id window_owner_{};             // its caller
     static inline thread_local int pinned_ = 0;  // this thread's count while depth_ > 0
     static inline thread_local int depth_ = 0;   // Sessions open on this thread
 };

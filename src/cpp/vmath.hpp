@@ -12,9 +12,16 @@
 namespace pycvnn {
 namespace vmath {
 
-template <typename T> struct Bits;
-template <> struct Bits<float> { using U = std::uint32_t; };
-template <> struct Bits<double> { using U = std::uint64_t; };
+template <typename T>
+struct Bits;
+template <>
+struct Bits<float> {
+    using U = std::uint32_t;
+};
+template <>
+struct Bits<double> {
+    using U = std::uint64_t;
+};
 
 template <typename To, typename From>
 PYCVNN_INLINE To bit_cast(From x) {
@@ -59,9 +66,12 @@ PYCVNN_INLINE double exp_nonpos(double x) {
     // Pade form: exp(r) = 1 + 2 r P(r^2) / (Q(r^2) - r P(r^2)).
     const double r2 = r * r;
     const double P = ((1.26177193074810590878e-4 * r2 + 3.02994407707441961300e-2) * r2 +
-                      9.99999999999999999910e-1) * r;
+                      9.99999999999999999910e-1) *
+                     r;
     const double Q = ((3.00198505138664455042e-6 * r2 + 2.52448340349684104192e-3) * r2 +
-                      2.27265548208155028766e-1) * r2 + 2.00000000000000000009e0;
+                      2.27265548208155028766e-1) *
+                         r2 +
+                     2.00000000000000000009e0;
     const double p = 1.0 + 2.0 * P / (Q - P);
     const std::uint64_t e = (bit_cast<std::uint64_t>(t) + 1023u) << 52;
     const double y = p * bit_cast<double>(e);
@@ -100,8 +110,8 @@ PYCVNN_INLINE double tanh(double z) {
     double big = 1.0 - 2.0 * e / (1.0 + e);
     big = z < 0.0 ? -big : big;
     const double s = z * z;
-    const double P = (-9.64399179425052238628e-1 * s - 9.92877231001918586564e1) * s -
-                     1.61468768441708447952e3;
+    const double P =
+        (-9.64399179425052238628e-1 * s - 9.92877231001918586564e1) * s - 1.61468768441708447952e3;
     const double Q = ((s + 1.12811678491632931402e2) * s + 2.23548839060100448583e3) * s +
                      4.84406305325125486048e3;
     const double small = z + z * s * (P / Q);

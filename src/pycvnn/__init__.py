@@ -2,16 +2,13 @@
 
 __version__ = "0.1.0"
 
-from ._backend import get_backend, set_backend, using_backend, set_num_threads, get_num_threads
-from . import reference
-from . import activations, losses
+from . import activations, datasets, layers, losses, optim, reference, schedules, walkthrough
+from ._backend import get_backend, get_num_threads, set_backend, set_num_threads, using_backend
 from ._neuron import neuron
-from . import datasets, optim, schedules, walkthrough
-from . import layers
+from .gradcheck import check_gradients
 from .layers import *  # noqa: F403  (Dense and one layer class per activation)
 from .model import MLP, Sequential, load
 from .training import EarlyStopping, History, TrainingDiverged
-from .gradcheck import check_gradients
 
 __all__ = [
     "__version__",

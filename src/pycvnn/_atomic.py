@@ -80,7 +80,13 @@ def _sync_directory(directory):
 
 def _via_named_temporary(path, write, source_fd=None):
     temporary = _temporary_name(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    flags = (
+        os.O_WRONLY
+        | os.O_CREAT
+        | os.O_EXCL
+        | getattr(os, "O_CLOEXEC", 0)
+        | getattr(os, "O_BINARY", 0)
+    )
     fd = os.open(temporary, flags, 0o666)
     try:
         if source_fd is None:
@@ -103,7 +109,7 @@ def _copy_fd(source, target):
     while chunk := os.read(source, 1 << 20):
         view = memoryview(chunk)
         while view:
-            view = view[os.write(target, view):]
+            view = view[os.write(target, view) :]
 
 
 def _via_unnamed_temporary(path, directory, write):

@@ -10,8 +10,15 @@ def fma_peak(seconds: float = 0.2) -> float:
     """Float32 FMA peak of one core, GFLOP/s: the best short burst of a register-only loop
     in the widest ISA the CPU has, over seconds in (0, 60]."""
 
-def time_gemm(m: int, n: int, k: int, trans_a: bool = False, trans_b: bool = False,
-              reps: int = 10, path: str = "auto") -> float:
+def time_gemm(
+    m: int,
+    n: int,
+    k: int,
+    trans_a: bool = False,
+    trans_b: bool = False,
+    reps: int = 10,
+    path: str = "auto",
+) -> float:
     """Seconds per float32 gemm (m, n, k) at pycvnn's thread count, averaged over reps calls:
     path "auto" (the core's entry point), "blas", "small", "blocked" or "dot" (A B^T with
     at most 8 rows)."""

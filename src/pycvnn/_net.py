@@ -45,13 +45,14 @@ def arena_zeros(n, dtype):
     dtype = np.dtype(dtype)
     raw = np.zeros(n * dtype.itemsize + 64, np.uint8)
     start = -raw.ctypes.data % 64
-    return raw[start:start + n * dtype.itemsize].view(dtype)
+    return raw[start : start + n * dtype.itemsize].view(dtype)
 
 
 def rng_for(seed):
     """np.random.default_rng(seed), with the error naming `seed`."""
-    if seed is not None and (isinstance(seed, (bool, np.bool_))
-                             or not isinstance(seed, (int, np.integer))):
+    if seed is not None and (
+        isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
+    ):
         raise TypeError(f"seed: expected None or a non-negative int, got {seed!r}")
     if seed is not None and seed < 0:
         raise ValueError(f"seed: expected None or a non-negative int, got {seed!r}")
@@ -66,8 +67,10 @@ def ops_of(layers):
         layer = layers[i]
         if isinstance(layer, Dense):
             if width is not None and layer.in_features != width:
-                raise ValueError(f"layers[{i}]: expected in_features={width} (the previous "
-                                 f"layer's output), got {layer.in_features}")
+                raise ValueError(
+                    f"layers[{i}]: expected in_features={width} (the previous "
+                    f"layer's output), got {layer.in_features}"
+                )
             act, alpha = layer.dense_activation or "none", 0.01
             nxt = layers[i + 1] if i + 1 < len(layers) else None
             if act == "none" and nxt is not None and nxt.activation is not None:
@@ -76,8 +79,10 @@ def ops_of(layers):
             ops.append(Op("dense", layer.in_features, width, act, alpha))
         else:
             if width is None:
-                raise ValueError(f"layers[{i}]: expected a Dense first layer (it fixes the "
-                                 f"input size), got {layer!r}")
+                raise ValueError(
+                    f"layers[{i}]: expected a Dense first layer (it fixes the "
+                    f"input size), got {layer!r}"
+                )
             ops.append(Op("act", width, width, layer.activation, layer.alpha))
         i += 1
     return ops
@@ -92,7 +97,9 @@ def strip_output(ops, loss_name):
     last = [] if ops[-1].kind == "act" else [ops[-1]._replace(activation="none")]
     ops = ops[:-1] + last
     if not ops:
-        raise ValueError(f"layers: a model of a lone {FUSED_OUTPUT[loss_name]} has nothing to train")
+        raise ValueError(
+            f"layers: a model of a lone {FUSED_OUTPUT[loss_name]} has nothing to train"
+        )
     return ops, True
 
 
@@ -102,8 +109,9 @@ def forward_in_chunks(net, params, X, rows):
     if X.shape[0] <= rows:
         return net.forward(params, X, keep=False)
     with backend().ThreadSession():  # one thread count for every chunk
-        return np.concatenate([net.forward(params, X[i : i + rows], keep=False)
-                               for i in range(0, X.shape[0], rows)])
+        return np.concatenate(
+            [net.forward(params, X[i : i + rows], keep=False) for i in range(0, X.shape[0], rows)]
+        )
 
 
 def decisions(out, last_activation, fused=False):
@@ -113,5 +121,3 @@ def decisions(out, last_activation, fused=False):
         return out.argmax(axis=1)
     threshold = 0.5 if (last_activation == "sigmoid" and not fused) else 0.0
     return (out[:, 0] > threshold).astype(np.int64)
-
-

@@ -16,7 +16,9 @@ def numeric(x, name):
     try:
         a = np.asarray(x)
     except (TypeError, ValueError) as err:  # e.g. ragged nested lists
-        raise ValueError(f"{name}: expected a rectangular array of numbers, got {type(x).__name__} ({err})") from None
+        raise ValueError(
+            f"{name}: expected a rectangular array of numbers, got {type(x).__name__} ({err})"
+        ) from None
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
     if a.size == 0:
@@ -46,7 +48,9 @@ def like(x, ref, name, ref_name):
     """x cast to ref's dtype, with exactly ref's shape (no broadcasting)."""
     a = numeric(x, name)
     if a.shape != ref.shape:
-        raise ValueError(f"{name}: expected shape {ref.shape} (the shape of {ref_name}), got {a.shape}")
+        raise ValueError(
+            f"{name}: expected shape {ref.shape} (the shape of {ref_name}), got {a.shape}"
+        )
     return _finite(np.asarray(a, dtype=ref.dtype, order="C"), name)
 
 
@@ -58,7 +62,9 @@ def ndim(a, name, allowed, expected):
 def in_range(a, name, lo, hi, what):
     """All values in [lo, hi]."""
     if a.min() < lo or a.max() > hi:
-        raise ValueError(f"{name}: expected {what} in [{lo}, {hi}], got values in [{a.min()}, {a.max()}]")
+        raise ValueError(
+            f"{name}: expected {what} in [{lo}, {hi}], got values in [{a.min()}, {a.max()}]"
+        )
 
 
 def binary_shape(a, name):
@@ -70,15 +76,21 @@ def class_ids(x, name, n, c):
     """Class ids (n,) in [0, c) as int64; floats are accepted only if every value is integral."""
     a = numeric(x, name)
     if a.shape != (n,):
-        raise ValueError(f"{name}: expected class ids of shape ({n},) (one per row of pred), got {a.shape}")
+        raise ValueError(
+            f"{name}: expected class ids of shape ({n},) (one per row of pred), got {a.shape}"
+        )
     if a.dtype.kind == "f":
         _finite(a, name)
         frac = a[a != np.round(a)]
         if frac.size:
-            raise ValueError(f"{name}: expected integer class ids, got the non-integral value {frac[0]}")
+            raise ValueError(
+                f"{name}: expected integer class ids, got the non-integral value {frac[0]}"
+            )
     if a.min() < 0 or a.max() >= c:
-        raise ValueError(f"{name}: expected class ids in [0, {c}) for pred with {c} columns, "
-                         f"got values in [{a.min()}, {a.max()}]")
+        raise ValueError(
+            f"{name}: expected class ids in [0, {c}) for pred with {c} columns, "
+            f"got values in [{a.min()}, {a.max()}]"
+        )
     return np.asarray(a, dtype=np.int64, order="C")
 
 
@@ -102,7 +114,9 @@ def number(value, name, minimum=None, strict=False):
     if not np.isfinite(value):
         raise ValueError(f"{name}: expected a finite number, got {value!r}")
     if minimum is not None and (value <= minimum if strict else value < minimum):
-        raise ValueError(f"{name}: expected a number {'>' if strict else '>='} {minimum}, got {value!r}")
+        raise ValueError(
+            f"{name}: expected a number {'>' if strict else '>='} {minimum}, got {value!r}"
+        )
     return value
 
 

@@ -17,27 +17,36 @@ def _z(z):
 def _kernels(name, forward_doc, backward_doc, option=None, per_row=False):
     """The public f(z[, option]) and f_backward(z, dout[, option]) over the backend's
     <name>_forward / <name>_backward: arguments checked here, the math in the kernels."""
+
     def check(z, dout=None, opt=None):
         z = _z(z)
         if per_row and z.ndim < 1:
-            raise ValueError(f"z: expected at least 1 dimension ({name} works over the last "
-                             f"axis), got shape {z.shape}")
+            raise ValueError(
+                f"z: expected at least 1 dimension ({name} works over the last "
+                f"axis), got shape {z.shape}"
+            )
         args = (z,) if dout is None else (z, v.like(dout, z, "dout", "z"))
         return args + (() if option is None else (v.number(opt, option, minimum=0.0),))
 
     if option is None:
+
         def forward(z):
             return getattr(backend(), f"{name}_forward")(*check(z))
 
         def backward(z, dout):
             return getattr(backend(), f"{name}_backward")(*check(z, dout))
     else:
+
         def forward(z, alpha=0.01):
             return getattr(backend(), f"{name}_forward")(*check(z, opt=alpha))
 
         def backward(z, dout, alpha=0.01):
             return getattr(backend(), f"{name}_backward")(*check(z, dout, alpha))
-    for fn, fname, doc in ((forward, name, forward_doc), (backward, f"{name}_backward", backward_doc)):
+
+    for fn, fname, doc in (
+        (forward, name, forward_doc),
+        (backward, f"{name}_backward", backward_doc),
+    ):
         fn.__name__ = fn.__qualname__ = fname
         fn.__doc__ = doc
     return forward, backward
@@ -63,8 +72,7 @@ class Activation:
 
 def _register(name, forward_doc, backward_doc, option=None, init="xavier", per_row=False):
     forward, backward = _kernels(name, forward_doc, backward_doc, option, per_row)
-    REGISTRY[name] = Activation(name, forward, backward, (option,) if option else (), init,
-                                per_row)
+    REGISTRY[name] = Activation(name, forward, backward, (option,) if option else (), init, per_row)
     return forward, backward
 
 
@@ -72,23 +80,34 @@ def _register(name, forward_doc, backward_doc, option=None, init="xavier", per_r
 # from it. Each needs <name>_forward / <name>_backward in pycvnn._core and pycvnn.reference.
 REGISTRY = {}
 sigmoid, sigmoid_backward = _register(
-    "sigmoid", "1 / (1 + exp(-z)), elementwise.", "dout * sigmoid(z) (1 - sigmoid(z)).")
+    "sigmoid", "1 / (1 + exp(-z)), elementwise.", "dout * sigmoid(z) (1 - sigmoid(z))."
+)
 tanh, tanh_backward = _register("tanh", "tanh(z), elementwise.", "dout * (1 - tanh(z)^2).")
 relu, relu_backward = _register(
-    "relu", "max(z, 0), elementwise.", "dout * [z > 0] (relu'(0) = 0).", init="he")
+    "relu", "max(z, 0), elementwise.", "dout * [z > 0] (relu'(0) = 0).", init="he"
+)
 leaky_relu, leaky_relu_backward = _register(
-    "leaky_relu", "z if z > 0 else alpha z, elementwise (alpha >= 0).",
-    "dout * (1 if z > 0 else alpha) (alpha at 0).", option="alpha", init="he")
+    "leaky_relu",
+    "z if z > 0 else alpha z, elementwise (alpha >= 0).",
+    "dout * (1 if z > 0 else alpha) (alpha at 0).",
+    option="alpha",
+    init="he",
+)
 softmax, softmax_backward = _register(
-    "softmax", "exp(z - max z) / sum exp(z - max z) over the last axis.",
-    "s * (dout - sum(dout * s)) over the last axis, s = softmax(z).", per_row=True)
+    "softmax",
+    "exp(z - max z) / sum exp(z - max z) over the last axis.",
+    "s * (dout - sum(dout * s)) over the last axis, s = softmax(z).",
+    per_row=True,
+)
 
 gelu, gelu_backward = _register(
-    "gelu", "z Phi(z), Phi the standard normal CDF (the exact GELU, PyTorch's default).",
-    "dout * (Phi(z) + z phi(z)).")
+    "gelu",
+    "z Phi(z), Phi the standard normal CDF (the exact GELU, PyTorch's default).",
+    "dout * (Phi(z) + z phi(z)).",
+)
 softplus, softplus_backward = _register(
-    "softplus", "log(1 + exp(z)), elementwise, computed without overflow.",
-    "dout * sigmoid(z).")
+    "softplus", "log(1 + exp(z)), elementwise, computed without overflow.", "dout * sigmoid(z)."
+)
 
 
 def names(per_row=None):

@@ -9,7 +9,6 @@ from . import __version__, walkthrough
 from .activations import names
 from .optim import OPTIMIZERS
 
-
 SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup", "plateau")
 LOSSES = ("cross_entropy", "hinge", "squared_hinge", "l2", "mse", "l1", "huber")
 DATASETS = {"digits": (64, 10)}  # input features and classes, to size the model before loading
@@ -24,6 +23,7 @@ MAX_ITERATIONS = 10_000
 
 
 # ---- argument types: each returns the parsed value or raises ArgumentTypeError ------------------
+
 
 def _int_in(text, lo, hi, what):
     try:
@@ -81,7 +81,9 @@ def hidden_arg(text):
         try:
             sizes.append(_int_in(item, 1, MAX_HIDDEN, what))
         except argparse.ArgumentTypeError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r} (bad size {item!r})") from None
+            raise argparse.ArgumentTypeError(
+                f"expected {what}, got {text!r} (bad size {item!r})"
+            ) from None
     return sizes
 
 
@@ -90,12 +92,18 @@ def _folder_for(text, what):
     if not text:
         raise argparse.ArgumentTypeError(f"expected a file path for the {what}, got ''")
     if os.path.isdir(text):
-        raise argparse.ArgumentTypeError(f"expected a file path for the {what}, got the folder {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a file path for the {what}, got the folder {text!r}"
+        )
     folder = os.path.dirname(os.path.abspath(text))
     if not os.path.isdir(folder):
-        raise argparse.ArgumentTypeError(f"cannot write {text!r}: the folder {folder!r} does not exist")
+        raise argparse.ArgumentTypeError(
+            f"cannot write {text!r}: the folder {folder!r} does not exist"
+        )
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"cannot write {text!r}: the folder {folder!r} is not writable")
+        raise argparse.ArgumentTypeError(
+            f"cannot write {text!r}: the folder {folder!r} is not writable"
+        )
 
 
 def save_path(text):
@@ -113,7 +121,9 @@ def plot_path(text):
     extension = os.path.splitext(text)[1][1:].lower()
     if extension not in formats:
         names = ", ".join("." + f for f in sorted(formats))
-        raise argparse.ArgumentTypeError(f"expected a file name ending in one of {names}, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a file name ending in one of {names}, got {text!r}"
+        )
     return text
 
 
@@ -126,8 +136,10 @@ def check_train(parser, args):
     features, classes = DATASETS[args.dataset]
     count = parameter_count([features, *args.hidden, classes])
     if count > MAX_PARAMETERS:
-        parser.error(f"argument --hidden: {','.join(map(str, args.hidden))} gives a model with "
-                     f"{count:,} parameters on {args.dataset}; the limit is {MAX_PARAMETERS:,}")
+        parser.error(
+            f"argument --hidden: {','.join(map(str, args.hidden))} gives a model with "
+            f"{count:,} parameters on {args.dataset}; the limit is {MAX_PARAMETERS:,}"
+        )
 
 
 def make_schedule(name, lr, epochs):
@@ -198,34 +210,54 @@ def cmd_train(args):
     targets = y if classification else np.eye(classes, dtype=np.float32)[y]
     output = "softmax" if args.loss == "cross_entropy" else None
     try:
-        model = MLP([X.shape[1], *args.hidden, classes], activation=args.activation, output=output,
-                    seed=args.seed)
+        model = MLP(
+            [X.shape[1], *args.hidden, classes],
+            activation=args.activation,
+            output=output,
+            seed=args.seed,
+        )
     except MemoryError:
         _fail(f"not enough memory for a model with hidden sizes {args.hidden}")
         return 1
     opt = optim.get(args.optimizer, lr=args.lr)
     batch = None if args.batch_size == "full" else args.batch_size
-    print(f"pycvnn {__version__}: {model} on digits ({len(train)} train / {len(test)} test), "
-          f"{args.loss}, {opt}, batch {args.batch_size}, {args.epochs} epochs, {args.backend} backend",
-          file=sys.stderr)
+    print(
+        f"pycvnn {__version__}: {model} on digits ({len(train)} train / {len(test)} test), "
+        f"{args.loss}, {opt}, batch {args.batch_size}, {args.epochs} epochs, {args.backend} backend",
+        file=sys.stderr,
+    )
     counter = _EpochCounter()
     start = time.perf_counter()
     try:
         # The numpy backend's overflow warnings would bury the one line a divergence gets below.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            history = model.fit(X[train], targets[train], loss=args.loss, optimizer=opt,
-                                epochs=args.epochs, batch_size=batch, seed=args.seed,
-                                validation_data=(X[test], targets[test]),
-                                schedule=make_schedule(args.schedule, args.lr, args.epochs),
-                                callbacks=[counter], verbose=not args.quiet)
+            history = model.fit(
+                X[train],
+                targets[train],
+                loss=args.loss,
+                optimizer=opt,
+                epochs=args.epochs,
+                batch_size=batch,
+                seed=args.seed,
+                validation_data=(X[test], targets[test]),
+                schedule=make_schedule(args.schedule, args.lr, args.epochs),
+                callbacks=[counter],
+                verbose=not args.quiet,
+            )
     except TrainingDiverged:
         live_bar = not args.quiet and sys.stderr.isatty()
-        print("\r\x1b[K" if live_bar else "", end="", file=sys.stderr)  # over the bar's unfinished line
-        _fail(f"training diverged in epoch {counter.done + 1} of {args.epochs} (the loss became NaN "
-              f"or Inf); try a smaller --lr than {args.lr:g}")
+        print(
+            "\r\x1b[K" if live_bar else "", end="", file=sys.stderr
+        )  # over the bar's unfinished line
+        _fail(
+            f"training diverged in epoch {counter.done + 1} of {args.epochs} (the loss became NaN "
+            f"or Inf); try a smaller --lr than {args.lr:g}"
+        )
         return 1
     except MemoryError:
-        _fail(f"not enough memory to train with hidden sizes {args.hidden} and batch {args.batch_size}")
+        _fail(
+            f"not enough memory to train with hidden sizes {args.hidden} and batch {args.batch_size}"
+        )
         return 1
     seconds = time.perf_counter() - start
     status = 0
@@ -235,7 +267,11 @@ def cmd_train(args):
         try:
             plot_history(history, args.plot)
             print(f"saved curves to {args.plot}")
-        except (OSError, RuntimeError, ValueError) as err:  # disk full, no permission, no LaTeX for .pgf
+        except (
+            OSError,
+            RuntimeError,
+            ValueError,
+        ) as err:  # disk full, no permission, no LaTeX for .pgf
             _fail(f"could not write the curves to {args.plot}: {_reason(err)}")
             status = 1
     if args.save:
@@ -260,15 +296,20 @@ def cmd_walkthrough(args):
     print(walkthrough.format_table(rows))
     bad = walkthrough.diverged_at(rows)
     if bad is not None:
-        print(f"pycvnn walkthrough: the values overflow from iteration {bad} on: lr = {args.lr:g} is too "
-              "large and gradient descent diverges", file=sys.stderr)
+        print(
+            f"pycvnn walkthrough: the values overflow from iteration {bad} on: lr = {args.lr:g} is too "
+            "large and gradient descent diverges",
+            file=sys.stderr,
+        )
 
 
 def cmd_info(args):
     from . import _core, get_backend, get_num_threads
 
     print(f"pycvnn {__version__}")
-    print(f"backend: {get_backend()}; BLAS: {_core._blas_name()} with {get_num_threads()} thread(s)")
+    print(
+        f"backend: {get_backend()}; BLAS: {_core._blas_name()} with {get_num_threads()} thread(s)"
+    )
 
 
 class Parser(argparse.ArgumentParser):
@@ -283,25 +324,54 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"pycvnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train an MLP on the bundled 8x8 digits",
-                       description="Train an MLP on the bundled 8x8 handwritten digits (a fixed "
-                       "80/20 split) and report held-out accuracy.")
-    p.add_argument("--dataset", choices=sorted(DATASETS), default="digits", help="data set (digits)")
-    p.add_argument("--hidden", type=hidden_arg, default="64,32",
-                   help="hidden sizes, comma-separated, '' for none (default 64,32)")
-    p.add_argument("--activation", default="relu", choices=names(per_row=False),
-                   help="hidden activation (default relu)")
-    p.add_argument("--loss", default="cross_entropy", choices=LOSSES, help="loss (default cross_entropy)")
-    p.add_argument("--optimizer", default="adam",
-                   choices=list(OPTIMIZERS), help="optimizer (default adam)")
+    p = sub.add_parser(
+        "train",
+        help="train an MLP on the bundled 8x8 digits",
+        description="Train an MLP on the bundled 8x8 handwritten digits (a fixed "
+        "80/20 split) and report held-out accuracy.",
+    )
+    p.add_argument(
+        "--dataset", choices=sorted(DATASETS), default="digits", help="data set (digits)"
+    )
+    p.add_argument(
+        "--hidden",
+        type=hidden_arg,
+        default="64,32",
+        help="hidden sizes, comma-separated, '' for none (default 64,32)",
+    )
+    p.add_argument(
+        "--activation",
+        default="relu",
+        choices=names(per_row=False),
+        help="hidden activation (default relu)",
+    )
+    p.add_argument(
+        "--loss", default="cross_entropy", choices=LOSSES, help="loss (default cross_entropy)"
+    )
+    p.add_argument(
+        "--optimizer", default="adam", choices=list(OPTIMIZERS), help="optimizer (default adam)"
+    )
     p.add_argument("--lr", type=learning_rate, default=0.001, help="learning rate (default 0.001)")
     p.add_argument("--schedule", default="constant", choices=SCHEDULES, help="lr schedule")
     p.add_argument("--epochs", type=epochs_arg, default=30, help="epochs (default 30)")
-    p.add_argument("--batch-size", type=batch_size_arg, default="32",
-                   help="mini-batch size, 1 for stochastic, 'full' for batch GD (default 32)")
-    p.add_argument("--seed", type=seed_arg, default=0, help="seed for init and shuffling (default 0)")
-    p.add_argument("--backend", choices=["cpp", "numpy"], default="cpp", help="backend (default cpp)")
-    p.add_argument("--plot", metavar="PATH", type=plot_path, help="save loss/accuracy curves (needs matplotlib)")
+    p.add_argument(
+        "--batch-size",
+        type=batch_size_arg,
+        default="32",
+        help="mini-batch size, 1 for stochastic, 'full' for batch GD (default 32)",
+    )
+    p.add_argument(
+        "--seed", type=seed_arg, default=0, help="seed for init and shuffling (default 0)"
+    )
+    p.add_argument(
+        "--backend", choices=["cpp", "numpy"], default="cpp", help="backend (default cpp)"
+    )
+    p.add_argument(
+        "--plot",
+        metavar="PATH",
+        type=plot_path,
+        help="save loss/accuracy curves (needs matplotlib)",
+    )
     p.add_argument("--save", metavar="PATH", type=save_path, help="save the trained model (.npz)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train, check=lambda args, p=p: check_train(p, args))
@@ -310,8 +380,12 @@ def build_parser():
     p.add_argument("--lr", type=learning_rate, default=0.1, help="learning rate (default 0.1)")
     p.add_argument("--w0", type=finite_float, default=0.0, help="initial w (default 0)")
     p.add_argument("--b0", type=finite_float, default=0.0, help="initial b (default 0)")
-    p.add_argument("--iterations", type=iterations_arg, default=5,
-                   help=f"iterations, at most {MAX_ITERATIONS:,} (default 5)")
+    p.add_argument(
+        "--iterations",
+        type=iterations_arg,
+        default=5,
+        help=f"iterations, at most {MAX_ITERATIONS:,} (default 5)",
+    )
     p.set_defaults(func=cmd_walkthrough)
 
     p = sub.add_parser("info", help="version, backend and BLAS")

@@ -13,7 +13,9 @@ def check_gradients(model, X, y, loss="cross_entropy", h=1e-6):
     """Largest relative error max |a - n| / max(|a|, |n|, 1e-8) over all parameters, between
     backprop (a) and central differences (n) of the mean training loss, on a float64 copy."""
     if not isinstance(model, Sequential):
-        raise TypeError(f"model: expected a pycvnn model (Sequential or MLP), got {type(model).__name__}")
+        raise TypeError(
+            f"model: expected a pycvnn model (Sequential or MLP), got {type(model).__name__}"
+        )
     h = v.number(h, "h", 0, strict=True)
     m = Sequential(copy.deepcopy(model.layers), dtype="float64")
     m._params[...] = model._params

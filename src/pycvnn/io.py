@@ -42,8 +42,17 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]")
 
 # What zipfile, zlib and numpy's .npy reader raise on malformed input.
-_ARCHIVE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError,
-                   NotImplementedError, RuntimeError, ValueError, OverflowError, struct.error)
+_ARCHIVE_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    OverflowError,
+    struct.error,
+)
 
 
 class _Invalid(ValueError):
@@ -52,10 +61,16 @@ class _Invalid(ValueError):
 
 # ---- header: layers <-> JSON -------------------------------------------------------------------
 
+
 def _layer_config(layer):
     if isinstance(layer, Dense):
-        return {"type": "Dense", "in": layer.in_features, "out": layer.out_features,
-                "activation": layer.dense_activation, "init": layer.init}
+        return {
+            "type": "Dense",
+            "in": layer.in_features,
+            "out": layer.out_features,
+            "activation": layer.dense_activation,
+            "init": layer.init,
+        }
     config = {"type": layer.activation}
     if isinstance(layer, LeakyReLU):
         config["alpha"] = layer.alpha
@@ -63,8 +78,9 @@ def _layer_config(layer):
 
 
 def _canonical(header):
-    return json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False)
+    return json.dumps(
+        header, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
 
 
 def _hasher(header):
@@ -79,46 +95,62 @@ def _is_int(value):
 
 def _keys(config, expected, what):
     if sorted(config) != sorted(expected):
-        raise _Invalid(f"has an invalid {what}: expected the keys {sorted(expected)}, got "
-                       f"{sorted(config)}")
+        raise _Invalid(
+            f"has an invalid {what}: expected the keys {sorted(expected)}, got {sorted(config)}"
+        )
 
 
 def _check_layer(i, config, width):
     """Validate one layer entry; returns the width after it and its parameter count."""
     where = f"layer list: layers[{i}]"
     if not isinstance(config, dict) or not isinstance(config.get("type"), str):
-        raise _Invalid(f"has an invalid {where}: expected an object with a 'type', got "
-                       f"{str(config)[:80]}")
+        raise _Invalid(
+            f"has an invalid {where}: expected an object with a 'type', got {str(config)[:80]}"
+        )
     kind = config["type"]
     if kind == "Dense":
         _keys(config, ["type", "in", "out", "activation", "init"], where)
         n_in, n_out = config["in"], config["out"]
         for name, value in (("in", n_in), ("out", n_out)):
             if not _is_int(value) or not 1 <= value <= MAX_PARAMS:
-                raise _Invalid(f"has an invalid {where}: expected '{name}' an int in [1, "
-                               f"{MAX_PARAMS}], got {value!r}")
+                raise _Invalid(
+                    f"has an invalid {where}: expected '{name}' an int in [1, "
+                    f"{MAX_PARAMS}], got {value!r}"
+                )
         if width is not None and n_in != width:
-            raise _Invalid(f"has an invalid {where}: expected in={width} (the previous "
-                           f"layer's output), got {n_in}")
+            raise _Invalid(
+                f"has an invalid {where}: expected in={width} (the previous "
+                f"layer's output), got {n_in}"
+            )
         if config["activation"] is not None and config["activation"] not in ACTIVATIONS:
-            raise _Invalid(f"has an invalid {where}: expected activation None or one of "
-                           f"{ACTIVATIONS}, got {config['activation']!r}")
+            raise _Invalid(
+                f"has an invalid {where}: expected activation None or one of "
+                f"{ACTIVATIONS}, got {config['activation']!r}"
+            )
         if config["init"] not in INITS:
-            raise _Invalid(f"has an invalid {where}: expected init one of {INITS}, got "
-                           f"{config['init']!r}")
+            raise _Invalid(
+                f"has an invalid {where}: expected init one of {INITS}, got {config['init']!r}"
+            )
         return n_out, n_in * n_out + n_out
     if kind not in ACTIVATION_LAYERS:
-        raise _Invalid(f"has an invalid {where}: expected type 'Dense' or one of "
-                       f"{sorted(ACTIVATION_LAYERS)}, got {kind!r}")
+        raise _Invalid(
+            f"has an invalid {where}: expected type 'Dense' or one of "
+            f"{sorted(ACTIVATION_LAYERS)}, got {kind!r}"
+        )
     if width is None:
         raise _Invalid(f"has an invalid {where}: expected a Dense first layer, got {kind!r}")
     if kind == "leaky_relu":
         _keys(config, ["type", "alpha"], where)
         alpha = config["alpha"]
-        if (isinstance(alpha, bool) or not isinstance(alpha, (int, float))
-                or not math.isfinite(alpha) or alpha < 0):
-            raise _Invalid(f"has an invalid {where}: expected alpha a finite number >= 0, "
-                           f"got {alpha!r}")
+        if (
+            isinstance(alpha, bool)
+            or not isinstance(alpha, (int, float))
+            or not math.isfinite(alpha)
+            or alpha < 0
+        ):
+            raise _Invalid(
+                f"has an invalid {where}: expected alpha a finite number >= 0, got {alpha!r}"
+            )
     else:
         _keys(config, ["type"], where)
     return width, 0
@@ -128,38 +160,50 @@ def _check_header(header):
     """Validate a parsed header; returns (version, dtype name, parameter count)."""
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         shown = header.get("format") if isinstance(header, dict) else type(header).__name__
-        raise _Invalid(f"is not a pycvnn model file (its header's format is {shown!r}, "
-                       f"expected {FORMAT!r})")
+        raise _Invalid(
+            f"is not a pycvnn model file (its header's format is {shown!r}, expected {FORMAT!r})"
+        )
     version = header.get("version")
     if not _is_int(version) or version < 1:
-        raise _Invalid(f"has an invalid format version {version!r} (expected an int from 1 "
-                       f"to {VERSION})")
+        raise _Invalid(
+            f"has an invalid format version {version!r} (expected an int from 1 to {VERSION})"
+        )
     if version > VERSION:
-        raise _Invalid(f"was written by a newer pycvnn (format version {version}, this one "
-                       f"reads up to {VERSION}); upgrade pycvnn to load it")
+        raise _Invalid(
+            f"was written by a newer pycvnn (format version {version}, this one "
+            f"reads up to {VERSION}); upgrade pycvnn to load it"
+        )
     expected = ["format", "version", "dtype", "layers"] + (["sha256"] if version >= 2 else [])
     missing = [k for k in expected if k not in header]
     if missing:
-        raise _Invalid(f"has an invalid header: missing {missing} (a version {version} header "
-                       f"holds {expected})")
+        raise _Invalid(
+            f"has an invalid header: missing {missing} (a version {version} header "
+            f"holds {expected})"
+        )
     _keys(header, expected, f"version {version} header")
     if header["dtype"] not in DTYPES:
         raise _Invalid(f"has an invalid dtype {header['dtype']!r} (expected one of {DTYPES})")
-    if version >= 2 and not (isinstance(header["sha256"], str)
-                             and re.fullmatch(r"[0-9a-f]{64}", header["sha256"])):
-        raise _Invalid(f"has an invalid checksum {str(header['sha256'])[:80]!r} (expected 64 "
-                       f"lowercase hex digits)")
+    if version >= 2 and not (
+        isinstance(header["sha256"], str) and re.fullmatch(r"[0-9a-f]{64}", header["sha256"])
+    ):
+        raise _Invalid(
+            f"has an invalid checksum {str(header['sha256'])[:80]!r} (expected 64 "
+            f"lowercase hex digits)"
+        )
     layers = header["layers"]
     if not isinstance(layers, list) or not layers:
-        raise _Invalid(f"has an invalid layer list: expected a non-empty list, got "
-                       f"{str(layers)[:80]!r}")
+        raise _Invalid(
+            f"has an invalid layer list: expected a non-empty list, got {str(layers)[:80]!r}"
+        )
     width, n_params = None, 0
     for i, config in enumerate(layers):
         width, count = _check_layer(i, config, width)
         n_params += count
         if n_params > MAX_PARAMS:
-            raise _Invalid(f"declares more than {MAX_PARAMS} parameters (layers[0..{i}] alone "
-                           f"need {n_params}); refusing to allocate them")
+            raise _Invalid(
+                f"declares more than {MAX_PARAMS} parameters (layers[0..{i}] alone "
+                f"need {n_params}); refusing to allocate them"
+            )
     return version, header["dtype"], n_params
 
 
@@ -199,26 +243,35 @@ def _parse_header(text):
 
 # ---- archive ------------------------------------------------------------------------------------
 
+
 def _members(archive, file_size):
     """The zip's {name: ZipInfo}, after checking names, flags and declared sizes."""
     infos = archive.infolist()
     names = [info.filename for info in infos]
     if sorted(names) != MEMBERS:
-        raise _Invalid(f"is an .npz archive but not a pycvnn model (it holds "
-                       f"{[n.removesuffix('.npy') for n in names][:20]})")
+        raise _Invalid(
+            f"is an .npz archive but not a pycvnn model (it holds "
+            f"{[n.removesuffix('.npy') for n in names][:20]})"
+        )
     for info in infos:
         if info.flag_bits & 0x61:  # encrypted, patched or strongly encrypted data
             raise _Invalid(f"has an encrypted or patched member {info.filename!r}")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise _Invalid(f"has member {info.filename!r} compressed with method "
-                           f"{info.compress_type} (expected stored or deflated)")
+            raise _Invalid(
+                f"has member {info.filename!r} compressed with method "
+                f"{info.compress_type} (expected stored or deflated)"
+            )
         if info.header_offset < 0 or info.header_offset + info.compress_size > file_size:
-            raise _Invalid(f"is truncated or damaged: member {info.filename!r} declares "
-                           f"{info.compress_size} bytes from offset {info.header_offset}, "
-                           f"the file has {file_size}")
+            raise _Invalid(
+                f"is truncated or damaged: member {info.filename!r} declares "
+                f"{info.compress_size} bytes from offset {info.header_offset}, "
+                f"the file has {file_size}"
+            )
         if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
-            raise _Invalid(f"is damaged: stored member {info.filename!r} declares "
-                           f"{info.file_size} bytes but occupies {info.compress_size}")
+            raise _Invalid(
+                f"is damaged: stored member {info.filename!r} declares "
+                f"{info.file_size} bytes but occupies {info.compress_size}"
+            )
     return dict(zip(names, infos))
 
 
@@ -227,22 +280,27 @@ def _npy_header(member, name):
     version = npy.read_magic(member)
     readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
     if version not in readers:
-        raise _Invalid(f"has member {name!r} in .npy format version {version} (expected 1.0 "
-                       f"or 2.0)")
+        raise _Invalid(
+            f"has member {name!r} in .npy format version {version} (expected 1.0 or 2.0)"
+        )
     try:
         shape, fortran, dtype = readers[version](member, max_header_size=_NPY_HEADER_MAX)
     except (SyntaxError, tokenize.TokenError) as err:  # numpy's fallback parser lets these out
         raise _Invalid(f"has a malformed .npy header in member {name!r} ({err})") from None
     if dtype.hasobject:
-        raise _Invalid(f"holds pickled Python objects in {name!r} (dtype {dtype}); pycvnn "
-                       f"model files never contain them and they are not loaded")
+        raise _Invalid(
+            f"holds pickled Python objects in {name!r} (dtype {dtype}); pycvnn "
+            f"model files never contain them and they are not loaded"
+        )
     return shape, fortran, dtype
 
 
 def _expect_size(info, data_start, data_bytes, what):
     if info.file_size != data_start + data_bytes:
-        raise _Invalid(f"is damaged: its {what} member declares {info.file_size} bytes, its "
-                       f".npy header and contents need {data_start + data_bytes}")
+        raise _Invalid(
+            f"is damaged: its {what} member declares {info.file_size} bytes, its "
+            f".npy header and contents need {data_start + data_bytes}"
+        )
 
 
 def _read_exactly(member, n):
@@ -260,13 +318,17 @@ def _end_of(member):
 
 def _read_header(archive, info):
     if info.file_size > 4 * MAX_HEADER_CHARS + _NPY_HEADER_MAX + 16:
-        raise _Invalid(f"has a header member of {info.file_size} bytes (its JSON may hold at "
-                       f"most {MAX_HEADER_CHARS} characters)")
+        raise _Invalid(
+            f"has a header member of {info.file_size} bytes (its JSON may hold at "
+            f"most {MAX_HEADER_CHARS} characters)"
+        )
     with archive.open(info) as member:
         shape, _, dtype = _npy_header(member, "header")
         if dtype.kind != "U" or shape != ():
-            raise _Invalid(f"is not a pycvnn model file (its header is a {dtype} array of "
-                           f"shape {shape}, expected one unicode string)")
+            raise _Invalid(
+                f"is not a pycvnn model file (its header is a {dtype} array of "
+                f"shape {shape}, expected one unicode string)"
+            )
         _expect_size(info, member.tell(), dtype.itemsize, "header")
         raw = _read_exactly(member, dtype.itemsize)
         _end_of(member)
@@ -280,16 +342,20 @@ def _params_layout(member, info, dtype_name, n_params):
     shape, fortran, dtype = _npy_header(member, "params")
     expected = np.dtype(dtype_name).newbyteorder("<")
     if dtype != expected or dtype.str != expected.str:
-        raise _Invalid(f"holds parameters of dtype {dtype.str}, expected {expected.str} "
-                       f"(little-endian {dtype_name}, as its header declares)")
+        raise _Invalid(
+            f"holds parameters of dtype {dtype.str}, expected {expected.str} "
+            f"(little-endian {dtype_name}, as its header declares)"
+        )
     if fortran or len(shape) != 1:
         raise _Invalid(f"holds parameters of shape {shape}, expected a flat ({n_params},) arena")
     if shape[0] != n_params:
         raise _Invalid(f"holds {shape[0]} parameters, its layers need {n_params}")
     _expect_size(info, member.tell(), n_params * expected.itemsize, "params")
     if info.compress_type != zipfile.ZIP_STORED:
-        raise _Invalid("has its parameters compressed; pycvnn stores them uncompressed, so a "
-                       "file's size bounds the memory loading it takes")
+        raise _Invalid(
+            "has its parameters compressed; pycvnn stores them uncompressed, so a "
+            "file's size bounds the memory loading it takes"
+        )
 
 
 def _layers(header):
@@ -297,8 +363,14 @@ def _layers(header):
     layers = []
     for config in header["layers"]:
         if config["type"] == "Dense":
-            layers.append(Dense(config["in"], config["out"], activation=config["activation"],
-                                init=config["init"]))
+            layers.append(
+                Dense(
+                    config["in"],
+                    config["out"],
+                    activation=config["activation"],
+                    init=config["init"],
+                )
+            )
         elif config["type"] == "leaky_relu":
             layers.append(LeakyReLU(config["alpha"]))
         else:
@@ -312,13 +384,13 @@ def _fill(member, arena, hasher):
     for start in range(0, raw.size, _CHUNK):
         chunk = _read_exactly(member, min(_CHUNK, raw.size - start))
         hasher.update(chunk)
-        raw[start:start + len(chunk)] = np.frombuffer(chunk, np.uint8)
+        raw[start : start + len(chunk)] = np.frombuffer(chunk, np.uint8)
     _end_of(member)
 
 
 def _first_non_finite(arena):
     for start in range(0, arena.size, _CHUNK):
-        bad = np.flatnonzero(~np.isfinite(arena[start:start + _CHUNK]))
+        bad = np.flatnonzero(~np.isfinite(arena[start : start + _CHUNK]))
         if bad.size:
             return start + int(bad[0])
     return None
@@ -339,8 +411,10 @@ def _load(f, file_size):
             hasher = _hasher(header)
             _fill(member, params, hasher)
     if version >= 2 and hasher.hexdigest() != header["sha256"]:
-        raise _Invalid(f"is damaged: its checksum does not match its contents (stored "
-                       f"sha256 {header['sha256'][:16]}..., computed {hasher.hexdigest()[:16]}...)")
+        raise _Invalid(
+            f"is damaged: its checksum does not match its contents (stored "
+            f"sha256 {header['sha256'][:16]}..., computed {hasher.hexdigest()[:16]}...)"
+        )
     bad = _first_non_finite(params)
     if bad is not None:
         raise _Invalid(f"holds a non-finite parameter (params[{bad}] = {params[bad]})")
@@ -349,18 +423,24 @@ def _load(f, file_size):
 
 # ---- public -------------------------------------------------------------------------------------
 
+
 def save(model, path):
     """Write model to path (.npz format, whatever the name) atomically, with the permissions
     a new file gets (0o666 & ~umask). Nothing is left behind if it fails."""
     params = model._params
     bad = _first_non_finite(params)
     if bad is not None:
-        raise ValueError(f"model: expected finite parameters to save, got params[{bad}] = "
-                         f"{params[bad]}")
+        raise ValueError(
+            f"model: expected finite parameters to save, got params[{bad}] = {params[bad]}"
+        )
     dtype_name = np.dtype(model.dtype).name
     data = np.ascontiguousarray(params, dtype=np.dtype(dtype_name).newbyteorder("<"))
-    header = {"format": FORMAT, "version": VERSION, "dtype": dtype_name,
-              "layers": [_layer_config(layer) for layer in model.layers]}
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "dtype": dtype_name,
+        "layers": [_layer_config(layer) for layer in model.layers],
+    }
     hasher = _hasher(header)
     hasher.update(data.view(np.uint8))
     header["sha256"] = hasher.hexdigest()
@@ -391,9 +471,12 @@ def read(path):
         except OSError as err:
             if err.errno != errno.EINVAL:  # a real I/O error, not damage
                 raise
-            raise ValueError(f"path: {path!r} is damaged: its zip directory points outside the "
-                             f"file ({err})") from None
+            raise ValueError(
+                f"path: {path!r} is damaged: its zip directory points outside the file ({err})"
+            ) from None
         except _ARCHIVE_ERRORS as err:
-            raise ValueError(f"path: {path!r} is not a readable pycvnn model file (truncated "
-                             f"or damaged, or not an .npz archive: {type(err).__name__}: "
-                             f"{str(err)[:200]})") from None
+            raise ValueError(
+                f"path: {path!r} is not a readable pycvnn model file (truncated "
+                f"or damaged, or not an .npz archive: {type(err).__name__}: "
+                f"{str(err)[:200]})"
+            ) from None

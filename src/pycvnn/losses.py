@@ -19,6 +19,7 @@ def _value(out, reduction):
 
 # ---- argument checks, one per family ------------------------------------------------------
 
+
 def _elementwise(pred, target):
     pred = v.floating(pred, "pred")
     return pred, v.like(target, pred, "target", "pred")
@@ -33,7 +34,9 @@ def _cross_entropy_args(pred, target, from_logits):
     if target.ndim == 1:
         return pred, v.class_ids(target, "target", *pred.shape)
     if target.ndim != 2:
-        raise ValueError(f"target: expected class ids (N,) or probabilities (N, C), got shape {target.shape}")
+        raise ValueError(
+            f"target: expected class ids (N,) or probabilities (N, C), got shape {target.shape}"
+        )
     target = v.like(target, pred, "target", "pred")
     v.in_range(target, "target", 0, 1, "probabilities")
     return pred, target
@@ -60,7 +63,9 @@ def _hinge_args(pred, target):
         return pred, 2 * target - 1  # all-{0, 1} labels mean {-1, +1}
     if not labels <= {-1, 1}:
         bad = sorted(labels - {-1, 1})[0]
-        raise ValueError(f"target: expected binary labels in {{-1, +1}} (or all in {{0, 1}}), got {bad}")
+        raise ValueError(
+            f"target: expected binary labels in {{-1, +1}} (or all in {{0, 1}}), got {bad}"
+        )
     return pred, target
 
 
@@ -75,6 +80,7 @@ def _dice_args(pred, target, smooth):
 
 
 # ---- elementwise losses ---------------------------------------------------------------------
+
 
 def l1(pred, target, reduction="mean"):
     """|pred - target| (mean: MAE)."""
@@ -123,6 +129,7 @@ def huber_grad(pred, target, delta=1.0, reduction="mean"):
 
 # ---- classification losses: per sample (N,) with "none" --------------------------------------
 
+
 def cross_entropy(pred, target, from_logits=True, reduction="mean"):
     """-sum_c t_c log p_c per sample; pred logits (or probabilities), target ids (N,) or (N, C)."""
     from_logits, reduction = v.flag(from_logits, "from_logits"), v.reduction(reduction)
@@ -141,7 +148,9 @@ def binary_cross_entropy(pred, target, from_logits=True, reduction="mean"):
     """-(t log p + (1 - t) log(1 - p)), p = sigmoid(pred) from logits; pred (N,) or (N, 1)."""
     from_logits, reduction = v.flag(from_logits, "from_logits"), v.reduction(reduction)
     pred, target = _binary_cross_entropy_args(pred, target, from_logits)
-    return _value(backend().binary_cross_entropy_forward(pred, target, from_logits, reduction), reduction)
+    return _value(
+        backend().binary_cross_entropy_forward(pred, target, from_logits, reduction), reduction
+    )
 
 
 def binary_cross_entropy_grad(pred, target, from_logits=True, reduction="mean"):
@@ -198,6 +207,7 @@ def dice_grad(pred, target, smooth=1e-6, reduction="mean"):
 
 # ---- loss objects -----------------------------------------------------------------------------
 
+
 class Loss:
     """A loss with its options bound: `loss(pred, target)` the value, `loss.grad(...)` d/d pred."""
 
@@ -239,7 +249,11 @@ class Huber(Loss):
 
 
 class CrossEntropy(Loss):
-    name, _fn, _grad_fn = "cross_entropy", staticmethod(cross_entropy), staticmethod(cross_entropy_grad)
+    name, _fn, _grad_fn = (
+        "cross_entropy",
+        staticmethod(cross_entropy),
+        staticmethod(cross_entropy_grad),
+    )
 
     def __init__(self, from_logits=True, reduction="mean"):
         super().__init__(reduction)
@@ -260,7 +274,11 @@ class Hinge(Loss):
 
 
 class SquaredHinge(Loss):
-    name, _fn, _grad_fn = "squared_hinge", staticmethod(squared_hinge), staticmethod(squared_hinge_grad)
+    name, _fn, _grad_fn = (
+        "squared_hinge",
+        staticmethod(squared_hinge),
+        staticmethod(squared_hinge_grad),
+    )
 
 
 class Dice(Loss):
@@ -272,8 +290,14 @@ class Dice(Loss):
 
 
 _CLASSES = {
-    "l1": L1, "l2": L2, "mse": L2, "huber": Huber, "cross_entropy": CrossEntropy,
-    "binary_cross_entropy": BinaryCrossEntropy, "hinge": Hinge, "squared_hinge": SquaredHinge,
+    "l1": L1,
+    "l2": L2,
+    "mse": L2,
+    "huber": Huber,
+    "cross_entropy": CrossEntropy,
+    "binary_cross_entropy": BinaryCrossEntropy,
+    "hinge": Hinge,
+    "squared_hinge": SquaredHinge,
     "dice": Dice,
 }
 
@@ -282,7 +306,9 @@ def get(name, **options):
     """A loss object by name, built with `options` (e.g. get("huber", delta=2.0)); a Loss passes through."""
     if isinstance(name, Loss):
         if options:
-            raise ValueError(f"options: expected none when passing a Loss object, got {sorted(options)}")
+            raise ValueError(
+                f"options: expected none when passing a Loss object, got {sorted(options)}"
+            )
         return name
     cls = _CLASSES[v.name_in(name, "name", _CLASSES)]
     known = [p for p in inspect.signature(cls).parameters]
@@ -293,9 +319,33 @@ def get(name, **options):
 
 
 __all__ = [
-    "l1", "l1_grad", "l2", "l2_grad", "mse", "mse_grad", "huber", "huber_grad",
-    "cross_entropy", "cross_entropy_grad", "binary_cross_entropy", "binary_cross_entropy_grad",
-    "hinge", "hinge_grad", "squared_hinge", "squared_hinge_grad", "dice", "dice_grad",
-    "Loss", "L1", "L2", "MSE", "Huber", "CrossEntropy", "BinaryCrossEntropy", "Hinge",
-    "SquaredHinge", "Dice", "get",
+    "l1",
+    "l1_grad",
+    "l2",
+    "l2_grad",
+    "mse",
+    "mse_grad",
+    "huber",
+    "huber_grad",
+    "cross_entropy",
+    "cross_entropy_grad",
+    "binary_cross_entropy",
+    "binary_cross_entropy_grad",
+    "hinge",
+    "hinge_grad",
+    "squared_hinge",
+    "squared_hinge_grad",
+    "dice",
+    "dice_grad",
+    "Loss",
+    "L1",
+    "L2",
+    "MSE",
+    "Huber",
+    "CrossEntropy",
+    "BinaryCrossEntropy",
+    "Hinge",
+    "SquaredHinge",
+    "Dice",
+    "get",
 ]

@@ -12,9 +12,10 @@ import numpy as np
 from . import _validate as v
 from . import io, training
 from ._backend import backend, get_backend
-from .activations import REGISTRY
 from ._net import arena_zeros, decisions, forward_in_chunks, model_dtype, ops_of, rng_for
+from .activations import REGISTRY
 from .layers import ACTIVATION_LAYERS, Dense, Layer, initial_weights
+
 
 class Sequential:
     """Layers applied in order. Sequential([Dense(64, 32, "relu"), Dense(32, 10), Softmax()])."""
@@ -49,10 +50,12 @@ class Sequential:
         for d in dense:
             size = d.in_features * d.out_features
             shape = (d.out_features, d.in_features)
-            views = (self._params[off_w : off_w + size].reshape(shape),
-                     self._params[off_b : off_b + d.out_features],
-                     self._grads[off_w : off_w + size].reshape(shape),
-                     self._grads[off_b : off_b + d.out_features])
+            views = (
+                self._params[off_w : off_w + size].reshape(shape),
+                self._params[off_b : off_b + d.out_features],
+                self._grads[off_w : off_w + size].reshape(shape),
+                self._grads[off_b : off_b + d.out_features],
+            )
             d.W, d.b, d.dW, d.db = views
             if params is None:
                 d.W[...] = initial_weights(d.init, d.in_features, d.out_features, rng)
@@ -90,8 +93,13 @@ class Sequential:
     def __getstate__(self):
         """copy.deepcopy and pickle: the layers, the dtype, the weights, the generator and the
         last fit's loss; the arena's views, the workspaces and the locks are made afresh."""
-        return {"layers": self.layers, "dtype": np.dtype(self.dtype).name,
-                "params": self._params.copy(), "rng": self.rng, "last_loss": self.last_loss}
+        return {
+            "layers": self.layers,
+            "dtype": np.dtype(self.dtype).name,
+            "params": self._params.copy(),
+            "rng": self.rng,
+            "last_loss": self.last_loss,
+        }
 
     def __setstate__(self, state):
         self._setup(state["layers"], state["dtype"], state["rng"], state["params"])
@@ -124,7 +132,9 @@ class Sequential:
             raise ValueError("dout: expected a forward pass on this thread before backward")
         dout = v.floating(dout, "dout")
         if dout.shape != local.out_shape:
-            raise ValueError(f"dout: expected shape {local.out_shape} (the forward output), got {dout.shape}")
+            raise ValueError(
+                f"dout: expected shape {local.out_shape} (the forward output), got {dout.shape}"
+            )
         dout = np.ascontiguousarray(dout, dtype=self.dtype)
         with self._train_lock:  # the gradient arena holds one backward's gradients, whole
             return local.net.backward(self._params, self._grads, dout)
@@ -152,10 +162,14 @@ class Sequential:
         """Weights in get_weights' order, shapes exactly as there."""
         targets = [a for W, b, _, _ in self._views for a in (W, b)]
         if isinstance(weights, (str, bytes, np.ndarray)) or not hasattr(weights, "__iter__"):
-            raise TypeError(f"weights: expected a list of arrays [W1, b1, ...], got {type(weights).__name__}")
+            raise TypeError(
+                f"weights: expected a list of arrays [W1, b1, ...], got {type(weights).__name__}"
+            )
         weights = list(weights)
         if len(weights) != len(targets):
-            raise ValueError(f"weights: expected {len(targets)} arrays [W1, b1, ...], got {len(weights)}")
+            raise ValueError(
+                f"weights: expected {len(targets)} arrays [W1, b1, ...], got {len(weights)}"
+            )
         checked = []
         for i, (w, t) in enumerate(zip(weights, targets)):
             w = v.floating(w, f"weights[{i}]")
@@ -166,18 +180,43 @@ class Sequential:
             t[...] = w
 
     # ---- training -------------------------------------------------------------------------
-    def fit(self, X, y, loss="cross_entropy", optimizer="adam", epochs=10, batch_size=32,
-            shuffle=True, seed=None, validation_data=None, schedule=None, callbacks=(),
-            verbose=True):
+    def fit(
+        self,
+        X,
+        y,
+        loss="cross_entropy",
+        optimizer="adam",
+        epochs=10,
+        batch_size=32,
+        shuffle=True,
+        seed=None,
+        validation_data=None,
+        schedule=None,
+        callbacks=(),
+        verbose=True,
+    ):
         """Train; returns a History. batch_size=None is batch GD, 1 stochastic, m mini-batch."""
-        return training.fit(self, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
-                            batch_size=batch_size, shuffle=shuffle, seed=seed,
-                            validation_data=validation_data, schedule=schedule,
-                            callbacks=callbacks, verbose=verbose)
+        return training.fit(
+            self,
+            X,
+            y,
+            loss=loss,
+            optimizer=optimizer,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            validation_data=validation_data,
+            schedule=schedule,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
 
     def evaluate(self, X, y, loss=None):
         """{"loss": ..., and "accuracy" for class targets}; loss defaults to the last fit's."""
-        return training.evaluate(self, X, y, loss if loss is not None else (self.last_loss or "cross_entropy"))
+        return training.evaluate(
+            self, X, y, loss if loss is not None else (self.last_loss or "cross_entropy")
+        )
 
     def save(self, path):
         """Write the model to path atomically (see pycvnn.io)."""

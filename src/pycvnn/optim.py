@@ -21,7 +21,9 @@ class Optimizer:
     def __init__(self, lr, weight_decay=0.0, clip_norm=None):
         self.lr = lr
         self.weight_decay = v.number(weight_decay, "weight_decay", minimum=0)
-        self.clip_norm = None if clip_norm is None else v.number(clip_norm, "clip_norm", 0, strict=True)
+        self.clip_norm = (
+            None if clip_norm is None else v.number(clip_norm, "clip_norm", 0, strict=True)
+        )
         # Steps taken, in an array the compiled epoch loop advances step by step: the count
         # always matches the weights and the moments, even after a Ctrl-C mid-epoch.
         self._steps = np.zeros(1, np.int64)
@@ -52,9 +54,12 @@ class Optimizer:
 
     def update_rule(self):
         """The current backend's UpdateRule for this optimizer."""
-        return backend().UpdateRule(self.rule, **self.hyperparameters(),
-                                    weight_decay=self.weight_decay,
-                                    clip_norm=self.clip_norm or 0.0)
+        return backend().UpdateRule(
+            self.rule,
+            **self.hyperparameters(),
+            weight_decay=self.weight_decay,
+            clip_norm=self.clip_norm or 0.0,
+        )
 
     def state(self, model):
         """(state1, state2) for model's arena, zeros on first use or for a different model."""
@@ -75,8 +80,9 @@ class Optimizer:
     def step(self, model):
         """One update of model's weights from its current gradients (after model.backward)."""
         s1, s2 = self.state(model)
-        self.update_rule().step(model._params, model._grads, s1, s2, model.n_decay, self.lr,
-                                self.t + 1)
+        self.update_rule().step(
+            model._params, model._grads, s1, s2, model.n_decay, self.lr, self.t + 1
+        )
         self.t += 1
 
     def __repr__(self):
@@ -102,8 +108,9 @@ class Momentum(Optimizer):
 
     rule, n_state = "momentum", 1
 
-    def __init__(self, lr=0.01, beta=0.9, form="ema", nesterov=False, weight_decay=0.0,
-                 clip_norm=None):
+    def __init__(
+        self, lr=0.01, beta=0.9, form="ema", nesterov=False, weight_decay=0.0, clip_norm=None
+    ):
         super().__init__(lr, weight_decay, clip_norm)
         self.beta = v.number(beta, "beta", minimum=0)
         if self.beta >= 1:
@@ -111,7 +118,9 @@ class Momentum(Optimizer):
         self.form = v.name_in(form, "form", ("ema", "heavy_ball"))
         self.nesterov = v.flag(nesterov, "nesterov")
         if self.nesterov and self.form == "ema":
-            raise ValueError("nesterov: expected False with form='ema' (use form='heavy_ball'), got True")
+            raise ValueError(
+                "nesterov: expected False with form='ema' (use form='heavy_ball'), got True"
+            )
 
     def hyperparameters(self):
         return {"beta": self.beta, "form": self.form, "nesterov": self.nesterov}
@@ -137,8 +146,9 @@ class Adam(Optimizer):
 
     rule, n_state = "adam", 2
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-                 clip_norm=None):
+    def __init__(
+        self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, clip_norm=None
+    ):
         super().__init__(lr, weight_decay, clip_norm)
         self.beta1, self.beta2 = _unit("beta1", beta1), _unit("beta2", beta2)
         self.eps = v.number(eps, "eps", 0, strict=True)
@@ -152,8 +162,9 @@ class AdamW(Adam):
 
     rule = "adamw"
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
-                 clip_norm=None):
+    def __init__(
+        self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, clip_norm=None
+    ):
         super().__init__(lr, beta1, beta2, eps, weight_decay, clip_norm)
 
 
@@ -164,15 +175,23 @@ def _unit(name, value):
     return value
 
 
-OPTIMIZERS = {"gd": GD, "sgd": GD, "momentum": Momentum, "rmsprop": RMSProp, "adam": Adam,
-              "adamw": AdamW}
+OPTIMIZERS = {
+    "gd": GD,
+    "sgd": GD,
+    "momentum": Momentum,
+    "rmsprop": RMSProp,
+    "adam": Adam,
+    "adamw": AdamW,
+}
 
 
 def get(name, **options):
     """An optimizer by name ("gd", "sgd", "momentum", "rmsprop", "adam", "adamw")."""
     if isinstance(name, Optimizer):
         if options:
-            raise ValueError(f"options: expected none when passing an Optimizer object, got {sorted(options)}")
+            raise ValueError(
+                f"options: expected none when passing an Optimizer object, got {sorted(options)}"
+            )
         return name
     v.name_in(name, "optimizer", OPTIMIZERS)
     return OPTIMIZERS[name](**options)

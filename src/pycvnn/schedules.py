@@ -33,8 +33,9 @@ def _decayed(lr, gamma, k, epoch):
     except OverflowError:
         value = math.inf
     if not math.isfinite(value):
-        raise ValueError(f"gamma: lr * gamma ** {k} = {lr} * {gamma} ** {k} overflows a float "
-                         f"at epoch {epoch}")
+        raise ValueError(
+            f"gamma: lr * gamma ** {k} = {lr} * {gamma} ** {k} overflows a float at epoch {epoch}"
+        )
     return value
 
 
@@ -86,7 +87,9 @@ class CosineAnnealing:
 
     def __call__(self, epoch):
         e = min(_epoch(epoch), self.t_max)
-        return self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(math.pi * e / self.t_max)) / 2
+        return (
+            self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(math.pi * e / self.t_max)) / 2
+        )
 
 
 class Warmup:

@@ -24,6 +24,7 @@ class TrainingDiverged(RuntimeError):
 
 # ---- losses and targets -------------------------------------------------------------------
 
+
 def loss_spec(loss):
     """A loss name or pycvnn.losses object -> (name, options). Training always takes the
     batch mean, whatever reduction the object was built with."""
@@ -40,8 +41,10 @@ def prepare_targets(y, name, n, out, dtype):
     Returns (targets, labels) where labels are class ids for accuracy, or None."""
     y = v.numeric(y, "y")
     if name == "binary_cross_entropy" and out != 1:
-        raise ValueError(f"loss: binary_cross_entropy needs one output (a sigmoid), got a model "
-                         f"with {out} outputs; use cross_entropy for several classes")
+        raise ValueError(
+            f"loss: binary_cross_entropy needs one output (a sigmoid), got a model "
+            f"with {out} outputs; use cross_entropy for several classes"
+        )
     if y.ndim == 0 or y.shape[0] != n:
         got = "a scalar" if y.ndim == 0 else y.shape[0]
         raise ValueError(f"y: expected {n} rows (as X), got {got}")
@@ -53,22 +56,30 @@ def prepare_targets(y, name, n, out, dtype):
             probs = v.like(y, np.empty((n, out), dtype), "y", "the model output")
             v.in_range(probs, "y", 0, 1, "class probabilities")
             return probs, probs.argmax(axis=1)
-        raise ValueError(f"y: expected class ids ({n},) or probabilities ({n}, {out}), got {y.shape}")
+        raise ValueError(
+            f"y: expected class ids ({n},) or probabilities ({n}, {out}), got {y.shape}"
+        )
     if name in ("cross_entropy", "hinge", "squared_hinge", "binary_cross_entropy") and out == 1:
         if y.shape not in ((n,), (n, 1)):
-            raise ValueError(f"y: expected binary labels of shape ({n},) or ({n}, 1), got {y.shape}")
+            raise ValueError(
+                f"y: expected binary labels of shape ({n},) or ({n}, 1), got {y.shape}"
+            )
         y = v.floating(y, "y").astype(dtype).reshape(n, 1)
         labels = set(np.unique(y).tolist())
         if name == "binary_cross_entropy":
             v.in_range(y, "y", 0, 1, "labels")
             return y, (y[:, 0] > 0.5).astype(np.int64) if labels <= {0, 1} else None
         if name == "cross_entropy":
-            raise ValueError("loss: cross_entropy needs at least two outputs; use "
-                             "binary_cross_entropy for one sigmoid output")
+            raise ValueError(
+                "loss: cross_entropy needs at least two outputs; use "
+                "binary_cross_entropy for one sigmoid output"
+            )
         if labels <= {0, 1}:
             y = 2 * y - 1
         elif not labels <= {-1, 1}:
-            raise ValueError(f"y: expected binary labels in {{-1, +1}} or {{0, 1}}, got {sorted(labels)[:4]}")
+            raise ValueError(
+                f"y: expected binary labels in {{-1, +1}} or {{0, 1}}, got {sorted(labels)[:4]}"
+            )
         return y, (y[:, 0] > 0).astype(np.int64)
     if y.ndim == 1 and out == 1:
         y = y.reshape(n, 1)
@@ -77,8 +88,12 @@ def prepare_targets(y, name, n, out, dtype):
     y = v.like(y, np.empty((n, out), dtype), "y", "the model output")
     if name == "dice":
         v.in_range(y, "y", 0, 1, "mask values")
-    if name in ("l1", "l2", "huber") and out > 1 and np.all((y == 0) | (y == 1)) \
-            and np.all(y.sum(axis=1) == 1):
+    if (
+        name in ("l1", "l2", "huber")
+        and out > 1
+        and np.all((y == 0) | (y == 1))
+        and np.all(y.sum(axis=1) == 1)
+    ):
         return y, y.argmax(axis=1)  # one-hot targets: class decisions by argmax
     return y, None
 
@@ -133,6 +148,7 @@ def evaluate(model, X, y, loss="cross_entropy", rows=1024):
 
 # ---- history, callbacks, progress ---------------------------------------------------------
 
+
 class History:
     """One record per epoch: epoch, loss, lr, seconds, and accuracy / val_loss / val_accuracy
     where they apply. history["loss"] is a column; history.table() a printable table."""
@@ -175,7 +191,8 @@ class EarlyStopping:
     def __init__(self, monitor="val_loss", patience=5, restore_best=True, min_delta=0.0):
         if not isinstance(monitor, str) or not monitor:
             raise (ValueError if isinstance(monitor, str) else TypeError)(
-                f"monitor: expected the name of a logged column such as 'val_loss', got {monitor!r}")
+                f"monitor: expected the name of a logged column such as 'val_loss', got {monitor!r}"
+            )
         self.monitor = monitor
         self.patience = v.integer(patience, "patience", minimum=0, exc=ValueError)
         self.restore_best = v.flag(restore_best, "restore_best")
@@ -183,7 +200,13 @@ class EarlyStopping:
         self.sign = -1.0 if "acc" in monitor else 1.0
 
     def on_train_begin(self, model):
-        self.model, self.best, self.wait, self.best_weights, self.best_epoch = model, math.inf, 0, None, None
+        self.model, self.best, self.wait, self.best_weights, self.best_epoch = (
+            model,
+            math.inf,
+            0,
+            None,
+            None,
+        )
 
     def on_epoch_end(self, epoch, logs):
         if self.monitor not in logs:
@@ -213,14 +236,19 @@ class ProgressBar:
     def update(self, epoch, done, running_loss):
         if self.live:
             filled = int(20 * done / self.n_batches)
-            self.stream.write(f"\repoch {epoch + 1}/{self.epochs} [{'#' * filled}{'.' * (20 - filled)}] "
-                              f"{done}/{self.n_batches} loss {running_loss:.4f}")
+            self.stream.write(
+                f"\repoch {epoch + 1}/{self.epochs} [{'#' * filled}{'.' * (20 - filled)}] "
+                f"{done}/{self.n_batches} loss {running_loss:.4f}"
+            )
             self.stream.flush()
 
     def end_epoch(self, epoch, logs):
         figures = "  ".join(f"{k} {logs[k]:.4g}" for k in logs if k not in ("epoch",))
-        self.stream.write(f"\repoch {epoch + 1}/{self.epochs} {figures}\x1b[K\n" if self.live else
-                          f"epoch {epoch + 1}/{self.epochs} {figures}\n")
+        self.stream.write(
+            f"\repoch {epoch + 1}/{self.epochs} {figures}\x1b[K\n"
+            if self.live
+            else f"epoch {epoch + 1}/{self.epochs} {figures}\n"
+        )
         self.stream.flush()
 
 
@@ -234,43 +262,92 @@ def _callbacks(callbacks):
     if callbacks is None:
         return []
     if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
-        raise TypeError(f"callbacks: expected a list of callback objects (or None), got {callbacks!r}")
+        raise TypeError(
+            f"callbacks: expected a list of callback objects (or None), got {callbacks!r}"
+        )
     callbacks = list(callbacks)
     for i, cb in enumerate(callbacks):
         if not any(callable(getattr(cb, hook, None)) for hook in CALLBACK_HOOKS):
-            raise TypeError(f"callbacks[{i}]: expected an object with any of {list(CALLBACK_HOOKS)}, got {cb!r}")
+            raise TypeError(
+                f"callbacks[{i}]: expected an object with any of {list(CALLBACK_HOOKS)}, got {cb!r}"
+            )
     return callbacks
 
 
-def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs=10, batch_size=32,
-        shuffle=True, seed=None, validation_data=None, schedule=None, callbacks=(),
-        verbose=True):
+def fit(
+    model,
+    X,
+    y,
+    loss="cross_entropy",
+    optimizer="adam",
+    epochs=10,
+    batch_size=32,
+    shuffle=True,
+    seed=None,
+    validation_data=None,
+    schedule=None,
+    callbacks=(),
+    verbose=True,
+):
     """Train model; see Sequential.fit. Returns a History.
 
     Fits of one model run one at a time (a second waits for the first), and a fit keeps the
     thread count it started with to its end (set_num_threads meanwhile applies after it)."""
     with model._train_lock, backend().ThreadSession():
-        return _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed,
-                    validation_data, schedule, callbacks, verbose)
+        return _fit(
+            model,
+            X,
+            y,
+            loss,
+            optimizer,
+            epochs,
+            batch_size,
+            shuffle,
+            seed,
+            validation_data,
+            schedule,
+            callbacks,
+            verbose,
+        )
 
 
-def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, validation_data,
-         schedule, callbacks, verbose):
+def _fit(
+    model,
+    X,
+    y,
+    loss,
+    optimizer,
+    epochs,
+    batch_size,
+    shuffle,
+    seed,
+    validation_data,
+    schedule,
+    callbacks,
+    verbose,
+):
     X = model._input(X)
     n = X.shape[0]
     net, spec, name, fused = _plan(model, loss)
     targets, labels = prepare_targets(y, name, n, model.out_features, model.dtype)
     epochs = v.integer(epochs, "epochs", minimum=0, exc=ValueError)
-    batch = n if batch_size is None else min(v.integer(batch_size, "batch_size", minimum=1, exc=ValueError), n)
+    batch = (
+        n
+        if batch_size is None
+        else min(v.integer(batch_size, "batch_size", minimum=1, exc=ValueError), n)
+    )
     shuffle = v.flag(shuffle, "shuffle")
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("validation_data: expected a pair (X_val, y_val), got "
-                             f"{type(validation_data).__name__}")
+            raise ValueError(
+                "validation_data: expected a pair (X_val, y_val), got "
+                f"{type(validation_data).__name__}"
+            )
         try:  # checked now, not after the first epoch's training
             X_val = model._input(validation_data[0])
-            prepare_targets(validation_data[1], name, X_val.shape[0], model.out_features,
-                            model.dtype)
+            prepare_targets(
+                validation_data[1], name, X_val.shape[0], model.out_features, model.dtype
+            )
         except (TypeError, ValueError) as err:
             raise type(err)(f"validation_data: {err}") from None
     if schedule is not None and not callable(schedule):
@@ -302,8 +379,20 @@ def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, valida
         for first in range(0, n_batches, chunk):
             part = order[first * batch : (first + chunk) * batch]
             # opt._steps is advanced in place, step by step, with the weights.
-            out = net.train_epoch(model._params, model._grads, state1, state2, X, targets, part,
-                                  batch, opt.lr, opt._steps, spec, rule)
+            out = net.train_epoch(
+                model._params,
+                model._grads,
+                state1,
+                state2,
+                X,
+                targets,
+                part,
+                batch,
+                opt.lr,
+                opt._steps,
+                spec,
+                rule,
+            )
             batch_losses.extend(out.tolist())
             if not math.isfinite(batch_losses[-1]):
                 np.copyto(model._params, epoch_start)
@@ -311,16 +400,24 @@ def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, valida
                 raise TrainingDiverged(
                     f"training diverged at epoch {epoch}, batch {len(batch_losses) - 1}: the loss "
                     f"is {batch_losses[-1]}; the weights from the start of epoch {epoch} were "
-                    f"restored and the optimizer reset (try a smaller lr or clip_norm)")
+                    f"restored and the optimizer reset (try a smaller lr or clip_norm)"
+                )
             if bar:
                 sizes = np.minimum(batch, n - batch * np.arange(len(batch_losses)))
-                bar.update(epoch, len(batch_losses), float(np.dot(sizes, batch_losses) / sizes.sum()))
+                bar.update(
+                    epoch, len(batch_losses), float(np.dot(sizes, batch_losses) / sizes.sum())
+                )
         sizes = np.minimum(batch, n - batch * np.arange(n_batches))
-        logs = {"epoch": epoch, "loss": float(np.dot(sizes, batch_losses) / n), "lr": opt.lr,
-                "seconds": time.perf_counter() - start}
+        logs = {
+            "epoch": epoch,
+            "loss": float(np.dot(sizes, batch_losses) / n),
+            "lr": opt.lr,
+            "seconds": time.perf_counter() - start,
+        }
         if labels is not None:
-            logs["accuracy"] = _loss_and_accuracy(model, net, spec, fused, X, targets, labels,
-                                                  eval_rows, with_loss=False)[1]
+            logs["accuracy"] = _loss_and_accuracy(
+                model, net, spec, fused, X, targets, labels, eval_rows, with_loss=False
+            )[1]
         if validation_data is not None:
             val = evaluate(model, *validation_data, loss=loss, rows=eval_rows)
             logs.update({f"val_{k}": val[k] for k in val})

@@ -22,7 +22,9 @@ def linear_regression(X, y, lr, w0=0.0, b0=0.0, iterations=5):
     x = np.asarray(X, dtype=np.float64).ravel()
     t = np.asarray(y, dtype=np.float64).ravel()
     if x.size == 0 or x.shape != t.shape:
-        raise ValueError(f"X, y: expected two non-empty arrays of one length, got {x.shape} and {t.shape}")
+        raise ValueError(
+            f"X, y: expected two non-empty arrays of one length, got {x.shape} and {t.shape}"
+        )
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(t))):
         raise ValueError("X, y: expected finite values, got NaN or Inf")
     iterations = v.integer(iterations, "iterations", minimum=0, exc=ValueError)

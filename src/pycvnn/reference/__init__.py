@@ -7,24 +7,63 @@ against it, and it is tested against central finite differences.
 from . import activations as _activations
 from .dense import dense_backward, dense_forward
 from .gemm import matmul
-from .losses import (binary_cross_entropy_backward, binary_cross_entropy_forward,
-                     cross_entropy_backward, cross_entropy_forward, dice_backward, dice_forward,
-                     hinge_backward, hinge_forward, huber_backward, huber_forward, l1_backward,
-                     l1_forward, l2_backward, l2_forward, squared_hinge_backward,
-                     squared_hinge_forward)
-from .optimizers import (adam_update, adamw_update, add_weight_decay, clip_by_global_norm,
-                         global_norm, gd_update, momentum_update, rmsprop_update)
+from .losses import (
+    binary_cross_entropy_backward,
+    binary_cross_entropy_forward,
+    cross_entropy_backward,
+    cross_entropy_forward,
+    dice_backward,
+    dice_forward,
+    hinge_backward,
+    hinge_forward,
+    huber_backward,
+    huber_forward,
+    l1_backward,
+    l1_forward,
+    l2_backward,
+    l2_forward,
+    squared_hinge_backward,
+    squared_hinge_forward,
+)
+from .optimizers import (
+    adam_update,
+    adamw_update,
+    add_weight_decay,
+    clip_by_global_norm,
+    gd_update,
+    global_norm,
+    momentum_update,
+    rmsprop_update,
+)
 
 __all__ = [
     "matmul",
-    "l1_forward", "l1_backward", "l2_forward", "l2_backward", "huber_forward", "huber_backward",
-    "cross_entropy_forward", "cross_entropy_backward",
-    "binary_cross_entropy_forward", "binary_cross_entropy_backward",
-    "hinge_forward", "hinge_backward", "squared_hinge_forward", "squared_hinge_backward",
-    "dice_forward", "dice_backward",
-    "dense_forward", "dense_backward",
-    "gd_update", "momentum_update", "rmsprop_update", "adam_update", "adamw_update",
-    "add_weight_decay", "global_norm", "clip_by_global_norm",
+    "l1_forward",
+    "l1_backward",
+    "l2_forward",
+    "l2_backward",
+    "huber_forward",
+    "huber_backward",
+    "cross_entropy_forward",
+    "cross_entropy_backward",
+    "binary_cross_entropy_forward",
+    "binary_cross_entropy_backward",
+    "hinge_forward",
+    "hinge_backward",
+    "squared_hinge_forward",
+    "squared_hinge_backward",
+    "dice_forward",
+    "dice_backward",
+    "dense_forward",
+    "dense_backward",
+    "gd_update",
+    "momentum_update",
+    "rmsprop_update",
+    "adam_update",
+    "adamw_update",
+    "add_weight_decay",
+    "global_norm",
+    "clip_by_global_norm",
 ]
 
 # <name>_forward / <name>_backward of every registered activation.

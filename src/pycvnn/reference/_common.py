@@ -48,7 +48,9 @@ def class_ids(target, n, c, name="target"):
     if target.shape != (n,):
         raise ValueError(f"{name}: expected class ids of shape ({n},), got {target.shape}")
     if target.min() < 0 or target.max() >= c:
-        raise ValueError(f"{name}: expected class ids in [0, {c}), got [{target.min()}, {target.max()}]")
+        raise ValueError(
+            f"{name}: expected class ids in [0, {c}), got [{target.min()}, {target.max()}]"
+        )
     return target.astype(np.int64)
 
 
@@ -57,7 +59,9 @@ def as_name(value, name, choices):
     if isinstance(value, bytes):
         value = value.decode()
     if not isinstance(value, str):
-        raise TypeError(f"{name}: expected a string, one of {tuple(choices)}, got {type(value).__name__}")
+        raise TypeError(
+            f"{name}: expected a string, one of {tuple(choices)}, got {type(value).__name__}"
+        )
     return value
 
 
@@ -75,7 +79,7 @@ def check_reduction(reduction):
 
 
 def reduce(per, reduction):
-    """"none": the array itself; "mean"/"sum": its mean/sum as a Python float."""
+    """ "none": the array itself; "mean"/"sum": its mean/sum as a Python float."""
     reduction = check_reduction(reduction)
     if reduction == "none":
         return np.asarray(per)  # a 0-d input's result stays an array, as the core's
@@ -122,10 +126,12 @@ def check_scalar(value, name, ok, expected):
 
 def array_out(fn):
     """Results as arrays: NumPy turns 0-d arithmetic into scalars, the core returns 0-d arrays."""
+
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
         result = fn(*args, **kwargs)
         return np.asarray(result) if isinstance(result, np.generic) else result
+
     return wrapped
 
 

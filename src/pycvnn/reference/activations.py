@@ -130,7 +130,9 @@ def gelu_backward(z, dout):
     """dout * (Phi(z) + z phi(z)), phi the standard normal density."""
     z, dout = _pair(z, dout)
     z64 = z.astype(np.float64)
-    grad = 0.5 * _erfc(-z64 / math.sqrt(2)) + z64 * np.exp(-0.5 * z64 * z64) / math.sqrt(2 * math.pi)
+    grad = 0.5 * _erfc(-z64 / math.sqrt(2)) + z64 * np.exp(-0.5 * z64 * z64) / math.sqrt(
+        2 * math.pi
+    )
     return dout * grad.astype(z.dtype)
 
 
@@ -157,7 +159,8 @@ FROM_OUTPUT = {
     "relu": lambda a, dout, alpha: keep_nan(a, np.where(a > 0, dout, 0)),
     "leaky_relu": lambda a, dout, alpha: keep_nan(a, np.where(a > 0, dout, alpha * dout)),
     # the vector-Jacobian product (/ sum(a) = 1, as the core: a constant dout gives exactly 0)
-    "softmax": lambda a, dout, alpha: a * (dout - (dout * a).sum(axis=-1, keepdims=True)
-                                           / a.sum(axis=-1, keepdims=True)),
+    "softmax": lambda a, dout, alpha: (
+        a * (dout - (dout * a).sum(axis=-1, keepdims=True) / a.sum(axis=-1, keepdims=True))
+    ),
     "softplus": lambda a, dout, alpha: dout * -np.expm1(-a),  # sigmoid(z) = 1 - exp(-a)
 }

@@ -3,9 +3,8 @@
 x (N, in), w (out, in), b (out,), a and dout (N, out).
 """
 
-
-from ._common import as_float, as_name, as_number, check_name, check_ndim, check_scalar
 from . import activations as A
+from ._common import as_float, as_name, as_number, check_name, check_ndim, check_scalar
 from .gemm import matmul
 
 ACTIVATIONS = ("none", *(name for name, *_ in A.ACTIVATIONS))
@@ -33,7 +32,9 @@ def _check_shapes(x, w, b):
     check_ndim(x, "x", (2,), "shape (N, in)")
     check_ndim(w, "w", (2,), "shape (out, in)")
     if w.shape[1] != x.shape[1]:
-        raise ValueError(f"w: expected shape (out, {x.shape[1]}) to match x's features, got {w.shape}")
+        raise ValueError(
+            f"w: expected shape (out, {x.shape[1]}) to match x's features, got {w.shape}"
+        )
     if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"b: expected shape ({w.shape[0]},) to match w, got {b.shape}")
 
@@ -87,8 +88,10 @@ def dense_backward(dout, x, w, a, activation="none", alpha=0.01, z=None):
         raise ValueError(f"a: expected shape {dout.shape} (as dout), got {a.shape}")
     alpha = check_activation(activation, alpha)
     if activation in NEEDS_INPUT and z is None:
-        raise ValueError(f"z: expected the forward's x w^T + b (activation '{activation}' has a "
-                         "derivative that a alone does not give), got None")
+        raise ValueError(
+            f"z: expected the forward's x w^T + b (activation '{activation}' has a "
+            "derivative that a alone does not give), got None"
+        )
     if z is not None:
         z = as_float(z, "z").astype(dout.dtype)
         if z.shape != dout.shape:

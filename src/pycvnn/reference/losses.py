@@ -8,12 +8,21 @@ formulas as NumPy computes them; the piecewise ones (hinge's margins) keep NaN e
 
 import numpy as np
 
-from ._common import (array_out, as_float, check_ndim, check_scalar, class_ids, eps_for, grad_scale,
-                      like, reduce)
+from ._common import (
+    array_out,
+    as_float,
+    check_ndim,
+    check_scalar,
+    class_ids,
+    eps_for,
+    grad_scale,
+    like,
+    reduce,
+)
 from .activations import keep_nan, sigmoid_forward, softmax_forward
 
-
 # ---- elementwise: pred any shape, target the same shape ---------------------------------
+
 
 def _residual(pred, target):
     pred = as_float(pred, "pred")
@@ -52,7 +61,9 @@ def huber_forward(pred, target, delta=1.0, reduction="mean"):
     """0.5 r^2 if |r| <= delta else delta (|r| - 0.5 delta), r = pred - target."""
     delta = _check_delta(delta)
     r = _residual(pred, target)
-    return reduce(np.where(np.abs(r) <= delta, 0.5 * r**2, delta * (np.abs(r) - 0.5 * delta)), reduction)
+    return reduce(
+        np.where(np.abs(r) <= delta, 0.5 * r**2, delta * (np.abs(r) - 0.5 * delta)), reduction
+    )
 
 
 @array_out
@@ -64,6 +75,7 @@ def huber_backward(pred, target, delta=1.0, reduction="mean"):
 
 
 # ---- cross-entropy: pred (N, C), target class ids (N,) or probabilities (N, C) ----------
+
 
 def _ce_inputs(pred, target):
     """pred (N, C), and the target as class ids (N,) or as an (N, C) matrix (the other None)."""
@@ -113,13 +125,16 @@ def cross_entropy_backward(pred, target, from_logits=True, reduction="mean"):
 
 # ---- binary cross-entropy: pred (N,) or (N, 1), target the same shape in [0, 1] ---------
 
+
 def _binary_inputs(pred, target):
     pred = as_float(pred, "pred")
     if not (pred.ndim == 1 or (pred.ndim == 2 and pred.shape[1] == 1)):
         raise ValueError(f"pred: expected binary scores of shape (N,) or (N, 1), got {pred.shape}")
     target = like(target, pred, "target", "pred")
     if not np.all((target >= 0) & (target <= 1)):
-        raise ValueError(f"target: expected values in [0, 1], got values in [{target.min()}, {target.max()}]")
+        raise ValueError(
+            f"target: expected values in [0, 1], got values in [{target.min()}, {target.max()}]"
+        )
     return pred, target
 
 
@@ -149,6 +164,7 @@ def binary_cross_entropy_backward(pred, target, from_logits=True, reduction="mea
 
 # ---- hinge: binary scores (N,)/(N, 1) with y in {-1, +1}, or (N, C) with class ids -------
 
+
 def _margins(pred, target):
     """Margin terms m (N, K): binary 1 - y s (K = 1); multiclass 1 - s_y + s_j, 0 at j = y.
 
@@ -160,7 +176,9 @@ def _margins(pred, target):
     if pred.ndim == 1 or pred.shape[1] == 1:
         y = like(target, pred, "target", "pred").reshape(n, 1)
         if np.any(np.abs(y) != 1):
-            raise ValueError(f"target: expected values in {{-1, +1}} for binary scores, got {y[np.abs(y) != 1][0]}")
+            raise ValueError(
+                f"target: expected values in {{-1, +1}} for binary scores, got {y[np.abs(y) != 1][0]}"
+            )
         m = 1 - y * pred.reshape(n, 1)
         return pred, m, lambda dm: (-y * dm).reshape(pred.shape)
     rows, ids = np.arange(n), class_ids(target, n, pred.shape[1])
@@ -200,6 +218,7 @@ def squared_hinge_backward(pred, target, reduction="mean"):
 
 
 # ---- dice: pred (N, ...) probabilities, target the same shape ---------------------------
+
 
 def _dice_parts(pred, target, smooth):
     smooth = check_scalar(smooth, "smooth", lambda x: x >= 0, "a number >= 0")

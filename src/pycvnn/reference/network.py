@@ -17,8 +17,16 @@ from . import optimizers as O
 OP_KINDS = ("dense", "act")
 ACTIVATIONS = D.ACTIVATIONS
 RULES = ("gd", "momentum", "rmsprop", "adam", "adamw")
-LOSSES = ("l1", "l2", "huber", "cross_entropy", "binary_cross_entropy", "hinge",
-          "squared_hinge", "dice")
+LOSSES = (
+    "l1",
+    "l2",
+    "huber",
+    "cross_entropy",
+    "binary_cross_entropy",
+    "hinge",
+    "squared_hinge",
+    "dice",
+)
 
 
 class UpdateRule:
@@ -29,14 +37,27 @@ class UpdateRule:
     state1 is the velocity / RMSProp's s / Adam's m; state2 is Adam's v.
     """
 
-    def __init__(self, rule, beta=0.9, form="ema", nesterov=False, rho=0.9, beta1=0.9,
-                 beta2=0.999, eps=1e-8, weight_decay=0.0, clip_norm=0.0):
+    def __init__(
+        self,
+        rule,
+        beta=0.9,
+        form="ema",
+        nesterov=False,
+        rho=0.9,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
+        weight_decay=0.0,
+        clip_norm=0.0,
+    ):
         if rule not in RULES:
             raise ValueError(f"rule: expected one of {RULES}, got {rule!r}")
         if form not in O.MOMENTUM_FORMS:
             raise ValueError(f"form: expected one of {O.MOMENTUM_FORMS}, got {form!r}")
         if nesterov and form == "ema":
-            raise ValueError("nesterov: expected False with form='ema' (Nesterov needs heavy_ball), got True")
+            raise ValueError(
+                "nesterov: expected False with form='ema' (Nesterov needs heavy_ball), got True"
+            )
         for name, value in (("weight_decay", weight_decay), ("clip_norm", clip_norm)):
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"{name}: expected a finite value >= 0, got {value!r}")
@@ -64,8 +85,18 @@ class UpdateRule:
         else:  # adamw: decoupled decay on the weights only
             for lo, hi, decay in ((0, n_decay, wd), (n_decay, params.size, 0.0)):
                 if hi > lo:
-                    O.adamw_update(params[lo:hi], grads[lo:hi], state1[lo:hi], state2[lo:hi],
-                                   lr, self.beta1, self.beta2, self.eps, t, decay)
+                    O.adamw_update(
+                        params[lo:hi],
+                        grads[lo:hi],
+                        state1[lo:hi],
+                        state2[lo:hi],
+                        lr,
+                        self.beta1,
+                        self.beta2,
+                        self.eps,
+                        t,
+                        decay,
+                    )
 
 
 class ThreadSession:
@@ -118,14 +149,18 @@ class Network:
     activation after it, "act" a lone activation layer (in == out)."""
 
     def __init__(self, ops):
-        self.ops, n_w, n_b = [], 0, 0
+        self.ops, n_w = [], 0
         width = None
         for i, op in enumerate(ops):
             kind, fin, fout, act, alpha = op
             if kind not in OP_KINDS or act not in ACTIVATIONS:
-                raise ValueError(f"ops[{i}]: expected kind in {OP_KINDS} and activation in {ACTIVATIONS}, got {op!r}")
+                raise ValueError(
+                    f"ops[{i}]: expected kind in {OP_KINDS} and activation in {ACTIVATIONS}, got {op!r}"
+                )
             if fin < 1 or fout < 1 or (kind == "act" and fin != fout) or (width not in (None, fin)):
-                raise ValueError(f"ops[{i}]: sizes ({fin}, {fout}) do not chain (previous width {width})")
+                raise ValueError(
+                    f"ops[{i}]: sizes ({fin}, {fout}) do not chain (previous width {width})"
+                )
             alpha = D.check_activation(act, alpha)  # as the core: checked here, not at forward
             self.ops.append((kind, int(fin), int(fout), act, alpha))
             width = fout
@@ -186,8 +221,9 @@ class Network:
                 dout = _activation_backward(act, x, dout, alpha)
         return dout
 
-    def train_epoch(self, params, grads, state1, state2, x, y, order, batch_size, lr, t,
-                    loss, rule):
+    def train_epoch(
+        self, params, grads, state1, state2, x, y, order, batch_size, lr, t, loss, rule
+    ):
         """One epoch over the rows of x, y in `order`, in batches of batch_size (the last
         partial batch used): forward, mean loss and its gradient, backward, rule.step with
         step number t + batch + 1. t is the number of steps taken: an int, or an int64 array

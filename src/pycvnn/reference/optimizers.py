@@ -20,7 +20,9 @@ def _check_buffers(**buffers):
             got = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
             raise TypeError(f"{name}: expected a float32 or float64 ndarray, got {got}")
         if a.dtype != first.dtype:
-            raise TypeError(f"{name}: expected dtype {first.dtype} (as {first_name}), got {a.dtype}")
+            raise TypeError(
+                f"{name}: expected dtype {first.dtype} (as {first_name}), got {a.dtype}"
+            )
         if not a.flags.c_contiguous or not a.flags.writeable:
             raise ValueError(f"{name}: expected a writeable C-contiguous buffer (updated in place)")
         if a.size == 0:
@@ -29,7 +31,9 @@ def _check_buffers(**buffers):
             raise ValueError(f"{name}: expected size {first.size} (as {first_name}), got {a.size}")
         for other_name, other in seen:  # an update reads one buffer while writing another
             if np.may_share_memory(a, other):
-                raise ValueError(f"{name}: expected its own memory, got a buffer overlapping {other_name}")
+                raise ValueError(
+                    f"{name}: expected its own memory, got a buffer overlapping {other_name}"
+                )
         seen.append((name, a))
 
 
@@ -73,7 +77,9 @@ def momentum_update(param, grad, velocity, lr, beta=0.9, form="ema", nesterov=Fa
     _check_buffers(param=param, grad=grad, velocity=velocity)
     form = check_name(form, "form", MOMENTUM_FORMS)
     if nesterov and form == "ema":
-        raise ValueError("nesterov: expected False with form='ema' (Nesterov needs heavy_ball), got True")
+        raise ValueError(
+            "nesterov: expected False with form='ema' (Nesterov needs heavy_ball), got True"
+        )
     lr, beta = _lr(lr), _decay_rate(beta, "beta")
     g, v = grad.reshape(param.shape), velocity.reshape(param.shape)
     v *= beta
@@ -112,7 +118,9 @@ def adamw_update(param, grad, m, v, lr, beta1, beta2, eps, t, weight_decay):
     _check_buffers(param=param, grad=grad, m=m, v=v)
     t = _check_step(t)  # check everything before the decay, so a bad call changes nothing
     _lr(lr), _eps(eps), _decay_rate(beta1, "beta1"), _decay_rate(beta2, "beta2")
-    param *= 1 - _lr(lr) * _weight_decay(weight_decay)  # PyTorch's form: an infinite param stays infinite
+    param *= 1 - _lr(lr) * _weight_decay(
+        weight_decay
+    )  # PyTorch's form: an infinite param stays infinite
     adam_update(param, grad, m, v, lr, beta1, beta2, eps, t)
 
 
