@@ -175,7 +175,7 @@ void require_finite(double v, const char* name) {
 void require_at_least(double v, const char* name, double lo, bool strict) {
     require_finite(v, name);
     if (strict ? !(v > lo) : !(v >= lo))
-        fail(name, std::string(strict ? "> " : ">= ") + num_str(lo), num_str(v));
+        fail(name, std::string(strict ? "a number > " : "a number >= ") + num_str(lo), num_str(v));
 }
 
 void require_unit_interval(double v, const char* name) {  // [0, 1)
@@ -1566,8 +1566,9 @@ PYBIND11_MODULE(_core, m) {
         const bool rows = info.per_row;
         const std::string fwd = std::string(info.name) + "_forward";
         const std::string bwd = std::string(info.name) + "_backward";
+        // An option's range is checked here, as for a layer: leaky ReLU's alpha >= 0.
         auto forward = [act, rows](const ArrayIn& z, double alpha) {
-            require_finite(alpha, "alpha");
+            require_at_least(alpha, "alpha", 0.0, false);
             return activation_forward(
                 z,
                 [act, alpha](auto* o, const auto* zp, idx n, idx c) {
@@ -1576,7 +1577,7 @@ PYBIND11_MODULE(_core, m) {
                 rows);
         };
         auto backward = [act, rows](const ArrayIn& z, const ArrayIn& dout, double alpha) {
-            require_finite(alpha, "alpha");
+            require_at_least(alpha, "alpha", 0.0, false);
             return activation_backward(
                 z, dout,
                 [act, alpha](auto* o, const auto* zp, const auto* d, idx n, idx c) {

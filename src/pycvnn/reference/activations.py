@@ -83,7 +83,7 @@ def relu_backward(z, dout):
 def leaky_relu_forward(z, alpha=0.01):
     """z if z > 0 else alpha z; any shape -> same shape."""
     z = as_float(z, "z")
-    alpha = check_scalar(alpha, "alpha", lambda x: True, "a finite number")
+    alpha = check_scalar(alpha, "alpha", lambda x: x >= 0, "a number >= 0")
     return np.where(z > 0, z, alpha * z)
 
 
@@ -91,7 +91,7 @@ def leaky_relu_forward(z, alpha=0.01):
 def leaky_relu_backward(z, dout, alpha=0.01):
     """dout * (1 if z > 0 else alpha)  (alpha at 0); NaN where z is NaN."""
     z, dout = _pair(z, dout)
-    alpha = check_scalar(alpha, "alpha", lambda x: True, "a finite number")
+    alpha = check_scalar(alpha, "alpha", lambda x: x >= 0, "a number >= 0")
     return keep_nan(z, np.where(z > 0, dout, alpha * dout))
 
 
