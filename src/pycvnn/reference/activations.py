@@ -95,5 +95,12 @@ def softmax_backward(z, dout):
     """Vector-Jacobian product s * (dout - sum(dout * s)) over the last axis, s = softmax(z)."""
     z, dout = _pair(z, dout)
     s = softmax_forward(z)
-    # / sum(s) (= 1 up to rounding), as the core does: a constant dout then gives exactly 0
-    return s * (dout - (dout * s).sum(axis=-1, keepdims=True) / s.sum(axis=-1, keepdims=True))
+    return softmax_vjp(s, dout)
+
+
+def softmax_vjp(s, dout):
+    """s (dout - sum(dout s) / sum(s)) over the last axis, dout shifted by its first finite
+    entry first, as the core: a constant dout gives exactly 0 whatever the order of the sum."""
+    d0 = dout[..., :1]
+    d = dout - np.where(np.isfinite(d0), d0, 0)
+    return s * (d - (d * s).sum(axis=-1, keepdims=True) / s.sum(axis=-1, keepdims=True))

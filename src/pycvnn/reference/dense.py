@@ -7,7 +7,7 @@ import numpy as np
 
 from ._common import as_float, as_name, as_number, check_name, check_ndim, check_scalar
 from .activations import (keep_nan, leaky_relu_forward, relu_forward, sigmoid_forward,
-                          softmax_forward, tanh_forward)
+                          softmax_forward, softmax_vjp, tanh_forward)
 from .gemm import matmul
 
 ACTIVATIONS = ("none", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
@@ -70,8 +70,7 @@ def _dz(dout, a, activation, alpha):
         return keep_nan(a, np.where(a > 0, dout, 0))
     if activation == "leaky_relu":  # likewise with alpha >= 0
         return keep_nan(a, np.where(a > 0, dout, alpha * dout))
-    # softmax's vector-Jacobian product (/ sum(a) = 1, as the core: constant dout -> exactly 0)
-    return a * (dout - (dout * a).sum(axis=1, keepdims=True) / a.sum(axis=1, keepdims=True))
+    return softmax_vjp(a, dout)
 
 
 def dense_backward(dout, x, w, a, activation="none", alpha=0.01):
