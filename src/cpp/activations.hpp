@@ -269,14 +269,15 @@ void softmax_backward_from_output(T* __restrict dz,          // (rows, cols)
         const T* ar = a + r * cols;
         const T* dr = dout + r * cols;
         T* o = dz + r * cols;
+        const T d0 = std::isfinite(dr[0]) ? dr[0] : T(0);  // see softmax_backward
         T dot = 0, sum = 0;
 #pragma omp simd reduction(+ : dot, sum)
         for (idx j = 0; j < cols; ++j) {
-            dot += dr[j] * ar[j];
+            dot += (dr[j] - d0) * ar[j];
             sum += ar[j];
         }
-        dot /= sum;  // see softmax_backward
-        for (idx j = 0; j < cols; ++j) o[j] = ar[j] * (dr[j] - dot);
+        dot /= sum;
+        for (idx j = 0; j < cols; ++j) o[j] = ar[j] * ((dr[j] - d0) - dot);
     }
 }
 
@@ -291,16 +292,17 @@ void softmax_backward(T* __restrict dz,          // (rows, cols)
     for (idx r = 0; r < rows; ++r) {
         T* s = dz + r * cols;
         const T* dr = dout + r * cols;
+        // Shifting dout by its first (finite) entry keeps the VJP exactly shift-invariant: a
+        // constant dout gives exactly 0 whatever the order of the sum, not rounding noise.
+        const T d0 = std::isfinite(dr[0]) ? dr[0] : T(0);
         T dot = 0, sum = 0;
 #pragma omp simd reduction(+ : dot, sum)
         for (idx j = 0; j < cols; ++j) {
-            dot += dr[j] * s[j];
+            dot += (dr[j] - d0) * s[j];
             sum += s[j];
         }
-        // Dividing by sum(s) (1 up to rounding) keeps the VJP exactly shift-invariant: a constant
-        // dout gives exactly 0, not rounding noise of the size of s.
-        dot /= sum;
-        for (idx j = 0; j < cols; ++j) s[j] = s[j] * (dr[j] - dot);
+        dot /= sum;  // sum(s) = 1 up to rounding
+        for (idx j = 0; j < cols; ++j) s[j] = s[j] * ((dr[j] - d0) - dot);
     }
 }
 

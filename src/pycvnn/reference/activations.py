@@ -110,8 +110,15 @@ def softmax_backward(z, dout):
     """Vector-Jacobian product s * (dout - sum(dout * s)) over the last axis, s = softmax(z)."""
     z, dout = _pair(z, dout)
     s = softmax_forward(z)
-    # / sum(s) (= 1 up to rounding), as the core does: a constant dout then gives exactly 0
-    return s * (dout - (dout * s).sum(axis=-1, keepdims=True) / s.sum(axis=-1, keepdims=True))
+    return softmax_vjp(s, dout)
+
+
+def softmax_vjp(s, dout):
+    """s (dout - sum(dout s) / sum(s)) over the last axis, dout shifted by its first finite
+    entry first, as the core: a constant dout gives exactly 0 whatever the order of the sum."""
+    d0 = dout[..., :1]
+    d = dout - np.where(np.isfinite(d0), d0, 0)
+    return s * (d - (d * s).sum(axis=-1, keepdims=True) / s.sum(axis=-1, keepdims=True))
 
 
 _erfc = np.vectorize(math.erfc, otypes=[np.float64])
@@ -158,9 +165,6 @@ FROM_OUTPUT = {
     # a > 0 exactly where z > 0 (alpha >= 0), and a is NaN where z is
     "relu": lambda a, dout, alpha: keep_nan(a, np.where(a > 0, dout, 0)),
     "leaky_relu": lambda a, dout, alpha: keep_nan(a, np.where(a > 0, dout, alpha * dout)),
-    # the vector-Jacobian product (/ sum(a) = 1, as the core: a constant dout gives exactly 0)
-    "softmax": lambda a, dout, alpha: (
-        a * (dout - (dout * a).sum(axis=-1, keepdims=True) / a.sum(axis=-1, keepdims=True))
-    ),
+    "softmax": lambda a, dout, alpha: softmax_vjp(a, dout),
     "softplus": lambda a, dout, alpha: dout * -np.expm1(-a),  # sigmoid(z) = 1 - exp(-a)
 }
