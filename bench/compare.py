@@ -906,9 +906,12 @@ def summary(results, epochs):
     names = {"torch": "PyTorch", "sklearn": "scikit-learn", "keras": "Keras"}
 
     def cell(t, base, unit):
-        return (
-            "–" if t is None else f"{t:,.1f} {unit}" + ("" if t == base else f" ({t / base:.0f}×)")
+        if t is None:
+            return "–"
+        ratio = (
+            "" if t == base else f" ({t / base:.1f}×)" if t < 10 * base else f" ({t / base:.0f}×)"
         )
+        return f"{t:,.1f} {unit}{ratio}"
 
     fits = {p: s * 1e3 for p, (s, _) in results["fit"].items()}
     rows = [

@@ -366,8 +366,13 @@ def test_cross_entropy(batch, data, soft, from_logits, reduction):
         target = data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, c - 1)))
     kw = {"from_logits": from_logits, "reduction": reduction}
     compare("cross_entropy_forward", [pred, target], kw, dtype)
-    compare("cross_entropy_backward", [pred, target], kw, dtype,
-            terms=ce_terms(pred, target, from_logits, reduction))
+    compare(
+        "cross_entropy_backward",
+        [pred, target],
+        kw,
+        dtype,
+        terms=ce_terms(pred, target, from_logits, reduction),
+    )
 
 
 def ce_terms(pred, target, from_logits, reduction):
@@ -378,7 +383,11 @@ def ce_terms(pred, target, from_logits, reduction):
     n, c = pred.shape
     with np.errstate(all="ignore"):
         p = R.softmax_forward(np.asarray(pred, np.float64))
-        t = np.eye(c)[target] if target.dtype.kind == "i" else np.abs(np.asarray(target, np.float64))
+        t = (
+            np.eye(c)[target]
+            if target.dtype.kind == "i"
+            else np.abs(np.asarray(target, np.float64))
+        )
         terms = p * t.sum(axis=1, keepdims=True) + t
     return _finite_max(terms) / (n if reduction == "mean" else 1)
 
