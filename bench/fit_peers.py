@@ -9,7 +9,6 @@ Keras 3 runs on its torch backend). Medians of interleaved rounds.
 """
 
 import argparse
-import importlib.util
 import os
 import statistics
 import time
@@ -19,11 +18,12 @@ import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 on the torch already installed
 
+import workloads as W  # noqa: E402
+
 import pycvnn  # noqa: E402
 
 HIDDEN, LR, BATCH = (64, 32), 1e-3, 32
 PEERS = ("pycvnn", "torch", "sklearn", "keras")
-MODULES = {"torch": "torch", "sklearn": "sklearn", "keras": "keras"}
 
 
 def data():
@@ -123,14 +123,8 @@ RUNNERS = {"pycvnn": fit_pycvnn, "torch": fit_torch, "sklearn": fit_sklearn, "ke
 
 def available():
     """The peers that can run here, and why the others cannot."""
-    peers, missing = [], {}
-    for peer in PEERS:
-        module = MODULES.get(peer)
-        if module and importlib.util.find_spec(module) is None:
-            missing[peer] = f"{module} is not installed (pip install '.[bench]')"
-        else:
-            peers.append(peer)
-    return peers, missing
+    missing = {peer: W.missing_reason(peer) for peer in PEERS if W.missing_reason(peer)}
+    return [peer for peer in PEERS if peer not in missing], missing
 
 
 def measure(rounds, epochs):
@@ -150,9 +144,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args(argv)
-    import workloads
-
-    workloads.single_thread()
+    W.single_thread()
     results, missing = measure(args.rounds, args.epochs)
     base = results["pycvnn"][0]
     for peer, (seconds, accuracy) in results.items():

@@ -33,6 +33,7 @@ PEERS = ("cpp", "numpy", "torch", "sklearn")
 OPTIONAL = {
     "torch": ("torch", "torch==2.13.0 (pip install -e .[bench])"),
     "sklearn": ("sklearn", "scikit-learn (pip install -e .[bench])"),
+    "keras": ("keras", "keras (pip install -e .[bench])"),
 }
 
 

@@ -382,6 +382,13 @@ def test_cross_entropy(batch, data, soft, from_logits, reduction):
     )
 
 
+def _target_rows(target, c):
+    """Cross-entropy targets as |rows| (N, C) in float64: one-hot for class ids."""
+    if target.dtype.kind == "i":
+        return np.eye(c)[target]
+    return np.abs(np.asarray(target, np.float64))
+
+
 def ce_in_bounds(pred, target, from_logits, dtype):
     """Outside the promise: an infinite soft target in a row whose softmax has a denormal
     entry. The core flushes that entry to 0, and 0 * inf is NaN where NumPy's denormal * inf
@@ -403,11 +410,7 @@ def ce_forward_terms(pred, target, from_logits, reduction):
     n, c = pred.shape
     with np.errstate(all="ignore"):
         z = np.abs(np.asarray(pred, np.float64))
-        t = (
-            np.eye(c)[target]
-            if target.dtype.kind == "i"
-            else np.abs(np.asarray(target, np.float64))
-        )
+        t = _target_rows(target, c)
         rows = (z.max(axis=1) + np.log(c)) * t.sum(axis=1) + (t * z).sum(axis=1)
     rows = rows[np.isfinite(rows)]
     if not rows.size:
@@ -423,11 +426,7 @@ def ce_terms(pred, target, from_logits, reduction):
     n, c = pred.shape
     with np.errstate(all="ignore"):
         p = R.softmax_forward(np.asarray(pred, np.float64))
-        t = (
-            np.eye(c)[target]
-            if target.dtype.kind == "i"
-            else np.abs(np.asarray(target, np.float64))
-        )
+        t = _target_rows(target, c)
         terms = p * t.sum(axis=1, keepdims=True) + t
     return _finite_max(terms) / (n if reduction == "mean" else 1)
 
