@@ -93,3 +93,83 @@ def test_the_twin_has_a_backward_from_output_for_each_activation_not_needing_z()
 
     for name, _, _, needs_input in RA.ACTIVATIONS:
         assert (name in RA.FROM_OUTPUT) != needs_input, name
+
+
+# ---- losses, optimizers, schedules ---------------------------------------------------------
+
+
+def test_the_core_and_the_twin_list_the_same_losses_and_rules():
+    assert _core.LOSSES == R.LOSSES
+    assert _core.RULES == R.RULES
+
+
+@pytest.mark.parametrize("name,option", _core.LOSSES)
+def test_each_core_loss_is_registered_with_its_option(name, option):
+    info = pycvnn.losses.REGISTRY[name]
+    assert (info.option[0] if info.option else None) == option
+    cls = pycvnn.losses.get(name)
+    assert cls.name == name and set(cls.options) == ({option} if option else set())
+    assert pycvnn.reference.LossSpec(name).name == _core.LossSpec(name).name == name
+
+
+def test_the_loss_registry_has_nothing_the_core_lacks():
+    assert set(pycvnn.losses.REGISTRY) == {name for name, _ in _core.LOSSES}
+
+
+@pytest.mark.parametrize("name", [n for n, info in pycvnn.losses.REGISTRY.items() if info.option])
+def test_loss_functions_take_their_option_by_position_and_by_name(name):
+    option = pycvnn.losses.REGISTRY[name].option[0]
+    pred, target = {
+        "huber": (np.array([0.0, 3.0]), np.zeros(2)),
+        "cross_entropy": (np.array([[1.0, 0.0]]), np.array([0])),
+        "binary_cross_entropy": (np.array([0.5]), np.array([1.0])),
+        "dice": (np.array([[0.5, 0.5]]), np.array([[1.0, 0.0]])),
+    }[name]
+    fn = getattr(pycvnn.losses, name)
+    value = {"huber": 2.0, "cross_entropy": True, "binary_cross_entropy": True, "dice": 0.5}[name]
+    assert fn(pred, target, value) == fn(pred, target, **{option: value})
+    with pytest.raises(TypeError):
+        fn(pred, target, value, "mean", "extra")
+
+
+def test_cli_losses_are_those_a_multiclass_model_trains_on():
+    kinds = {info.targets for info in pycvnn.losses.REGISTRY.values()}
+    assert kinds == {"classes", "values", "binary", "masks"}
+    assert set(cli.LOSSES) == set(pycvnn.losses.names(("classes", "values"))) | {"mse"}
+
+
+@pytest.mark.parametrize("name", pycvnn.optim.OPTIMIZERS.names())
+def test_each_optimizer_runs_a_core_rule_with_its_state(name):
+    cls = pycvnn.optim.OPTIMIZERS[name]
+    assert dict(_core.RULES)[cls.rule] == cls.n_state
+
+
+def test_every_core_rule_has_an_optimizer():
+    rules = {cls.rule for cls in pycvnn.optim.OPTIMIZERS.values()}
+    assert rules == set(dict(_core.RULES))
+
+
+@pytest.mark.parametrize("name", pycvnn.schedules.REGISTRY.names())
+def test_each_schedule_has_a_run_default_and_the_cli_offers_it(name):
+    schedule = pycvnn.schedules.REGISTRY[name].for_run(0.1, 20)
+    lrs = [schedule(e) for e in range(20)]
+    assert all(0 <= lr <= 0.1 for lr in lrs) and lrs[0] > 0
+    assert name in cli.SCHEDULES
+    assert type(pycvnn.schedules.get(name, **_schedule_options(name))) is type(schedule)
+
+
+def _schedule_options(name):
+    return {"step": {"step_size": 2}, "exponential": {"gamma": 0.9}, "cosine": {"t_max": 5}}.get(
+        name, {"epochs": 3} if name == "warmup" else {}
+    ) | {"lr": 0.1}
+
+
+def test_registries_reject_unknown_names_and_options_by_name():
+    with pytest.raises(ValueError, match="^optimizer: expected one of"):
+        pycvnn.optim.get("adamm")
+    with pytest.raises(ValueError, match="^schedule: expected one of"):
+        pycvnn.schedules.get("linear", lr=0.1)
+    with pytest.raises(TypeError, match="unknown option"):
+        pycvnn.losses.get("huber", delta=1.0, smooth=2.0)
+    with pytest.raises(TypeError, match="unknown option"):
+        pycvnn.optim.get("gd", beta=0.9)

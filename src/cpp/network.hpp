@@ -25,6 +25,40 @@ struct Op {
 
 enum class LossKind { L1, L2, Huber, CrossEntropy, BinaryCrossEntropy, Hinge, SquaredHinge, Dice };
 
+// The losses by name: the bindings, the training core's LossSpec and their checks derive from
+// this table. option: the one option the loss takes (its default is LossSpec's), or null.
+struct LossInfo {
+    const char* name;
+    LossKind kind;
+    const char* option;
+    const char* forward_doc;
+    const char* backward_doc;
+};
+inline constexpr LossInfo kLosses[] = {
+    {"l1", LossKind::L1, nullptr, "|pred - target|.",
+     "sign(pred - target), 0 at pred == target; divided by pred.size for \"mean\"."},
+    {"l2", LossKind::L2, nullptr, "(pred - target)^2.",
+     "2 (pred - target); divided by pred.size for \"mean\"."},
+    {"huber", LossKind::Huber, "delta",
+     "0.5 r^2 if |r| <= delta else delta (|r| - 0.5 delta), r = pred - target; delta > 0.",
+     "clip(pred - target, -delta, delta); divided by pred.size for \"mean\"."},
+    {"cross_entropy", LossKind::CrossEntropy, "from_logits",
+     "-sum_c target_c log p_c per sample, p = softmax(pred) from logits.",
+     "From logits: softmax(pred) * sum_c(target_c) - target (p - onehot for class ids).\n"
+     "From probabilities: -target / min(p, 1) where p > eps, 0 where p <= eps."},
+    {"binary_cross_entropy", LossKind::BinaryCrossEntropy, "from_logits",
+     "-(t log p + (1 - t) log(1 - p)), p = sigmoid(pred) from logits; pred (N,) or (N, 1).",
+     "sigmoid(pred) - t from logits; (p - t) / (p (1 - p)) from probabilities."},
+    {"hinge", LossKind::Hinge, nullptr,
+     "Binary max(0, 1 - y s); multiclass sum_{j != y} max(0, 1 - s_y + s_j).",
+     "The subgradient, 0 where a margin term is exactly 0."},
+    {"squared_hinge", LossKind::SquaredHinge, nullptr, "hinge with each margin term squared.",
+     "2 max(0, m) per margin term m, chained to the scores."},
+    {"dice", LossKind::Dice, "smooth",
+     "1 - (2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth) per sample; smooth >= 0.",
+     "d dice / d pred per sample."},
+};
+
 // A training loss: the batch mean and its gradient. Targets are class ids (ids) for
 // cross-entropy with ids and multiclass hinge, else values of pred's shape (y).
 struct LossSpec {
@@ -50,6 +84,18 @@ struct LossSpec {
 };
 
 enum class Rule { GD, Momentum, RMSProp, Adam, AdamW };
+
+// The update rules by name, with the state buffers each keeps (velocity, sq, Adam's m and v).
+struct RuleInfo {
+    const char* name;
+    Rule rule;
+    int n_state;
+};
+inline constexpr RuleInfo kRules[] = {{"gd", Rule::GD, 0},
+                                      {"momentum", Rule::Momentum, 1},
+                                      {"rmsprop", Rule::RMSProp, 1},
+                                      {"adam", Rule::Adam, 2},
+                                      {"adamw", Rule::AdamW, 2}};
 
 // One optimizer step: clip raw gradients by global norm (clip_norm > 0), coupled weight decay
 // on the weights (not AdamW: its decay is decoupled), then the rule's update.

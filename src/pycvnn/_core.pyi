@@ -23,7 +23,7 @@ Conventions for every function:
   A *_backward returns d loss / d pred with pred's shape (for "none": of the sum).
 """
 
-from typing import Protocol, Tuple
+from typing import Optional, Protocol, Tuple
 
 import numpy as np
 
@@ -47,6 +47,10 @@ class _ActivationKernel(Protocol):
 def __getattr__(name: str) -> _ActivationKernel: ...  # the <name>_forward / _backward kernels
 
 # ---- losses: <name>_forward -> value; <name>_backward -> d loss / d pred ------------------
+# A kernel pair for every entry (name, option or None) of LOSSES, the registry; LossSpec takes
+# the same names.
+LOSSES: Tuple[Tuple[str, Optional[str]], ...]
+
 # Elementwise losses: pred any shape, target.shape == pred.shape.
 def l1_forward(pred: Array, target: Array, reduction: str = "mean") -> float | Array: ...
 def l1_backward(pred: Array, target: Array, reduction: str = "mean") -> Array:
@@ -130,6 +134,11 @@ def dense_backward(
 ) -> Tuple[Array, Array, Array]: ...
 
 # ---- optimizers: in place over flat C-contiguous buffers of one float dtype ----------------
+# RULES, the registry: (rule name, state buffers it keeps) for UpdateRule and <rule>_update.
+# <rule>_update is UpdateRule(rule, ...).step on the whole buffer without clipping or coupled
+# decay: grad is only read.
+RULES: Tuple[Tuple[str, int], ...]
+
 # param, grad and state buffers have the same size; state starts at zeros.
 def gd_update(param: Array, grad: Array, lr: float) -> None:
     """param -= lr * grad."""

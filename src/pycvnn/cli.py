@@ -5,12 +5,13 @@ import math
 import os
 import sys
 
-from . import __version__, walkthrough
+from . import __version__, losses, schedules, walkthrough
 from .activations import names
 from .optim import OPTIMIZERS
 
-SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup", "plateau")
-LOSSES = ("cross_entropy", "hinge", "squared_hinge", "l2", "mse", "l1", "huber")
+SCHEDULES = schedules.REGISTRY.names()
+# The losses a multiclass model can train on: on class ids, or on one-hot values.
+LOSSES = (*losses.names(("classes", "values")), "mse")
 DATASETS = {"digits": (64, 10)}  # input features and classes, to size the model before loading
 
 # Bounds that turn a typo (an extra digit or three) into a clear error instead of a
@@ -143,20 +144,9 @@ def check_train(parser, args):
 
 
 def make_schedule(name, lr, epochs):
-    from . import schedules as S
-
     if name == "constant" or lr == 0:  # every schedule of a zero lr is zero throughout
         return None
-    if name == "step":
-        return S.StepDecay(lr, step_size=max(1, epochs // 3), gamma=0.1)
-    if name == "exponential":
-        return S.ExponentialDecay(lr, gamma=0.95)
-    if name == "cosine":
-        return S.CosineAnnealing(lr, t_max=max(1, epochs))
-    if name == "warmup":
-        warm = max(1, epochs // 10)
-        return S.Warmup(lr, warm, then=S.CosineAnnealing(lr, t_max=max(1, epochs - warm)))
-    return S.ReduceOnPlateau(lr, factor=0.5, patience=3)
+    return schedules.REGISTRY.lookup(name).for_run(lr, epochs)
 
 
 def split(n, test_fraction=0.2, seed=20240101):
@@ -206,7 +196,7 @@ def cmd_train(args):
     X, y = datasets.digits()
     train, test = split(len(X))
     classes = int(y.max()) + 1
-    classification = args.loss in ("cross_entropy", "hinge", "squared_hinge")
+    classification = losses.get(args.loss).name in losses.names("classes")
     targets = y if classification else np.eye(classes, dtype=np.float32)[y]
     output = "softmax" if args.loss == "cross_entropy" else None
     try:

@@ -7,7 +7,8 @@ parameter arena, and Dense.W / Dense.b are views into it (see pycvnn.model).
 import numpy as np
 
 from . import _validate as v
-from .activations import names
+from ._registry import subclass
+from .activations import REGISTRY, names
 
 ACTIVATIONS = names()
 INITS = ("he", "xavier", "normal", "zeros")
@@ -54,20 +55,9 @@ class Dense(Layer):
         return f"Dense({self.in_features}, {self.out_features}{act})"
 
 
-# One layer class per registered activation (pycvnn.activations.REGISTRY).
-class Sigmoid(Layer):
-    activation = "sigmoid"
-
-
-class Tanh(Layer):
-    activation = "tanh"
-
-
-class ReLU(Layer):
-    activation = "relu"
-
-
 class LeakyReLU(Layer):
+    """z if z > 0 else alpha z (alpha >= 0)."""
+
     activation = "leaky_relu"
 
     def __init__(self, alpha=0.01):
@@ -77,17 +67,19 @@ class LeakyReLU(Layer):
         return f"LeakyReLU({self.alpha})"
 
 
-class Softmax(Layer):
-    activation = "softmax"
+def _activation_layer(class_name, activation):
+    """A layer class for a registered activation without options."""
+    return subclass(
+        Layer, class_name, __name__, REGISTRY[activation].forward.__doc__, activation=activation
+    )
 
 
-class GELU(Layer):
-    activation = "gelu"
-
-
-class Softplus(Layer):
-    activation = "softplus"
-
-
+# One layer class per registered activation (pycvnn.activations.REGISTRY).
+Sigmoid = _activation_layer("Sigmoid", "sigmoid")
+Tanh = _activation_layer("Tanh", "tanh")
+ReLU = _activation_layer("ReLU", "relu")
+Softmax = _activation_layer("Softmax", "softmax")
+GELU = _activation_layer("GELU", "gelu")
+Softplus = _activation_layer("Softplus", "softplus")
 ACTIVATION_LAYERS = {cls.activation: cls for cls in Layer.__subclasses__() if cls.activation}
 __all__ = ["Layer", "Dense", *(cls.__name__ for cls in ACTIVATION_LAYERS.values())]

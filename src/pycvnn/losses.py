@@ -2,14 +2,18 @@
 <name>_grad(...) -> d loss / d pred (pred's shape and dtype; for "none", of the sum).
 
 Also a class per loss, built with its options (`Huber(delta=2.0)`), and `get(name, **opts)`.
+REGISTRY lists them; each needs <name>_forward / <name>_backward in pycvnn._core and
+pycvnn.reference.
 """
 
 import inspect
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
 from . import _validate as v
 from ._backend import backend
+from ._registry import Registry, subclass
 
 
 def _value(out, reduction):
@@ -17,14 +21,26 @@ def _value(out, reduction):
     return np.asarray(out) if reduction == "none" else float(out)
 
 
-# ---- argument checks, one per family ------------------------------------------------------
+# ---- argument checks, one per family of target ----------------------------------------------
 
 
-def _elementwise(pred, target):
+def _trains_on(targets):
+    """Marks a family's check with the kind of target its losses train on (see LossInfo)."""
+
+    def mark(check):
+        check.targets = targets
+        return check
+
+    return mark
+
+
+@_trains_on("values")
+def _elementwise(pred, target, option=None):
     pred = v.floating(pred, "pred")
     return pred, v.like(target, pred, "target", "pred")
 
 
+@_trains_on("classes")
 def _cross_entropy_args(pred, target, from_logits):
     pred = v.floating(pred, "pred")
     v.ndim(pred, "pred", (2,), "scores of shape (N, C)")
@@ -42,6 +58,7 @@ def _cross_entropy_args(pred, target, from_logits):
     return pred, target
 
 
+@_trains_on("binary")
 def _binary_cross_entropy_args(pred, target, from_logits):
     pred = v.floating(pred, "pred")
     v.binary_shape(pred, "pred")
@@ -52,7 +69,8 @@ def _binary_cross_entropy_args(pred, target, from_logits):
     return pred, target
 
 
-def _hinge_args(pred, target):
+@_trains_on("classes")
+def _hinge_args(pred, target, option=None):
     pred = v.floating(pred, "pred")
     v.ndim(pred, "pred", (1, 2), "scores of shape (N,), (N, 1) or (N, C)")
     if pred.ndim == 2 and pred.shape[1] > 1:
@@ -69,7 +87,8 @@ def _hinge_args(pred, target):
     return pred, target
 
 
-def _dice_args(pred, target, smooth):
+@_trains_on("masks")
+def _dice_args(pred, target, smooth=None):
     pred = v.floating(pred, "pred")
     if pred.ndim < 1:
         raise ValueError(f"pred: expected shape (N, ...), got {pred.shape}")
@@ -79,273 +98,187 @@ def _dice_args(pred, target, smooth):
     return pred, target
 
 
-# ---- elementwise losses ---------------------------------------------------------------------
+# ---- the registry ----------------------------------------------------------------------------
 
 
-def l1(pred, target, reduction="mean"):
-    """|pred - target| (mean: MAE)."""
-    reduction = v.reduction(reduction)
-    pred, target = _elementwise(pred, target)
-    return _value(backend().l1_forward(pred, target, reduction), reduction)
+class LossInfo(NamedTuple):
+    """A registered loss. check(pred, target, option) returns the arrays its kernels take;
+    option is (name, default, validate) for the one option it has, or None; targets is what
+    it is trained on: "classes" (integer class ids), "values" (real arrays of the output's
+    shape), "binary" (labels in [0, 1] for one output) or "masks" (values in [0, 1] against
+    predicted probabilities)."""
+
+    name: str
+    check: Callable
+    option: Optional[tuple]
+    targets: str
 
 
-def l1_grad(pred, target, reduction="mean"):
-    """sign(pred - target), 0 at a tie; / pred.size for "mean"."""
-    reduction = v.reduction(reduction)
-    pred, target = _elementwise(pred, target)
-    return backend().l1_backward(pred, target, reduction)
+def _register(name, check, option=None):
+    """Registers a loss; returns its value and gradient functions, with their own signature
+    (pred, target[, option], reduction="mean")."""
+    REGISTRY[name] = info = LossInfo(name, check, option, check.targets)
+    P = inspect.Parameter
+    params = [P("pred", P.POSITIONAL_OR_KEYWORD), P("target", P.POSITIONAL_OR_KEYWORD)]
+    if option:
+        params.append(P(option[0], P.POSITIONAL_OR_KEYWORD, default=option[1]))
+    signature = inspect.Signature(
+        [*params, P("reduction", P.POSITIONAL_OR_KEYWORD, default="mean")]
+    )
+
+    def arguments(args, kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        a = bound.arguments
+        opts = (option[2](a[option[0]], option[0]),) if option else ()
+        reduction = v.reduction(a["reduction"])
+        return (*info.check(a["pred"], a["target"], *opts), *opts, reduction)
+
+    def value(*args, **kwargs):
+        *call, reduction = arguments(args, kwargs)
+        return _value(getattr(backend(), f"{name}_forward")(*call, reduction), reduction)
+
+    def grad(*args, **kwargs):
+        return getattr(backend(), f"{name}_backward")(*arguments(args, kwargs))
+
+    doc, grad_doc = _DOCS[name]
+    for fn, fn_name, fn_doc in ((value, name, doc), (grad, f"{name}_grad", grad_doc)):
+        fn.__name__ = fn.__qualname__ = fn_name
+        fn.__doc__, fn.__signature__ = fn_doc, signature
+    _FUNCTIONS[name] = value, grad
+    return value, grad
 
 
-def l2(pred, target, reduction="mean"):
-    """(pred - target)^2 (mean: MSE)."""
-    reduction = v.reduction(reduction)
-    pred, target = _elementwise(pred, target)
-    return _value(backend().l2_forward(pred, target, reduction), reduction)
+def _positive(value, name):
+    return v.number(value, name, 0.0, strict=True)
 
 
-def l2_grad(pred, target, reduction="mean"):
-    """2 (pred - target); / pred.size for "mean"."""
-    reduction = v.reduction(reduction)
-    pred, target = _elementwise(pred, target)
-    return backend().l2_backward(pred, target, reduction)
+def _non_negative(value, name):
+    return v.number(value, name, 0.0)
 
 
+# Each loss's formula and its gradient's, the docstrings of <name> and <name>_grad.
+_DOCS = {
+    "l1": (
+        "|pred - target| (mean: MAE).",
+        'sign(pred - target), 0 at a tie; / pred.size for "mean".',
+    ),
+    "l2": ("(pred - target)^2 (mean: MSE).", '2 (pred - target); / pred.size for "mean".'),
+    "huber": (
+        "0.5 r^2 if |r| <= delta else delta (|r| - 0.5 delta), r = pred - target.",
+        'clip(pred - target, -delta, delta); / pred.size for "mean".',
+    ),
+    "cross_entropy": (
+        "-sum_c t_c log p_c per sample; pred logits (or probabilities), target ids (N,) or (N, C).",
+        'p - onehot from logits; -t / p from probabilities; / N for "mean".',
+    ),
+    "binary_cross_entropy": (
+        "-(t log p + (1 - t) log(1 - p)), p = sigmoid(pred) from logits; pred (N,) or (N, 1).",
+        'sigmoid(pred) - t from logits; (p - t) / (p (1 - p)) from probabilities; / N for "mean".',
+    ),
+    "hinge": (
+        "Binary max(0, 1 - y s); multiclass sum_{j != y} max(0, 1 - s_y + s_j).",
+        'Subgradient of hinge (0 where a margin is exactly 0); / N for "mean".',
+    ),
+    "squared_hinge": (
+        "hinge with each margin term squared.",
+        '2 max(0, m) per margin term m, chained to the scores; / N for "mean".',
+    ),
+    "dice": (
+        "1 - (2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth) per sample over non-batch axes.\n\n"
+        "With smooth = 0 a sample whose pred and target are all zero counts as loss 0, gradient 0.",
+        'd dice / d pred per sample; / N for "mean".',
+    ),
+}
+_FROM_LOGITS = ("from_logits", True, v.flag)
+
+# The one list of losses: the classes, get(), fit and the CLI's choices derive from it.
+REGISTRY = Registry("name")
+_FUNCTIONS = {}  # name -> (value, gradient)
+l1, l1_grad = _register("l1", _elementwise)
+l2, l2_grad = _register("l2", _elementwise)
+huber, huber_grad = _register("huber", _elementwise, ("delta", 1.0, _positive))
+cross_entropy, cross_entropy_grad = _register("cross_entropy", _cross_entropy_args, _FROM_LOGITS)
+binary_cross_entropy, binary_cross_entropy_grad = _register(
+    "binary_cross_entropy", _binary_cross_entropy_args, _FROM_LOGITS
+)
+hinge, hinge_grad = _register("hinge", _hinge_args)
+squared_hinge, squared_hinge_grad = _register("squared_hinge", _hinge_args)
+dice, dice_grad = _register("dice", _dice_args, ("smooth", 1e-6, _non_negative))
 mse, mse_grad = l2, l2_grad
 
 
-def huber(pred, target, delta=1.0, reduction="mean"):
-    """0.5 r^2 if |r| <= delta else delta (|r| - 0.5 delta), r = pred - target."""
-    delta, reduction = v.number(delta, "delta", 0.0, strict=True), v.reduction(reduction)
-    pred, target = _elementwise(pred, target)
-    return _value(backend().huber_forward(pred, target, delta, reduction), reduction)
-
-
-def huber_grad(pred, target, delta=1.0, reduction="mean"):
-    """clip(pred - target, -delta, delta); / pred.size for "mean"."""
-    delta, reduction = v.number(delta, "delta", 0.0, strict=True), v.reduction(reduction)
-    pred, target = _elementwise(pred, target)
-    return backend().huber_backward(pred, target, delta, reduction)
-
-
-# ---- classification losses: per sample (N,) with "none" --------------------------------------
-
-
-def cross_entropy(pred, target, from_logits=True, reduction="mean"):
-    """-sum_c t_c log p_c per sample; pred logits (or probabilities), target ids (N,) or (N, C)."""
-    from_logits, reduction = v.flag(from_logits, "from_logits"), v.reduction(reduction)
-    pred, target = _cross_entropy_args(pred, target, from_logits)
-    return _value(backend().cross_entropy_forward(pred, target, from_logits, reduction), reduction)
-
-
-def cross_entropy_grad(pred, target, from_logits=True, reduction="mean"):
-    """p - onehot from logits; -t / p from probabilities; / N for "mean"."""
-    from_logits, reduction = v.flag(from_logits, "from_logits"), v.reduction(reduction)
-    pred, target = _cross_entropy_args(pred, target, from_logits)
-    return backend().cross_entropy_backward(pred, target, from_logits, reduction)
-
-
-def binary_cross_entropy(pred, target, from_logits=True, reduction="mean"):
-    """-(t log p + (1 - t) log(1 - p)), p = sigmoid(pred) from logits; pred (N,) or (N, 1)."""
-    from_logits, reduction = v.flag(from_logits, "from_logits"), v.reduction(reduction)
-    pred, target = _binary_cross_entropy_args(pred, target, from_logits)
-    return _value(
-        backend().binary_cross_entropy_forward(pred, target, from_logits, reduction), reduction
-    )
-
-
-def binary_cross_entropy_grad(pred, target, from_logits=True, reduction="mean"):
-    """sigmoid(pred) - t from logits; (p - t) / (p (1 - p)) from probabilities; / N for "mean"."""
-    from_logits, reduction = v.flag(from_logits, "from_logits"), v.reduction(reduction)
-    pred, target = _binary_cross_entropy_args(pred, target, from_logits)
-    return backend().binary_cross_entropy_backward(pred, target, from_logits, reduction)
-
-
-def hinge(pred, target, reduction="mean"):
-    """Binary max(0, 1 - y s); multiclass sum_{j != y} max(0, 1 - s_y + s_j)."""
-    reduction = v.reduction(reduction)
-    pred, target = _hinge_args(pred, target)
-    return _value(backend().hinge_forward(pred, target, reduction), reduction)
-
-
-def hinge_grad(pred, target, reduction="mean"):
-    """Subgradient of hinge (0 where a margin is exactly 0); / N for "mean"."""
-    reduction = v.reduction(reduction)
-    pred, target = _hinge_args(pred, target)
-    return backend().hinge_backward(pred, target, reduction)
-
-
-def squared_hinge(pred, target, reduction="mean"):
-    """hinge with each margin term squared."""
-    reduction = v.reduction(reduction)
-    pred, target = _hinge_args(pred, target)
-    return _value(backend().squared_hinge_forward(pred, target, reduction), reduction)
-
-
-def squared_hinge_grad(pred, target, reduction="mean"):
-    """2 max(0, m) per margin term m, chained to the scores; / N for "mean"."""
-    reduction = v.reduction(reduction)
-    pred, target = _hinge_args(pred, target)
-    return backend().squared_hinge_backward(pred, target, reduction)
-
-
-def dice(pred, target, smooth=1e-6, reduction="mean"):
-    """1 - (2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth) per sample over non-batch axes.
-
-    With smooth = 0 a sample whose pred and target are all zero counts as loss 0, gradient 0.
-    """
-    smooth, reduction = v.number(smooth, "smooth", 0.0), v.reduction(reduction)
-    pred, target = _dice_args(pred, target, smooth)
-    return _value(backend().dice_forward(pred, target, smooth, reduction), reduction)
-
-
-def dice_grad(pred, target, smooth=1e-6, reduction="mean"):
-    """d dice / d pred per sample; / N for "mean"."""
-    smooth, reduction = v.number(smooth, "smooth", 0.0), v.reduction(reduction)
-    pred, target = _dice_args(pred, target, smooth)
-    return backend().dice_backward(pred, target, smooth, reduction)
+def names(targets=None):
+    """The registered loss names; with targets (a kind or a tuple of kinds, see LossInfo),
+    those trained on that kind of target."""
+    kinds = (targets,) if isinstance(targets, str) else targets
+    return tuple(n for n, info in REGISTRY.items() if kinds is None or info.targets in kinds)
 
 
 # ---- loss objects -----------------------------------------------------------------------------
 
 
 class Loss:
-    """A loss with its options bound: `loss(pred, target)` the value, `loss.grad(...)` d/d pred."""
+    """A loss with its options bound: `loss(pred, target)` the value, `loss.grad(...)` d/d pred.
+    A subclass per registered loss; its options are its registry entry's."""
 
     name = None
-    _fn = _grad_fn = None  # the functions above, set per subclass
 
-    def __init__(self, reduction="mean"):
-        self.reduction = v.reduction(reduction)
-        self.options = {}
+    def __init__(self, *args, **kwargs):
+        option = REGISTRY[self.name].option
+        params = [option[0]] if option else []
+        bound = _class_signature(option).bind(*args, **kwargs)
+        bound.apply_defaults()
+        self.options = {p: option[2](bound.arguments[p], p) for p in params}
+        self.reduction = v.reduction(bound.arguments["reduction"])
 
     def __call__(self, pred, target):
-        return type(self)._fn(pred, target, **self.options, reduction=self.reduction)
+        return _FUNCTIONS[self.name][0](pred, target, **self.options, reduction=self.reduction)
 
     def grad(self, pred, target):
-        return type(self)._grad_fn(pred, target, **self.options, reduction=self.reduction)
+        return _FUNCTIONS[self.name][1](pred, target, **self.options, reduction=self.reduction)
 
     def __repr__(self):
         opts = "".join(f"{k}={val!r}, " for k, val in self.options.items())
         return f"{type(self).__name__}({opts}reduction={self.reduction!r})"
 
 
-class L1(Loss):
-    name, _fn, _grad_fn = "l1", staticmethod(l1), staticmethod(l1_grad)
+def _class_signature(option):
+    P = inspect.Parameter
+    params = [P(option[0], P.POSITIONAL_OR_KEYWORD, default=option[1])] if option else []
+    return inspect.Signature([*params, P("reduction", P.POSITIONAL_OR_KEYWORD, default="mean")])
 
 
-class L2(Loss):
-    name, _fn, _grad_fn = "l2", staticmethod(l2), staticmethod(l2_grad)
-
-
-MSE = L2
-
-
-class Huber(Loss):
-    name, _fn, _grad_fn = "huber", staticmethod(huber), staticmethod(huber_grad)
-
-    def __init__(self, delta=1.0, reduction="mean"):
-        super().__init__(reduction)
-        self.options = {"delta": v.number(delta, "delta", 0.0, strict=True)}
-
-
-class CrossEntropy(Loss):
-    name, _fn, _grad_fn = (
-        "cross_entropy",
-        staticmethod(cross_entropy),
-        staticmethod(cross_entropy_grad),
+def _loss_class(class_name, name):
+    cls = subclass(
+        Loss, class_name, __name__, f"The {name} loss: {_FUNCTIONS[name][0].__doc__}", name=name
     )
-
-    def __init__(self, from_logits=True, reduction="mean"):
-        super().__init__(reduction)
-        self.options = {"from_logits": v.flag(from_logits, "from_logits")}
+    cls.__signature__ = _class_signature(REGISTRY[name].option)
+    return cls
 
 
-class BinaryCrossEntropy(Loss):
-    name = "binary_cross_entropy"
-    _fn, _grad_fn = staticmethod(binary_cross_entropy), staticmethod(binary_cross_entropy_grad)
-
-    def __init__(self, from_logits=True, reduction="mean"):
-        super().__init__(reduction)
-        self.options = {"from_logits": v.flag(from_logits, "from_logits")}
-
-
-class Hinge(Loss):
-    name, _fn, _grad_fn = "hinge", staticmethod(hinge), staticmethod(hinge_grad)
-
-
-class SquaredHinge(Loss):
-    name, _fn, _grad_fn = (
-        "squared_hinge",
-        staticmethod(squared_hinge),
-        staticmethod(squared_hinge_grad),
-    )
-
-
-class Dice(Loss):
-    name, _fn, _grad_fn = "dice", staticmethod(dice), staticmethod(dice_grad)
-
-    def __init__(self, smooth=1e-6, reduction="mean"):
-        super().__init__(reduction)
-        self.options = {"smooth": v.number(smooth, "smooth", 0.0)}
-
-
-_CLASSES = {
-    "l1": L1,
-    "l2": L2,
-    "mse": L2,
-    "huber": Huber,
-    "cross_entropy": CrossEntropy,
-    "binary_cross_entropy": BinaryCrossEntropy,
-    "hinge": Hinge,
-    "squared_hinge": SquaredHinge,
-    "dice": Dice,
+# One class per registered loss, named as in this table.
+_CLASS_NAMES = {
+    "l1": "L1",
+    "l2": "L2",
+    "huber": "Huber",
+    "cross_entropy": "CrossEntropy",
+    "binary_cross_entropy": "BinaryCrossEntropy",
+    "hinge": "Hinge",
+    "squared_hinge": "SquaredHinge",
+    "dice": "Dice",
 }
+_CLASSES = Registry("name")
+for _name in REGISTRY:
+    _CLASSES[_name] = globals()[_CLASS_NAMES[_name]] = _loss_class(_CLASS_NAMES[_name], _name)
+_CLASSES["mse"] = MSE = _CLASSES["l2"]
 
 
 def get(name, **options):
     """A loss object by name, built with `options` (e.g. get("huber", delta=2.0)); a Loss passes through."""
-    if isinstance(name, Loss):
-        if options:
-            raise ValueError(
-                f"options: expected none when passing a Loss object, got {sorted(options)}"
-            )
-        return name
-    cls = _CLASSES[v.name_in(name, "name", _CLASSES)]
-    known = [p for p in inspect.signature(cls).parameters]
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise TypeError(f"options: {name!r} takes {known}, got the unknown option(s) {unknown}")
-    return cls(**options)
+    return _CLASSES.build(name, options, Loss)
 
 
-__all__ = [
-    "l1",
-    "l1_grad",
-    "l2",
-    "l2_grad",
-    "mse",
-    "mse_grad",
-    "huber",
-    "huber_grad",
-    "cross_entropy",
-    "cross_entropy_grad",
-    "binary_cross_entropy",
-    "binary_cross_entropy_grad",
-    "hinge",
-    "hinge_grad",
-    "squared_hinge",
-    "squared_hinge_grad",
-    "dice",
-    "dice_grad",
-    "Loss",
-    "L1",
-    "L2",
-    "MSE",
-    "Huber",
-    "CrossEntropy",
-    "BinaryCrossEntropy",
-    "Hinge",
-    "SquaredHinge",
-    "Dice",
-    "get",
-]
+__all__ = [f"{name}{part}" for name in REGISTRY for part in ("", "_grad")]
+__all__ += ["mse", "mse_grad", "Loss", *(cls.__name__ for cls in Loss.__subclasses__()), "MSE"]
+__all__ += ["LossInfo", "REGISTRY", "names", "get"]

@@ -180,37 +180,8 @@ class Sequential:
             t[...] = w
 
     # ---- training -------------------------------------------------------------------------
-    def fit(
-        self,
-        X,
-        y,
-        loss="cross_entropy",
-        optimizer="adam",
-        epochs=10,
-        batch_size=32,
-        shuffle=True,
-        seed=None,
-        validation_data=None,
-        schedule=None,
-        callbacks=(),
-        verbose=True,
-    ):
-        """Train; returns a History. batch_size=None is batch GD, 1 stochastic, m mini-batch."""
-        return training.fit(
-            self,
-            X,
-            y,
-            loss=loss,
-            optimizer=optimizer,
-            epochs=epochs,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            seed=seed,
-            validation_data=validation_data,
-            schedule=schedule,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
+    # Train; returns a History (see training.fit for the arguments).
+    fit = training.fit
 
     def evaluate(self, X, y, loss=None):
         """{"loss": ..., and "accuracy" for class targets}; loss defaults to the last fit's."""

@@ -12,6 +12,7 @@ import numpy as np
 from . import _validate as v
 from ._backend import backend
 from ._net import arena_zeros
+from ._registry import Registry
 
 
 class Optimizer:
@@ -175,23 +176,13 @@ def _unit(name, value):
     return value
 
 
-OPTIMIZERS = {
-    "gd": GD,
-    "sgd": GD,
-    "momentum": Momentum,
-    "rmsprop": RMSProp,
-    "adam": Adam,
-    "adamw": AdamW,
-}
+# The one list of optimizers: get() and the CLI's choices derive from it. Each class's `rule`
+# names an update rule of the training core (pycvnn._core.RULES and its twin's).
+REGISTRY = OPTIMIZERS = Registry("optimizer")
+OPTIMIZERS.update(gd=GD, sgd=GD, momentum=Momentum, rmsprop=RMSProp, adam=Adam, adamw=AdamW)
 
 
 def get(name, **options):
-    """An optimizer by name ("gd", "sgd", "momentum", "rmsprop", "adam", "adamw")."""
-    if isinstance(name, Optimizer):
-        if options:
-            raise ValueError(
-                f"options: expected none when passing an Optimizer object, got {sorted(options)}"
-            )
-        return name
-    v.name_in(name, "optimizer", OPTIMIZERS)
-    return OPTIMIZERS[name](**options)
+    """An optimizer by name ("gd", "sgd", "momentum", "rmsprop", "adam", "adamw"), built with
+    `options`; an Optimizer passes through."""
+    return OPTIMIZERS.build(name, options, Optimizer)

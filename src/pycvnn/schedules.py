@@ -1,11 +1,14 @@
 """Learning-rate schedules: callables schedule(epoch) -> lr, epochs numbered from 0.
 
 An lr of 0 is legal (PyTorch allows it), and a decay that underflows to 0 is not an error.
+Each class's `for_run(lr, epochs)` is its default shape over a run of `epochs` epochs (what
+`pycvnn train --schedule NAME` uses); REGISTRY lists them by name.
 """
 
 import math
 
 from . import _validate as v
+from ._registry import Registry
 
 
 def _lr(value, name="lr"):
@@ -42,6 +45,10 @@ def _decayed(lr, gamma, k, epoch):
 class Constant:
     """lr at every epoch."""
 
+    @classmethod
+    def for_run(cls, lr, epochs):
+        return cls(lr)
+
     def __init__(self, lr):
         self.lr = _lr(lr)
 
@@ -52,6 +59,10 @@ class Constant:
 
 class StepDecay:
     """lr * gamma ** (epoch // step_size)."""
+
+    @classmethod
+    def for_run(cls, lr, epochs):
+        return cls(lr, step_size=max(1, epochs // 3), gamma=0.1)
 
     def __init__(self, lr, step_size, gamma=0.1):
         self.lr = _lr(lr)
@@ -66,6 +77,10 @@ class StepDecay:
 class ExponentialDecay:
     """lr * gamma ** epoch."""
 
+    @classmethod
+    def for_run(cls, lr, epochs):
+        return cls(lr, gamma=0.95)
+
     def __init__(self, lr, gamma):
         self.lr = _lr(lr)
         self.gamma = _positive("gamma", gamma)
@@ -77,6 +92,10 @@ class ExponentialDecay:
 
 class CosineAnnealing:
     """eta_min + (lr - eta_min) (1 + cos(pi epoch / t_max)) / 2, then eta_min after t_max."""
+
+    @classmethod
+    def for_run(cls, lr, epochs):
+        return cls(lr, t_max=max(1, epochs))
 
     def __init__(self, lr, t_max, eta_min=0.0):
         self.lr = _lr(lr)
@@ -94,6 +113,12 @@ class CosineAnnealing:
 
 class Warmup:
     """lr (epoch + 1) / epochs for the first `epochs`, then then(epoch - epochs) (or lr)."""
+
+    @classmethod
+    def for_run(cls, lr, epochs):
+        """A tenth of the run warming up, then cosine annealing over the rest."""
+        warm = max(1, epochs // 10)
+        return cls(lr, warm, then=CosineAnnealing(lr, t_max=max(1, epochs - warm)))
 
     def __init__(self, lr, epochs, then=None):
         self.lr = _lr(lr)
@@ -123,6 +148,10 @@ class ReduceOnPlateau:
     Improvement is PyTorch's relative rule (mode "min"): metric < best * (1 - threshold).
     fit feeds it the validation loss (else the training loss) at each epoch's end via step().
     """
+
+    @classmethod
+    def for_run(cls, lr, epochs):
+        return cls(lr, factor=0.5, patience=3)
 
     def __init__(self, lr, factor=0.1, patience=10, threshold=1e-4, min_lr=0.0):
         self.lr = _lr(lr)
@@ -160,3 +189,20 @@ class ReduceOnPlateau:
     def __call__(self, epoch):
         _epoch(epoch)
         return self.lr
+
+
+# The one list of schedules: get() and the CLI's choices derive from it.
+REGISTRY = Registry("schedule")
+REGISTRY.update(
+    constant=Constant,
+    step=StepDecay,
+    exponential=ExponentialDecay,
+    cosine=CosineAnnealing,
+    warmup=Warmup,
+    plateau=ReduceOnPlateau,
+)
+
+
+def get(name, **options):
+    """A schedule by name built with `options` (e.g. get("step", lr=0.1, step_size=10))."""
+    return REGISTRY.build(name, options, ())

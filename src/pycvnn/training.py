@@ -5,6 +5,7 @@ which shuffles nothing itself: the order comes from np.random.default_rng(seed),
 permutation per epoch, so both backends visit the samples in the same order.
 """
 
+import functools
 import math
 import sys
 import time
@@ -274,6 +275,19 @@ def _callbacks(callbacks):
     return callbacks
 
 
+def _one_fit_at_a_time(fn):
+    """Fits of one model run one at a time (a second waits for the first), and a fit keeps the
+    thread count it started with to its end (set_num_threads meanwhile applies after it)."""
+
+    @functools.wraps(fn)
+    def run(model, *args, **kwargs):
+        with model._train_lock, backend().ThreadSession():
+            return fn(model, *args, **kwargs)
+
+    return run
+
+
+@_one_fit_at_a_time
 def fit(
     model,
     X,
@@ -289,43 +303,10 @@ def fit(
     callbacks=(),
     verbose=True,
 ):
-    """Train model; see Sequential.fit. Returns a History.
-
-    Fits of one model run one at a time (a second waits for the first), and a fit keeps the
-    thread count it started with to its end (set_num_threads meanwhile applies after it)."""
-    with model._train_lock, backend().ThreadSession():
-        return _fit(
-            model,
-            X,
-            y,
-            loss,
-            optimizer,
-            epochs,
-            batch_size,
-            shuffle,
-            seed,
-            validation_data,
-            schedule,
-            callbacks,
-            verbose,
-        )
-
-
-def _fit(
-    model,
-    X,
-    y,
-    loss,
-    optimizer,
-    epochs,
-    batch_size,
-    shuffle,
-    seed,
-    validation_data,
-    schedule,
-    callbacks,
-    verbose,
-):
+    """Train model; returns a History. batch_size=None is batch GD, 1 stochastic, m mini-batch.
+    The loss and the optimizer are names or objects (pycvnn.losses, pycvnn.optim); schedule
+    maps an epoch to its lr; callbacks have any of on_train_begin, on_epoch_end(epoch, logs)
+    (returning True stops the fit) and on_train_end."""
     X = model._input(X)
     n = X.shape[0]
     net, spec, name, fused = _plan(model, loss)

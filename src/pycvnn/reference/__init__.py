@@ -72,6 +72,13 @@ for _name, *_ in _activations.ACTIVATIONS:
         globals()[_kernel] = getattr(_activations, _kernel)
         __all__.append(_kernel)
 
-from .network import LossSpec, Network, ThreadSession, UpdateRule  # noqa: E402  (the training core's twin)
+from .network import (  # noqa: E402  (the training core's twin)
+    LOSSES,
+    RULES,
+    LossSpec,
+    Network,
+    ThreadSession,
+    UpdateRule,
+)
 
-__all__ += ["Network", "LossSpec", "UpdateRule", "ThreadSession"]
+__all__ += ["Network", "LossSpec", "UpdateRule", "ThreadSession", "LOSSES", "RULES"]

@@ -16,16 +16,18 @@ from . import optimizers as O
 
 OP_KINDS = ("dense", "act")
 ACTIVATIONS = D.ACTIVATIONS
-RULES = ("gd", "momentum", "rmsprop", "adam", "adamw")
+# The training core's update rules (name, state buffers kept) and losses (name, the option it
+# takes), as pycvnn._core lists them.
+RULES = (("gd", 0), ("momentum", 1), ("rmsprop", 1), ("adam", 2), ("adamw", 2))
 LOSSES = (
-    "l1",
-    "l2",
-    "huber",
-    "cross_entropy",
-    "binary_cross_entropy",
-    "hinge",
-    "squared_hinge",
-    "dice",
+    ("l1", None),
+    ("l2", None),
+    ("huber", "delta"),
+    ("cross_entropy", "from_logits"),
+    ("binary_cross_entropy", "from_logits"),
+    ("hinge", None),
+    ("squared_hinge", None),
+    ("dice", "smooth"),
 )
 
 
@@ -50,8 +52,8 @@ class UpdateRule:
         weight_decay=0.0,
         clip_norm=0.0,
     ):
-        if rule not in RULES:
-            raise ValueError(f"rule: expected one of {RULES}, got {rule!r}")
+        if rule not in dict(RULES):
+            raise ValueError(f"rule: expected one of {tuple(dict(RULES))}, got {rule!r}")
         if form not in O.MOMENTUM_FORMS:
             raise ValueError(f"form: expected one of {O.MOMENTUM_FORMS}, got {form!r}")
         if nesterov and form == "ema":
@@ -116,18 +118,13 @@ class LossSpec:
     """A loss by name with its options; value and gradient with reduction "mean"."""
 
     def __init__(self, name, delta=1.0, smooth=1e-6, from_logits=True):
-        if name not in LOSSES:
-            raise ValueError(f"name: expected one of {LOSSES}, got {name!r}")
+        if name not in dict(LOSSES):
+            raise ValueError(f"name: expected one of {tuple(dict(LOSSES))}, got {name!r}")
         self.name, self.delta, self.smooth, self.from_logits = name, delta, smooth, from_logits
 
     def _options(self):
-        if self.name == "huber":
-            return {"delta": self.delta}
-        if self.name == "dice":
-            return {"smooth": self.smooth}
-        if self.name in ("cross_entropy", "binary_cross_entropy"):
-            return {"from_logits": self.from_logits}
-        return {}
+        option = dict(LOSSES)[self.name]
+        return {option: getattr(self, option)} if option else {}
 
     def value(self, pred, target):
         return getattr(L, f"{self.name}_forward")(pred, target, **self._options())

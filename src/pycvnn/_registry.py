@@ -1,0 +1,44 @@
+"""The registry behind each concept (activations, losses, optimizers, schedules): names to
+entries, from which the layers, the CLI's choices, the checks and the error messages derive."""
+
+import inspect
+
+from . import _validate as v
+
+
+class Registry(dict):
+    """name -> entry for one concept; `concept` names the argument in error messages."""
+
+    def __init__(self, concept):
+        super().__init__()
+        self.concept = concept
+
+    def names(self):
+        return tuple(self)
+
+    def lookup(self, name, arg=None):
+        """The entry called `name`, else a ValueError naming `arg` and listing the names."""
+        return self[v.name_in(name, arg or self.concept, self)]
+
+    def build(self, name, options, base):
+        """An object by name built with `options`; an instance of `base` passes through as it is
+        (it carries its own options, so giving more is an error)."""
+        if isinstance(name, base):
+            if options:
+                raise ValueError(
+                    f"options: expected none when passing a {base.__name__} object, "
+                    f"got {sorted(options)}"
+                )
+            return name
+        cls = self.lookup(name)
+        known = list(inspect.signature(cls).parameters)
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise TypeError(f"options: {name!r} takes {known}, got the unknown option(s) {unknown}")
+        return cls(**options)
+
+
+def subclass(base, class_name, module, doc, **attributes):
+    """A subclass of `base` as if written in `module` under `class_name` (so pickle finds it)."""
+    namespace = {**attributes, "__doc__": doc, "__module__": module, "__qualname__": class_name}
+    return type(class_name, (base,), namespace)
