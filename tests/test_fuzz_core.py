@@ -29,6 +29,7 @@ from nethelpers import ACTIVATION_NAMES, activation_kwargs
 
 from pycvnn import _core
 from pycvnn import reference as R
+from pycvnn.reference.network import LOSSES
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's NaN/Inf warnings
 
@@ -669,6 +670,17 @@ BAD_VALUES = [
     np.ones((2, 3), bool),
 ]
 BAD_SCALARS = [-1.0, 0.0, 1.0, 1.5, float("nan"), float("inf"), "mean", "avg", -0.5, 2]
+ADAM_HYPER = (0.1, 0.9, 0.999, 1e-8, 1)  # lr, beta1, beta2, eps, t
+
+
+def _flat(k):
+    """k fresh flat copies of F2: an optimizer's params and grads."""
+    return [F2.ravel().copy() for _ in range(k)]
+
+
+def _zeros(k):
+    """k fresh zeroed optimizer state buffers of F2's size."""
+    return [np.zeros(6, np.float32) for _ in range(k)]
 
 
 @_fuzz("test_bad_input_raises_the_same_exception")
@@ -681,49 +693,13 @@ def test_bad_input_raises_the_same_exception(name, data):
         "global_norm": [F2],
         "dense_forward": [F2, F2, np.ones(2, np.float32), "relu", 0.01],
         "dense_backward": [F2[:, :2], F2, F2[::-1].copy(), F2[:, :2], "tanh", 0.01],
-        "gd_update": [F2.ravel().copy(), F2.ravel().copy(), 0.1],
-        "momentum_update": [
-            F2.ravel().copy(),
-            F2.ravel().copy(),
-            np.zeros(6, np.float32),
-            0.1,
-            0.9,
-            "ema",
-            False,
-        ],
-        "rmsprop_update": [
-            F2.ravel().copy(),
-            F2.ravel().copy(),
-            np.zeros(6, np.float32),
-            0.1,
-            0.9,
-            1e-8,
-        ],
-        "adam_update": [
-            F2.ravel().copy(),
-            F2.ravel().copy(),
-            np.zeros(6, np.float32),
-            np.zeros(6, np.float32),
-            0.1,
-            0.9,
-            0.999,
-            1e-8,
-            1,
-        ],
-        "adamw_update": [
-            F2.ravel().copy(),
-            F2.ravel().copy(),
-            np.zeros(6, np.float32),
-            np.zeros(6, np.float32),
-            0.1,
-            0.9,
-            0.999,
-            1e-8,
-            1,
-            0.01,
-        ],
-        "add_weight_decay": [F2.ravel().copy(), F2.ravel().copy(), 0.1],
-        "clip_by_global_norm": [F2.ravel().copy(), 1.0],
+        "gd_update": [*_flat(2), 0.1],
+        "momentum_update": [*_flat(2), *_zeros(1), 0.1, 0.9, "ema", False],
+        "rmsprop_update": [*_flat(2), *_zeros(1), 0.1, 0.9, 1e-8],
+        "adam_update": [*_flat(2), *_zeros(2), *ADAM_HYPER],
+        "adamw_update": [*_flat(2), *_zeros(2), *ADAM_HYPER, 0.01],
+        "add_weight_decay": [*_flat(2), 0.1],
+        "clip_by_global_norm": [*_flat(1), 1.0],
     }
     if name in valid:
         args = valid[name]
@@ -801,18 +777,6 @@ def _targets(draw, loss, n, out, dtype):
             dtype, (n, out), lo=lo, hi=1.0 if loss == "dice" else 10.0, specials=False, tiny=False
         )
     )
-
-
-LOSSES = [
-    "l1",
-    "l2",
-    "huber",
-    "cross_entropy",
-    "binary_cross_entropy",
-    "hinge",
-    "squared_hinge",
-    "dice",
-]
 
 
 def network_kappa(ref_net):
