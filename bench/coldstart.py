@@ -12,7 +12,6 @@ this shared host the FMA-heavy first calls, NumPy's as ours, vary from run to ru
 about 10 and 500 µs after 30-100 ms of other work; the second calls do not.
 """
 
-import argparse
 import statistics
 import sys
 import time
@@ -22,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import workloads as W  # noqa: E402
+from cli_options import parse  # noqa: E402
 from compare import table  # noqa: E402
 
 GAPS_MS = (0, 3, 15, 30, 100)
@@ -49,9 +49,7 @@ def first_and_second(call, gap_ms, repeats):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
-    args = parser.parse_args(argv)
+    args = parse(__doc__, argv, repeats=15)
     W.single_thread()
     x = np.ones(16, np.float32)
     step = W.make_runner("cpp", W.make_workload("tiny", "gd", 1))

@@ -8,7 +8,6 @@ other 20%; the time is the whole fit call (PyTorch: a plain loop over shuffled i
 Keras 3 runs on its torch backend). Medians of interleaved rounds.
 """
 
-import argparse
 import os
 import statistics
 import time
@@ -19,6 +18,7 @@ import numpy as np
 os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 on the torch already installed
 
 import workloads as W  # noqa: E402
+from cli_options import parse  # noqa: E402
 
 import pycvnn  # noqa: E402
 
@@ -140,10 +140,7 @@ def measure(rounds, epochs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=30)
-    args = parser.parse_args(argv)
+    args = parse(__doc__, argv, rounds=5, epochs=30)
     W.single_thread()
     results, missing = measure(args.rounds, args.epochs)
     base = results["pycvnn"][0]

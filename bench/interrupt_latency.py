@@ -7,11 +7,12 @@ The fit stops between batches, so the latency is about one training step plus th
 trip; the child also checks that opt.t counts exactly the steps applied.
 """
 
-import argparse
 import statistics
 import subprocess
 import sys
 import time
+
+from cli_options import parse
 
 CHILD = r"""
 import sys, time
@@ -59,9 +60,7 @@ def latency(sizes, batch, verbose):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args(argv)
+    args = parse(__doc__, argv, repeats=3)
     print("| config | verbose | median ms from SIGINT to KeyboardInterrupt | max ms |")
     print("| --- | --- | ---: | ---: |")
     for name, (sizes, batch) in CONFIGS.items():

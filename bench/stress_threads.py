@@ -7,12 +7,12 @@ Prints, per scenario, how many calls were compared and how many differed; any cr
 ends the script (a hang after --seconds * 5 is reported as such).
 """
 
-import argparse
 import faulthandler
 import threading
 import time
 
 import numpy as np
+from cli_options import parse
 
 import pycvnn
 from pycvnn import _core
@@ -52,42 +52,39 @@ def predicts(seconds, n, backend):
         )
 
 
-def predicts_while_the_count_changes(seconds, n):
-    model = pycvnn.MLP([784, 512, 256, 10], seed=0)
-    x = np.random.default_rng(0).standard_normal((2048, 784)).astype(np.float32)
+def against_serial_while_toggling(seconds, n, call):
+    """call() on n - 1 threads while one more flips the thread count between 1 and 2; a call
+    matches when its result equals call()'s with 1 or with 2 threads."""
     serial = []
     for k in (1, 2):
         pycvnn.set_num_threads(k)
-        serial.append(model.predict(x))
+        serial.append(call())
 
     def body(i):
         if i == 0:
             pycvnn.set_num_threads(1 + int(time.perf_counter() * 1e3) % 2)
             return None
-        out = model.predict(x)
+        out = call()
         return any(np.array_equal(out, s) for s in serial)
 
     return for_a_while(seconds, n, body)
 
 
+def predicts_while_the_count_changes(seconds, n):
+    model = pycvnn.MLP([784, 512, 256, 10], seed=0)
+    x = np.random.default_rng(0).standard_normal((2048, 784)).astype(np.float32)
+    return against_serial_while_toggling(seconds, n, lambda: model.predict(x))
+
+
 def fits_while_the_count_changes(seconds):
     X, y = pycvnn.datasets.digits()
-    want = {}
-    for k in (1, 2):
-        pycvnn.set_num_threads(k)
+
+    def fit():
         m = pycvnn.MLP([64, 512, 256, 10], output="softmax", seed=0)
         m.fit(X, y, epochs=1, batch_size=64, seed=3, verbose=False)
-        want[k] = m._params.copy()
+        return m._params.copy()
 
-    def body(i):
-        if i == 0:
-            pycvnn.set_num_threads(1 + int(time.perf_counter() * 1e3) % 2)
-            return None
-        m = pycvnn.MLP([64, 512, 256, 10], output="softmax", seed=0)
-        m.fit(X, y, epochs=1, batch_size=64, seed=3, verbose=False)
-        return any(np.array_equal(m._params, w) for w in want.values())
-
-    return for_a_while(seconds, 2, body)
+    return against_serial_while_toggling(seconds, 2, fit)
 
 
 def training_while_ids_are_rewritten(seconds):
@@ -121,10 +118,7 @@ def training_while_ids_are_rewritten(seconds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--threads", type=int, default=8)
-    args = parser.parse_args(argv)
+    args = parse(__doc__, argv, seconds=20.0, threads=8)
     faulthandler.enable()
     pycvnn.set_num_threads(2)
     s, n = args.seconds, args.threads

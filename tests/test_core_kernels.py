@@ -10,6 +10,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from kernelhelpers import optimizer_cases
 from nethelpers import ACTIVATION_NAMES, activation_kwargs
 
 from pycvnn import _core, reference
@@ -436,16 +437,7 @@ def numpy_step(name, p, g, state, t, kw):
     return p, state
 
 
-ADAM = {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
-OPTS = [
-    ("gd", 0, {"lr": 0.1}),
-    ("momentum", 1, {"lr": 0.1, "beta": 0.9, "form": "ema", "nesterov": False}),
-    ("momentum", 1, {"lr": 0.1, "beta": 0.8, "form": "heavy_ball", "nesterov": False}),
-    ("momentum", 1, {"lr": 0.1, "beta": 0.8, "form": "heavy_ball", "nesterov": True}),
-    ("rmsprop", 1, {"lr": 0.01, "rho": 0.9, "eps": 1e-8}),
-    ("adam", 2, ADAM),
-    ("adamw", 2, {**ADAM, "weight_decay": 0.1}),
-]
+OPTS = optimizer_cases(0.8)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

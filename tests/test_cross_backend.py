@@ -5,11 +5,13 @@ and compares every output: rtol 1e-4 (float32) / 1e-10 (float64), with an atol o
 times the largest reference magnitude (C++ may flush denormals, so never below finfo.tiny).
 """
 
+import functools
 import os
 import zlib
 
 import numpy as np
 import pytest
+from kernelhelpers import optimizer_cases, walk_results
 from nethelpers import ACTIVATION_NAMES, activation_kwargs
 
 from pycvnn import _core, reference
@@ -25,19 +27,11 @@ ACTIVATIONS = ["none", *ACTIVATION_NAMES]
 
 
 def assert_same(got, want, dtype, where=""):
-    if isinstance(want, tuple):
-        assert isinstance(got, tuple) and len(got) == len(want), where
-        for i, (g, w) in enumerate(zip(got, want)):
-            assert_same(g, w, dtype, f"{where}[{i}]")
-        return
-    if want is None:
-        assert got is None, where
-        return
-    if isinstance(want, float):
-        assert isinstance(got, float), f"{where}: expected a float, got {type(got)}"
-    else:
-        assert isinstance(got, np.ndarray) and got.dtype == want.dtype, where
-        assert got.shape == want.shape, where
+    walk_results(got, want, where, functools.partial(_same_values, dtype=dtype))
+
+
+def _same_values(got, want, where, dtype):
+    """One float or array of assert_same, its type, dtype and shape already checked."""
     scale = float(np.max(np.abs(want))) if np.size(want) else 0.0
     if LOG:  # for the closing report: the largest error relative to the reference's magnitude
         diff = np.atleast_1d(np.abs(np.asarray(got, np.float64) - want))
@@ -64,6 +58,13 @@ def rng_for(*key):
     return np.random.default_rng(zlib.crc32(repr(key).encode()))
 
 
+def over_loss_grid(test):
+    """Parametrize a loss test over every reduction, shape and dtype."""
+    for name, values in (("reduction", REDUCTIONS), ("n,c,mag", SHAPES), ("dtype", DTYPES)):
+        test = pytest.mark.parametrize(name, values)(test)
+    return test
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n,c,mag", SHAPES)
 @pytest.mark.parametrize("act", ACTIVATION_NAMES)
@@ -86,9 +87,7 @@ def test_activations_nd(act, dtype):
     run_both(f"{act}_backward", [z, rng.standard_normal(z.shape).astype(dtype)], {}, dtype)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n,c,mag", SHAPES)
-@pytest.mark.parametrize("reduction", REDUCTIONS)
+@over_loss_grid
 @pytest.mark.parametrize("loss,opts", [("l1", {}), ("l2", {}), ("huber", {"delta": 0.7})])
 def test_elementwise_losses(loss, opts, reduction, n, c, mag, dtype):
     rng = rng_for(loss, n, c)
@@ -105,9 +104,7 @@ def class_targets(rng, n, c, kind, dtype):
     return rng.dirichlet(np.ones(c), size=n).astype(dtype)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n,c,mag", SHAPES)
-@pytest.mark.parametrize("reduction", REDUCTIONS)
+@over_loss_grid
 @pytest.mark.parametrize("kind", ["ids", "probs"])
 @pytest.mark.parametrize("from_logits", [True, False])
 def test_cross_entropy(from_logits, kind, reduction, n, c, mag, dtype):
@@ -135,9 +132,7 @@ def test_binary_cross_entropy(from_logits, reduction, shape, mag, dtype):
     run_both("binary_cross_entropy_backward", [pred, target], kw, dtype)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n,c,mag", SHAPES)
-@pytest.mark.parametrize("reduction", REDUCTIONS)
+@over_loss_grid
 @pytest.mark.parametrize("loss", ["hinge", "squared_hinge"])
 @pytest.mark.parametrize("binary", [True, False])
 def test_hinge(binary, loss, reduction, n, c, mag, dtype):
@@ -197,19 +192,7 @@ def test_matmul(ta, tb, dtype):
 
 
 # Optimizers: three steps with the same gradients on both backends; parameters and state agree.
-OPTIMIZERS = [
-    ("gd_update", 0, {"lr": 0.1}),
-    ("momentum_update", 1, {"lr": 0.1, "beta": 0.9, "form": "ema", "nesterov": False}),
-    ("momentum_update", 1, {"lr": 0.1, "beta": 0.9, "form": "heavy_ball", "nesterov": False}),
-    ("momentum_update", 1, {"lr": 0.1, "beta": 0.9, "form": "heavy_ball", "nesterov": True}),
-    ("rmsprop_update", 1, {"lr": 0.01, "rho": 0.9, "eps": 1e-8}),
-    ("adam_update", 2, {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}),
-    (
-        "adamw_update",
-        2,
-        {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.1},
-    ),
-]
+OPTIMIZERS = [(f"{rule}_update", nstate, kw) for rule, nstate, kw in optimizer_cases(0.9)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

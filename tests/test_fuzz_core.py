@@ -25,10 +25,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from kernelhelpers import walk_results
 from nethelpers import ACTIVATION_NAMES, activation_kwargs
 
 from pycvnn import _core
 from pycvnn import reference as R
+from pycvnn.reference.network import LOSSES
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's NaN/Inf warnings
 
@@ -158,20 +160,17 @@ def assert_agree(got, want, dtype, where, kappa=0.0, terms=0.0, noise=0.0):
     is the magnitude of the terms a result cancels from (softmax's VJP): atol scales with the
     larger of it and the result's own magnitude. noise is an atol measured on the example
     (see epoch_noise)."""
-    if isinstance(want, (tuple, list)):
-        assert isinstance(got, (tuple, list)) and len(got) == len(want), where
-        for i, (g, w) in enumerate(zip(got, want)):
-            assert_agree(g, w, dtype, f"{where}[{i}]", kappa, terms, noise)
-        return
-    if want is None:
-        assert got is None, where
-        return
-    if isinstance(want, float):
-        assert isinstance(got, float), f"{where}: expected a float, got {type(got).__name__}"
-    else:
-        assert isinstance(got, np.ndarray), f"{where}: expected an array, got {type(got).__name__}"
-        assert got.dtype == want.dtype, f"{where}: dtype {got.dtype} != {want.dtype}"
-        assert got.shape == want.shape, f"{where}: shape {got.shape} != {want.shape}"
+    walk_results(
+        got,
+        want,
+        where,
+        functools.partial(_agree_values, dtype=dtype, kappa=kappa, terms=terms, noise=noise),
+        sequences=(tuple, list),
+    )
+
+
+def _agree_values(got, want, where, dtype, kappa, terms, noise):
+    """One float or array of assert_agree, its type, dtype and shape already checked."""
     g, w = np.atleast_1d(np.asarray(got, np.float64)), np.atleast_1d(np.asarray(want, np.float64))
     np.testing.assert_array_equal(np.isnan(g), np.isnan(w), err_msg=f"{where}: NaN places")
     inf = np.isinf(w)
@@ -366,20 +365,9 @@ def test_cross_entropy(batch, data, soft, from_logits, reduction):
         target = data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, c - 1)))
     kw = {"from_logits": from_logits, "reduction": reduction}
     assume(ce_in_bounds(pred, target, from_logits, dtype))
-    compare(
-        "cross_entropy_forward",
-        [pred, target],
-        kw,
-        dtype,
-        terms=ce_forward_terms(pred, target, from_logits, reduction),
-    )
-    compare(
-        "cross_entropy_backward",
-        [pred, target],
-        kw,
-        dtype,
-        terms=ce_terms(pred, target, from_logits, reduction),
-    )
+    forward_terms, backward_terms = ce_terms(pred, target, from_logits, reduction)
+    compare("cross_entropy_forward", [pred, target], kw, dtype, terms=forward_terms)
+    compare("cross_entropy_backward", [pred, target], kw, dtype, terms=backward_terms)
 
 
 def _target_rows(target, c):
@@ -401,34 +389,31 @@ def ce_in_bounds(pred, target, from_logits, dtype):
     return not np.any(np.isinf(target).any(axis=1) & tiny.any(axis=1))
 
 
-def ce_forward_terms(pred, target, from_logits, reduction):
-    """From logits a sample's loss lse(z) sum(t) - sum(t z) cancels terms of size
+def ce_terms(pred, target, from_logits, reduction):
+    """The magnitudes of the terms cross-entropy's (forward, backward) cancel from; none (0)
+    from probabilities.
+
+    From logits a sample's loss lse(z) sum(t) - sum(t z) cancels terms of size
     (max |z| + log C) sum(t) + sum |t z| (a confident right answer: lse and z_y both near
-    max z, the loss their small difference, each side's rounding of lse in it)."""
+    max z, the loss their small difference, each side's rounding of lse in it). The gradient
+    softmax(pred) sum(t) - t cancels terms of size p sum(t) + t (p near 1, t = 1: the
+    backends' 1-ulp differences in p over 1 - p)."""
     if not from_logits:
-        return 0.0
+        return 0.0, 0.0
     n, c = pred.shape
     with np.errstate(all="ignore"):
-        z = np.abs(np.asarray(pred, np.float64))
+        logits = np.asarray(pred, np.float64)
+        z = np.abs(logits)
         t = _target_rows(target, c)
         rows = (z.max(axis=1) + np.log(c)) * t.sum(axis=1) + (t * z).sum(axis=1)
+        grad_terms = R.softmax_forward(logits) * t.sum(axis=1, keepdims=True) + t
     rows = rows[np.isfinite(rows)]
-    if not rows.size:
-        return 0.0
-    return float({"none": rows.max(), "mean": rows.mean(), "sum": rows.sum()}[reduction])
-
-
-def ce_terms(pred, target, from_logits, reduction):
-    """From logits the gradient softmax(pred) sum(t) - t cancels terms of size p sum(t) + t
-    (p near 1, t = 1: the backends' 1-ulp differences in p over 1 - p)."""
-    if not from_logits:
-        return 0.0
-    n, c = pred.shape
-    with np.errstate(all="ignore"):
-        p = R.softmax_forward(np.asarray(pred, np.float64))
-        t = _target_rows(target, c)
-        terms = p * t.sum(axis=1, keepdims=True) + t
-    return _finite_max(terms) / (n if reduction == "mean" else 1)
+    forward = (
+        float({"none": rows.max(), "mean": rows.mean(), "sum": rows.sum()}[reduction])
+        if rows.size
+        else 0.0
+    )
+    return forward, _finite_max(grad_terms) / (n if reduction == "mean" else 1)
 
 
 @_fuzz("test_binary_cross_entropy")
@@ -669,6 +654,17 @@ BAD_VALUES = [
     np.ones((2, 3), bool),
 ]
 BAD_SCALARS = [-1.0, 0.0, 1.0, 1.5, float("nan"), float("inf"), "mean", "avg", -0.5, 2]
+ADAM_HYPER = (0.1, 0.9, 0.999, 1e-8, 1)  # lr, beta1, beta2, eps, t
+
+
+def _flat(k):
+    """k fresh flat copies of F2: an optimizer's params and grads."""
+    return [F2.ravel().copy() for _ in range(k)]
+
+
+def _zeros(k):
+    """k fresh zeroed optimizer state buffers of F2's size."""
+    return [np.zeros(6, np.float32) for _ in range(k)]
 
 
 @_fuzz("test_bad_input_raises_the_same_exception")
@@ -681,49 +677,13 @@ def test_bad_input_raises_the_same_exception(name, data):
         "global_norm": [F2],
         "dense_forward": [F2, F2, np.ones(2, np.float32), "relu", 0.01],
         "dense_backward": [F2[:, :2], F2, F2[::-1].copy(), F2[:, :2], "tanh", 0.01],
-        "gd_update": [F2.ravel().copy(), F2.ravel().copy(), 0.1],
-        "momentum_update": [
-            F2.ravel().copy(),
-            F2.ravel().copy(),
-            np.zeros(6, np.float32),
-            0.1,
-            0.9,
-            "ema",
-            False,
-        ],
-        "rmsprop_update": [
-            F2.ravel().copy(),
-            F2.ravel().copy(),
-            np.zeros(6, np.float32),
-            0.1,
-            0.9,
-            1e-8,
-        ],
-        "adam_update": [
-            F2.ravel().copy(),
-            F2.ravel().copy(),
-            np.zeros(6, np.float32),
-            np.zeros(6, np.float32),
-            0.1,
-            0.9,
-            0.999,
-            1e-8,
-            1,
-        ],
-        "adamw_update": [
-            F2.ravel().copy(),
-            F2.ravel().copy(),
-            np.zeros(6, np.float32),
-            np.zeros(6, np.float32),
-            0.1,
-            0.9,
-            0.999,
-            1e-8,
-            1,
-            0.01,
-        ],
-        "add_weight_decay": [F2.ravel().copy(), F2.ravel().copy(), 0.1],
-        "clip_by_global_norm": [F2.ravel().copy(), 1.0],
+        "gd_update": [*_flat(2), 0.1],
+        "momentum_update": [*_flat(2), *_zeros(1), 0.1, 0.9, "ema", False],
+        "rmsprop_update": [*_flat(2), *_zeros(1), 0.1, 0.9, 1e-8],
+        "adam_update": [*_flat(2), *_zeros(2), *ADAM_HYPER],
+        "adamw_update": [*_flat(2), *_zeros(2), *ADAM_HYPER, 0.01],
+        "add_weight_decay": [*_flat(2), 0.1],
+        "clip_by_global_norm": [*_flat(1), 1.0],
     }
     if name in valid:
         args = valid[name]
@@ -801,18 +761,6 @@ def _targets(draw, loss, n, out, dtype):
             dtype, (n, out), lo=lo, hi=1.0 if loss == "dice" else 10.0, specials=False, tiny=False
         )
     )
-
-
-LOSSES = [
-    "l1",
-    "l2",
-    "huber",
-    "cross_entropy",
-    "binary_cross_entropy",
-    "hinge",
-    "squared_hinge",
-    "dice",
-]
 
 
 def network_kappa(ref_net):

@@ -12,42 +12,22 @@ needs_small = pytest.mark.skipif(
     not _core._small_gemm_available(), reason="the small GEMM kernels need AVX-512"
 )
 
-# (m, n, k): the tiny and mnist configs' GEMMs, vector/row-block tails, 1s and primes, skinny
+# (m, n, k): the tiny and mnist configs' GEMMs; vector/row-block tails, 1s and primes; skinny
 # shapes past 2^18 (one side <= 16) that "auto" also sends to the small kernels.
-SHAPES = [
-    (32, 32, 64),
-    (32, 64, 32),
-    (32, 10, 32),
-    (10, 32, 32),
-    (32, 32, 10),
-    (1, 1, 1),
-    (1, 10, 64),
-    (1, 64, 1),
-    (7, 13, 5),
-    (17, 33, 65),
-    (6, 64, 3),
-    (25, 49, 31),
-    (16, 17, 16),
-    (5, 80, 40),
-    (128, 10, 128),
-    (3, 130, 2),
-    (200, 12, 150),
-    (300, 200, 5),
-    (16, 300, 90),
-]
+SHAPES = (
+    [(32, 32, 64), (32, 64, 32), (32, 10, 32), (10, 32, 32), (32, 32, 10)]
+    + [(1, 1, 1), (1, 10, 64), (1, 64, 1), (7, 13, 5), (17, 33, 65), (6, 64, 3), (25, 49, 31)]
+    + [(16, 17, 16), (5, 80, 40), (128, 10, 128), (3, 130, 2)]
+    + [(200, 12, 150), (300, 200, 5), (16, 300, 90)]
+)
 # Past one 64-column panel and one 128-deep block of the blocked kernels, with tails of both;
 # then B past 1 MiB, where the k blocks are up to 1,024 deep (400: one; 1,100: two), and C
 # past 1 MiB (one block of 200).
-BIG_SHAPES = [
-    (70, 150, 300),
-    (33, 200, 129),
-    (130, 65, 257),
-    (6, 64, 128),
-    (1, 129, 513),
-    (9, 700, 400),
-    (5, 300, 1100),
-    (1100, 260, 200),
-]
+BIG_SHAPES = (
+    [(70, 150, 300), (33, 200, 129), (130, 65, 257), (6, 64, 128), (1, 129, 513)]
+    + [(9, 700, 400), (5, 300, 1100)]
+    + [(1100, 260, 200)]
+)
 TOL = {np.float32: 2e-6, np.float64: 1e-14}
 
 
@@ -92,18 +72,10 @@ def test_gemm_matches_float64(m, n, k, ta, tb, dtype, path):
 # The dot-product kernels (A B^T, at most 8 rows): every row-block height (1, 2, 4, 8 rows,
 # and 3, 5, 7 padded), B's rows in and past whole groups, k below a vector, with a tail and
 # without.
-DOT_SHAPES = [
-    (1, 1, 1),
-    (1, 17, 16),
-    (2, 5, 33),
-    (3, 9, 100),
-    (4, 4, 64),
-    (5, 3, 7),
-    (7, 31, 513),
-    (8, 2, 48),
-    (8, 70, 600),
-    (6, 11, 2),
-]
+DOT_SHAPES = (
+    [(1, 1, 1), (1, 17, 16), (2, 5, 33), (4, 4, 64), (8, 2, 48), (8, 70, 600)]  # whole heights
+    + [(3, 9, 100), (5, 3, 7), (7, 31, 513), (6, 11, 2)]  # padded heights
+)
 
 
 @needs_small

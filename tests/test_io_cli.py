@@ -260,12 +260,16 @@ def run_cli(capsys, *argv):
     return rc, out, err
 
 
+def run_train(capsys, *flags, epochs=2, backend="numpy", quiet=True):
+    """run_cli's train with these flags; the backend the CLI sets process-wide is restored."""
+    argv = ["train", *(["--quiet"] if quiet else []), "--epochs", str(epochs)]
+    with pycvnn.using_backend(pycvnn.get_backend()):
+        return run_cli(capsys, *argv, "--backend", backend, *flags)
+
+
 @pytest.mark.parametrize("backend_name", BACKENDS)
 def test_train_defaults_reach_96_percent(capsys, backend_name):
-    with pycvnn.using_backend(pycvnn.get_backend()):  # the CLI sets the backend process-wide
-        rc, out, err = run_cli(
-            capsys, "train", "--quiet", "--epochs", "30", "--backend", backend_name
-        )
+    rc, out, err = run_train(capsys, epochs=30, backend=backend_name)
     assert rc == 0
     last = out.strip().splitlines()[-1]
     match = ACCURACY_LINE.fullmatch(last)
@@ -276,8 +280,7 @@ def test_train_defaults_reach_96_percent(capsys, backend_name):
 
 
 def test_train_shows_a_progress_bar_by_default(capsys):
-    with pycvnn.using_backend(pycvnn.get_backend()):
-        rc, out, err = run_cli(capsys, "train", "--epochs", "2", "--backend", "numpy")
+    rc, out, err = run_train(capsys, quiet=False)
     assert rc == 0
     assert "epoch 1/2" in err and "epoch 2/2" in err
     assert ACCURACY_LINE.fullmatch(out.strip().splitlines()[-1])
@@ -285,22 +288,9 @@ def test_train_shows_a_progress_bar_by_default(capsys):
 
 def test_train_batch_size_full_and_save(capsys, tmp_path):
     path = tmp_path / "digits.npz"
-    with pycvnn.using_backend(pycvnn.get_backend()):
-        rc, out, err = run_cli(
-            capsys,
-            "train",
-            "--quiet",
-            "--epochs",
-            "3",
-            "--batch-size",
-            "full",
-            "--backend",
-            "numpy",
-            "--save",
-            str(path),
-            "--hidden",
-            "16",
-        )
+    rc, out, err = run_train(
+        capsys, "--batch-size", "full", "--save", str(path), "--hidden", "16", epochs=3
+    )
     assert rc == 0
     assert "batch full" in err
     assert f"saved model to {path}" in out
@@ -330,10 +320,7 @@ def test_train_batch_size_full_and_save(capsys, tmp_path):
     ],
 )
 def test_train_flags_run(capsys, flags):
-    with pycvnn.using_backend(pycvnn.get_backend()):
-        rc, out, _ = run_cli(
-            capsys, "train", "--quiet", "--epochs", "2", "--backend", "numpy", *flags
-        )
+    rc, out, _ = run_train(capsys, *flags)
     assert rc == 0
     assert ACCURACY_LINE.fullmatch(out.strip().splitlines()[-1])
 
@@ -341,18 +328,7 @@ def test_train_flags_run(capsys, flags):
 def test_plot_without_matplotlib_prints_a_clear_message(capsys, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
-    with pycvnn.using_backend(pycvnn.get_backend()):
-        rc, out, err = run_cli(
-            capsys,
-            "train",
-            "--quiet",
-            "--epochs",
-            "1",
-            "--backend",
-            "numpy",
-            "--plot",
-            str(tmp_path / "curves.png"),
-        )
+    rc, out, err = run_train(capsys, "--plot", str(tmp_path / "curves.png"), epochs=1)
     assert rc != 0
     assert "matplotlib" in err and "pip install" in err
     assert "Traceback" not in err
@@ -362,10 +338,7 @@ def test_plot_without_matplotlib_prints_a_clear_message(capsys, monkeypatch, tmp
 def test_plot_with_matplotlib_writes_the_png(capsys, tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib (the 'plot' extra) is not installed")
     path = tmp_path / "curves.png"
-    with pycvnn.using_backend(pycvnn.get_backend()):
-        rc, out, _ = run_cli(
-            capsys, "train", "--quiet", "--epochs", "2", "--backend", "numpy", "--plot", str(path)
-        )
+    rc, out, _ = run_train(capsys, "--plot", str(path))
     assert rc == 0 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -396,18 +396,8 @@ def test_reduce_on_plateau_is_fed_the_val_loss_else_the_loss(backend, with_valid
     m = pycvnn.MLP([3, 4, 2], seed=0)
     # threshold 0.5: only a halving of the metric counts as an improvement, so lr drops.
     sched = SpyPlateau(0.05, factor=0.5, patience=0, threshold=0.5)
-    h = m.fit(
-        X,
-        y,
-        loss="l2",
-        optimizer="momentum",
-        epochs=6,
-        batch_size=5,
-        seed=0,
-        schedule=sched,
-        validation_data=(Xv, yv) if with_validation else None,
-        verbose=False,
-    )
+    run = dict(loss="l2", optimizer="momentum", epochs=6, batch_size=5, seed=0, verbose=False)
+    h = m.fit(X, y, **run, schedule=sched, validation_data=(Xv, yv) if with_validation else None)
     fed = h["val_loss"] if with_validation else h["loss"]
     assert sched.fed == fed
     replay = S.ReduceOnPlateau(0.05, factor=0.5, patience=0, threshold=0.5)
@@ -514,15 +504,16 @@ def test_early_stopping_on_val_loss_without_validation_data_is_a_clear_error(bac
 @pytest.mark.parametrize("opt_name", ["adam", "momentum", "rmsprop"])
 def test_second_fit_continues_the_optimizer(backend, opt_name):
     X, y = class_data()
+
+    def fit(model, opt, seed):
+        run = dict(loss="cross_entropy", epochs=1, batch_size=4, seed=seed, verbose=False)
+        return model.fit(X, y, optimizer=opt, **run)
+
     a, b = twin_models([3, 5, 3])
     opt_a, opt_b = optim.get(opt_name, lr=0.05), optim.get(opt_name, lr=0.05)
-    a.fit(
-        X, y, loss="cross_entropy", optimizer=opt_a, epochs=1, batch_size=4, seed=11, verbose=False
-    )
+    fit(a, opt_a, 11)
     assert opt_a.t == 3
-    h2 = a.fit(
-        X, y, loss="cross_entropy", optimizer=opt_a, epochs=1, batch_size=4, seed=22, verbose=False
-    )
+    h2 = fit(a, opt_a, 22)
     assert opt_a.t == 6  # the step count carries over (Adam's bias correction continues)
     orders = [np.random.default_rng(11).permutation(N), np.random.default_rng(22).permutation(N)]
     weighted, _ = manual_fit(b, opt_b, X, y, "cross_entropy", orders, 4)
@@ -530,26 +521,8 @@ def test_second_fit_continues_the_optimizer(backend, opt_name):
     close(h2["loss"], weighted[1:], np.float64)
     # ... and it matters: restarting the optimizer's state gives another trajectory.
     c, _ = twin_models([3, 5, 3])
-    c.fit(
-        X,
-        y,
-        loss="cross_entropy",
-        optimizer=optim.get(opt_name, lr=0.05),
-        epochs=1,
-        batch_size=4,
-        seed=11,
-        verbose=False,
-    )
-    c.fit(
-        X,
-        y,
-        loss="cross_entropy",
-        optimizer=optim.get(opt_name, lr=0.05),
-        epochs=1,
-        batch_size=4,
-        seed=22,
-        verbose=False,
-    )
+    for seed in (11, 22):
+        fit(c, optim.get(opt_name, lr=0.05), seed)
     assert not np.allclose(c.get_weights()[0], a.get_weights()[0], rtol=1e-6)
 
 
