@@ -217,7 +217,9 @@ PyLossSpec make_loss_spec(const std::string& name, double delta, double smooth, 
 // Registers <name>_forward and <name>_backward with the signature its option gives.
 void bind_loss(py::module_& m, const pycvnn::LossInfo& info, bool backward) {
     const std::string fn = std::string(info.name) + (backward ? "_backward" : "_forward");
-    const char* doc = backward ? info.backward_doc : info.forward_doc;
+    const char* doc = backward ? "d loss / d pred, of pred's shape (for \"none\": of the sum)."
+                               : "The loss: a float for \"mean\" and \"sum\", the unreduced array "
+                                 "for \"none\".";
     const LossSpec base{info.kind};
     const std::string option = info.option ? info.option : "";
     using Str = const std::string&;

@@ -31,32 +31,16 @@ struct LossInfo {
     const char* name;
     LossKind kind;
     const char* option;
-    const char* forward_doc;
-    const char* backward_doc;
 };
 inline constexpr LossInfo kLosses[] = {
-    {"l1", LossKind::L1, nullptr, "|pred - target|.",
-     "sign(pred - target), 0 at pred == target; divided by pred.size for \"mean\"."},
-    {"l2", LossKind::L2, nullptr, "(pred - target)^2.",
-     "2 (pred - target); divided by pred.size for \"mean\"."},
-    {"huber", LossKind::Huber, "delta",
-     "0.5 r^2 if |r| <= delta else delta (|r| - 0.5 delta), r = pred - target; delta > 0.",
-     "clip(pred - target, -delta, delta); divided by pred.size for \"mean\"."},
-    {"cross_entropy", LossKind::CrossEntropy, "from_logits",
-     "-sum_c target_c log p_c per sample, p = softmax(pred) from logits.",
-     "From logits: softmax(pred) * sum_c(target_c) - target (p - onehot for class ids).\n"
-     "From probabilities: -target / min(p, 1) where p > eps, 0 where p <= eps."},
-    {"binary_cross_entropy", LossKind::BinaryCrossEntropy, "from_logits",
-     "-(t log p + (1 - t) log(1 - p)), p = sigmoid(pred) from logits; pred (N,) or (N, 1).",
-     "sigmoid(pred) - t from logits; (p - t) / (p (1 - p)) from probabilities."},
-    {"hinge", LossKind::Hinge, nullptr,
-     "Binary max(0, 1 - y s); multiclass sum_{j != y} max(0, 1 - s_y + s_j).",
-     "The subgradient, 0 where a margin term is exactly 0."},
-    {"squared_hinge", LossKind::SquaredHinge, nullptr, "hinge with each margin term squared.",
-     "2 max(0, m) per margin term m, chained to the scores."},
-    {"dice", LossKind::Dice, "smooth",
-     "1 - (2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth) per sample; smooth >= 0.",
-     "d dice / d pred per sample."},
+    {"l1", LossKind::L1, nullptr},
+    {"l2", LossKind::L2, nullptr},
+    {"huber", LossKind::Huber, "delta"},
+    {"cross_entropy", LossKind::CrossEntropy, "from_logits"},
+    {"binary_cross_entropy", LossKind::BinaryCrossEntropy, "from_logits"},
+    {"hinge", LossKind::Hinge, nullptr},
+    {"squared_hinge", LossKind::SquaredHinge, nullptr},
+    {"dice", LossKind::Dice, "smooth"},
 };
 
 // A training loss: the batch mean and its gradient. Targets are class ids (ids) for

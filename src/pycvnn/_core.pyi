@@ -161,32 +161,14 @@ def rmsprop_update(
 ) -> None:
     """s = rho s + (1 - rho) g^2; param -= lr g / (sqrt(s) + eps)."""
 
-def adam_update(
-    param: Array,
-    grad: Array,
-    m: Array,
-    v: Array,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    t: int,
-) -> None:
+# The two Adam signatures kept on two lines each, as they read best side by side.
+def adam_update(param: Array, grad: Array, m: Array, v: Array, lr: float,
+                beta1: float, beta2: float, eps: float, t: int) -> None:  # fmt: skip
     """t >= 1 is the step number after increment. m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
     param -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)."""
 
-def adamw_update(
-    param: Array,
-    grad: Array,
-    m: Array,
-    v: Array,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    t: int,
-    weight_decay: float,
-) -> None:
+def adamw_update(param: Array, grad: Array, m: Array, v: Array, lr: float,
+                 beta1: float, beta2: float, eps: float, t: int, weight_decay: float) -> None:  # fmt: skip
     """param -= lr * weight_decay * param, then the Adam step (PyTorch's AdamW)."""
 
 def add_weight_decay(grad: Array, param: Array, weight_decay: float) -> None:
