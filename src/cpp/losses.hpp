@@ -516,7 +516,9 @@ double dice_forward(T* out,           // (N) per sample, for Reduction::None
                     const T* pred,    // (N, M) probabilities
                     const T* target,  // (N, M)
                     idx N, idx M, T smooth, Reduction reduction) {
-    return detail::per_sample_forward(out, N, reduction, [&](idx i) {
+    FlushDenormals ftz;
+    double sum = 0;
+    for (idx i = 0; i < N; ++i) {
         const T* __restrict p = pred + i * M;
         const T* __restrict g = target + i * M;
         double inter = 0, total = 0;  // sums over a whole image: accumulate in double
@@ -526,8 +528,11 @@ double dice_forward(T* out,           // (N) per sample, for Reduction::None
             total += double(p[j] + g[j]);
         }
         const double den = total + double(smooth);
-        return den == 0 ? 0.0 : 1.0 - (2.0 * inter + double(smooth)) / den;  // in double
-    });
+        const double v = den == 0 ? 0.0 : 1.0 - (2.0 * inter + double(smooth)) / den;
+        if (out) out[i] = T(v);
+        sum += v;
+    }
+    return detail::reduced(sum, N, reduction);
 }
 
 // d loss / d p_k = ((2I + smooth) - 2 g_k (U + smooth)) / (U + smooth)^2,
