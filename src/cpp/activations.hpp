@@ -164,7 +164,7 @@ PYCVNN_AVX512 inline void leaky_relu_backward_avx512(double* dz, const double* z
 }
 
 // Read once as the module loads: cpu_has_avx512f()'s guarded static, checked per call, gave
-// each clone a full frame (1,024 floats took 20% longer).
+// each clone a full stack frame, which short arrays pay for on every call.
 inline const bool kAvx512Gates = (__builtin_cpu_init(), cpu_has_avx512f());
 
 }  // namespace detail
@@ -179,10 +179,9 @@ PYCVNN_CLONES void relu_backward(T* __restrict dz,          // (n)
     if (detail::kAvx512Gates) return detail::relu_backward_avx512(dz, z, dout, n);
 #endif
     // Load dout unconditionally: gcc will not vectorise a load made under a condition, and
-    // the scalar branch mispredicts on random signs (measured 4 ns vs 0.15 ns per element).
-    // A NaN z fails both tests and passes through: relu'(NaN) dout = NaN. Written as two
-    // selects in a row, gcc's AVX-512 clone is 2 compares, a blend and a zeroing move (the
-    // nested form took 4 compares and 3 blends).
+    // the scalar branch mispredicts on random signs. A NaN z fails both tests and passes
+    // through: relu'(NaN) dout = NaN. Two selects in a row, not nested, because gcc compiles
+    // them to fewer compares and blends.
     for (idx i = 0; i < n; ++i) {
         const T d = dout[i], zi = z[i];
         const T t = zi > T(0) ? d : zi;

@@ -33,39 +33,40 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // 12 independent accumulators cover the FMA latency (4 cycles) on two ports; the empty asm
-// keeps them in registers and the loop from being folded.
+// keeps them in registers and the loop from being folded. One loop for every ISA: Reg is its
+// float vector, Fma its multiply-add (operands by reference, so no vector crosses a call of
+// this untargeted template); inlined into a caller of the ISA's target, Fma inlines too.
 #define PYCVNN_R12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 #if defined(__x86_64__)
-__attribute__((target("avx512f"))) double flops_avx512(long iters) {
-    const __m512 b = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
-#define D(i) __m512 a##i = _mm512_set1_ps(float(i));
+template <typename Reg, void (*Fma)(Reg&, const Reg&, const Reg&)>
+PYCVNN_INLINE double fma_loop(long iters) {
+    const Reg b = 0.9999999f - Reg{}, c = 1e-7f - Reg{};  // x - 0: x in every lane
+#define D(i) Reg a##i = float(i) - Reg{};
     PYCVNN_R12(D)
 #undef D
     for (long k = 0; k < iters; ++k) {
-#define F(i) a##i = _mm512_fmadd_ps(a##i, b, c);
+#define F(i) Fma(a##i, b, c);
         PYCVNN_R12(F)
 #undef F
         __asm__ volatile(""
                          : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6),
                            "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
     }
-    return double(iters) * 12 * 16 * 2;
+    return double(iters) * 12 * (sizeof(Reg) / sizeof(float)) * 2;
 }
 
+__attribute__((target("avx512f"))) inline void fma512(__m512& a, const __m512& b, const __m512& c) {
+    a = _mm512_fmadd_ps(a, b, c);
+}
+__attribute__((target("avx2,fma"))) inline void fma256(__m256& a, const __m256& b,
+                                                       const __m256& c) {
+    a = _mm256_fmadd_ps(a, b, c);
+}
+__attribute__((target("avx512f"))) double flops_avx512(long iters) {
+    return fma_loop<__m512, fma512>(iters);
+}
 __attribute__((target("avx2,fma"))) double flops_avx2(long iters) {
-    const __m256 b = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
-#define D(i) __m256 a##i = _mm256_set1_ps(float(i));
-    PYCVNN_R12(D)
-#undef D
-    for (long k = 0; k < iters; ++k) {
-#define F(i) a##i = _mm256_fmadd_ps(a##i, b, c);
-        PYCVNN_R12(F)
-#undef F
-        __asm__ volatile(""
-                         : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6),
-                           "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
-    }
-    return double(iters) * 12 * 8 * 2;
+    return fma_loop<__m256, fma256>(iters);
 }
 #endif
 

@@ -74,9 +74,9 @@ inline bool cpu_has_avx512f() {
 #endif
 }
 
-// Denormals make every float op on them ~100x slower. Kernels open a FlushDenormals scope:
-// it sets FTZ (results) and DAZ (inputs) in MXCSR and restores the caller's mode on exit,
-// so Python code around the call is left untouched.
+// Denormals make every float op on them far slower (a microcode assist each). Kernels open a
+// FlushDenormals scope: it sets FTZ (results) and DAZ (inputs) in MXCSR and restores the
+// caller's mode on exit, so Python code around the call is left untouched.
 struct FlushDenormals {
 #if defined(PYCVNN_X86)
     // Writing MXCSR stalls the pipeline; inside an enclosing scope (train_epoch opens one

@@ -9,6 +9,7 @@
 #pragma once
 #include "common.hpp"
 #include "gemm.hpp"
+#include "simd.hpp"
 #if defined(PYCVNN_AVX512_KERNELS)
 #include <immintrin.h>
 
@@ -23,54 +24,7 @@
 namespace pycvnn {
 namespace small_gemm {
 
-template <typename T>
-struct V;
-template <>
-struct V<float> {
-    using reg = __m512;
-    using mask = __mmask16;
-    static constexpr int L = 16;
-    static reg zero() { return _mm512_setzero_ps(); }
-    static reg set1(float x) { return _mm512_set1_ps(x); }
-    static reg load(const float* p) { return _mm512_loadu_ps(p); }
-    static reg load(const float* p, mask k) { return _mm512_maskz_loadu_ps(k, p); }
-    static void store(float* p, reg v, mask k) { _mm512_mask_storeu_ps(p, k, v); }
-    static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
-    static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
-    static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }  // b where either is NaN
-    static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
-    template <int IMM>  // 128-bit lanes: two of a, then two of b
-    static reg shuffle128(reg a, reg b) {
-        return _mm512_shuffle_f32x4(a, b, IMM);
-    }
-    static reg where_positive(reg g, reg x) {  // x where g > 0, 0 where g <= 0, NaN g: g
-        const reg kept = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(g, zero(), _CMP_GT_OQ), x);
-        return _mm512_mask_mov_ps(kept, _mm512_cmp_ps_mask(g, g, _CMP_UNORD_Q), g);
-    }
-};
-template <>
-struct V<double> {
-    using reg = __m512d;
-    using mask = __mmask8;
-    static constexpr int L = 8;
-    static reg zero() { return _mm512_setzero_pd(); }
-    static reg set1(double x) { return _mm512_set1_pd(x); }
-    static reg load(const double* p) { return _mm512_loadu_pd(p); }
-    static reg load(const double* p, mask k) { return _mm512_maskz_loadu_pd(k, p); }
-    static void store(double* p, reg v, mask k) { _mm512_mask_storeu_pd(p, k, v); }
-    static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
-    static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
-    static reg max(reg a, reg b) { return _mm512_max_pd(a, b); }  // b where either is NaN
-    static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
-    template <int IMM>  // 128-bit lanes: two of a, then two of b
-    static reg shuffle128(reg a, reg b) {
-        return _mm512_shuffle_f64x2(a, b, IMM);
-    }
-    static reg where_positive(reg g, reg x) {  // x where g > 0, 0 where g <= 0, NaN g: g
-        const reg kept = _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(g, zero(), _CMP_GT_OQ), x);
-        return _mm512_mask_mov_pd(kept, _mm512_cmp_pd_mask(g, g, _CMP_UNORD_Q), g);
-    }
-};
+using simd::V;
 
 // One block: C rows [0, rows) x columns [0, NV L), the last vector's lanes masked by `tail`
 // if MASK (a masked load costs an extra ALU uop in the k loop, so full panels skip it).

@@ -81,6 +81,38 @@ inline T mask_or_nan(bool keep, bool drop, T x) {
     return keep ? T(1) : (drop ? T(0) : x);
 }
 
+// The shared frame of the per-sample forwards: v = loss(i) for sample i, written to out when
+// out is given (Reduction::None), summed in double either way.
+template <typename T, typename F>
+double per_sample_forward(T* out, idx N, Reduction r, F loss) {
+    FlushDenormals ftz;
+    double sum = 0;
+    for (idx i = 0; i < N; ++i) {
+        const auto v = loss(i);
+        if (out) out[i] = T(v);
+        sum += v;
+    }
+    return reduced(sum, N, r);
+}
+
+// The shared frame of the row-wise backwards on (N, C): grad_row(g, x, t, scale) fills a row
+// of the gradient from the input's row and the sample's target (its class id, or its row of
+// probabilities), scale being the reduction's 1/N or 1.
+template <typename T, typename F>
+void per_row_backward(T* dpred, const T* pred, const std::int64_t* ids, idx N, idx C, Reduction r,
+                      F grad_row) {
+    FlushDenormals ftz;
+    const T scale = grad_scale<T>(N, r);
+    for (idx i = 0; i < N; ++i) grad_row(dpred + i * C, pred + i * C, idx(ids[i]), scale);
+}
+template <typename T, typename F>
+void per_row_backward(T* dpred, const T* pred, const T* target, idx N, idx C, Reduction r,
+                      F grad_row) {
+    FlushDenormals ftz;
+    const T scale = grad_scale<T>(N, r);
+    for (idx i = 0; i < N; ++i) grad_row(dpred + i * C, pred + i * C, target + i * C, scale);
+}
+
 }  // namespace detail
 
 // ---- l1: |pred - target| ---------------------------------------------------------------------
@@ -184,22 +216,41 @@ double cross_entropy_forward(T* out,                   // (N) per sample, for Re
                              const T* pred,            // (N, C)
                              const std::int64_t* ids,  // (N) class ids
                              idx N, idx C, bool from_logits, Reduction reduction) {
-    FlushDenormals ftz;
-    double sum = 0;
-    for (idx i = 0; i < N; ++i) {
+    if (!from_logits)
+        return detail::per_sample_forward(out, N, reduction, [&](idx i) {
+            return -std::log(detail::clip_prob(pred[i * C + ids[i]]));
+        });
+    return detail::per_sample_forward(out, N, reduction, [&](idx i) {
         const T* z = pred + i * C;
-        T v;
-        if (from_logits) {
-            T m, log_s;
-            detail::row_max_logsumexp(z, C, m, log_s);
-            v = (m - z[ids[i]]) + log_s;  // lse - z_y, the difference of large terms first
-        } else {
-            v = -std::log(detail::clip_prob(z[ids[i]]));
-        }
-        if (out) out[i] = v;
-        sum += v;
-    }
-    return detail::reduced(sum, N, reduction);
+        T m, log_s;
+        detail::row_max_logsumexp(z, C, m, log_s);
+        return (m - z[ids[i]]) + log_s;  // lse - z_y, the difference of large terms first
+    });
+}
+
+// From logits the fused softmax + CE gradient: p - onehot (class ids), p sum(t) - t (soft).
+// From probabilities: -t / clip(p) where p > eps, 0 where p was clipped below.
+template <typename T>
+void cross_entropy_backward(T* dpred,                 // (N, C)
+                            const T* pred,            // (N, C)
+                            const std::int64_t* ids,  // (N) class ids
+                            idx N, idx C, bool from_logits, Reduction reduction) {
+    if (from_logits)
+        return detail::per_row_backward(
+            dpred, pred, ids, N, C, reduction,
+            [C](T* __restrict g, const T* __restrict z, idx y, T scale) {
+                softmax_forward(g, z, 1, C);
+                for (idx j = 0; j < C; ++j) g[j] *= scale;
+                g[y] -= scale;
+            });
+    detail::per_row_backward(dpred, pred, ids, N, C, reduction,
+                             [C](T* __restrict g, const T* __restrict z, idx y, T scale) {
+                                 for (idx j = 0; j < C; ++j) g[j] = T(0);
+                                 const T p = z[y];
+                                 g[y] =
+                                     -scale / detail::clip_prob(p) *
+                                     detail::mask_or_nan(p > prob_eps<T>(), p <= prob_eps<T>(), p);
+                             });
 }
 
 template <typename T>
@@ -207,9 +258,7 @@ double cross_entropy_forward(T* out,           // (N) per sample, for Reduction:
                              const T* pred,    // (N, C)
                              const T* target,  // (N, C) probabilities
                              idx N, idx C, bool from_logits, Reduction reduction) {
-    FlushDenormals ftz;
-    double sum = 0;
-    for (idx i = 0; i < N; ++i) {
+    return detail::per_sample_forward(out, N, reduction, [&](idx i) {
         const T* __restrict z = pred + i * C;
         const T* __restrict t = target + i * C;
         T v = 0;
@@ -225,36 +274,8 @@ double cross_entropy_forward(T* out,           // (N) per sample, for Reduction:
         } else {
             for (idx j = 0; j < C; ++j) v -= t[j] * std::log(detail::clip_prob(z[j]));
         }
-        if (out) out[i] = v;
-        sum += v;
-    }
-    return detail::reduced(sum, N, reduction);
-}
-
-// From logits the fused softmax + CE gradient: p - onehot (class ids), p sum(t) - t (soft).
-// From probabilities: -t / clip(p) where p > eps, 0 where p was clipped below.
-template <typename T>
-void cross_entropy_backward(T* dpred,                 // (N, C)
-                            const T* pred,            // (N, C)
-                            const std::int64_t* ids,  // (N) class ids
-                            idx N, idx C, bool from_logits, Reduction reduction) {
-    FlushDenormals ftz;
-    const T scale = detail::grad_scale<T>(N, reduction);
-    for (idx i = 0; i < N; ++i) {
-        const T* __restrict z = pred + i * C;
-        T* __restrict g = dpred + i * C;
-        const idx y = idx(ids[i]);
-        if (from_logits) {
-            softmax_forward(g, z, 1, C);
-            for (idx j = 0; j < C; ++j) g[j] *= scale;
-            g[y] -= scale;
-        } else {
-            for (idx j = 0; j < C; ++j) g[j] = T(0);
-            const T p = z[y];
-            g[y] = -scale / detail::clip_prob(p) *
-                   detail::mask_or_nan(p > prob_eps<T>(), p <= prob_eps<T>(), p);
-        }
-    }
+        return v;
+    });
 }
 
 template <typename T>
@@ -262,26 +283,25 @@ void cross_entropy_backward(T* dpred,         // (N, C)
                             const T* pred,    // (N, C)
                             const T* target,  // (N, C) probabilities
                             idx N, idx C, bool from_logits, Reduction reduction) {
-    FlushDenormals ftz;
-    const T scale = detail::grad_scale<T>(N, reduction);
-    for (idx i = 0; i < N; ++i) {
-        const T* __restrict z = pred + i * C;
-        const T* __restrict t = target + i * C;
-        T* __restrict g = dpred + i * C;
-        if (from_logits) {
-            softmax_forward(g, z, 1, C);
-            T ts = 0;
+    if (from_logits)
+        return detail::per_row_backward(
+            dpred, pred, target, N, C, reduction,
+            [C](T* __restrict g, const T* __restrict z, const T* __restrict t, T scale) {
+                softmax_forward(g, z, 1, C);
+                T ts = 0;
 #pragma omp simd reduction(+ : ts)
-            for (idx j = 0; j < C; ++j) ts += t[j];
-            const T k = scale * ts;
-            for (idx j = 0; j < C; ++j) g[j] = g[j] * k - scale * t[j];
-        } else {
-            const T eps = prob_eps<T>();
+                for (idx j = 0; j < C; ++j) ts += t[j];
+                const T k = scale * ts;
+                for (idx j = 0; j < C; ++j) g[j] = g[j] * k - scale * t[j];
+            });
+    const T eps = prob_eps<T>();
+    detail::per_row_backward(
+        dpred, pred, target, N, C, reduction,
+        [C, eps](T* __restrict g, const T* __restrict z, const T* __restrict t, T scale) {
             for (idx j = 0; j < C; ++j)
                 g[j] = -scale * t[j] / detail::clip_prob(z[j]) *
                        detail::mask_or_nan(z[j] > eps, z[j] <= eps, z[j]);
-        }
-    }
+        });
 }
 
 // Training's fused cross-entropy from logits with class ids: the mean loss and its gradient
@@ -384,22 +404,14 @@ double binary_cross_entropy_forward(T* out,           // (N) per sample, for Red
                                     const T* pred,    // (N)
                                     const T* target,  // (N)
                                     idx N, bool from_logits, Reduction reduction) {
-    FlushDenormals ftz;
     const T eps = prob_eps<T>();
-    double sum = 0;
-    for (idx i = 0; i < N; ++i) {
+    return detail::per_sample_forward(out, N, reduction, [&](idx i) {
         const T x = pred[i], t = target[i];
-        T v;
-        if (from_logits) {
-            v = (x > T(0) ? x : T(0)) - x * t + std::log1p(vmath::exp_nonpos(-std::fabs(x)));
-        } else {
-            const T p = x < eps ? eps : (x > T(1) - eps ? T(1) - eps : x);
-            v = -(t * std::log(p) + (T(1) - t) * std::log1p(-p));
-        }
-        if (out) out[i] = v;
-        sum += v;
-    }
-    return detail::reduced(sum, N, reduction);
+        if (from_logits)
+            return (x > T(0) ? x : T(0)) - x * t + std::log1p(vmath::exp_nonpos(-std::fabs(x)));
+        const T p = x < eps ? eps : (x > T(1) - eps ? T(1) - eps : x);
+        return -(t * std::log(p) + (T(1) - t) * std::log1p(-p));
+    });
 }
 
 template <typename T>
@@ -432,16 +444,11 @@ double hinge_binary_forward(T* out,           // (N) per sample, for Reduction::
                             const T* scores,  // (N)
                             const T* target,  // (N) in {-1, +1}
                             idx N, bool squared, Reduction reduction) {
-    FlushDenormals ftz;
-    double sum = 0;
-    for (idx i = 0; i < N; ++i) {
+    return detail::per_sample_forward(out, N, reduction, [&](idx i) {
         const T m = T(1) - target[i] * scores[i];
         const T h = m < T(0) ? T(0) : m;  // max(0, m) keeping NaN
-        const T v = squared ? h * h : h;
-        if (out) out[i] = v;
-        sum += v;
-    }
-    return detail::reduced(sum, N, reduction);
+        return squared ? h * h : h;
+    });
 }
 
 template <typename T>
@@ -462,9 +469,7 @@ double hinge_multiclass_forward(T* out,                   // (N) per sample, for
                                 const T* scores,          // (N, C)
                                 const std::int64_t* ids,  // (N) class ids
                                 idx N, idx C, bool squared, Reduction reduction) {
-    FlushDenormals ftz;
-    double sum = 0;
-    for (idx i = 0; i < N; ++i) {
+    return detail::per_sample_forward(out, N, reduction, [&](idx i) {
         const T* __restrict s = scores + i * C;
         const idx y = idx(ids[i]);
         const T sy = s[y];
@@ -475,10 +480,8 @@ double hinge_multiclass_forward(T* out,                   // (N) per sample, for
             const T h = (j == y || m < T(0)) ? T(0) : m;  // max(0, m) keeping NaN
             v += squared ? h * h : h;
         }
-        if (out) out[i] = v;
-        sum += v;
-    }
-    return detail::reduced(sum, N, reduction);
+        return v;
+    });
 }
 
 template <typename T>
@@ -486,12 +489,7 @@ void hinge_multiclass_backward(T* dscores,               // (N, C)
                                const T* scores,          // (N, C)
                                const std::int64_t* ids,  // (N) class ids
                                idx N, idx C, bool squared, Reduction reduction) {
-    FlushDenormals ftz;
-    const T scale = detail::grad_scale<T>(N, reduction);
-    for (idx i = 0; i < N; ++i) {
-        const T* __restrict s = scores + i * C;
-        T* __restrict g = dscores + i * C;
-        const idx y = idx(ids[i]);
+    const auto row = [C, squared](T* __restrict g, const T* __restrict s, idx y, T scale) {
         const T sy = s[y];
         T total = 0;  // d/ds_y = -sum_j d/ds_j
 #pragma omp simd reduction(+ : total)
@@ -503,7 +501,8 @@ void hinge_multiclass_backward(T* dscores,               // (N, C)
             total += d;
         }
         g[y] = -total;
-    }
+    };
+    detail::per_row_backward(dscores, scores, ids, N, C, reduction, row);
 }
 
 // ---- dice: per sample over its M elements, 1 - (2 sum(p g) + smooth) / (sum p + sum g + smooth)

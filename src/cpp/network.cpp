@@ -17,50 +17,60 @@ namespace {
 
 constexpr Reduction Mean = Reduction::Mean;
 
+// The forward (Grad false: out null, returns the mean) or the backward (Grad true: writes
+// dpred) of spec's loss: the two kernels of a pair take the same arguments after their
+// output, so one dispatch by kind serves value and grad.
+template <bool Grad, typename T>
+double loss_pass(const LossSpec& spec, T* dpred, const T* pred, const T* y, const std::int64_t* ids,
+                 idx N, idx C) {
+    const auto pass = [&](auto forward, auto backward, auto... args) -> double {
+        if constexpr (Grad) {
+            backward(dpred, pred, args..., Mean);
+            return 0;
+        } else {
+            return forward(static_cast<T*>(nullptr), pred, args..., Mean);
+        }
+    };
+    const idx n = N * C;  // the elementwise losses' count
+    const bool squared = spec.kind == LossKind::SquaredHinge;
+    switch (spec.kind) {
+        case LossKind::L1: return pass(l1_forward<T>, l1_backward<T>, y, n);
+        case LossKind::L2: return pass(l2_forward<T>, l2_backward<T>, y, n);
+        case LossKind::Huber: return pass(huber_forward<T>, huber_backward<T>, y, n, T(spec.delta));
+        case LossKind::CrossEntropy: {
+            // Overloaded on the target (class ids or probabilities): named through lambdas.
+            const auto forward = [](auto... a) { return cross_entropy_forward<T>(a...); };
+            const auto backward = [](auto... a) { cross_entropy_backward<T>(a...); };
+            return ids ? pass(forward, backward, ids, N, C, spec.from_logits)
+                       : pass(forward, backward, y, N, C, spec.from_logits);
+        }
+        case LossKind::BinaryCrossEntropy:
+            return pass(binary_cross_entropy_forward<T>, binary_cross_entropy_backward<T>, y, n,
+                        spec.from_logits);
+        case LossKind::Hinge:
+        case LossKind::SquaredHinge:
+            return ids ? pass(hinge_multiclass_forward<T>, hinge_multiclass_backward<T>, ids, N, C,
+                              squared)
+                       : pass(hinge_binary_forward<T>, hinge_binary_backward<T>, y, n, squared);
+        case LossKind::Dice:
+            return pass(dice_forward<T>, dice_backward<T>, y, N, C, T(spec.smooth));
+    }
+    throw std::logic_error("unknown loss");
+}
+
 }  // namespace
 
 // ---- LossSpec ------------------------------------------------------------------------------
 
 template <typename T>
 double LossSpec::value(const T* pred, const T* y, const std::int64_t* ids, idx N, idx C) const {
-    const bool squared = kind == LossKind::SquaredHinge;
-    switch (kind) {
-        case LossKind::L1: return l1_forward<T>(nullptr, pred, y, N * C, Mean);
-        case LossKind::L2: return l2_forward<T>(nullptr, pred, y, N * C, Mean);
-        case LossKind::Huber: return huber_forward<T>(nullptr, pred, y, N * C, T(delta), Mean);
-        case LossKind::CrossEntropy:
-            return ids ? cross_entropy_forward<T>(nullptr, pred, ids, N, C, from_logits, Mean)
-                       : cross_entropy_forward<T>(nullptr, pred, y, N, C, from_logits, Mean);
-        case LossKind::BinaryCrossEntropy:
-            return binary_cross_entropy_forward<T>(nullptr, pred, y, N * C, from_logits, Mean);
-        case LossKind::Hinge:
-        case LossKind::SquaredHinge:
-            return ids ? hinge_multiclass_forward<T>(nullptr, pred, ids, N, C, squared, Mean)
-                       : hinge_binary_forward<T>(nullptr, pred, y, N * C, squared, Mean);
-        case LossKind::Dice: return dice_forward<T>(nullptr, pred, y, N, C, T(smooth), Mean);
-    }
-    throw std::logic_error("unknown loss");
+    return loss_pass<false, T>(*this, nullptr, pred, y, ids, N, C);
 }
 
 template <typename T>
 void LossSpec::grad(T* dpred, const T* pred, const T* y, const std::int64_t* ids, idx N,
                     idx C) const {
-    const bool squared = kind == LossKind::SquaredHinge;
-    switch (kind) {
-        case LossKind::L1: return l1_backward<T>(dpred, pred, y, N * C, Mean);
-        case LossKind::L2: return l2_backward<T>(dpred, pred, y, N * C, Mean);
-        case LossKind::Huber: return huber_backward<T>(dpred, pred, y, N * C, T(delta), Mean);
-        case LossKind::CrossEntropy:
-            return ids ? cross_entropy_backward<T>(dpred, pred, ids, N, C, from_logits, Mean)
-                       : cross_entropy_backward<T>(dpred, pred, y, N, C, from_logits, Mean);
-        case LossKind::BinaryCrossEntropy:
-            return binary_cross_entropy_backward<T>(dpred, pred, y, N * C, from_logits, Mean);
-        case LossKind::Hinge:
-        case LossKind::SquaredHinge:
-            return ids ? hinge_multiclass_backward<T>(dpred, pred, ids, N, C, squared, Mean)
-                       : hinge_binary_backward<T>(dpred, pred, y, N * C, squared, Mean);
-        case LossKind::Dice: return dice_backward<T>(dpred, pred, y, N, C, T(smooth), Mean);
-    }
+    loss_pass<true, T>(*this, dpred, pred, y, ids, N, C);
 }
 
 template <typename T>

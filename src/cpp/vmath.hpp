@@ -89,11 +89,18 @@ PYCVNN_INLINE T sigmoid(T z) {
 
 // tanh: a polynomial (rational for double) near 0, where (1-e)/(1+e) would cancel, and
 // 1 - 2e/(1+e) with e = exp(-2|z|) <= 1 elsewhere (no overflow at any |z|).
+// tanh_far is that second form, the same for both widths; the tanh overloads pick between it
+// and their own polynomial at |z| = 0.625.
+template <typename T>
+PYCVNN_INLINE T tanh_far(T z, T az) {
+    const T e = exp_nonpos(T(-2) * az);
+    const T big = T(1) - T(2) * e / (T(1) + e);
+    return z < T(0) ? -big : big;
+}
+
 PYCVNN_INLINE float tanh(float z) {
     const float az = z < 0.0f ? -z : z;
-    const float e = exp_nonpos(-2.0f * az);
-    float big = 1.0f - 2.0f * e / (1.0f + e);
-    big = z < 0.0f ? -big : big;
+    const float big = tanh_far(z, az);  // computed either way: a select, not a branch
     const float s = z * z;
     float p = -5.70498872745e-3f;
     p = p * s + 2.06390887954e-2f;
@@ -106,9 +113,7 @@ PYCVNN_INLINE float tanh(float z) {
 
 PYCVNN_INLINE double tanh(double z) {
     const double az = z < 0.0 ? -z : z;
-    const double e = exp_nonpos(-2.0 * az);
-    double big = 1.0 - 2.0 * e / (1.0 + e);
-    big = z < 0.0 ? -big : big;
+    const double big = tanh_far(z, az);
     const double s = z * z;
     const double P =
         (-9.64399179425052238628e-1 * s - 9.92877231001918586564e1) * s - 1.61468768441708447952e3;
