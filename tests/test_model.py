@@ -657,3 +657,22 @@ def test_a_copied_model_is_whole_and_independent(how):
     twin.fit(X[:200], y[:200], epochs=1, verbose=False)
     assert not np.array_equal(twin.predict(X), model.predict(X))
     assert twin.evaluate(X, y)["loss"] != model.evaluate(X, y)["loss"]
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_params_and_grads_are_read_only_views_of_the_arena(backend):
+    with pycvnn.using_backend(backend):
+        model = pycvnn.MLP([3, 4, 2], seed=0)
+        x = np.random.default_rng(0).standard_normal((5, 3))
+        model.forward(x)
+        model.backward(np.ones((5, 2)))
+        for view, arena in ((model.params, model._params), (model.grads, model._grads)):
+            assert view.shape == (model.n_params,) and not view.flags.writeable
+            with pytest.raises(ValueError):
+                view[0] = 1.0
+            np.testing.assert_array_equal(view, arena)
+            assert np.shares_memory(view, arena)
+        assert np.any(model.grads != 0)
+        before = model.params.copy()
+        model.fit(x, np.array([0, 1, 0, 1, 1]), epochs=1, verbose=False)
+        assert not np.array_equal(model.params, before)  # the view follows the arena

@@ -48,6 +48,13 @@ def arena_zeros(n, dtype):
     return raw[start : start + n * dtype.itemsize].view(dtype)
 
 
+def read_only(a):
+    """A view of `a` that refuses writes (a model's arena, shown without handing it out)."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 def rng_for(seed):
     """np.random.default_rng(seed), with the error naming `seed`."""
     if seed is not None and (

@@ -427,7 +427,7 @@ def _load(f, file_size):
 def save(model, path):
     """Write model to path (.npz format, whatever the name) atomically, with the permissions
     a new file gets (0o666 & ~umask). Nothing is left behind if it fails."""
-    params = model._params
+    params = model.params
     bad = _first_non_finite(params)
     if bad is not None:
         raise ValueError(

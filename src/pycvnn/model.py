@@ -12,7 +12,15 @@ import numpy as np
 from . import _validate as v
 from . import io, training
 from ._backend import backend, get_backend
-from ._net import arena_zeros, decisions, forward_in_chunks, model_dtype, ops_of, rng_for
+from ._net import (
+    arena_zeros,
+    decisions,
+    forward_in_chunks,
+    model_dtype,
+    ops_of,
+    read_only,
+    rng_for,
+)
 from .activations import REGISTRY
 from .layers import ACTIVATION_LAYERS, Dense, Layer, initial_weights
 
@@ -78,6 +86,17 @@ class Sequential:
     @property
     def n_params(self):
         return self._params.size
+
+    @property
+    def params(self):
+        """The flat parameter arena [W1, ..., WL, b1, ..., bL] (Wi of shape (out, in), row-major),
+        read only: fit and the optimizers update it in place."""
+        return read_only(self._params)
+
+    @property
+    def grads(self):
+        """The gradients of the last backward, laid out as params, read only."""
+        return read_only(self._grads)
 
     def network(self, ops=None, role="run"):
         """The current backend's Network for these ops (the model's own by default), cached.

@@ -126,7 +126,7 @@ def _loss_and_accuracy(model, net, spec, fused, X, targets, labels, rows, with_l
     total, correct, n = 0.0, 0, X.shape[0]
     with backend().ThreadSession():
         for i in range(0, n, rows):
-            pred = net.forward(model._params, X[i : i + rows], keep=False)
+            pred = net.forward(model.params, X[i : i + rows], keep=False)
             if with_loss:
                 total += float(spec.value(pred, targets[i : i + rows])) * pred.shape[0]
             if labels is not None:
@@ -216,7 +216,7 @@ class EarlyStopping:
         if value < self.best - self.min_delta:
             self.best, self.wait, self.best_epoch = value, 0, epoch
             if self.restore_best:
-                self.best_weights = self.model._params.copy()
+                self.best_weights = self.model.params.copy()
             return False
         self.wait += 1
         return self.wait >= self.patience
