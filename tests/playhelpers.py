@@ -1,8 +1,10 @@
-"""A live `pycvnn playground` for the tests that need a real server (the browser test; the
-command's own test). Not collected by pytest (the name does not start with test_)."""
+"""A live `pycvnn playground` and a headless Chromium for the tests that need a real server or
+browser, and for scripts/playground_screenshot.py. Not collected by pytest (the name does not
+start with test_)."""
 
 import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -50,3 +52,28 @@ def live_server(timeout=30):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextlib.contextmanager
+def chromium(binary, driver_path, width, height):
+    """A Selenium driver of headless Chromium with a width x height viewport."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    options.add_argument(f"--window-size={width},{height}")
+    # The browser gets no preloaded libraries (a sanitizer run preloads them for Python only).
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")}
+    driver = webdriver.Chrome(service=Service(driver_path, env=env), options=options)
+    try:
+        # The viewport itself at width x height (the window's frame would take some of it).
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
+        yield driver
+    finally:
+        driver.quit()

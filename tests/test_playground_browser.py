@@ -35,9 +35,7 @@ if _missing():
         raise RuntimeError(f"PYCVNN_REQUIRE_BROWSER=1 but {_missing()}")
     pytest.skip(_missing(), allow_module_level=True)
 
-from playhelpers import live_server  # noqa: E402
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
+from playhelpers import chromium, live_server  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
@@ -52,23 +50,8 @@ def server():
 
 @pytest.fixture(scope="module")
 def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(arg)
-    options.add_argument(f"--window-size={WIDTH},{HEIGHT}")
-    # The browser gets no preloaded libraries (a sanitizer run preloads them for Python only).
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")}
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER, env=env), options=options)
-    # The viewport itself at 1280x800 (the window's frame would otherwise take some of it).
-    driver.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False},
-    )
-    try:
+    with chromium(CHROMIUM, CHROMEDRIVER, WIDTH, HEIGHT) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _get(url):

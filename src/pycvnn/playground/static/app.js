@@ -171,7 +171,18 @@
       await fetchSession();
     }
     await fetchBoundary();
-    draw();
+    requestDraw();
+  }
+
+  // Draws at most once per display frame, with the latest data.
+  let drawPending = false;
+  function requestDraw() {
+    if (drawPending) return;
+    drawPending = true;
+    requestAnimationFrame(() => {
+      drawPending = false;
+      draw();
+    });
   }
 
   function patchTraining() {
@@ -200,12 +211,12 @@
   async function loop() {
     while (state.playing) {
       try {
-        await serial(() => train(state.speed));
+        // The next request goes out as soon as this one is answered and a frame has passed.
+        await Promise.all([serial(() => train(state.speed)), nextFrame()]);
       } catch (err) {
         fail(err);
         return;
       }
-      await nextFrame();
     }
   }
 
@@ -550,6 +561,18 @@
     return soften ? rgb.map((c) => c + (255 - c) * soften) : rgb;
   }
 
+  // colour() sampled at LUT_N points of [-1, 1], per softening.
+  const LUT_N = 256;
+  const luts = new Map();
+  function lutOf(soften) {
+    if (!luts.has(soften)) {
+      const table = new Uint8ClampedArray(LUT_N * 3);
+      for (let i = 0; i < LUT_N; i++) table.set(colour(-1 + (2 * i) / (LUT_N - 1), soften), i * 3);
+      luts.set(soften, table);
+    }
+    return luts.get(soften);
+  }
+
   const scratch = document.createElement("canvas");
   scratch.width = scratch.height = GRID;
 
@@ -558,14 +581,17 @@
     if (scratch.width !== size) scratch.width = scratch.height = size;
     const sctx = scratch.getContext("2d");
     const img = sctx.createImageData(size, size);
+    const lut = lutOf(soften);
+    const half = (LUT_N - 1) / 2;
     for (let r = 0; r < size; r++) {
       const row = (size - 1 - r) * size;
       for (let c = 0; c < size; c++) {
-        const rgb = colour(toT(values[r * size + c]), soften);
+        const t = toT(values[r * size + c]);
+        const i = Number.isFinite(t) ? Math.round((Math.max(-1, Math.min(1, t)) + 1) * half) : half | 0;
         const k = (row + c) * 4;
-        img.data[k] = rgb[0];
-        img.data[k + 1] = rgb[1];
-        img.data[k + 2] = rgb[2];
+        img.data[k] = lut[i * 3];
+        img.data[k + 1] = lut[i * 3 + 1];
+        img.data[k + 2] = lut[i * 3 + 2];
         img.data[k + 3] = 255;
       }
     }
@@ -909,7 +935,8 @@
       for (const node of net.nodes) {
         if (node.feature) {
           const g = net.grids[node.feature];
-          if (g) paintGrid(node.canvas, g, b.size, symmetric(g), 0);
+          if (g && node.painted !== net.gridsFor) paintGrid(node.canvas, g, b.size, symmetric(g), 0);
+          node.painted = net.gridsFor; // a feature's picture changes only with the extent
         } else if (node.unit) {
           const g = b.neurons[k++];
           if (g) paintGrid(node.canvas, g, b.size, symmetric(g), 0);
@@ -937,7 +964,7 @@
 
   async function start() {
     sizeCanvas($("surface"), 380, 380);
-    sizeCanvas($("curves"), 380, 96);
+    sizeCanvas($("curves"), 380, 120);
     try {
       state.options = await api("GET", "/api/options");
       state.config = structuredClone(state.options.defaults);
