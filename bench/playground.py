@@ -10,6 +10,7 @@ would); and /api/health's latency, median and max, while 8 sessions train at onc
 
 import http.client
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -118,6 +119,7 @@ def health_under_load(port, sessions, k, seconds):
 
 def main():
     args = parse(__doc__, seconds=5.0, port=0)
+    load_before = os.getloadavg()[0]
     proc, port = start_server(args.port)
     try:
         client = Client(port)
@@ -144,6 +146,10 @@ def main():
         print(f"{'measure':<{width}}  {'value':>14}  target")
         for name, value, target in rows:
             print(f"{name:<{width}}  {value:>14}  {target}")
+        print(
+            f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
+            f"on {os.cpu_count()} cores"
+        )
     finally:
         proc.send_signal(2)
         proc.wait(30)
