@@ -265,6 +265,8 @@ def test_patch_changes_the_optimizer_and_keeps_the_weights(client):
     assert after["config"]["batch_size"] == "full" and after["config"]["hidden"] == [4, 2]
     assert train(client, sid, 1)["epoch"] == 6
     assert client.get(f"{SESSIONS}/{sid}").json()["layers"] != before["layers"]
+    client.patch(f"{SESSIONS}/{sid}", json={"optimizer": {"name": "rmsprop"}})
+    assert client.get(f"{SESSIONS}/{sid}").json()["config"]["optimizer"]["lr"] == 0.1
 
 
 def test_patch_refuses_what_needs_a_new_session(client):

@@ -6,12 +6,13 @@ a health check answers while sessions train. Every error is JSON {"error": "<fie
 
 import json
 import math
+import os
 from pathlib import Path
 
+import anyio
 import numpy as np
 import orjson
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
@@ -71,10 +72,11 @@ async def read_json(request):
         raise ApiError(400, f"body: expected JSON, got invalid JSON ({err})") from None
 
 
-async def off_loop(fn, *args):
-    """fn(*args) in a worker thread; a bad setting it finds becomes a 400."""
+async def off_loop(limiter, fn, *args):
+    """fn(*args) in a worker thread once the limiter lets it; a bad setting it finds becomes
+    a 400."""
     try:
-        return await run_in_threadpool(fn, *args)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
     except (cfg.ConfigError, SessionError) as err:
         raise ApiError(400, str(err)) from None
 
@@ -107,6 +109,9 @@ def _epochs(body):
 def create_app(capacity=32):
     """The app, with its own store of at most `capacity` sessions."""
     store = Store(capacity)
+    # Computations run on all cores but one, which stays free for the event loop: more
+    # threads would only queue for the GIL between epochs, and the loop's answers with them.
+    limiter = anyio.CapacityLimiter(max(1, (os.cpu_count() or 1) - 1))
 
     def session_of(request):
         session_id = request.path_params["id"]
@@ -132,11 +137,11 @@ def create_app(capacity=32):
         return session.id
 
     async def new_session(request):
-        session_id = await off_loop(create, await read_json(request))
+        session_id = await off_loop(limiter, create, await read_json(request))
         return json_response({"id": session_id}, 201)
 
     async def show(request):
-        return json_response(await off_loop(session_of(request).describe))
+        return json_response(await off_loop(limiter, session_of(request).describe))
 
     async def delete(request):
         try:
@@ -148,13 +153,13 @@ def create_app(capacity=32):
     async def patch(request):
         session = session_of(request)
         body = await read_json(request)
-        await off_loop(session.update, body)
+        await off_loop(limiter, session.update, body)
         return json_response({"id": session.id, "config": session.config})
 
     async def train(request):
         session = session_of(request)
         epochs = _epochs(await read_json(request))
-        return json_response(await off_loop(session.train, epochs))
+        return json_response(await off_loop(limiter, session.train, epochs))
 
     def frame(session, size):
         result = session.boundary(size)
@@ -164,7 +169,7 @@ def create_app(capacity=32):
 
     async def boundary(request):
         session, size = session_of(request), _size(request)
-        body = await off_loop(frame, session, size)
+        body = await off_loop(limiter, frame, session, size)
         return Response(body, media_type="application/json")
 
     async def api_error(request, exc):

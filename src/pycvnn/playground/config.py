@@ -205,9 +205,9 @@ def _spec(value, field, known):
     return {"name": name, **known[name], **{k: val for k, val in value.items() if k != "name"}}
 
 
-def optimizer_spec(value):
+def optimizer_spec(value, default_lr):
     spec = _spec(value, "optimizer", OPTIMIZERS)
-    spec["lr"] = _checked("optimizer", v.number, spec.get("lr", 0.03), "lr", 0, True)
+    spec["lr"] = _checked("optimizer", v.number, spec.get("lr", default_lr), "lr", 0, True)
     build_optimizer(spec, 0.0)  # the class checks its own options
     return spec
 
@@ -270,7 +270,9 @@ def parse_training(body, current):
     _known_keys(body, "", TRAINING if body is not current else DEFAULTS)
     weight_decay = body.get("weight_decay", current["weight_decay"])
     weight_decay = _checked("", v.number, weight_decay, "weight_decay", 0)
-    opt = optimizer_spec(body.get("optimizer", current["optimizer"]))
+    # A new optimizer without an lr keeps the session's.
+    default_lr = DEFAULTS["optimizer"]["lr"] if body is current else current["optimizer"]["lr"]
+    opt = optimizer_spec(body.get("optimizer", current["optimizer"]), default_lr)
     return {
         "optimizer": opt,
         "batch_size": _batch_size(body.get("batch_size", current["batch_size"])),
