@@ -539,7 +539,8 @@
   function fmt(x) {
     if (x === undefined || x === null) return "–";
     if (!Number.isFinite(x)) return String(x);
-    return Math.abs(x) >= 1000 ? x.toExponential(2) : x.toFixed(3);
+    const a = Math.abs(x);
+    return a >= 1000 || (a > 0 && a < 0.001) ? x.toExponential(1) : x.toFixed(3);
   }
 
   function showMetrics(r) {
@@ -689,14 +690,25 @@
       $("curve-scale").textContent = "";
       return;
     }
+    // A log scale: late progress stays visible next to the first epochs' large losses.
     let top = 0;
-    for (const series of [h.train, h.test]) for (const v of series) if (Number.isFinite(v)) top = Math.max(top, v);
-    top = top > 0 ? top : 1;
+    let low = Infinity;
+    for (const series of [h.train, h.test]) {
+      for (const v of series) {
+        if (Number.isFinite(v) && v > 0) {
+          top = Math.max(top, v);
+          low = Math.min(low, v);
+        }
+      }
+    }
+    if (!(top > 0)) [low, top] = [0.1, 1];
+    if (top / low < 1.01) [low, top] = [low / 1.01, top * 1.01];
+    const decades = Math.log(top / low);
     const first = n > 1 ? h.epoch[0] : 0;
     const span = Math.max(1, h.epoch[n - 1] - first);
     const pad = 3 * dpr;
     const x = (e) => pad + ((e - first) / span) * (W - 2 * pad);
-    const y = (v) => H - pad - (Math.min(v, top) / top) * (H - 2 * pad);
+    const y = (v) => H - pad - (Math.log(Math.min(Math.max(v, low), top) / low) / decades) * (H - 2 * pad);
     const stride = Math.max(1, Math.floor(n / W)); // at most about one point per pixel
     for (const [series, col] of [
       [h.train, "#999"],
@@ -714,7 +726,7 @@
       }
       ctx.stroke();
     }
-    $("curve-scale").textContent = `loss 0 – ${fmt(top)}, epochs ${first} – ${h.epoch[n - 1]}`;
+    $("curve-scale").textContent = `loss ${fmt(low)} – ${fmt(top)} (log), epochs ${first} – ${h.epoch[n - 1]}`;
   }
 
   // ---- the network diagram -------------------------------------------------------------------
