@@ -187,6 +187,8 @@ def test_play_circle_then_change_activation_and_optimizer(server, browser, tmp_p
     _wait(driver, lambda d: _accuracy(d) >= 0.9, 30, "test accuracy >= 0.9 with the new settings")
     driver.find_element(By.ID, "play").click()
     _no_error(driver)
+    # Nor did anything fail out of sight: no script error, no failed request.
+    assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
 
     png = driver.get_screenshot_as_png()
     path = tmp_path / "playground.png"

@@ -731,7 +731,7 @@
 
   // ---- the network diagram -------------------------------------------------------------------
 
-  const net = { nodes: [], links: [], cols: [] };
+  const net = { nodes: [], links: [] };
   const SVG = "http://www.w3.org/2000/svg";
 
   function thumb(x, y, size, cls, title) {
