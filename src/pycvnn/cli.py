@@ -1,4 +1,5 @@
-"""The `pycvnn` command line: `pycvnn train`, `pycvnn walkthrough`, `pycvnn info`."""
+"""The `pycvnn` command line: `pycvnn train`, `pycvnn walkthrough`, `pycvnn info`,
+`pycvnn playground`."""
 
 import argparse
 import math
@@ -70,6 +71,10 @@ def batch_size_arg(text):
     if text == "full":
         return text
     return _int_in(text, 1, MAX_BATCH, f"an int from 1 to {MAX_BATCH:,} or 'full'")
+
+
+def port_arg(text):
+    return _int_in(text, 1, 65535, "a port from 1 to 65535")
 
 
 def hidden_arg(text):
@@ -302,6 +307,51 @@ def cmd_info(args):
     )
 
 
+def cmd_playground(args):
+    # The web stack is imported here, not at the top, so the other commands start fast.
+    try:
+        import uvicorn
+
+        from .playground.app import create_app
+    except ImportError as err:
+        print(
+            f"pycvnn playground: needs {err.name or 'the web stack'}, which is not installed: "
+            "pip install 'pycvnn[playground]'",
+            file=sys.stderr,
+        )
+        return 2
+    import threading
+    import time
+    import webbrowser
+
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{args.port}/"
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(),
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+        )
+    )
+
+    def open_when_up():
+        while not (server.started or server.should_exit):
+            time.sleep(0.05)
+        if server.started:
+            webbrowser.open(url)
+
+    print(f"pycvnn playground: {url}", flush=True)
+    if args.open:
+        threading.Thread(target=open_when_up, daemon=True).start()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on
+        pass
+    return 0 if server.started else 1
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad value is one line on stderr (the usage is a --help away)."""
 
@@ -377,6 +427,17 @@ def build_parser():
         help=f"iterations, at most {MAX_ITERATIONS:,} (default 5)",
     )
     p.set_defaults(func=cmd_walkthrough)
+
+    p = sub.add_parser(
+        "playground",
+        help="the playground in the browser: train small networks live",
+        description="Serve the playground, a local web page that trains small networks on "
+        "2-D data sets live on the C++ core, until Ctrl-C (needs pycvnn[playground]).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=port_arg, default=8000, help="port (default 8000)")
+    p.add_argument("--open", action="store_true", help="open the page in the web browser")
+    p.set_defaults(func=cmd_playground)
 
     p = sub.add_parser("info", help="version, backend and BLAS")
     p.set_defaults(func=cmd_info)
