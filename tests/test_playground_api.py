@@ -503,7 +503,7 @@ def test_the_command_serves_until_ctrl_c():
     try:
         assert proc.stdout.readline() == f"pycvnn playground: http://127.0.0.1:{port}/\n"
         health = None
-        for _ in range(200):  # until the server listens (it binds right after printing)
+        for _ in range(600):  # until the server listens (it binds right after printing)
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health") as r:
                     health = json.loads(r.read())
