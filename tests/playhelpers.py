@@ -19,17 +19,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def start_playground(port, stderr=subprocess.STDOUT):
+    """The `pycvnn playground` command on `port`, its output piped (stderr into stdout unless
+    told otherwise)."""
+    command = [sys.executable, "-m", "pycvnn", "playground", "--port", str(port)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
+
+
 @contextlib.contextmanager
 def live_server(timeout=30):
     """Runs `pycvnn playground` on a free port until the block ends (then Ctrl-C); yields its
     URL once /api/health answers, or raises with the server's output if it never does."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pycvnn", "playground", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_playground(port)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + timeout

@@ -4,7 +4,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -12,6 +11,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+from playhelpers import free_port, start_playground
 from starlette.testclient import TestClient
 
 import pycvnn
@@ -485,21 +485,10 @@ def test_missing_extra_says_what_to_install(monkeypatch, capsys):
     )
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(os.name == "nt", reason="SIGINT to a child process is POSIX")
 def test_the_command_serves_until_ctrl_c():
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pycvnn", "playground", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    port = free_port()
+    proc = start_playground(port, stderr=subprocess.PIPE)
     try:
         assert proc.stdout.readline() == f"pycvnn playground: http://127.0.0.1:{port}/\n"
         health = None
