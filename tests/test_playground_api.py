@@ -1,9 +1,11 @@
 """The playground's HTTP API through Starlette's test client (no network), and the
 `pycvnn playground` command as a real server on a free port."""
 
+import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -508,3 +510,23 @@ def test_the_command_serves_until_ctrl_c():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_command_refuses_a_busy_port_or_an_unknown_host_before_announcing(capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert cli.main(["playground", "--port", str(port)]) == 1
+        out, err = capsys.readouterr()
+        assert out == ""  # no URL printed for a server that cannot start
+        assert (
+            err.strip()
+            == f"pycvnn playground: cannot listen on 127.0.0.1:{port}: "
+            + os.strerror(errno.EADDRINUSE)
+        )
+    assert cli.main(["playground", "--host", "no-such-host.invalid", "--port", "8000"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(
+        "pycvnn playground: cannot listen on no-such-host.invalid:8000: "
+    )

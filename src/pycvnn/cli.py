@@ -320,10 +320,23 @@ def cmd_playground(args):
             file=sys.stderr,
         )
         return 2
+    import socket
     import threading
     import time
     import webbrowser
 
+    # Listen before printing the URL: a host that does not resolve or a port in use is a
+    # one-line error, not a server that announces itself and dies.
+    try:
+        family = socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)[0][0]
+        listener = socket.create_server((args.host, args.port), family=family)
+    except OSError as err:
+        reason = os.strerror(err.errno) if err.errno and err.errno > 0 else err.strerror or err
+        print(
+            f"pycvnn playground: cannot listen on {args.host}:{args.port}: {reason}",
+            file=sys.stderr,
+        )
+        return 1
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{args.port}/"
     server = uvicorn.Server(
@@ -346,7 +359,7 @@ def cmd_playground(args):
     if args.open:
         threading.Thread(target=open_when_up, daemon=True).start()
     try:
-        server.run()
+        server.run(sockets=[listener])
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on
         pass
     return 0 if server.started else 1
