@@ -530,3 +530,12 @@ def test_the_command_refuses_a_busy_port_or_an_unknown_host_before_announcing(ca
     assert out == "" and err.startswith(
         "pycvnn playground: cannot listen on no-such-host.invalid:8000: "
     )
+
+
+def test_the_listener_is_a_tcp_socket_so_connections_get_nodelay():
+    # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP; a listener made
+    # with proto 0 gave keep-alive clients a 40 ms wait on every small response.
+    for host in ("127.0.0.1", "localhost"):
+        with cli.listen(host, 0) as sock:
+            assert sock.proto == socket.IPPROTO_TCP
+            assert sock.type == socket.SOCK_STREAM
