@@ -376,11 +376,11 @@ def test_bad_size(client, size):
 def test_body_over_64_kib(client):
     big = json.dumps({"features": ["x1"] * 20000}).encode()
     assert len(big) > 64 * 1024
-    error(client.post(SESSIONS, content=big), 413, "body")
+    error(client.post(SESSIONS, content=big), 400, "body")
     # Without a Content-Length (chunked), the limit holds as the body arrives.
-    error(client.post(SESSIONS, content=iter([big[:40000], big[40000:]])), 413, "body")
+    error(client.post(SESSIONS, content=iter([big[:40000], big[40000:]])), 400, "body")
     sid = new(client)
-    error(client.post(f"{SESSIONS}/{sid}/train", content=big), 413, "body")
+    error(client.post(f"{SESSIONS}/{sid}/train", content=big), 400, "body")
     assert len(json.dumps({"features": ["x1"] * 6000})) < 64 * 1024  # under the limit: a 400
     error(client.post(SESSIONS, json={"features": ["x1"] * 6000}), 400, "features")
 
@@ -539,3 +539,61 @@ def test_the_listener_is_a_tcp_socket_so_connections_get_nodelay():
         with cli.listen(host, 0) as sock:
             assert sock.proto == socket.IPPROTO_TCP
             assert sock.type == socket.SOCK_STREAM
+
+
+# ---- found in review: inputs that gave a 500, and one call holding the workers ------------
+
+
+@pytest.mark.parametrize("body", [b"[1]", b'["optimizer"]', b'"abc"', b"5", b"null"])
+def test_a_patch_body_that_is_not_an_object_is_a_400(client, body):
+    sid = new(client)
+    error(client.patch(f"{SESSIONS}/{sid}", content=body), 400, "body")
+
+
+@pytest.mark.parametrize(
+    "config,field",
+    [
+        ({"noise": 10**400}, "noise"),
+        ({"train_fraction": 10**400}, "train_fraction"),
+        ({"weight_decay": 10**400}, "weight_decay"),
+        ({"optimizer": {"name": "adam", "lr": 10**400}}, "optimizer.lr"),
+        ({"optimizer": {"name": "adam", "beta1": -(10**400)}}, "optimizer.beta1"),
+    ],
+)
+def test_an_int_past_floats_range_is_a_400_naming_the_field(client, config, field):
+    error(client.post(SESSIONS, json=config), 400, field)
+
+
+def test_a_train_call_is_capped_and_the_session_says_its_cap(client):
+    sid = new(client, n=10000, train_fraction=0.9, hidden=[8] * 6, batch_size=1)
+    cap = client.get(f"{SESSIONS}/{sid}").json()["max_epochs"]
+    assert cap == 200_000 // 9000  # 9,000 batches an epoch
+    message = error(client.post(f"{SESSIONS}/{sid}/train", json={"epochs": cap + 1}), 400, "epochs")
+    assert f"at most {cap} " in message
+    assert client.get(f"{SESSIONS}/{sid}").json()["epoch"] == 0  # refused before any work
+    r = client.patch(f"{SESSIONS}/{sid}", json={"batch_size": "full"})
+    assert r.json()["max_epochs"] == 2_000_000 // 9000  # one batch an epoch: rows bind
+
+
+def test_a_schedule_that_fails_mid_call_is_a_400_and_the_epochs_before_it_count(client):
+    sid = new(client)
+    session = client.app.state.store.get(sid)
+
+    def overflowing(epoch):
+        if epoch >= 2:
+            raise ValueError("gamma: lr * gamma ** 2 overflows a float at epoch 2")
+        return 0.01
+
+    session.schedule = overflowing
+    message = error(
+        client.post(f"{SESSIONS}/{sid}/train", json={"epochs": 5}), 400, "schedule.gamma"
+    )
+    assert "overflows" in message
+    state = client.get(f"{SESSIONS}/{sid}").json()
+    assert state["epoch"] == 2 and state["history"]["epoch"] == [2]
+
+
+@pytest.mark.parametrize("size", ["1_0", " 12 ", "٣٣", "+16"])
+def test_boundary_size_takes_ascii_digits_only(client, size):
+    sid = new(client)
+    error(client.get(f"{SESSIONS}/{sid}/boundary", params={"size": size}), 400, "size")

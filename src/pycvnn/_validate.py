@@ -110,7 +110,12 @@ def number(value, name, minimum=None, strict=False):
     """A finite real number (not a bool), optionally > or >= minimum, as a float."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int past float's range
+        raise ValueError(
+            f"{name}: expected a finite number, got an int of {len(str(value))} digits"
+        ) from None
     if not np.isfinite(value):
         raise ValueError(f"{name}: expected a finite number, got {value!r}")
     if minimum is not None and (value <= minimum if strict else value < minimum):

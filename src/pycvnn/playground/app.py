@@ -56,12 +56,12 @@ async def read_json(request):
     """The request's JSON body ({} when empty), refused past BODY_LIMIT bytes."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > BODY_LIMIT:
-        raise ApiError(413, f"body: expected at most {BODY_LIMIT} bytes, got {int(declared)}")
+        raise ApiError(400, f"body: expected at most {BODY_LIMIT} bytes, got {int(declared)}")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > BODY_LIMIT:
-            raise ApiError(413, f"body: expected at most {BODY_LIMIT} bytes, got more")
+            raise ApiError(400, f"body: expected at most {BODY_LIMIT} bytes, got more")
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
@@ -84,10 +84,7 @@ async def off_loop(limiter, fn, *args):
 def _size(request):
     text = request.query_params.get("size", "64")
     lo, hi = cfg.LIMITS["size"]
-    try:
-        size = int(text)
-    except ValueError:
-        size = None
+    size = int(text) if text.isascii() and text.isdigit() else None
     if size is None or not lo <= size <= hi:
         raise ApiError(400, f"size: expected an int from {lo} to {hi}, got {text!r}")
     return size
@@ -154,7 +151,9 @@ def create_app(capacity=32):
         session = session_of(request)
         body = await read_json(request)
         await off_loop(limiter, session.update, body)
-        return json_response({"id": session.id, "config": session.config})
+        return json_response(
+            {"id": session.id, "config": session.config, "max_epochs": session.max_epochs()}
+        )
 
     async def train(request):
         session = session_of(request)

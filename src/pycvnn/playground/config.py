@@ -136,8 +136,8 @@ def _number_in(value, field, lo, hi):
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Real)
+        or not lo <= value <= hi  # before isfinite, which overflows on a huge int
         or not math.isfinite(value)
-        or not lo <= value <= hi
     ):
         raise ConfigError(f"{field}: expected a number from {lo} to {hi}, got {_short(value)}")
     return float(value)
@@ -267,6 +267,7 @@ TRAINING = ("optimizer", "batch_size", "weight_decay", "schedule")
 
 def parse_training(body, current):
     """The training settings in body (a PATCH) checked, the others taken from current."""
+    _object(body, "body")
     _known_keys(body, "", TRAINING if body is not current else DEFAULTS)
     weight_decay = body.get("weight_decay", current["weight_decay"])
     weight_decay = _checked("", v.number, weight_decay, "weight_decay", 0)

@@ -21,6 +21,9 @@ from . import data
 # single output unit, whose sigmoid gives P(class 1) for cross-entropy.
 _TRAINING_LOSS = {"cross_entropy": ("binary_cross_entropy", "sigmoid")}
 HISTORY_LIMIT = 2000  # records kept; past it every second one is dropped
+# The work one train call may do, in batches and in rows: about a second on one core at the
+# largest network and data set, so no client holds the worker threads from the other sessions.
+MAX_STEPS, MAX_ROWS = 200_000, 2_000_000
 
 
 class SessionError(ValueError):
@@ -34,7 +37,10 @@ class _FromEpoch:
         self.schedule, self.start = schedule, start
 
     def __call__(self, epoch):
-        return self.schedule(self.start + epoch)
+        try:
+            return self.schedule(self.start + epoch)
+        except ValueError as err:  # a decay past float's range: the schedule's setting is at fault
+            raise SessionError(f"schedule.{err}") from None
 
     def step(self, metric):
         if hasattr(self.schedule, "step"):
@@ -124,9 +130,22 @@ class Session:
             settings = cfg.parse_training(body, self.config)
             self._set_training({**self.config, **settings})
 
+    def max_epochs(self):
+        """The most epochs one train call may ask for (at least 1), by MAX_STEPS and MAX_ROWS."""
+        rows = len(self.X_train)
+        batch = self.config["batch_size"]
+        batches = 1 if batch == "full" else -(-rows // batch)
+        return max(1, min(MAX_STEPS // batches, MAX_ROWS // rows))
+
     def train(self, epochs):
         """Train `epochs` more epochs; returns the metrics after them."""
         with self.lock:
+            limit = self.max_epochs()
+            if epochs > limit:
+                raise SessionError(
+                    f"epochs: expected at most {limit} for this session in one call (a call "
+                    f"trains at most {MAX_STEPS:,} batches and {MAX_ROWS:,} rows), got {epochs}"
+                )
             counter = _Counter()
             batch = self.config["batch_size"]
             seed = np.random.SeedSequence([self.config["seed"], self.epoch]).generate_state(1)
@@ -143,8 +162,15 @@ class Session:
                     callbacks=[counter],
                     verbose=False,
                 )
+            except SessionError:  # from the schedule, after counter.done epochs
+                self.epoch += counter.done
+                if counter.done:
+                    self._record()
+                raise
             except TrainingDiverged:
                 self.epoch += counter.done
+                if counter.done:
+                    self._record()
                 raise SessionError(
                     f"optimizer.lr: training diverged in epoch {self.epoch + 1} (the loss "
                     f"became NaN or Inf); the weights of that epoch's start were kept; try an "
@@ -206,7 +232,7 @@ class Session:
         with self.lock:
             weights = self.model.get_weights()
             history = {key: list(values) for key, values in self.history.items()}
-            epoch, config = self.epoch, self.config
+            epoch, config, max_epochs = self.epoch, self.config, self.max_epochs()
         split = self.split
         points = {
             part: np.column_stack([p, t]).tolist()
@@ -220,6 +246,7 @@ class Session:
             "id": self.id,
             "config": config,
             "epoch": epoch,
+            "max_epochs": max_epochs,
             "points": points,
             "layers": layers,
             "history": history,

@@ -102,9 +102,20 @@
     setPlaying(false);
     showError(err && err.message ? err.message : String(err));
   }
-  // A user's action: run it in turn; its success clears an old error, its failure shows one.
+  // A user's action: run it in turn; its success clears an old error, its failure shows one
+  // and puts the controls back to the configuration the server holds (the handlers change
+  // state.config before the server has accepted the change).
   function act(task) {
-    return serial(task).then(clearError, fail);
+    return serial(task).then(clearError, (err) => {
+      fail(err);
+      if (!state.id) return undefined;
+      return serial(async () => {
+        await fetchSession();
+        syncControls();
+        layoutNetwork();
+        draw();
+      }).catch(() => {});
+    });
   }
 
   // ---- sessions ------------------------------------------------------------------------------
@@ -150,6 +161,7 @@
     state.config = s.config;
     state.kind = state.options.datasets[s.config.dataset];
     state.points = s.points;
+    state.maxEpochs = s.max_epochs;
     state.layers = s.layers;
     state.weightsAt = performance.now();
     setEpoch(s.epoch);
@@ -189,6 +201,7 @@
     return act(async () => {
       const s = await api("PATCH", `/api/sessions/${state.id}`, trainingBody());
       if (s && s.config) state.config = s.config;
+      if (s && s.max_epochs) state.maxEpochs = s.max_epochs;
     });
   }
 
@@ -212,7 +225,9 @@
     while (state.playing) {
       try {
         // The next request goes out as soon as this one is answered and a frame has passed.
-        await Promise.all([serial(() => train(state.speed)), nextFrame()]);
+        // No more epochs a call than the server allows this session (large data, batch 1).
+        const epochs = Math.min(state.speed, state.maxEpochs || state.speed);
+        await Promise.all([serial(() => train(epochs)), nextFrame()]);
       } catch (err) {
         fail(err);
         return;
