@@ -114,25 +114,38 @@ class LossInfo(NamedTuple):
     targets: str
 
 
+def _options_signature(option):
+    """(option=default, reduction="mean"), or (reduction="mean") for a loss without an option:
+    a loss class's signature, and its functions' after pred and target."""
+    P = inspect.Parameter
+    params = [P(option[0], P.POSITIONAL_OR_KEYWORD, default=option[1])] if option else []
+    return inspect.Signature([*params, P("reduction", P.POSITIONAL_OR_KEYWORD, default="mean")])
+
+
+def _bind(signature, args, kwargs):
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return bound.arguments
+
+
+def _checked_options(option, arguments):
+    """({option: its checked value} or {}, the checked reduction), from bound arguments."""
+    options = {option[0]: option[2](arguments[option[0]], option[0])} if option else {}
+    return options, v.reduction(arguments["reduction"])
+
+
 def _register(name, check, option=None):
     """Registers a loss; returns its value and gradient functions, with their own signature
     (pred, target[, option], reduction="mean")."""
     REGISTRY[name] = info = LossInfo(name, check, option, check.targets)
     P = inspect.Parameter
-    params = [P("pred", P.POSITIONAL_OR_KEYWORD), P("target", P.POSITIONAL_OR_KEYWORD)]
-    if option:
-        params.append(P(option[0], P.POSITIONAL_OR_KEYWORD, default=option[1]))
-    signature = inspect.Signature(
-        [*params, P("reduction", P.POSITIONAL_OR_KEYWORD, default="mean")]
-    )
+    arrays = [P("pred", P.POSITIONAL_OR_KEYWORD), P("target", P.POSITIONAL_OR_KEYWORD)]
+    signature = inspect.Signature([*arrays, *_options_signature(option).parameters.values()])
 
     def arguments(args, kwargs):
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        a = bound.arguments
-        opts = (option[2](a[option[0]], option[0]),) if option else ()
-        reduction = v.reduction(a["reduction"])
-        return (*info.check(a["pred"], a["target"], *opts), *opts, reduction)
+        a = _bind(signature, args, kwargs)
+        opts, reduction = _checked_options(option, a)
+        return (*info.check(a["pred"], a["target"], *opts.values()), *opts.values(), reduction)
 
     def value(*args, **kwargs):
         *call, reduction = arguments(args, kwargs)
@@ -226,11 +239,8 @@ class Loss:
 
     def __init__(self, *args, **kwargs):
         option = REGISTRY[self.name].option
-        params = [option[0]] if option else []
-        bound = _class_signature(option).bind(*args, **kwargs)
-        bound.apply_defaults()
-        self.options = {p: option[2](bound.arguments[p], p) for p in params}
-        self.reduction = v.reduction(bound.arguments["reduction"])
+        arguments = _bind(type(self).__signature__, args, kwargs)
+        self.options, self.reduction = _checked_options(option, arguments)
 
     def __call__(self, pred, target):
         return _FUNCTIONS[self.name][0](pred, target, **self.options, reduction=self.reduction)
@@ -243,17 +253,11 @@ class Loss:
         return f"{type(self).__name__}({opts}reduction={self.reduction!r})"
 
 
-def _class_signature(option):
-    P = inspect.Parameter
-    params = [P(option[0], P.POSITIONAL_OR_KEYWORD, default=option[1])] if option else []
-    return inspect.Signature([*params, P("reduction", P.POSITIONAL_OR_KEYWORD, default="mean")])
-
-
 def _loss_class(class_name, name):
     cls = subclass(
         Loss, class_name, __name__, f"The {name} loss: {_FUNCTIONS[name][0].__doc__}", name=name
     )
-    cls.__signature__ = _class_signature(REGISTRY[name].option)
+    cls.__signature__ = _options_signature(REGISTRY[name].option)
     return cls
 
 
