@@ -258,7 +258,7 @@ def parse(body):
         activation=_name(config["activation"], "activation", ACTIVATIONS),
         loss=_name(config["loss"], "loss", LOSSES[kind]),
     )
-    return {**config, **parse_training(config, config)}
+    return {**config, **_training(config, DEFAULTS["optimizer"]["lr"])}
 
 
 # The settings a session may change without losing its weights.
@@ -266,17 +266,20 @@ TRAINING = ("optimizer", "batch_size", "weight_decay", "schedule")
 
 
 def parse_training(body, current):
-    """The training settings in body (a PATCH) checked, the others taken from current."""
+    """The training settings in body (a PATCH) checked, the others taken from current; a new
+    optimizer without an lr keeps the session's."""
     _object(body, "body")
-    _known_keys(body, "", TRAINING if body is not current else DEFAULTS)
-    weight_decay = body.get("weight_decay", current["weight_decay"])
-    weight_decay = _checked("", v.number, weight_decay, "weight_decay", 0)
-    # A new optimizer without an lr keeps the session's.
-    default_lr = DEFAULTS["optimizer"]["lr"] if body is current else current["optimizer"]["lr"]
-    opt = optimizer_spec(body.get("optimizer", current["optimizer"]), default_lr)
+    _known_keys(body, "", TRAINING)
+    return _training({**current, **body}, current["optimizer"]["lr"])
+
+
+def _training(settings, default_lr):
+    """The four training settings of `settings` checked; default_lr for an optimizer without one."""
+    weight_decay = _checked("", v.number, settings["weight_decay"], "weight_decay", 0)
+    opt = optimizer_spec(settings["optimizer"], default_lr)
     return {
         "optimizer": opt,
-        "batch_size": _batch_size(body.get("batch_size", current["batch_size"])),
+        "batch_size": _batch_size(settings["batch_size"]),
         "weight_decay": weight_decay,
-        "schedule": schedule_spec(body.get("schedule", current["schedule"]), opt["lr"]),
+        "schedule": schedule_spec(settings["schedule"], opt["lr"]),
     }
