@@ -14,17 +14,11 @@ using pycvnn::UpdateRule;
 
 Buffers arena_buffers(const UpdateRule& rule, const ArrayInOut& params, const ArrayInOut& grads,
                       const ArrayInOut& state1, const ArrayInOut& state2) {
-    switch (n_state(rule)) {
-        case 0: return require_inplace({{"params", params, true}, {"grads", grads, true}});
-        case 1:
-            return require_inplace(
-                {{"params", params, true}, {"grads", grads, true}, {"state1", state1, true}});
-        default:
-            return require_inplace({{"params", params, true},
-                                    {"grads", grads, true},
-                                    {"state1", state1, true},
-                                    {"state2", state2, true}});
-    }
+    std::vector<Buffer> bufs{{"params", params, true}, {"grads", grads, true}};
+    const int n = n_state(rule);
+    if (n >= 1) bufs.push_back({"state1", state1, true});
+    if (n >= 2) bufs.push_back({"state2", state2, true});
+    return require_inplace(bufs);
 }
 
 int n_state(const UpdateRule& r) {

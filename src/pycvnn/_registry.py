@@ -20,10 +20,10 @@ class Registry(dict):
         """The entry called `name`, else a ValueError naming `arg` and listing the names."""
         return self[v.name_in(name, arg or self.concept, self)]
 
-    def build(self, name, options, base):
-        """An object by name built with `options`; an instance of `base` passes through as it is
-        (it carries its own options, so giving more is an error)."""
-        if isinstance(name, base):
+    def build(self, name, options, base=None):
+        """An object by name built with `options`; an instance of `base`, if given, passes
+        through as it is (it carries its own options, so giving more is an error)."""
+        if base is not None and isinstance(name, base):
             if options:
                 raise ValueError(
                     f"options: expected none when passing a {base.__name__} object, "

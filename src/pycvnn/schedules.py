@@ -205,4 +205,4 @@ REGISTRY.update(
 
 def get(name, **options):
     """A schedule by name built with `options` (e.g. get("step", lr=0.1, step_size=10))."""
-    return REGISTRY.build(name, options, ())
+    return REGISTRY.build(name, options)
