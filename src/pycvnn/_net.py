@@ -13,6 +13,11 @@ from ._backend import backend
 from .layers import Dense
 
 
+class TrainingDiverged(RuntimeError):
+    """A loss (or, in optim.minimize, a gradient) became NaN or Inf; fit restores the weights
+    held at the start of that epoch."""
+
+
 class Op(NamedTuple):
     """One step of a network: a dense layer with its activation ("dense") or an activation
     alone ("act"), mapping `fin` features to `fout`; `alpha` is leaky ReLU's slope."""

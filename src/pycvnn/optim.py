@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _validate as v
 from ._backend import backend
-from ._net import arena_zeros
+from ._net import TrainingDiverged, arena_zeros
 from ._registry import Registry
 
 
@@ -64,11 +64,16 @@ class Optimizer:
 
     def state(self, model):
         """(state1, state2) for model's arena, zeros on first use or for a different model."""
-        key = (id(model), model.n_params, model.dtype)
-        if self._owner != key:
-            sizes = [model.n_params if i < self.n_state else 0 for i in range(2)]
-            self._state = tuple(arena_zeros(n, model.dtype) for n in sizes)
-            self._owner, self.t = key, 0
+        return self._state_for(
+            (id(model), model.n_params, model.dtype), model.n_params, model.dtype
+        )
+
+    def _state_for(self, owner, n, dtype):
+        """(state1, state2) for `n` parameters of `dtype`, kept while `owner` stays the same."""
+        if self._owner != owner:
+            sizes = [n if i < self.n_state else 0 for i in range(2)]
+            self._state = tuple(arena_zeros(size, dtype) for size in sizes)
+            self._owner, self.t = owner, 0
         return self._state
 
     def reset(self):
@@ -186,3 +191,95 @@ def get(name, **options):
     """An optimizer by name ("gd", "sgd", "momentum", "rmsprop", "adam", "adamw"), built with
     `options`; an Optimizer passes through."""
     return OPTIMIZERS.build(name, options, Optimizer)
+
+
+# ---- optimizers on any function ----------------------------------------------------------
+
+
+def minimize(grad, x0, optimizer="gd", steps=100, schedule=None):
+    """Run `optimizer` on a function for `steps` steps from x0; returns the iterates, shape
+    (steps + 1, d), x0 first.
+
+    grad(x) gets each iterate (a copy, shape (d,)) and returns the gradient there, or
+    (value, gradient): then the values at the iterates, shape (steps + 1,), are returned too,
+    as (iterates, values). The update is the training core's rule, the one fit runs (C++ on
+    the cpp backend, the twin on numpy), with the optimizer's clipping and weight decay (every
+    coordinate counts as a weight). The optimizer starts afresh and keeps its state and step
+    count afterwards; schedule(step) -> lr, if given, sets its lr before each step (a
+    ReduceOnPlateau is fed the values). Iterates are float64 unless x0 is float32.
+    """
+    if not callable(grad):
+        raise TypeError(f"grad: expected a callable grad(x) -> gradient, got {grad!r}")
+    x0 = v.numeric(x0, "x0")
+    if x0.ndim > 1:
+        raise ValueError(f"x0: expected a scalar or a vector (d,), got shape {x0.shape}")
+    dtype = np.float32 if x0.dtype == np.float32 else np.float64
+    x0 = v._finite(np.asarray(x0, dtype).reshape(-1), "x0")
+    opt = get(optimizer)
+    steps = v.integer(steps, "steps", minimum=0)
+    if schedule is not None and not callable(schedule):
+        raise ValueError(f"schedule: expected a callable schedule(step) -> lr, got {schedule!r}")
+    d = x0.size
+    x, g = arena_zeros(d, dtype), arena_zeros(d, dtype)
+    x[...] = x0
+    iterates = np.empty((steps + 1, d), dtype)
+    iterates[0] = x0
+    opt._owner = None  # afresh: zero state, step count 0
+    state1, state2 = opt._state_for(("minimize", d, np.dtype(dtype).str), d, dtype)
+    rule = opt.update_rule()
+    values, with_values = None, None
+    for k in range(steps + 1):
+        with_values = _gradient(grad, x, g, k, with_values, d)
+        if with_values is not False:
+            if values is None:
+                values = np.empty(steps + 1, np.float64)
+            values[k] = with_values
+        if k == steps:
+            break
+        if schedule is not None:
+            if hasattr(schedule, "step") and values is not None and k > 0:
+                schedule.step(values[k])
+            opt.lr = schedule(k)
+        rule.step(x, g, state1, state2, d, opt.lr, opt.t + 1)
+        opt.t += 1
+        iterates[k + 1] = x
+    return iterates if values is None else (iterates, values)
+
+
+def _gradient(grad, x, g, k, with_values, d):
+    """Call grad at x (step k), check what it returned and write the gradient into g.
+    Returns the value (a float) when grad returns (value, gradient), else False."""
+    out = grad(x.copy())
+    pair = isinstance(out, tuple)
+    if with_values is not None and pair != (with_values is not False):
+        raise ValueError(
+            f"grad: returned {'a (value, gradient) pair' if pair else 'a gradient alone'} at "
+            f"step {k}, but {'a gradient alone' if pair else 'a (value, gradient) pair'} before"
+        )
+    value = False
+    if pair:
+        if len(out) != 2:
+            raise ValueError(
+                f"grad: expected a gradient or a (value, gradient) pair, got a "
+                f"tuple of {len(out)} at step {k}"
+            )
+        value, out = out
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"grad: expected a number as the value, got {value!r} at step {k}"
+            ) from None
+    gradient = v.numeric(out, "grad")
+    if gradient.size != d or gradient.ndim > 1:
+        raise ValueError(
+            f"grad: expected a gradient of shape ({d},) (as x0), got shape {gradient.shape} at step {k}"
+        )
+    g[...] = gradient.reshape(-1)
+    if not (np.isfinite(g).all() and (value is False or np.isfinite(value))):
+        raise TrainingDiverged(
+            f"minimize diverged at step {k}: grad returned a non-finite "
+            f"{'value' if value is not False and not np.isfinite(value) else 'gradient'} at "
+            f"x = {x.tolist()} (try a smaller lr or clip_norm)"
+        )
+    return value

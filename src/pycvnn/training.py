@@ -16,12 +16,7 @@ from . import _validate as v
 from . import losses as L
 from . import optim
 from ._backend import backend
-from ._net import decisions, rng_for, strip_output
-
-
-class TrainingDiverged(RuntimeError):
-    """A batch loss became NaN or Inf; the weights held at the start of that epoch are restored."""
-
+from ._net import TrainingDiverged, decisions, rng_for, strip_output
 
 # ---- losses and targets -------------------------------------------------------------------
 
@@ -150,9 +145,9 @@ def evaluate(model, X, y, loss="cross_entropy", rows=1024):
 # ---- history, callbacks, progress ---------------------------------------------------------
 
 
-class History:
-    """One record per epoch: epoch, loss, lr, seconds, and accuracy / val_loss / val_accuracy
-    where they apply. history["loss"] is a column; history.table() a printable table."""
+class Log:
+    """A table of records (dicts with the same keys): log["loss"] is a column, log.table()
+    a printable table."""
 
     def __init__(self):
         self.records = []
@@ -180,6 +175,16 @@ class History:
             cells = [f"{r[c]:>12d}" if isinstance(r[c], int) else f"{r[c]:>12.6g}" for c in cols]
             lines.append("  ".join(cells))
         return "\n".join(lines)
+
+
+class History(Log):
+    """One record per epoch: epoch, loss, lr, seconds, and accuracy / val_loss / val_accuracy
+    where they apply. With fit(..., log_every="batch"), history.batches holds one record per
+    batch: step (the optimizer's step count after it), epoch, batch, loss, lr; else it is empty."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = Log()
 
     def __repr__(self):
         return f"History({len(self)} epochs)"
@@ -302,11 +307,13 @@ def fit(
     schedule=None,
     callbacks=(),
     verbose=True,
+    log_every="epoch",
 ):
     """Train model; returns a History. batch_size=None is batch GD, 1 stochastic, m mini-batch.
     The loss and the optimizer are names or objects (pycvnn.losses, pycvnn.optim); schedule
     maps an epoch to its lr; callbacks have any of on_train_begin, on_epoch_end(epoch, logs)
-    (returning True stops the fit) and on_train_end."""
+    (returning True stops the fit) and on_train_end. log_every="batch" also records each
+    batch's loss in history.batches."""
     X = model._input(X)
     n = X.shape[0]
     net, spec, name, fused = _plan(model, loss)
@@ -334,6 +341,7 @@ def fit(
     if schedule is not None and not callable(schedule):
         raise ValueError(f"schedule: expected a callable schedule(epoch) -> lr, got {schedule!r}")
     callbacks = _callbacks(callbacks)
+    per_batch = v.name_in(log_every, "log_every", ("epoch", "batch")) == "batch"
     opt = optim.get(optimizer)
     state1, state2 = opt.state(model)
     rule = opt.update_rule()
@@ -387,6 +395,18 @@ def fit(
                 sizes = np.minimum(batch, n - batch * np.arange(len(batch_losses)))
                 bar.update(
                     epoch, len(batch_losses), float(np.dot(sizes, batch_losses) / sizes.sum())
+                )
+        if per_batch:
+            first_step = opt.t - n_batches + 1
+            for i, value in enumerate(batch_losses):
+                history.batches.append(
+                    {
+                        "step": first_step + i,
+                        "epoch": epoch,
+                        "batch": i,
+                        "loss": value,
+                        "lr": opt.lr,
+                    }
                 )
         sizes = np.minimum(batch, n - batch * np.arange(n_batches))
         logs = {
