@@ -1,3 +1,7 @@
 """The lecture's pictures, computed by pycvnn's own kernels (needs the plot extra:
 pip install 'pycvnn[plot]'). Each function returns a matplotlib Figure; those with one panel
 also draw into a given `ax=`."""
+
+from .descent import gd_variants, optimizer_paths
+
+__all__ = ["gd_variants", "optimizer_paths"]
