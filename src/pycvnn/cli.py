@@ -1,5 +1,5 @@
-"""The `pycvnn` command line: `pycvnn train`, `pycvnn walkthrough`, `pycvnn info`,
-`pycvnn playground`."""
+"""The `pycvnn` command line: `pycvnn train`, `pycvnn walkthrough`, `pycvnn figures`,
+`pycvnn info`, `pycvnn playground`."""
 
 import argparse
 import math
@@ -154,15 +154,6 @@ def make_schedule(name, lr, epochs):
     return schedules.REGISTRY.lookup(name).for_run(lr, epochs)
 
 
-def split(n, test_fraction=0.2, seed=20240101):
-    """The fixed train/test split: the same permutation every run, whatever --seed is."""
-    import numpy as np
-
-    order = np.random.default_rng(seed).permutation(n)
-    n_test = int(round(n * test_fraction))
-    return order[n_test:], order[:n_test]
-
-
 class _EpochCounter:
     """Counts finished epochs, so that a divergence can be reported by its epoch."""
 
@@ -174,8 +165,8 @@ class _EpochCounter:
         return False
 
 
-def _fail(message):
-    print(f"pycvnn train: {message}", file=sys.stderr)
+def _fail(message, command="train"):
+    print(f"pycvnn {command}: {message}", file=sys.stderr)
 
 
 def _reason(err):
@@ -199,7 +190,7 @@ def cmd_train(args):
             return 2
     set_backend(args.backend)
     X, y = datasets.digits()
-    train, test = split(len(X))
+    train, test = datasets.split(len(X))
     classes = int(y.max()) + 1
     classification = losses.get(args.loss).name in losses.names("classes")
     targets = y if classification else np.eye(classes, dtype=np.float32)[y]
@@ -296,6 +287,56 @@ def cmd_walkthrough(args):
             "large and gradient descent diverges",
             file=sys.stderr,
         )
+
+
+# The figures `pycvnn figures` writes (a list here, so --help and --only need no matplotlib).
+FIGURE_NAMES = (
+    "losses",
+    "activations",
+    "gd_variants",
+    "optimizers_quadratic",
+    "optimizers_rosenbrock",
+    "optimizers_saddle",
+    "schedules",
+    "dice",
+    "digits_curves",
+    "digits_confusion",
+)
+
+
+def dpi_arg(text):
+    return _int_in(text, 20, 600, "a resolution from 20 to 600 dots per inch")
+
+
+def out_folder(text):
+    """A folder to write into: it may not exist yet, but it may not be a file."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a folder, got ''")
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"expected a folder, got the file {text!r}")
+    return text
+
+
+def cmd_figures(args):
+    import time
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        _fail("needs matplotlib: pip install 'pycvnn[plot]'", "figures")
+        return 2
+    from .plot import gallery
+
+    start = time.perf_counter()
+    try:
+        paths = gallery.write(args.out, args.only, args.dpi)
+    except OSError as err:
+        _fail(f"could not write the figures to {args.out}: {_reason(err)}", "figures")
+        return 1
+    for path in paths:
+        print(f"{path}  {os.path.getsize(path) / 1024:.0f} KiB")
+    print(f"wrote {len(paths)} figure(s) in {time.perf_counter() - start:.1f} s")
+    return 0
 
 
 def cmd_info(args):
@@ -456,6 +497,29 @@ def build_parser():
         help=f"iterations, at most {MAX_ITERATIONS:,} (default 5)",
     )
     p.set_defaults(func=cmd_walkthrough)
+
+    p = sub.add_parser(
+        "figures",
+        help="write the lecture's figures as PNG files",
+        description="Draw the lecture's figures with pycvnn's own kernels and write them as "
+        "DIR/NAME.png (needs pycvnn[plot]). NAME is one of: " + ", ".join(FIGURE_NAMES) + ".",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        type=out_folder,
+        default="figures",
+        help="folder to write into, made if missing (default figures)",
+    )
+    p.add_argument(
+        "--only",
+        metavar="NAME",
+        action="append",
+        choices=FIGURE_NAMES,
+        help="write only this figure (repeatable)",
+    )
+    p.add_argument("--dpi", type=dpi_arg, default=100, help="resolution (default 100)")
+    p.set_defaults(func=cmd_figures)
 
     p = sub.add_parser(
         "playground",

@@ -16,3 +16,11 @@ def digits():
         X = data["images"].astype(np.float32) / np.float32(16.0)
         y = data["labels"].astype(np.int64)
     return X, y
+
+
+def split(n, test_fraction=0.2, seed=20240101):
+    """(train rows, test rows) of a fixed split of n samples: the same permutation every run
+    (what `pycvnn train` and the digits figures hold out)."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = int(round(n * test_fraction))
+    return order[n_test:], order[:n_test]
