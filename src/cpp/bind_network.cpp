@@ -363,7 +363,8 @@ py::array_t<double> network_train_epoch(PyNetwork& self, const ArrayInOut& param
                                         const ArrayInOut& state2, const ArrayIn& x_in,
                                         const ArrayIn& y_in, const ArrayIn& order_in,
                                         long long batch_size, double lr, const py::object& t_in,
-                                        const PyLossSpec& loss, const pycvnn::UpdateRule& rule) {
+                                        const PyLossSpec& loss, const pycvnn::UpdateRule& rule,
+                                        const py::object& sample_weight) {
     pycvnn::Pool::Session session;
     Buffers b = arena_buffers(rule, params, grads, state1, state2);
     require_arena(b.arrays[0], "params", self.n_params);
@@ -405,6 +406,16 @@ py::array_t<double> network_train_epoch(PyNetwork& self, const ArrayInOut& param
     if (!is_integer(order) || order.ndim() != 1)
         fail("order", "a 1-d integer array of row indices",
              dtype_str(order) + " array of shape " + shape_str(order));
+    const bool weighted = !sample_weight.is_none();
+    py::array sw;
+    if (weighted) {
+        sw = py::array::ensure(sample_weight);
+        if (!sw) fail("sample_weight", "an array of numbers", py::str(py::type::of(sample_weight)));
+        require_input(sw, "sample_weight");
+        if (sw.ndim() != 1 || sw.shape(0) != rows)
+            fail("sample_weight", "shape (" + std::to_string(rows) + ",)",
+                 "shape " + shape_str(sw));
+    }
     if (batch_size < 1) fail("batch_size", "an int >= 1", std::to_string(batch_size));
     require_at_least(lr, "lr", 0.0, false);
     StepCount t = step_count(t_in);
@@ -436,6 +447,20 @@ py::array_t<double> network_train_epoch(PyNetwork& self, const ArrayInOut& param
         using T = decltype(tag);
         carray<T> X(x);
         carray<T> Y = ids ? carray<T>() : carray<T>(y);
+        // The weights of the rows in the order, copied and checked as the order is (above).
+        std::vector<T> sw_copy;
+        if (weighted) {
+            carray<T> W(sw);
+            sw_copy.resize(size_t(n_order));
+            for (idx i = 0; i < n_order; ++i) {
+                const T w = W.data()[order_copy[size_t(i)]];
+                if (!(w >= 0) || !std::isfinite(w))
+                    fail("sample_weight", "finite weights >= 0",
+                         std::to_string(double(w)) + " at row " +
+                             std::to_string(order_copy[size_t(i)]));
+                sw_copy[size_t(i)] = w;
+            }
+        }
         const T* xp = X.data();
         const T* yp = ids ? nullptr : Y.data();
         T* p = static_cast<T*>(b.w(0));
@@ -457,8 +482,9 @@ py::array_t<double> network_train_epoch(PyNetwork& self, const ArrayInOut& param
                 py::gil_scoped_release nogil;
                 done = lease.net->train_epoch(
                     p, g, s1, s2, xp, yp, ids ? ids_copy.data() + first : nullptr,
-                    order_copy.data() + first, n_order - first, batch, lr, t.value + ran, loss.spec,
-                    rule, losses.data() + ran, &sigint::count, seen);
+                    order_copy.data() + first, weighted ? sw_copy.data() + first : nullptr,
+                    n_order - first, batch, lr, t.value + ran, loss.spec, rule, losses.data() + ran,
+                    &sigint::count, seen);
             }
             const bool finite = done == 0 || std::isfinite(losses[size_t(ran + done - 1)]);
             ran += done;  // the last batch, if its loss is not finite, was not applied
@@ -537,7 +563,8 @@ void bind_network(py::module_& m) {
         .def("backward", &network_backward, py::arg("params"), py::arg("grads"), py::arg("dout"))
         .def("train_epoch", &network_train_epoch, py::arg("params"), py::arg("grads"),
              py::arg("state1"), py::arg("state2"), py::arg("x"), py::arg("y"), py::arg("order"),
-             py::arg("batch_size"), py::arg("lr"), py::arg("t"), py::arg("loss"), py::arg("rule"))
+             py::arg("batch_size"), py::arg("lr"), py::arg("t"), py::arg("loss"), py::arg("rule"),
+             py::arg("sample_weight") = py::none())
         .def_property_readonly("n_params", [](PyNetwork& n) { return n.n_params; })
         .def_property_readonly("n_decay", [](PyNetwork& n) { return n.n_decay; })
         .def_property_readonly("in_features", [](PyNetwork& n) { return n.ops.front().in; })

@@ -15,20 +15,19 @@
 namespace pycvnn {
 namespace {
 
-constexpr Reduction Mean = Reduction::Mean;
-
-// The forward (Grad false: out null, returns the mean) or the backward (Grad true: writes
-// dpred) of spec's loss: the two kernels of a pair take the same arguments after their
-// output, so one dispatch by kind serves value and grad.
+// The forward (Grad false: returns the reduced value; with Reduction::None it also writes
+// the unreduced values to out) or the backward (Grad true: writes d loss / d pred to out) of
+// spec's loss: the two kernels of a pair take the same arguments after their output, so one
+// dispatch by kind serves value and grad.
 template <bool Grad, typename T>
-double loss_pass(const LossSpec& spec, T* dpred, const T* pred, const T* y, const std::int64_t* ids,
-                 idx N, idx C) {
+double loss_pass(const LossSpec& spec, T* out, const T* pred, const T* y, const std::int64_t* ids,
+                 idx N, idx C, Reduction r = Reduction::Mean) {
     const auto pass = [&](auto forward, auto backward, auto... args) -> double {
         if constexpr (Grad) {
-            backward(dpred, pred, args..., Mean);
+            backward(out, pred, args..., r);
             return 0;
         } else {
-            return forward(static_cast<T*>(nullptr), pred, args..., Mean);
+            return forward(r == Reduction::None ? out : static_cast<T*>(nullptr), pred, args..., r);
         }
     };
     const idx n = N * C;  // the elementwise losses' count
@@ -80,6 +79,38 @@ double LossSpec::value_and_grad(T* dpred, const T* pred, const T* y, const std::
         return cross_entropy_value_and_grad(dpred, pred, ids, N, C);
     const double v = value(pred, y, ids, N, C);
     if (std::isfinite(v)) grad(dpred, pred, y, ids, N, C);
+    return v;
+}
+
+idx LossSpec::values_per_row(bool with_ids, idx C) const {
+    const bool elementwise =
+        kind == LossKind::L1 || kind == LossKind::L2 || kind == LossKind::Huber ||
+        kind == LossKind::BinaryCrossEntropy ||
+        ((kind == LossKind::Hinge || kind == LossKind::SquaredHinge) && !with_ids);
+    return elementwise ? C : 1;
+}
+
+template <typename T>
+double LossSpec::weighted_value_and_grad(T* dpred, T* scratch, const T* pred, const T* y,
+                                         const std::int64_t* ids, const T* w, idx N, idx C) const {
+    loss_pass<false, T>(*this, scratch, pred, y, ids, N, C, Reduction::None);
+    const idx k = values_per_row(ids != nullptr, C);
+    double total = 0, w_sum = 0;
+    for (idx i = 0; i < N; ++i) {
+        double row = 0;
+        for (idx j = 0; j < k; ++j) row += double(scratch[i * k + j]);
+        total += double(w[i]) * row;
+        w_sum += double(w[i]);
+    }
+    // A batch of no weight adds nothing: a zero loss and a zero gradient.
+    const double norm = w_sum > 0 ? 1.0 / (w_sum * double(k)) : 0.0;
+    const double v = total * norm;
+    if (!std::isfinite(v)) return v;
+    loss_pass<true, T>(*this, dpred, pred, y, ids, N, C, Reduction::Sum);
+    for (idx i = 0; i < N; ++i) {
+        const T scale = T(double(w[i]) * norm);
+        for (idx j = 0; j < C; ++j) dpred[i * C + j] *= scale;
+    }
     return v;
 }
 
@@ -298,8 +329,8 @@ void Network<T>::update(T* params, T* grads, T* state1, T* state2, idx N, double
 
 template <typename T>
 idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* x, const T* y,
-                            const std::int64_t* ids, const std::int64_t* order, idx n_order,
-                            idx batch, double lr, long long t, const LossSpec& loss,
+                            const std::int64_t* ids, const std::int64_t* order, const T* sw,
+                            idx n_order, idx batch, double lr, long long t, const LossSpec& loss,
                             const UpdateRule& rule, double* losses,
                             const std::atomic<unsigned>* signals, unsigned signals_seen) {
     FlushDenormals ftz;      // one MXCSR write for the epoch, not one per kernel
@@ -307,6 +338,8 @@ idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* 
     const idx in = in_features(), C = out_features();
     batch = std::min(batch, n_order);  // start + batch below never overflows
     reserve(batch, true);
+    if (sw && loss_rows_.size() < size_t(batch * C))  // only a weighted fit needs it
+        loss_rows_.resize(size_t(batch * C));
     // Plain GD needs no separate update pass: w := (1 - lr wd) w - lr dz^T x in the GEMM.
     // Clipping needs the whole gradient first, so it keeps the general path.
     const bool fold_gd = rule.rule == Rule::GD && rule.clip_norm <= 0 && lr > 0;
@@ -335,7 +368,13 @@ idx Network<T>::train_epoch(T* params, T* grads, T* state1, T* state2, const T* 
         if (next_in_place)
             prefetch_rows(x, y, y ? nullptr : ids + next, idx(order[next]), next_rows);
         const T* pred = forward(params, xb, rows);
-        const double value = loss.value_and_grad(grad_a_.data(), pred, yb, ib, rows, C);
+        double value;
+        if (sw) {
+            value = loss.weighted_value_and_grad(grad_a_.data(), loss_rows_.data(), pred, yb, ib,
+                                                 sw + start, rows, C);
+        } else {
+            value = loss.value_and_grad(grad_a_.data(), pred, yb, ib, rows, C);
+        }
         losses[nb] = value;
         if (!std::isfinite(value)) return nb + 1;
         if (fold_gd) {  // the update happens inside the weight GEMMs
@@ -363,6 +402,12 @@ template double LossSpec::value_and_grad<float>(float*, const float*, const floa
                                                 const std::int64_t*, idx, idx) const;
 template double LossSpec::value_and_grad<double>(double*, const double*, const double*,
                                                  const std::int64_t*, idx, idx) const;
+template double LossSpec::weighted_value_and_grad<float>(float*, float*, const float*, const float*,
+                                                         const std::int64_t*, const float*, idx,
+                                                         idx) const;
+template double LossSpec::weighted_value_and_grad<double>(double*, double*, const double*,
+                                                          const double*, const std::int64_t*,
+                                                          const double*, idx, idx) const;
 template void UpdateRule::step<float>(float*, float*, float*, float*, idx, idx, double,
                                       long long) const;
 template void UpdateRule::step<double>(double*, double*, double*, double*, idx, idx, double,

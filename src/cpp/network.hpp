@@ -65,6 +65,13 @@ struct LossSpec {
     template <typename T>
     double value_and_grad(T* dpred, const T* pred, const T* y, const std::int64_t* ids, idx N,
                           idx C) const;
+    // The same with sample weights w (N): sum_i w_i l_i / (sum_i w_i k) and its gradient, where
+    // l_i is row i's sum of the k unreduced values (k = C for the elementwise losses, else 1),
+    // so unit weights give the mean. scratch holds the N k unreduced values.
+    template <typename T>
+    double weighted_value_and_grad(T* dpred, T* scratch, const T* pred, const T* y,
+                                   const std::int64_t* ids, const T* w, idx N, idx C) const;
+    idx values_per_row(bool with_ids, idx C) const;
 };
 
 enum class Rule { GD, Momentum, RMSProp, Adam, AdamW };
@@ -124,7 +131,8 @@ public:
     // workspace, or null if !need_dx (the first layer's dx is then never computed).
     const T* backward(const T* params, T* grads, const T* dout, idx N, bool need_dx);
     // One epoch over the rows of x, y in `order`, batches of `batch` rows (last partial batch
-    // used); ids[i] is the class id of row order[i]. Writes each batch loss to losses; returns
+    // used); ids[i] is the class id of row order[i] and sw[i], if given, the weight of its loss
+    // (normalised per batch by the weights' sum). Writes each batch loss to losses; returns
     // the number of batches run, stopping after the first non-finite loss (its update not
     // applied) or, between batches, once *signals differs from signals_seen (a Ctrl-C).
     idx train_epoch(T* params, T* grads, T* state1, T* state2,
@@ -132,6 +140,7 @@ public:
                     const T* y,                 // (rows, out) targets, or null with ids
                     const std::int64_t* ids,    // (n_order) class ids in order, or null with y
                     const std::int64_t* order,  // (n_order) row indices
+                    const T* sw,                // (n_order) sample weights in order, or null
                     idx n_order, idx batch, double lr, long long t, const LossSpec& loss,
                     const UpdateRule& rule, double* losses,
                     const std::atomic<unsigned>* signals = nullptr, unsigned signals_seen = 0);
@@ -159,6 +168,7 @@ private:
     avector<T> grad_a_, grad_b_;   // ping-pong d loss / d activations (grad_rows_, max_width_)
     avector<T> dz_;                // dense backward scratch (grad_rows_, max_width_)
     avector<T> xb_, yb_;           // the gathered batch
+    avector<T> loss_rows_;         // a weighted batch's unreduced loss values
     const T* input_ = nullptr;     // x of the last forward
 };
 

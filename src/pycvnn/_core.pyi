@@ -262,11 +262,14 @@ class Network:
         t: int | Array,
         loss: LossSpec,
         rule: UpdateRule,
+        sample_weight: Array | None = None,
     ) -> Array:
         """The rows of x, y in `order` (int64 row indices), in batches of batch_size (the last
         partial batch used); per batch: forward, mean loss and gradient, backward, rule.step
         with step number t + batch + 1. y: class ids (int (N,)) or targets (N, out). t: the
         steps taken, an int or an int64 array (1,) advanced in place step by step.
+        sample_weight (rows,), finite and >= 0: the batch loss is then sum w_i l_i / sum w_i
+        (l_i the row's mean over its values; a batch of no weight has loss 0, gradient 0).
         Returns the batch losses (float64), stopping after the first non-finite one (its
         update not applied). The GIL is released for the whole call; a Ctrl-C stops it
         between batches with KeyboardInterrupt, the weights, the state and t consistent."""

@@ -20,7 +20,7 @@ def check_gradients(model, X, y, loss="cross_entropy", h=1e-6):
     m = Sequential(copy.deepcopy(model.layers), dtype="float64")
     m._params[...] = model.params
     X = m._input(X)
-    net, spec, name, _ = _plan(m, loss)
+    net, spec, name = _plan(m, loss)[:3]
     targets, _ = prepare_targets(y, name, X.shape[0], m.out_features, m.dtype)
 
     def value():

@@ -202,11 +202,11 @@ class Sequential:
     # Train; returns a History (see training.fit for the arguments).
     fit = training.fit
 
-    def evaluate(self, X, y, loss=None):
-        """{"loss": ..., and "accuracy" for class targets}; loss defaults to the last fit's."""
-        return training.evaluate(
-            self, X, y, loss if loss is not None else (self.last_loss or "cross_entropy")
-        )
+    def evaluate(self, X, y, loss=None, sample_weight=None):
+        """{"loss": ..., and "accuracy" for class targets}, weighted means with sample_weight;
+        loss defaults to the last fit's."""
+        loss = loss if loss is not None else (self.last_loss or "cross_entropy")
+        return training.evaluate(self, X, y, loss, sample_weight=sample_weight)
 
     def save(self, path):
         """Write the model to path atomically (see pycvnn.io)."""

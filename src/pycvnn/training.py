@@ -95,13 +95,30 @@ def prepare_targets(y, name, n, out, dtype):
 
 
 def _plan(model, loss):
-    """(network, LossSpec, loss name, fused) for training or evaluating model with loss."""
+    """(network, LossSpec, loss name, fused, row losses) for training or evaluating model with
+    loss; row losses is the loss with reduction "none", which a weighted mean needs."""
     name, opts = loss_spec(loss)
     ops, fused = strip_output(model.ops, name)
     if fused:
         opts["from_logits"] = True
     spec = backend().LossSpec(name, **opts)
-    return model.network(ops), spec, name, fused
+    return model.network(ops), spec, name, fused, L.get(name, **opts, reduction="none")
+
+
+def sample_weights(sample_weight, n, name="sample_weight"):
+    """One weight per row as float64, finite, >= 0 and not all zero; None stays None."""
+    if sample_weight is None:
+        return None
+    w = v.numeric(sample_weight, name)
+    if w.shape != (n,):
+        raise ValueError(f"{name}: expected shape ({n},) (one weight per row of X), got {w.shape}")
+    w = v._finite(w.astype(np.float64), name)
+    if (w < 0).any():
+        i = int(np.argmax(w < 0))
+        raise ValueError(f"{name}: expected weights >= 0, got {w[i]} at index {i}")
+    if not w.sum() > 0:
+        raise ValueError(f"{name}: expected a positive total weight, got all zeros")
+    return w
 
 
 # fit evaluates over X in chunks of at least its batch size and up to EVAL_FLOATS output values
@@ -114,28 +131,38 @@ def _eval_rows(model, batch):
     return max(batch, EVAL_FLOATS // sum(op.fout for op in model.ops))
 
 
-def _loss_and_accuracy(model, net, spec, fused, X, targets, labels, rows, with_loss=True):
-    """Mean loss and accuracy over X, `rows` at a time: neither the network's workspace nor
-    any temporary grows with len(X). Every loss's "mean" weighs rows equally, so the chunk
-    means combine by their row counts. One thread count for every chunk."""
-    total, correct, n = 0.0, 0, X.shape[0]
+def _loss_and_accuracy(model, plan, X, targets, labels, rows, with_loss=True, weights=None):
+    """Mean loss and accuracy over X (weighted by `weights`, if given), `rows` at a time:
+    neither the network's workspace nor any temporary grows with len(X). Every loss's "mean"
+    weighs rows equally, so the chunk means combine by their row counts. One thread count for
+    every chunk."""
+    net, spec, _, fused, row_losses = plan
+    total, correct, n = 0.0, 0.0, X.shape[0]
     with backend().ThreadSession():
         for i in range(0, n, rows):
             pred = net.forward(model.params, X[i : i + rows], keep=False)
-            if with_loss:
-                total += float(spec.value(pred, targets[i : i + rows])) * pred.shape[0]
+            m = pred.shape[0]
+            w = None if weights is None else weights[i : i + m]
+            if with_loss and w is None:
+                total += float(spec.value(pred, targets[i : i + rows])) * m
+            elif with_loss:
+                per_row = np.asarray(row_losses(pred, targets[i : i + rows]), np.float64)
+                total += float(w @ per_row.reshape(m, -1).mean(axis=1))
             if labels is not None:
                 hits = decisions(pred, model.ops[-1].activation, fused) == labels[i : i + rows]
-                correct += int(np.count_nonzero(hits))
-    return total / n, (correct / n if labels is not None else None)
+                correct += float(np.count_nonzero(hits) if w is None else w @ hits)
+    norm = n if weights is None else float(weights.sum())
+    return total / norm, (correct / norm if labels is not None else None)
 
 
-def evaluate(model, X, y, loss="cross_entropy", rows=1024):
-    """{"loss": mean loss over X, "accuracy": fraction correct (class targets only)}."""
+def evaluate(model, X, y, loss="cross_entropy", rows=1024, sample_weight=None):
+    """{"loss": mean loss over X, "accuracy": fraction correct (class targets only)}; with
+    sample_weight, both are weighted means."""
     X = model._input(X)
-    net, spec, name, fused = _plan(model, loss)
-    targets, labels = prepare_targets(y, name, X.shape[0], model.out_features, model.dtype)
-    value, accuracy = _loss_and_accuracy(model, net, spec, fused, X, targets, labels, rows)
+    plan = _plan(model, loss)
+    targets, labels = prepare_targets(y, plan[2], X.shape[0], model.out_features, model.dtype)
+    weights = sample_weights(sample_weight, X.shape[0])
+    value, accuracy = _loss_and_accuracy(model, plan, X, targets, labels, rows, weights=weights)
     result = {"loss": value}
     if accuracy is not None:
         result["accuracy"] = accuracy
@@ -308,15 +335,19 @@ def fit(
     callbacks=(),
     verbose=True,
     log_every="epoch",
+    sample_weight=None,
 ):
     """Train model; returns a History. batch_size=None is batch GD, 1 stochastic, m mini-batch.
     The loss and the optimizer are names or objects (pycvnn.losses, pycvnn.optim); schedule
     maps an epoch to its lr; callbacks have any of on_train_begin, on_epoch_end(epoch, logs)
     (returning True stops the fit) and on_train_end. log_every="batch" also records each
-    batch's loss in history.batches."""
+    batch's loss in history.batches. sample_weight (N,) weighs each sample's loss and
+    gradient: a batch's loss is sum w_i l_i / sum w_i (scikit-learn's normalisation);
+    validation_data may then be (X_val, y_val, w_val)."""
     X = model._input(X)
     n = X.shape[0]
-    net, spec, name, fused = _plan(model, loss)
+    plan = _plan(model, loss)
+    net, spec, name = plan[:3]
     targets, labels = prepare_targets(y, name, n, model.out_features, model.dtype)
     epochs = v.integer(epochs, "epochs", minimum=0, exc=ValueError)
     batch = (
@@ -325,10 +356,11 @@ def fit(
         else min(v.integer(batch_size, "batch_size", minimum=1, exc=ValueError), n)
     )
     shuffle = v.flag(shuffle, "shuffle")
+    weights = sample_weights(sample_weight, n)
     if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError(
-                "validation_data: expected a pair (X_val, y_val), got "
+                "validation_data: expected (X_val, y_val) or (X_val, y_val, w_val), got "
                 f"{type(validation_data).__name__}"
             )
         try:  # checked now, not after the first epoch's training
@@ -336,6 +368,8 @@ def fit(
             prepare_targets(
                 validation_data[1], name, X_val.shape[0], model.out_features, model.dtype
             )
+            if len(validation_data) == 3:
+                sample_weights(validation_data[2], X_val.shape[0], "w_val")
         except (TypeError, ValueError) as err:
             raise type(err)(f"validation_data: {err}") from None
     if schedule is not None and not callable(schedule):
@@ -362,6 +396,12 @@ def fit(
         if schedule is not None:
             opt.lr = schedule(epoch)
         order = rng.permutation(n) if shuffle else np.arange(n)
+        # What each batch's loss counts for in the epoch's: its rows, or its rows' weight.
+        batch_weights = (
+            np.minimum(batch, n - batch * np.arange(n_batches)).astype(np.float64)
+            if weights is None
+            else np.add.reduceat(weights[order], np.arange(0, n, batch))
+        )
         np.copyto(epoch_start, model._params)
         start = time.perf_counter()
         batch_losses = []
@@ -381,6 +421,7 @@ def fit(
                 opt._steps,
                 spec,
                 rule,
+                sample_weight=weights,
             )
             batch_losses.extend(out.tolist())
             if not math.isfinite(batch_losses[-1]):
@@ -392,7 +433,7 @@ def fit(
                     f"restored and the optimizer reset (try a smaller lr or clip_norm)"
                 )
             if bar:
-                sizes = np.minimum(batch, n - batch * np.arange(len(batch_losses)))
+                sizes = batch_weights[: len(batch_losses)]
                 bar.update(
                     epoch, len(batch_losses), float(np.dot(sizes, batch_losses) / sizes.sum())
                 )
@@ -408,19 +449,19 @@ def fit(
                         "lr": opt.lr,
                     }
                 )
-        sizes = np.minimum(batch, n - batch * np.arange(n_batches))
         logs = {
             "epoch": epoch,
-            "loss": float(np.dot(sizes, batch_losses) / n),
+            "loss": float(np.dot(batch_weights, batch_losses) / batch_weights.sum()),
             "lr": opt.lr,
             "seconds": time.perf_counter() - start,
         }
         if labels is not None:
             logs["accuracy"] = _loss_and_accuracy(
-                model, net, spec, fused, X, targets, labels, eval_rows, with_loss=False
+                model, plan, X, targets, labels, eval_rows, False, weights
             )[1]
         if validation_data is not None:
-            val = evaluate(model, *validation_data, loss=loss, rows=eval_rows)
+            X_val, y_val, *w_val = validation_data
+            val = evaluate(model, X_val, y_val, loss, eval_rows, *w_val)
             logs.update({f"val_{k}": val[k] for k in val})
         if hasattr(schedule, "step"):
             schedule.step(logs.get("val_loss", logs["loss"]))

@@ -132,6 +132,43 @@ class LossSpec:
     def grad(self, pred, target):
         return getattr(L, f"{self.name}_backward")(pred, target, **self._options())
 
+    def weighted_value_and_grad(self, pred, target, w):
+        """sum_i w_i l_i / (sum_i w_i k) and its gradient, l_i row i's sum of its k unreduced
+        values (k = C for the elementwise losses, else 1): unit weights give the mean. A batch
+        of no weight has a zero loss and a zero gradient."""
+        n = pred.shape[0]
+        rows = getattr(L, f"{self.name}_forward")(pred, target, **self._options(), reduction="none")
+        rows = np.asarray(rows, dtype=np.float64).reshape(n, -1)
+        k, w_sum = rows.shape[1], float(np.sum(w, dtype=np.float64))
+        norm = 1.0 / (w_sum * k) if w_sum > 0 else 0.0
+        value = float(np.dot(w.astype(np.float64), rows.sum(axis=1))) * norm
+        if not np.isfinite(value):
+            return value, None
+        grad = getattr(L, f"{self.name}_backward")(pred, target, **self._options(), reduction="sum")
+        scale = (w.astype(np.float64) * norm).astype(pred.dtype)
+        return value, grad * scale.reshape((n,) + (1,) * (grad.ndim - 1))
+
+
+def _weights(sample_weight, rows, order, dtype):
+    """sample_weight checked as the core checks it: (rows,) numbers, finite and >= 0 on the
+    rows the order visits; in x's dtype."""
+    w = np.asarray(sample_weight)
+    if w.dtype.kind not in "biuf" or w.size == 0:
+        raise (TypeError if w.dtype.kind not in "biuf" else ValueError)(
+            f"sample_weight: expected a non-empty array of numbers, got {w.dtype} {w.shape}"
+        )
+    if w.shape != (rows,):
+        raise ValueError(f"sample_weight: expected shape ({rows},), got shape {w.shape}")
+    w = w.astype(dtype)
+    seen = w[np.asarray(order)]
+    bad = ~(np.isfinite(seen) & (seen >= 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"sample_weight: expected finite weights >= 0, got {seen[i]} at row {order[i]}"
+        )
+    return w
+
 
 def _activation_backward(name, z, dout, alpha):
     if name == "none":
@@ -219,25 +256,44 @@ class Network:
         return dout
 
     def train_epoch(
-        self, params, grads, state1, state2, x, y, order, batch_size, lr, t, loss, rule
+        self,
+        params,
+        grads,
+        state1,
+        state2,
+        x,
+        y,
+        order,
+        batch_size,
+        lr,
+        t,
+        loss,
+        rule,
+        sample_weight=None,
     ):
         """One epoch over the rows of x, y in `order`, in batches of batch_size (the last
         partial batch used): forward, mean loss and its gradient, backward, rule.step with
         step number t + batch + 1. t is the number of steps taken: an int, or an int64 array
-        of shape (1,) advanced in place step by step. Returns the batch losses (float64),
-        stopping after the first non-finite one (its update not applied)."""
+        of shape (1,) advanced in place step by step. sample_weight (rows,), if given, weighs
+        each row's loss (normalised per batch by the weights' sum). Returns the batch losses
+        (float64), stopping after the first non-finite one (its update not applied)."""
         counter = t if isinstance(t, np.ndarray) else None
         t = int(counter[0]) if counter is not None else int(t)
+        if sample_weight is not None:
+            sample_weight = _weights(sample_weight, x.shape[0], order, x.dtype)
         losses = []
         for k, start in enumerate(range(0, len(order), batch_size)):
             idx = order[start : start + batch_size]
             xb, yb = x[idx], y[idx]
             pred = self.forward(params, xb)
-            value = loss.value(pred, yb)
+            if sample_weight is None:
+                value = loss.value(pred, yb)
+            else:
+                value, dpred = loss.weighted_value_and_grad(pred, yb, sample_weight[idx])
             losses.append(value)
             if not np.isfinite(value):
                 break
-            self.backward(params, grads, loss.grad(pred, yb))
+            self.backward(params, grads, loss.grad(pred, yb) if sample_weight is None else dpred)
             rule.step(params, grads, state1, state2, self.n_decay, lr, t + k + 1)
             if counter is not None:
                 counter[0] = t + k + 1
