@@ -5,6 +5,7 @@ each Dense's W and b are views into it, and its dW, db views into the gradient a
 backend's Network runs forward and backward over these buffers; fit hands it whole epochs.
 """
 
+import secrets
 import threading
 
 import numpy as np
@@ -30,6 +31,9 @@ class Sequential:
 
     def __init__(self, layers, seed=None, dtype="float32"):
         self._setup(layers, dtype, rng_for(seed), params=None)
+        # Who an optimizer's state belongs to: kept by copies and pickles, so a copied model
+        # with its copied optimizer continues where the pair left off.
+        self._uid = secrets.token_hex(8)
 
     def _setup(self, layers, dtype, rng, params):
         """Places the layers on a new arena: their initial weights drawn from rng, or params
@@ -118,11 +122,13 @@ class Sequential:
             "params": self._params.copy(),
             "rng": self.rng,
             "last_loss": self.last_loss,
+            "uid": self._uid,
         }
 
     def __setstate__(self, state):
         self._setup(state["layers"], state["dtype"], state["rng"], state["params"])
         self.last_loss = state["last_loss"]
+        self._uid = state.get("uid") or secrets.token_hex(8)
 
     def __repr__(self):
         inner = ", ".join(repr(layer) for layer in self.layers)

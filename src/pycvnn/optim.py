@@ -76,6 +76,14 @@ class Optimizer:
             self._owner, self.t = owner, 0
         return self._state
 
+    def __getstate__(self):
+        return dict(self.__dict__)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self._state is not None:  # back on 64-byte boundaries, as the core's loops like
+            self._state = tuple(_aligned_copy(buf) for buf in self._state)
+
     def reset(self):
         """Forget the state and the step count (the next step starts afresh)."""
         if self._state is not None:
@@ -174,6 +182,12 @@ class AdamW(Adam):
         super().__init__(lr, beta1, beta2, eps, weight_decay, clip_norm)
 
 
+def _aligned_copy(a):
+    out = arena_zeros(a.size, a.dtype)
+    out[...] = a
+    return out
+
+
 def _unit(name, value):
     value = v.number(value, name, minimum=0)
     if value >= 1:
@@ -225,7 +239,7 @@ def minimize(grad, x0, optimizer="gd", steps=100, schedule=None):
     iterates = np.empty((steps + 1, d), dtype)
     iterates[0] = x0
     opt._owner = None  # afresh: zero state, step count 0
-    state1, state2 = opt._state_for(("minimize", d, np.dtype(dtype).str), d, dtype)
+    state1, state2 = opt._state_for(("minimize", d, np.dtype(dtype).name), d, dtype)
     rule = opt.update_rule()
     values, with_values = None, None
     for k in range(steps + 1):
