@@ -14,7 +14,9 @@ def panels(n=1, rows=1, ax=None, size=PANEL):
     pyplot figure of rows x n panels with constrained layout (so nothing is clipped)."""
     if ax is not None:
         if n * rows != 1:
-            raise ValueError(f"ax: this figure has {n * rows} panels, so it draws its own; got {ax!r}")
+            raise ValueError(
+                f"ax: this figure has {n * rows} panels, so it draws its own; got {ax!r}"
+            )
         return ax.figure, [ax]
     fig, axes = plt.subplots(
         rows, n, figsize=(size[0] * n, size[1] * rows), layout="constrained", squeeze=False
