@@ -94,6 +94,15 @@ def test_history_of_a_regression_fit_has_the_loss_panel_only_and_takes_an_ax(fig
     np.testing.assert_array_equal(ax.lines[0].get_ydata(), h["loss"])
 
 
+def test_history_draws_one_chosen_panel_into_an_ax(digits, figure):
+    h = digits[1]
+    fig, ax = plt.subplots()
+    figure(fig)
+    assert plot.history(h, ax=ax, columns=("accuracy",)) is fig
+    assert fig.axes == [ax] and ax.get_ylabel() == "accuracy"
+    np.testing.assert_array_equal(ax.lines[1].get_ydata(), h["val_accuracy"])
+
+
 def batch_records(losses_per_epoch):
     """A stand-in for fit(log_every="batch")'s table: a History of step/epoch/batch/loss/lr."""
     batches, step = pycvnn.History(), 0
@@ -142,7 +151,8 @@ def test_history_without_batch_records_or_with_an_empty_table_draws_no_batch_lin
         ("digits", {"columns": "loss"}, ValueError, "columns: expected some of"),
         ("digits", {"columns": ("loss", "lr")}, ValueError, "columns: expected some of"),
         ("digits", {"columns": ()}, ValueError, "columns: expected some of"),
-        ("digits", {"ax": "an axes"}, ValueError, "ax: this figure has 2 panels"),
+        ("digits", {"ax": "an axes"}, ValueError, "pass columns=('loss',) to draw one"),
+        ("digits", {"columns": None}, ValueError, "columns: expected some of"),
     ],
 )
 def test_history_bad_input_names_the_argument(digits, h, kwargs, error, fragment):
@@ -344,6 +354,20 @@ def test_confusion_matrix_of_a_binary_model_has_two_classes(blobs, figure):
     shown = np.asarray(fig.axes[0].images[0].get_array())
     np.testing.assert_array_equal(shown, confusion_matrix(y, model.predict_classes(X), 2))
     assert shown.shape == (2, 2) and shown.sum() == len(X)
+
+
+def test_confusion_matrix_of_many_classes_leaves_the_cells_unwritten(figure):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 3)), np.arange(200) % 25
+    model = pycvnn.MLP([3, 25], output="softmax", seed=0)
+    fig = plot.confusion_matrix(model, X, y)
+    figure(fig)
+    assert_drawn(fig)
+    ax = fig.axes[0]
+    np.testing.assert_array_equal(
+        ax.images[0].get_array(), confusion_matrix(y, model.predict_classes(X), 25)
+    )
+    assert not ax.texts and len(ax.get_xticks()) < 25
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,9 @@ from ..training import History
 from ._mpl import panels, plt, tidy
 
 CURVES = ("loss", "accuracy")
+# More classes than this get neither numbers in the cells nor a tick per class: they would
+# not fit in a panel.
+MAX_WRITTEN = 20
 # The most opaque a decision region gets, so that the points on top stay visible.
 REGION_ALPHA = 0.6
 MAX_RESOLUTION = 2000
@@ -25,11 +28,16 @@ def history(h, ax=None, columns=CURVES):
         raise TypeError(f"h: expected the History that fit returns, got {type(h).__name__}")
     if not len(h):
         raise ValueError("h: expected a History of at least one epoch, got an empty one")
-    if isinstance(columns, str) or not set(columns) <= set(CURVES) or not columns:
+    if not isinstance(columns, (tuple, list)) or not columns or not set(columns) <= set(CURVES):
         raise ValueError(f"columns: expected some of {CURVES}, got {columns!r}")
     shown = [c for c in columns if c in h.columns]
     if not shown:
         raise ValueError(f"columns: none of {columns!r} was logged; the History has {h.columns}")
+    if ax is not None and len(shown) > 1:
+        raise ValueError(
+            f"ax: this History has {shown} to draw, a panel each; pass columns=({shown[0]!r},) "
+            f"to draw one of them into ax, got ax={ax!r}"
+        )
     fig, axes = panels(len(shown), ax=ax)
     epochs = np.asarray(h["epoch"]) + 1
     for ax, name in zip(axes, shown):
@@ -169,20 +177,14 @@ def confusion_matrix(model, X, y, ax=None, normalize=None):
     fig, (ax,) = panels(ax=ax)
     image = ax.imshow(shown, cmap="Blues", vmin=0)
     fig.colorbar(image, ax=ax, label="fraction of the true class" if normalize else "count")
-    for (i, j), value in np.ndenumerate(shown):
-        dark = value > 0.5 * shown.max()
-        text = f"{value:.2f}" if normalize else f"{value}"
-        ax.text(
-            j,
-            i,
-            text,
-            ha="center",
-            va="center",
-            fontsize="x-small",
-            color="white" if dark else "black",
-        )
-    ax.set_xticks(range(n_classes))
-    ax.set_yticks(range(n_classes))
+    if n_classes <= MAX_WRITTEN:
+        for (i, j), value in np.ndenumerate(shown):
+            dark = value > 0.5 * shown.max()
+            text = f"{value:.2f}" if normalize else f"{value}"
+            color = "white" if dark else "black"
+            ax.text(j, i, text, ha="center", va="center", fontsize="x-small", color=color)
+        ax.set_xticks(range(n_classes))
+        ax.set_yticks(range(n_classes))
     accuracy = np.trace(counts) / counts.sum()
     tidy(ax, "predicted", "true", f"accuracy {accuracy:.3f} on {counts.sum()} samples")
     ax.grid(False)
