@@ -242,13 +242,15 @@ def test_decision_boundary_of_three_classes_draws_the_regions_without_shading(fi
     assert len(ax.collections) == 3
 
 
-@pytest.mark.parametrize("last", ["score", "softmax"])
-def test_decision_boundary_shades_a_score_or_the_second_softmax_output(blobs, last, figure):
+@pytest.mark.parametrize(
+    "outputs, last, shading",
+    [(1, None, "score"), (2, "softmax", "P(class 1)"), (2, "sigmoid", "score"), (2, None, "score")],
+)
+def test_decision_boundary_shades_the_score_or_probability_of_class_1(
+    blobs, outputs, last, shading, figure
+):
     _, X, y = blobs
-    if last == "score":
-        model = pycvnn.MLP([2, 6, 1], seed=2)
-    else:
-        model = pycvnn.MLP([2, 6, 2], output="softmax", seed=2)
+    model = pycvnn.MLP([2, 6, outputs], output=last, seed=2)
     fig = plot.decision_boundary(model, X, y, resolution=40)
     figure(fig)
     image = fig.axes[0].images[0]
@@ -256,10 +258,14 @@ def test_decision_boundary_shades_a_score_or_the_second_softmax_output(blobs, la
     np.testing.assert_array_equal(
         np.asarray(image.get_array()).ravel(), model.predict_classes(centres)
     )
-    v = model.predict(centres)[:, -1].astype(np.float64)
-    confidence = np.abs(v) / np.abs(v).max() if last == "score" else np.abs(2 * v - 1)
+    out = model.predict(centres).astype(np.float64)
+    if shading == "P(class 1)":
+        confidence = np.abs(2 * out[:, 1] - 1)
+    else:  # the score of class 1 over class 0, scaled by its largest size on the grid
+        score = out[:, 0] if outputs == 1 else out[:, 1] - out[:, 0]
+        confidence = np.abs(score) / np.abs(score).max()
     np.testing.assert_allclose(image.get_alpha().ravel(), 0.6 * confidence, atol=1e-5)
-    assert fig.axes[1].get_ylabel().startswith("score" if last == "score" else "P(class 1)")
+    assert fig.axes[1].get_ylabel().startswith(shading)
 
 
 def test_decision_boundary_of_points_on_a_line_still_has_a_box(figure):

@@ -150,8 +150,9 @@ def decision_boundary(model, X, y, ax=None, resolution=200, margin=0.1):
 def _confidence(model, grid):
     """(values, their name, the norm putting the decision threshold at 0.5) for two classes."""
     out = model.predict(grid).astype(np.float64)
-    probability = model.ops[-1].activation in ("sigmoid", "softmax")
-    value = out[:, -1] if probability or out.shape[1] == 1 else out[:, 1] - out[:, 0]
+    # Only these outputs are P(class 1); any other pair decides by its larger value.
+    probability = (out.shape[1], model.ops[-1].activation) in ((1, "sigmoid"), (2, "softmax"))
+    value = out[:, 1] - out[:, 0] if out.shape[1] == 2 and not probability else out[:, -1]
     if probability:
         return value, "P(class 1)", Normalize(0.0, 1.0)
     top = max(float(np.abs(value).max()), 1e-12)
