@@ -152,6 +152,7 @@ def test_history_without_batch_records_or_with_an_empty_table_draws_no_batch_lin
         ("digits", {"columns": ("loss", "lr")}, ValueError, "columns: expected some of"),
         ("digits", {"columns": ()}, ValueError, "columns: expected some of"),
         ("digits", {"ax": "an axes"}, ValueError, "pass columns=('loss',) to draw one"),
+        ("digits", {"ax": "an axes", "columns": ("loss",)}, TypeError, "ax: expected a matplotlib"),
         ("digits", {"columns": None}, ValueError, "columns: expected some of"),
     ],
 )
@@ -299,6 +300,7 @@ MODEL2 = pycvnn.MLP([2, 4, 1], seed=0)
         (MODEL2, np.zeros((2, 2)), [0, 1], {"resolution": 2.5}, TypeError, "resolution"),
         (MODEL2, np.zeros((2, 2)), [0, 1], {"resolution": 10**5}, ValueError, "resolution"),
         (MODEL2, np.zeros((2, 2)), [0, 1], {"margin": -0.1}, ValueError, "margin"),
+        (MODEL2, np.zeros((2, 2)), [0, 1], {"ax": plt}, TypeError, "ax: expected a matplotlib"),
         (
             pycvnn.MLP([3, 2]),
             np.zeros((2, 2)),
@@ -380,6 +382,7 @@ def test_confusion_matrix_of_many_classes_leaves_the_cells_unwritten(figure):
     "X, y, kwargs, error, fragment",
     [
         ("X", "y", {"normalize": "all"}, ValueError, "normalize: expected None or 'true'"),
+        ("X", "y", {"ax": 1}, TypeError, "ax: expected a matplotlib Axes, got 1"),
         ("X", [0, 1], {}, ValueError, "y: expected shape (360,)"),
         ("X", "10s", {}, ValueError, "y: expected class ids in [0, 10)"),
         (np.zeros((3, 5)), [0, 1, 2], {}, ValueError, "X: expected shape (N, 64)"),
