@@ -2,7 +2,17 @@
 
 __version__ = "0.1.0"
 
-from . import activations, datasets, layers, losses, optim, reference, schedules, walkthrough
+from . import (
+    activations,
+    datasets,
+    layers,
+    losses,
+    metrics,
+    optim,
+    reference,
+    schedules,
+    walkthrough,
+)
 from ._backend import get_backend, get_num_threads, set_backend, set_num_threads, using_backend
 from ._neuron import neuron
 from .gradcheck import check_gradients
@@ -20,6 +30,7 @@ __all__ = [
     "reference",
     "activations",
     "losses",
+    "metrics",
     "neuron",
     "datasets",
     "optim",

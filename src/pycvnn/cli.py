@@ -248,10 +248,13 @@ def cmd_train(args):
     seconds = time.perf_counter() - start
     status = 0
     if args.plot:
-        from .plot import plot_history
+        import matplotlib.pyplot as plt
 
+        from .plot import history as curves
+
+        figure = curves(history)
         try:
-            plot_history(history, args.plot)
+            figure.savefig(args.plot, dpi=120)
             print(f"saved curves to {args.plot}")
         except (
             OSError,
@@ -260,6 +263,8 @@ def cmd_train(args):
         ) as err:  # disk full, no permission, no LaTeX for .pgf
             _fail(f"could not write the curves to {args.plot}: {_reason(err)}")
             status = 1
+        finally:
+            plt.close(figure)
     if args.save:
         try:
             model.save(args.save)

@@ -3,5 +3,6 @@ pip install 'pycvnn[plot]'). Each function returns a matplotlib Figure; those wi
 also draw into a given `ax=`."""
 
 from .descent import gd_variants, optimizer_paths
+from .models import confusion_matrix, decision_boundary, history
 
-__all__ = ["gd_variants", "optimizer_paths"]
+__all__ = ["gd_variants", "optimizer_paths", "history", "decision_boundary", "confusion_matrix"]

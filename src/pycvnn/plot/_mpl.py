@@ -13,6 +13,8 @@ def panels(n=1, rows=1, ax=None, size=PANEL):
     """(figure, list of axes): the caller's `ax` when given (one panel only), else a new
     pyplot figure of rows x n panels with constrained layout (so nothing is clipped)."""
     if ax is not None:
+        if not isinstance(ax, plt.Axes):
+            raise TypeError(f"ax: expected a matplotlib Axes, got {ax!r}")
         if n * rows != 1:
             raise ValueError(
                 f"ax: this figure has {n * rows} panels, so it draws its own; got {ax!r}"
