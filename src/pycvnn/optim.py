@@ -64,9 +64,8 @@ class Optimizer:
 
     def state(self, model):
         """(state1, state2) for model's arena, zeros on first use or for a different model."""
-        return self._state_for(
-            (id(model), model.n_params, model.dtype), model.n_params, model.dtype
-        )
+        owner = (model._uid, model.n_params, np.dtype(model.dtype).name)
+        return self._state_for(owner, model.n_params, model.dtype)
 
     def _state_for(self, owner, n, dtype):
         """(state1, state2) for `n` parameters of `dtype`, kept while `owner` stays the same."""
