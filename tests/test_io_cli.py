@@ -298,7 +298,7 @@ def test_train_batch_size_full_and_save(capsys, tmp_path):
     model = pycvnn.load(path)
     assert [w.shape for w in model.get_weights()] == [(16, 64), (16,), (10, 16), (10,)]
     X, y = pycvnn.datasets.digits()
-    _, test = cli.split(len(X))
+    _, test = pycvnn.datasets.split(len(X))
     assert float(np.mean(model.predict_classes(X[test]) == y[test])) == pytest.approx(
         accuracy, abs=1e-4
     )

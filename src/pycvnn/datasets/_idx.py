@@ -126,3 +126,31 @@ def load_idx(images, labels):
     X = pixels.astype(np.float32)
     X /= np.float32(255)
     return X, y
+
+
+def find_idx_files(folder):
+    """MNIST's file names in folder: {"train": (images, labels)} plus "t10k" when its test
+    files are there. A name matches by its prefix (train-images-idx3-ubyte, Kaggle's
+    train-images.idx3-ubyte, either with .gz); of several matches the first by name is used."""
+    names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+
+    def first(prefix):
+        found = [n for n in names if n.startswith(prefix)]
+        return os.path.join(folder, found[0]) if found else None
+
+    files = {}
+    for part in ("train", "t10k"):
+        images, labels = first(f"{part}-images"), first(f"{part}-labels")
+        if images and labels:
+            files[part] = (images, labels)
+        elif images or labels:
+            raise ValueError(
+                f"{folder}: found {images or labels} but no {part}-{'labels' if images else 'images'}"
+                " file to go with it"
+            )
+    if "train" not in files:
+        raise ValueError(
+            f"{folder}: expected MNIST's train-images-idx3-ubyte and train-labels-idx1-ubyte "
+            "(or .gz), found neither"
+        )
+    return files
