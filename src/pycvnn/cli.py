@@ -5,6 +5,9 @@ import argparse
 import math
 import os
 import sys
+from typing import NamedTuple, Optional
+
+import numpy as np
 
 from . import __version__, losses, schedules, walkthrough
 from .activations import names
@@ -14,6 +17,8 @@ SCHEDULES = schedules.REGISTRY.names()
 # The losses a multiclass model can train on: on class ids, or on one-hot values.
 LOSSES = (*losses.names(("classes", "values")), "mse")
 DATASETS = {"digits": (64, 10)}  # input features and classes, to size the model before loading
+DATA_SCHEMES = ("idx", "folder")  # --data SCHEME:DIR
+MAX_IMAGE_SIDE = 4096
 
 # Bounds that turn a typo (an extra digit or three) into a clear error instead of a
 # MemoryError or a run that never ends.
@@ -93,6 +98,54 @@ def hidden_arg(text):
     return sizes
 
 
+class DataSpec(NamedTuple):
+    """A parsed --data value: the scheme (digits, idx, folder) and its folder (None for digits)."""
+
+    scheme: str
+    folder: Optional[str] = None
+
+    def __str__(self):
+        return self.scheme if self.folder is None else f"{self.scheme}:{self.folder}"
+
+
+def data_arg(text):
+    """'digits', 'idx:DIR' (MNIST-format files) or 'folder:DIR' (one folder of images per class)."""
+    what = "digits, idx:DIR or folder:DIR"
+    if text in DATASETS:
+        return DataSpec(text)
+    scheme, colon, folder = text.partition(":")
+    if not colon or scheme not in DATA_SCHEMES:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    if not folder:
+        raise argparse.ArgumentTypeError(f"expected {scheme}:DIR with a folder, got {text!r}")
+    if not os.path.isdir(folder):
+        problem = "is not a folder" if os.path.exists(folder) else "does not exist"
+        raise argparse.ArgumentTypeError(f"{text!r}: the folder {folder!r} {problem}")
+    return DataSpec(scheme, folder)
+
+
+def fraction_arg(text):
+    value = _float(text, "a fraction between 0 and 1 (both excluded)")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a fraction between 0 and 1 (both excluded), got {text!r}"
+        )
+    return value
+
+
+def image_size_arg(text):
+    """'28' -> (28, 28); '32x24' -> (32, 24) as (width, height)."""
+    what = f"N or WIDTHxHEIGHT, each an int from 1 to {MAX_IMAGE_SIDE}"
+    parts = text.lower().split("x")
+    if len(parts) > 2:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    try:
+        sizes = [_int_in(part, 1, MAX_IMAGE_SIDE, what) for part in parts]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    return (sizes[0], sizes[-1])
+
+
 def _folder_for(text, what):
     """The checks a path to be written needs before training: a name, an existing, writable folder."""
     if not text:
@@ -137,15 +190,20 @@ def parameter_count(sizes):
     return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
 
 
-def check_train(parser, args):
-    """The checks that need more than one argument, before any data is loaded."""
-    features, classes = DATASETS[args.dataset]
-    count = parameter_count([features, *args.hidden, classes])
+def check_model_size(error, hidden, features, classes, data):
+    count = parameter_count([features, *hidden, classes])
     if count > MAX_PARAMETERS:
-        parser.error(
-            f"argument --hidden: {','.join(map(str, args.hidden))} gives a model with "
-            f"{count:,} parameters on {args.dataset}; the limit is {MAX_PARAMETERS:,}"
+        error(
+            f"argument --hidden: {','.join(map(str, hidden))} gives a model with "
+            f"{count:,} parameters on {data}; the limit is {MAX_PARAMETERS:,}"
         )
+
+
+def check_train(parser, args):
+    """The checks that need more than one argument, before any data is loaded (the sizes of
+    data read from a folder are checked once it is loaded)."""
+    if args.data.scheme in DATASETS:
+        check_model_size(parser.error, args.hidden, *DATASETS[args.data.scheme], args.data)
 
 
 def make_schedule(name, lr, epochs):
@@ -174,12 +232,57 @@ def _reason(err):
     return err.strerror if isinstance(err, OSError) and err.strerror else str(err)
 
 
+def load_data(args):
+    """(X, y, test, classes, note): the rows to split, a test set (X, y) given by the data
+    itself or None, the number of classes, and a note on where the test set comes from."""
+    from . import datasets
+    from .datasets._idx import find_idx_files
+
+    spec = args.data
+    if spec.scheme == "digits":
+        X, y = datasets.digits()
+        return X, y, None, int(y.max()) + 1, None
+    if spec.scheme == "folder":
+        X, y, names = datasets.load_image_folder(spec.folder, args.image_size, not args.rgb)
+        return X, y, None, len(names), None
+    files = find_idx_files(spec.folder)
+    X, y = datasets.load_idx(*files["train"])
+    if "t10k" not in files:
+        return X, y, None, int(y.max()) + 1, None
+    X_test, y_test = datasets.load_idx(*files["t10k"])
+    if X_test.shape[1] != X.shape[1]:
+        raise ValueError(
+            f"{files['t10k'][0]}: expected images of {X.shape[1]} pixels, as in "
+            f"{files['train'][0]}, got {X_test.shape[1]}"
+        )
+    names = " and ".join(os.path.basename(f) for f in files["t10k"])
+    note = f"the test set is {names} (--test-fraction does not apply)"
+    return X, y, (X_test, y_test), int(max(y.max(), y_test.max())) + 1, note
+
+
+def split_rows(error, n, test_fraction, validation_fraction, has_test):
+    """(fit rows, validation rows, test rows or None when the data has its own test set): the
+    test rows a fixed split of all n rows, the validation rows a fixed split of the rest."""
+    from .datasets import split
+
+    train, test = (np.arange(n), None) if has_test else split(n, test_fraction)
+    if test is not None and not 0 < len(test) < n:
+        left = "no test rows" if len(test) == 0 else "no training rows"
+        error(f"argument --test-fraction: {test_fraction:g} of {n:,} rows leaves {left}")
+    fit, validation = split(len(train), validation_fraction)
+    if not 0 < len(validation) < len(train):
+        left = "no validation rows" if len(validation) == 0 else "no rows to train on"
+        error(
+            f"argument --validation-fraction: {validation_fraction:g} of the {len(train):,} "
+            f"training rows leaves {left}"
+        )
+    return train[fit], train[validation], test
+
+
 def cmd_train(args):
     import time
 
-    import numpy as np
-
-    from . import TrainingDiverged, datasets, optim, set_backend
+    from . import TrainingDiverged, optim, set_backend
     from .model import MLP
 
     if args.plot:
@@ -189,9 +292,18 @@ def cmd_train(args):
             _fail("--plot needs matplotlib: pip install 'pycvnn[plot]'")
             return 2
     set_backend(args.backend)
-    X, y = datasets.digits()
-    train, test = datasets.split(len(X))
-    classes = int(y.max()) + 1
+    try:
+        X, y, given_test, classes, note = load_data(args)
+    except ImportError as err:  # Pillow, for folder:DIR
+        _fail(f"--data {args.data}: {err}")
+        return 2
+    except (OSError, ValueError) as err:
+        args.error(f"argument --data: {err}")
+    check_model_size(args.error, args.hidden, X.shape[1], classes, args.data)
+    fit, validation, test = split_rows(
+        args.error, len(X), args.test_fraction, args.validation_fraction, given_test is not None
+    )
+    X_test, y_test = given_test if given_test is not None else (X[test], y[test])
     classification = losses.get(args.loss).name in losses.names("classes")
     targets = y if classification else np.eye(classes, dtype=np.float32)[y]
     output = "softmax" if args.loss == "cross_entropy" else None
@@ -207,9 +319,12 @@ def cmd_train(args):
         return 1
     opt = optim.get(args.optimizer, lr=args.lr)
     batch = None if args.batch_size == "full" else args.batch_size
+    if note:
+        print(f"pycvnn train: {note}", file=sys.stderr)
     print(
-        f"pycvnn {__version__}: {model} on digits ({len(train)} train / {len(test)} test), "
-        f"{args.loss}, {opt}, batch {args.batch_size}, {args.epochs} epochs, {args.backend} backend",
+        f"pycvnn {__version__}: {model} on {args.data} ({len(fit)} train / {len(validation)} "
+        f"validation / {len(y_test)} test), {args.loss}, {opt}, batch {args.batch_size}, "
+        f"{args.epochs} epochs, {args.backend} backend",
         file=sys.stderr,
     )
     counter = _EpochCounter()
@@ -218,14 +333,14 @@ def cmd_train(args):
         # The numpy backend's overflow warnings would bury the one line a divergence gets below.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             history = model.fit(
-                X[train],
-                targets[train],
+                X[fit],
+                targets[fit],
                 loss=args.loss,
                 optimizer=opt,
                 epochs=args.epochs,
                 batch_size=batch,
                 seed=args.seed,
-                validation_data=(X[test], targets[test]),
+                validation_data=(X[validation], targets[validation]),
                 schedule=make_schedule(args.schedule, args.lr, args.epochs),
                 callbacks=[counter],
                 verbose=not args.quiet,
@@ -272,7 +387,7 @@ def cmd_train(args):
         except OSError as err:
             _fail(f"could not save the model to {args.save}: {_reason(err)}")
             status = 1
-    accuracy = float(np.mean(model.predict_classes(X[test]) == y[test]))
+    accuracy = float(np.mean(model.predict_classes(X_test) == y_test))
     print(f"trained in {seconds:.2f} s; final training loss {history['loss'][-1]:.4f}")
     print(f"test accuracy: {accuracy:.4f}")
     return status
@@ -441,12 +556,49 @@ def build_parser():
 
     p = sub.add_parser(
         "train",
-        help="train an MLP on the bundled 8x8 digits",
-        description="Train an MLP on the bundled 8x8 handwritten digits (a fixed "
-        "80/20 split) and report held-out accuracy.",
+        help="train an MLP on the bundled digits, MNIST-format files or a folder of images",
+        description="Train an MLP and report its accuracy on held-out test rows. The data: "
+        "the bundled 8x8 handwritten digits; idx:DIR, MNIST-format files in DIR "
+        "(train-images-idx3-ubyte and train-labels-idx1-ubyte, optionally .gz; when the "
+        "t10k-* files are there too, they are the test set); or folder:DIR, images in one "
+        "folder per class (DIR/<class>/<image>.png|.jpg, resized to --image-size; needs "
+        "pycvnn[images]). The test rows are a fixed split of the data (--test-fraction); the "
+        "validation rows, reported each epoch, a fixed split of the rest "
+        "(--validation-fraction). The model's input and output sizes come from the data.",
     )
     p.add_argument(
-        "--dataset", choices=sorted(DATASETS), default="digits", help="data set (digits)"
+        "--data",
+        type=data_arg,
+        default=DataSpec("digits"),
+        metavar="DATA",
+        help="digits (the default), idx:DIR or folder:DIR",
+    )
+    p.add_argument(
+        "--dataset", dest="data", type=data_arg, metavar="DATA", help="the same as --data"
+    )
+    p.add_argument(
+        "--test-fraction",
+        type=fraction_arg,
+        default=0.2,
+        metavar="F",
+        help="share of the rows held out for the test (default 0.2; not used with t10k files)",
+    )
+    p.add_argument(
+        "--validation-fraction",
+        type=fraction_arg,
+        default=0.1,
+        metavar="F",
+        help="share of the remaining rows held out for validation (default 0.1)",
+    )
+    p.add_argument(
+        "--image-size",
+        type=image_size_arg,
+        default=(28, 28),
+        metavar="N|WxH",
+        help="size folder:DIR images are resized to, in pixels (default 28)",
+    )
+    p.add_argument(
+        "--rgb", action="store_true", help="read folder:DIR images in colour (default grayscale)"
     )
     p.add_argument(
         "--hidden",
@@ -489,7 +641,7 @@ def build_parser():
     )
     p.add_argument("--save", metavar="PATH", type=save_path, help="save the trained model (.npz)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_train, check=lambda args, p=p: check_train(p, args))
+    p.set_defaults(func=cmd_train, check=lambda args, p=p: check_train(p, args), error=p.error)
 
     p = sub.add_parser("walkthrough", help="the lecture's gradient-descent walkthrough")
     p.add_argument("--lr", type=learning_rate, default=0.1, help="learning rate (default 0.1)")

@@ -1,5 +1,5 @@
-"""The playground's data: six two-dimensional data sets and the input features computed from
-their coordinates.
+"""The playground's data: six two-dimensional data sets (the four classification ones drawn by
+pycvnn.datasets) and the input features computed from their coordinates.
 
 Points lie in [-6, 6]^2 (the plane the page shows); class labels are 0 and 1, regression
 targets lie in about [-1, 1]. The shapes follow TensorFlow Playground's.
@@ -9,8 +9,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..datasets._toy import draw_circles, draw_gaussians, draw_spiral, draw_xor
+
 EXTENT = (-6.0, 6.0, -6.0, 6.0)  # x0, x1, y0, y1 of the plane the page draws
-RADIUS = 5.0
 
 # The features a network can take, each a function of the coordinates (x1, x2): the
 # polynomial ones are scaled by 1/6 so every feature lies in [-1, 1] over the plane.
@@ -23,45 +24,6 @@ FEATURES = {
     "sin(x1)": lambda a, b: np.sin(a),
     "sin(x2)": lambda a, b: np.sin(b),
 }
-
-
-def _circle(rng, n, noise):
-    def ring(count, r_lo, r_hi):
-        r = rng.uniform(r_lo, r_hi, count)
-        angle = rng.uniform(0, 2 * np.pi, count)
-        return np.stack([r * np.sin(angle), r * np.cos(angle)], axis=1)
-
-    half = n // 2
-    xy = np.concatenate([ring(half, 0, 0.5 * RADIUS), ring(n - half, 0.7 * RADIUS, RADIUS)])
-    noisy = xy + rng.uniform(-RADIUS, RADIUS, xy.shape) * noise
-    return xy, (np.hypot(noisy[:, 0], noisy[:, 1]) < 0.5 * RADIUS).astype(np.float64)
-
-
-def _xor(rng, n, noise):
-    xy = rng.uniform(-RADIUS, RADIUS, (n, 2))
-    xy += np.where(xy > 0, 0.3, -0.3)  # a gap along the axes, where the label is ambiguous
-    noisy = xy + rng.uniform(-RADIUS, RADIUS, xy.shape) * noise
-    return xy, (noisy[:, 0] * noisy[:, 1] >= 0).astype(np.float64)
-
-
-def _gaussians(rng, n, noise):
-    sigma = np.sqrt(0.5 + 7 * noise)  # variance 0.5 at no noise, 4 at the most
-    half = n // 2
-    centres = np.repeat([[2.0, 2.0], [-2.0, -2.0]], [half, n - half], axis=0)
-    xy = centres + rng.normal(0, sigma, (n, 2))
-    return xy, (np.arange(n) < half).astype(np.float64)
-
-
-def _spiral(rng, n, noise):
-    half = n // 2
-    parts = []
-    for count, delta in ((half, 0.0), (n - half, np.pi)):
-        i = np.arange(count)
-        r = i / count * RADIUS
-        t = 1.75 * i / count * 2 * np.pi + delta
-        parts.append(np.stack([r * np.sin(t), r * np.cos(t)], axis=1))
-    xy = np.concatenate(parts) + rng.uniform(-1, 1, (n, 2)) * noise
-    return xy, (np.arange(n) < half).astype(np.float64)
 
 
 def _plane(rng, n, noise):
@@ -85,10 +47,10 @@ def _bumps(rng, n, noise):
 
 # name -> (kind, generator(rng, n, noise) -> (points (n, 2), targets (n,))).
 DATASETS = {
-    "circle": ("classification", _circle),
-    "xor": ("classification", _xor),
-    "gaussians": ("classification", _gaussians),
-    "spiral": ("classification", _spiral),
+    "circle": ("classification", draw_circles),
+    "xor": ("classification", draw_xor),
+    "gaussians": ("classification", draw_gaussians),
+    "spiral": ("classification", draw_spiral),
     "plane": ("regression", _plane),
     "gaussian": ("regression", _bumps),
 }

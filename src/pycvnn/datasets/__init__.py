@@ -1,8 +1,24 @@
-"""Bundled data sets."""
+"""Data sets: the bundled digits, MNIST-format IDX files, class-per-folder images and 2-D toy
+generators."""
 
 import importlib.resources
 
 import numpy as np
+
+from ._idx import load_idx
+from ._images import load_image_folder
+from ._toy import make_circles, make_gaussians, make_spiral, make_xor
+
+__all__ = [
+    "digits",
+    "split",
+    "load_idx",
+    "load_image_folder",
+    "make_circles",
+    "make_xor",
+    "make_gaussians",
+    "make_spiral",
+]
 
 
 def digits():
