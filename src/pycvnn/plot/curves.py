@@ -151,7 +151,7 @@ def _lrs(schedule, epochs):
 def schedules(lr=0.1, epochs=100, ax=None):
     """The lr against the epoch for every schedule in pycvnn.schedules.REGISTRY, each built by
     its class's for_run(lr, epochs); ReduceOnPlateau is fed plateau_loss."""
-    lr = v.number(lr, "lr", 0, strict=True)
+    lr = v.number(lr, "lr", 0)
     epochs = v.integer(epochs, "epochs", minimum=2)
     fig, (ax,) = panels(ax=ax, size=(6.4, 3.6))
     e = np.arange(epochs)

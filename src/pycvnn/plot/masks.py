@@ -46,7 +46,10 @@ def dice_masks(prediction=PREDICTION, ground_truth=GROUND_TRUTH):
         raise ValueError(f"ground_truth: expected prediction's shape {a.shape}, got {b.shape}")
     na, nb, both = int(a.sum()), int(b.sum()), int((a & b).sum())
     if na + nb == 0:
-        raise ValueError("prediction, ground_truth: Dice is undefined when both masks are empty")
+        raise ValueError(
+            "prediction: expected a pixel set in it or in ground_truth (Dice is undefined "
+            "for two empty masks), got two empty masks"
+        )
     dice = 2 * both / (na + nb)
     loss = L.dice(a[None].astype(float), b[None].astype(float))
     fig, (pa, pb, po) = panels(3, size=(3.6, 3.9))
