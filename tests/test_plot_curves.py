@@ -81,16 +81,20 @@ def test_regression_losses_are_their_closed_forms(backend, draw, deltas):
         np.testing.assert_allclose(ln.get_ydata(), huber(r, d), atol=1e-12)
 
 
-def test_classification_losses_are_their_closed_forms(backend, draw):
-    ax = panel(draw(P.losses, margin=(-4, 2.5), points=301), "Classification")
+@pytest.mark.parametrize("margin", [(-4, 2.5), (0.5, 3), (-3, -1)])
+def test_classification_losses_are_their_closed_forms(backend, draw, margin):
+    ax = panel(draw(P.losses, margin=margin, points=301), "Classification")
     m, hinge = line(ax, "hinge")
-    assert m[0] == -4 and m[-1] == 2.5 and len(m) == 301
+    assert (m[0], m[-1]) == margin and len(m) == 301
     np.testing.assert_allclose(hinge, np.maximum(0, 1 - m), atol=1e-12)
     np.testing.assert_allclose(line(ax, "squared")[1], np.maximum(0, 1 - m) ** 2, atol=1e-12)
     np.testing.assert_allclose(line(ax, "BCE")[1], np.log1p(np.exp(-m)), rtol=1e-12)
     x, y = line(ax, "0-1")
-    assert x.tolist() == [-4, 0, 0, 2.5] and y.tolist() == [1, 1, 0, 0]
-    assert ax.get_ylim()[1] >= 1.1 * 5  # the hinge's largest value (1 - (-4)) stays in view
+    # 1 for m <= 0, else 0: its step at 0 when 0 is in the drawn range.
+    assert x.tolist() == [margin[0], *[np.clip(0, *margin)] * 2, margin[1]]
+    want = {(-4, 2.5): [1, 1, 0, 0], (0.5, 3): [0, 0, 0, 0], (-3, -1): [1, 1, 1, 1]}[margin]
+    assert y.tolist() == want
+    assert ax.get_ylim()[1] > max(1, 1 - margin[0])  # the hinge and the 0-1 loss stay in view
 
 
 @pytest.mark.parametrize("pixels", [16, 5])

@@ -53,7 +53,8 @@ def _classification(ax, m):
     ax.plot(m, L.squared_hinge(m, one, reduction="none"), label="squared hinge")
     ax.plot(m, L.binary_cross_entropy(m, one, reduction="none"), label="BCE  log(1 + e⁻ᵐ)")
     # The 0-1 loss has no kernel (it has no gradient to train on): drawn only for comparison.
-    ax.plot([m[0], 0, 0, m[-1]], [1, 1, 0, 0], color="0.3", lw=0.8, label="0-1 loss")
+    step, lo, hi = min(max(0.0, m[0]), m[-1]), float(m[0] <= 0), float(m[-1] <= 0)
+    ax.plot([m[0], step, step, m[-1]], [lo, lo, hi, hi], color="0.3", lw=0.8, label="0-1 loss")
     # The squared hinge would dwarf the rest: the view stops a little above the hinge.
     ax.set_ylim(-0.1, max(1.2, 1.1 * float(hinge.max())))
     tidy(ax, "margin m = y·s  (y = ±1, s the score)", "loss", "Classification losses")
