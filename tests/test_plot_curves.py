@@ -282,6 +282,7 @@ BAD = [
     (P.schedules, {"lr": -0.1}, ValueError, "lr"),
     (P.schedules, {"epochs": 1}, ValueError, "epochs"),
     (P.schedules, {"epochs": 2.5}, TypeError, "epochs"),
+    (P.schedules, {"ax": "left"}, TypeError, "ax"),
     (P.dice_masks, {"prediction": [[0, 2], [1, 0]]}, ValueError, "prediction"),
     (P.dice_masks, {"ground_truth": np.ones(16)}, ValueError, "ground_truth"),
     (P.dice_masks, {"ground_truth": np.ones((3, 4))}, ValueError, "ground_truth"),
