@@ -2,7 +2,10 @@
 pip install 'pycvnn[plot]'). Each function returns a matplotlib Figure; those with one panel
 also draw into a given `ax=`."""
 
+from .curves import activations, losses, schedules
 from .descent import gd_variants, optimizer_paths
+from .masks import dice_masks
 from .models import confusion_matrix, decision_boundary, history
 
 __all__ = ["gd_variants", "optimizer_paths", "history", "decision_boundary", "confusion_matrix"]
+__all__ += ["losses", "activations", "schedules", "dice_masks"]
