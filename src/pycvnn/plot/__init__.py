@@ -7,5 +7,14 @@ from .descent import gd_variants, optimizer_paths
 from .masks import dice_masks
 from .models import confusion_matrix, decision_boundary, history
 
-__all__ = ["gd_variants", "optimizer_paths", "history", "decision_boundary", "confusion_matrix"]
-__all__ += ["losses", "activations", "schedules", "dice_masks"]
+__all__ = [
+    "losses",
+    "activations",
+    "gd_variants",
+    "optimizer_paths",
+    "schedules",
+    "history",
+    "decision_boundary",
+    "confusion_matrix",
+    "dice_masks",
+]
