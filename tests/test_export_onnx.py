@@ -194,6 +194,18 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path, monkeypatch, change
     assert os.listdir(tmp_path) == []
 
 
+def test_a_model_too_large_for_one_file_is_refused_before_any_work(tmp_path, monkeypatch):
+    model = pycvnn.MLP([3, 2], seed=0, dtype="float64")  # 8 parameters, 64 bytes
+    monkeypatch.setattr(export, "MAX_BYTES", 63)
+    with pytest.raises(
+        ValueError, match="model: expected parameters of at most 63 bytes .* got 8 "
+    ):
+        export.to_onnx(model, tmp_path / "m.onnx")
+    assert os.listdir(tmp_path) == []
+    monkeypatch.setattr(export, "MAX_BYTES", 64)
+    assert_exports_exactly(model, tmp_path / "m.onnx")
+
+
 @pytest.mark.parametrize(
     "where, error",
     [

@@ -23,6 +23,8 @@ from .model import Sequential
 MIN_OPSET = 13
 MAX_OPSET = onnx.defs.onnx_opset_version()
 GELU_OPSET = 20  # the first opset with a Gelu operator
+# A protobuf message, so an ONNX file without external data, holds less than 2 GiB.
+MAX_BYTES = 2**31 - 2**20
 ELEMENT_TYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}
 
 
@@ -93,6 +95,12 @@ def build(model, opset=17):
     if not isinstance(model, Sequential):
         raise TypeError(f"model: expected a pycvnn Sequential or MLP, got {type(model).__name__}")
     opset = check_opset(opset)
+    size = model.n_params * np.dtype(model.dtype).itemsize
+    if size > MAX_BYTES:
+        raise ValueError(
+            f"model: expected parameters of at most {MAX_BYTES:,} bytes (what one ONNX file "
+            f"holds), got {model.n_params:,} parameters of {size:,} bytes"
+        )
     graph = _Graph(model.dtype, opset)
     x, weights = "input", iter(model.get_weights())
     for op in model.ops:
