@@ -45,3 +45,12 @@ __all__ = [
     "check_gradients",
 ]
 __all__ += [name for name in layers.__all__ if name != "Layer"]
+
+
+def __getattr__(name):
+    # pycvnn.export needs onnx, an optional extra: it is imported on first use, not with pycvnn.
+    if name == "export":
+        import importlib
+
+        return importlib.import_module(".export", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

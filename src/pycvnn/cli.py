@@ -1,5 +1,5 @@
 """The `pycvnn` command line: `pycvnn train`, `pycvnn walkthrough`, `pycvnn figures`,
-`pycvnn info`, `pycvnn playground`."""
+`pycvnn export`, `pycvnn info`, `pycvnn playground`."""
 
 import argparse
 import math
@@ -459,6 +459,53 @@ def cmd_figures(args):
     return 0
 
 
+def onnx_path(text):
+    _folder_for(text, "ONNX model")
+    return text
+
+
+def opset_arg(text):
+    return _int_in(text, 1, math.inf, "an ONNX opset number (an int >= 1)")
+
+
+def check_export(parser, args):
+    """The opset's range is the installed onnx package's, so it is checked once onnx is known
+    to be there (cmd_export says how to install it otherwise)."""
+    try:
+        from .export import MAX_OPSET, MIN_OPSET
+    except ImportError:
+        return
+    if not MIN_OPSET <= args.opset <= MAX_OPSET:
+        parser.error(
+            f"argument --opset: expected an int from {MIN_OPSET} to {MAX_OPSET}, got {args.opset}"
+        )
+
+
+def cmd_export(args):
+    try:
+        from . import export
+    except ImportError as err:
+        _fail(str(err), "export")
+        return 2
+    from .model import load
+
+    try:
+        model = load(args.model)
+    except (FileNotFoundError, ValueError) as err:  # their messages name the file
+        _fail(_reason(err), "export")
+        return 1
+    except OSError as err:
+        _fail(f"could not read {args.model}: {_reason(err)}", "export")
+        return 1
+    try:
+        export.to_onnx(model, args.onnx, args.opset)
+    except OSError as err:
+        _fail(f"could not write {args.onnx}: {_reason(err)}", "export")
+        return 1
+    print(f"wrote {args.onnx} (ONNX opset {args.opset}): {model}")
+    return 0
+
+
 def cmd_info(args):
     from . import _core, get_backend, get_num_threads
 
@@ -677,6 +724,21 @@ def build_parser():
     )
     p.add_argument("--dpi", type=dpi_arg, default=100, help="resolution (default 100)")
     p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser(
+        "export",
+        help="write a saved model as an ONNX file",
+        description="Write a model saved by `pycvnn train --save` or model.save as an ONNX "
+        "graph with a dynamic batch dimension (needs pycvnn[onnx]).",
+    )
+    p.set_defaults(func=cmd_export, check=lambda args, p=p: check_export(p, args))
+    p.add_argument("model", metavar="MODEL.npz", help="the saved model")
+    p.add_argument(
+        "--onnx", metavar="OUT.onnx", type=onnx_path, required=True, help="the file to write"
+    )
+    p.add_argument(
+        "--opset", metavar="N", type=opset_arg, default=17, help="ONNX opset (default 17)"
+    )
 
     p = sub.add_parser(
         "playground",
