@@ -202,17 +202,21 @@ def _line():
     return pycvnn.Sequential([pycvnn.Dense(1, 1, init="zeros")], dtype="float64")
 
 
-def test_batch_gd_logs_the_walkthroughs_losses(backend):
-    history = _line().fit(
+def _fit_line(lr, **kwargs):
+    """GD on the walkthrough's line from w = b = 0, logging every batch."""
+    return _line().fit(
         WALK_X,
         WALK_Y,
         loss="l2",
-        optimizer=optim.GD(lr=0.1),
-        epochs=5,
-        batch_size=None,
+        optimizer=optim.GD(lr=lr),
         verbose=False,
         log_every="batch",
+        **kwargs,
     )
+
+
+def test_batch_gd_logs_the_walkthroughs_losses(backend):
+    history = _fit_line(0.1, epochs=5, batch_size=None)
     rows = linear_regression([1, 2, 3], [2, 4, 6], 0.1, iterations=5)
     np.testing.assert_allclose(history.batches["loss"], [r.loss for r in rows], rtol=1e-12)
     assert history.batches["step"] == [1, 2, 3, 4, 5]
@@ -248,17 +252,7 @@ def test_batch_records_add_up_to_the_epoch_loss(backend):
 
 
 def test_stochastic_descent_logs_each_samples_loss(backend):
-    history = _line().fit(
-        WALK_X,
-        WALK_Y,
-        loss="l2",
-        optimizer=optim.GD(lr=0.05),
-        epochs=1,
-        batch_size=1,
-        shuffle=False,
-        verbose=False,
-        log_every="batch",
-    )
+    history = _fit_line(0.05, epochs=1, batch_size=1, shuffle=False)
     w = b = 0.0
     for (x,), (t,), logged in zip(WALK_X, WALK_Y, history.batches["loss"]):
         r = w * x + b - t

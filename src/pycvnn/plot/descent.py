@@ -81,41 +81,24 @@ def gd_variants(lr=0.1, epochs=30, seed=0):
     return fig
 
 
+def _six(gd, ema, heavy_ball, rmsprop, adam):
+    """The six optimizers of the pictures, with these learning rates (Nesterov's is heavy
+    ball's)."""
+    return {
+        "GD": optim.GD(lr=gd),
+        "momentum (EMA)": optim.Momentum(lr=ema, beta=0.9),
+        "heavy ball": optim.Momentum(lr=heavy_ball, beta=0.9, form="heavy_ball"),
+        "Nesterov": optim.Momentum(lr=heavy_ball, beta=0.9, form="heavy_ball", nesterov=True),
+        "RMSProp": optim.RMSProp(lr=rmsprop),
+        "Adam": optim.Adam(lr=adam),
+    }
+
+
 # Per surface: the steps to run and each optimizer with an lr that shows its character there.
 PATHS = {
-    "quadratic": (
-        80,
-        {
-            "GD": optim.GD(lr=0.19),
-            "momentum (EMA)": optim.Momentum(lr=0.1, beta=0.9),
-            "heavy ball": optim.Momentum(lr=0.019, beta=0.9, form="heavy_ball"),
-            "Nesterov": optim.Momentum(lr=0.019, beta=0.9, form="heavy_ball", nesterov=True),
-            "RMSProp": optim.RMSProp(lr=0.1),
-            "Adam": optim.Adam(lr=0.3),
-        },
-    ),
-    "rosenbrock": (
-        2000,
-        {
-            "GD": optim.GD(lr=1e-3),
-            "momentum (EMA)": optim.Momentum(lr=1e-3, beta=0.9),
-            "heavy ball": optim.Momentum(lr=1e-3, beta=0.9, form="heavy_ball"),
-            "Nesterov": optim.Momentum(lr=1e-3, beta=0.9, form="heavy_ball", nesterov=True),
-            "RMSProp": optim.RMSProp(lr=1e-2),
-            "Adam": optim.Adam(lr=0.05),
-        },
-    ),
-    "saddle": (
-        100,
-        {
-            "GD": optim.GD(lr=0.1),
-            "momentum (EMA)": optim.Momentum(lr=0.1, beta=0.9),
-            "heavy ball": optim.Momentum(lr=0.01, beta=0.9, form="heavy_ball"),
-            "Nesterov": optim.Momentum(lr=0.01, beta=0.9, form="heavy_ball", nesterov=True),
-            "RMSProp": optim.RMSProp(lr=0.05),
-            "Adam": optim.Adam(lr=0.1),
-        },
-    ),
+    "quadratic": (80, _six(gd=0.19, ema=0.1, heavy_ball=0.019, rmsprop=0.1, adam=0.3)),
+    "rosenbrock": (2000, _six(gd=1e-3, ema=1e-3, heavy_ball=1e-3, rmsprop=1e-2, adam=0.05)),
+    "saddle": (100, _six(gd=0.1, ema=0.1, heavy_ball=0.01, rmsprop=0.05, adam=0.1)),
 }
 
 
