@@ -9,9 +9,10 @@ model's dtype, stored uncompressed. A file without an optimizer stays version 2.
 
 The checksum covers the canonical header JSON without its checksum field, a newline, the
 little-endian parameter bytes and then the state bytes, so any change to the header text, the
-weights or the optimizer's state is detected. `load` checks every declared size against the others and against MAX_PARAMS before
-allocating anything, never unpickles, and reports any damaged or hostile file as a
-ValueError naming it. `save` writes atomically with the permissions a plain file would get.
+weights or the optimizer's state is detected. `load` checks every declared size against the
+others and against MAX_PARAMS before allocating anything, never unpickles, and reports any
+damaged or hostile file as a ValueError naming it. `save` writes atomically with the
+permissions a plain file would get.
 """
 
 import errno
