@@ -249,6 +249,12 @@ def hyper(**changes):
     return dict(ADAM_ENTRY, hyperparameters={k: v for k, v in values.items() if v != "drop"})
 
 
+def momentum(**changes):
+    """A Momentum entry with these hyperparameters changed (its other fields valid)."""
+    values = dict(lr=0.01, beta=0.9, form="heavy_ball", nesterov=True, weight_decay=0.0)
+    return {"name": "momentum", "hyperparameters": dict(values, clip_norm=None, **changes), "t": 0}
+
+
 CRAFTED = {  # name: (write_v3 arguments, a pattern the message must carry)
     "a valid file (control)": ({}, None),
     "unknown optimizer class": ({"entry": dict(ADAM_ENTRY, name="lbfgs")}, r"name one of"),
@@ -273,6 +279,15 @@ CRAFTED = {  # name: (write_v3 arguments, a pattern the message must carry)
     "lr a bool": ({"entry": hyper(lr=True)}, r"lr: expected a real number"),
     "beta1 = 1": ({"entry": hyper(beta1=1.0)}, r"beta1: expected a value in \[0, 1\)"),
     "eps = 0": ({"entry": hyper(eps=0)}, r"eps: expected a number > 0"),
+    "momentum form unknown": ({"entry": momentum(form="nag")}, r"form: expected one of"),
+    "momentum nesterov not a bool": (
+        {"entry": momentum(nesterov=1)},
+        r"nesterov: expected True or False",
+    ),
+    "nesterov with form ema": (
+        {"entry": momentum(form="ema", nesterov=True)},
+        r"nesterov: expected False with form='ema'",
+    ),
     "clip_norm a list": ({"entry": hyper(clip_norm=[1])}, r"clip_norm"),
     "t negative": ({"entry": dict(ADAM_ENTRY, t=-1)}, r"expected t .*got -1"),
     "t a float": ({"entry": dict(ADAM_ENTRY, t=3.0)}, r"expected t .*got 3.0"),

@@ -31,9 +31,6 @@ class Sequential:
 
     def __init__(self, layers, seed=None, dtype="float32"):
         self._setup(layers, dtype, rng_for(seed), params=None)
-        # Who an optimizer's state belongs to: kept by copies and pickles, so a copied model
-        # with its copied optimizer continues where the pair left off.
-        self._uid = secrets.token_hex(8)
 
     def _setup(self, layers, dtype, rng, params):
         """Places the layers on a new arena: their initial weights drawn from rng, or params
@@ -49,6 +46,9 @@ class Sequential:
         self._train_lock = threading.RLock()  # one fit at a time
         self._local = threading.local()  # each thread's forward pass, for its backward
         self.rng = rng
+        # Who an optimizer's state belongs to: kept by copies and pickles, so a copied model
+        # with its copied optimizer continues where the pair left off.
+        self._uid = secrets.token_hex(8)
         dense = [layer for layer in layers if isinstance(layer, Dense)]
         n_w = sum(d.in_features * d.out_features for d in dense)
         n_b = sum(d.out_features for d in dense)
@@ -128,7 +128,7 @@ class Sequential:
     def __setstate__(self, state):
         self._setup(state["layers"], state["dtype"], state["rng"], state["params"])
         self.last_loss = state["last_loss"]
-        self._uid = state.get("uid") or secrets.token_hex(8)
+        self._uid = state.get("uid") or self._uid
 
     def __repr__(self):
         inner = ", ".join(repr(layer) for layer in self.layers)
@@ -250,7 +250,6 @@ def load(path, with_optimizer=False):
     layers, dtype, params, saved = io.read(path, with_optimizer=True)
     model = Sequential.__new__(Sequential)
     model._setup(layers, dtype, rng_for(None), params)
-    model._uid = secrets.token_hex(8)
     if not with_optimizer:
         return model
     if saved is None:
