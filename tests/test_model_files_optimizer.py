@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import re
+import warnings
 import zipfile
 
 import numpy as np
@@ -323,14 +324,18 @@ CRAFTED = {  # name: (write_v3 arguments, a pattern the message must carry)
     ),
     "missing state member": (
         {"members": lambda m: {k: v for k, v in m.items() if k != "state.npy"}},
-        r"lacks the member 'state.npy'",
+        r"describes an optimizer, but it lacks the member 'state.npy'",
     ),
     "state member in a version-2 file": (
         {"version": 2, "entry": None},
-        r"version 2 file does not hold an optimizer, but it has the member 'state.npy'",
+        r"not a pycvnn model \(it holds \['header', 'params', 'state'\]\)",
     ),
     "version 3 without an optimizer entry": ({"entry": None}, r"missing \['optimizer'\]"),
     "an optimizer in a newer version": ({"version": 4}, r"newer.*version 4"),
+    "a newer version with a member this reader does not know": (
+        {"version": 4, "members": lambda m: dict(m, **{"grads.npy": m["params.npy"]})},
+        r"newer.*version 4",
+    ),
     "another extra member": (
         {"members": lambda m: dict(m, **{"extra.npy": m["state.npy"]})},
         r"not a pycvnn model",
@@ -351,6 +356,18 @@ def test_crafted_optimizer_files_are_refused_naming_the_file(tmp_path, name):
         with pytest.raises(ValueError, match=r"crafted\.npz") as info:
             pycvnn.load(path, with_optimizer=with_optimizer)
         assert re.search(pattern, str(info.value)), str(info.value)
+
+
+def test_a_duplicated_member_is_refused(tmp_path):
+    path = tmp_path / "twice.npz"
+    write_v3(path)
+    with zipfile.ZipFile(path) as archive:
+        state = archive.read("state.npy")
+    with warnings.catch_warnings(), zipfile.ZipFile(path, "a") as archive:
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate it is asked to write
+        archive.writestr("state.npy", state)
+    with pytest.raises(ValueError, match=r"twice\.npz.*not a pycvnn model"):
+        pycvnn.load(path, with_optimizer=True)
 
 
 def saved_pair_members(tmp_path):

@@ -307,15 +307,21 @@ def _parse_header(text):
 # ---- archive ------------------------------------------------------------------------------------
 
 
+def _foreign(names):
+    raise _Invalid(
+        f"is an .npz archive but not a pycvnn model (it holds "
+        f"{[n.removesuffix('.npy') for n in names][:20]})"
+    )
+
+
 def _members(archive, file_size):
     """The zip's {name: ZipInfo}, after checking names, flags and declared sizes."""
     infos = archive.infolist()
     names = [info.filename for info in infos]
-    if sorted(names) not in (MEMBERS, sorted(MEMBERS + [STATE_MEMBER])):
-        raise _Invalid(
-            f"is an .npz archive but not a pycvnn model (it holds "
-            f"{[n.removesuffix('.npy') for n in names][:20]})"
-        )
+    # Members beyond these two are checked against the header's version once it is read, so
+    # that a newer version's extra member is reported as a newer version.
+    if not set(MEMBERS) <= set(names) or len(set(names)) != len(names) or len(names) > 8:
+        _foreign(names)
     for info in infos:
         if info.flag_bits & 0x61:  # encrypted, patched or strongly encrypted data
             raise _Invalid(f"has an encrypted or patched member {info.filename!r}")
@@ -493,12 +499,13 @@ def _load(f, file_size):
         if version >= 2 and text != _canonical(header):
             raise _Invalid("is damaged: its header is not in the canonical form pycvnn writes")
         saved = _build_optimizer(header["optimizer"]) if version >= 3 else None
-        if (STATE_MEMBER in members) != (saved is not None):
+        if STATE_MEMBER not in members and saved is not None:
             raise _Invalid(
-                f"is damaged: a version {version} file "
-                f"{'holds' if saved else 'does not hold'} an optimizer, but it "
-                f"{'has' if STATE_MEMBER in members else 'lacks'} the member {STATE_MEMBER!r}"
+                f"is damaged: its header describes an optimizer, but it lacks the member "
+                f"{STATE_MEMBER!r} that holds the optimizer's state"
             )
+        if sorted(members) != sorted(MEMBERS + ([STATE_MEMBER] if saved else [])):
+            _foreign(list(members))
         with archive.open(members["params.npy"]) as member:
             _params_layout(member, members["params.npy"], dtype_name, n_params)
             layers = _layers(header)
