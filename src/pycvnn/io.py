@@ -46,6 +46,7 @@ MAX_NESTING = 16  # a valid header nests three deep
 DTYPES = ("float32", "float64")
 MEMBERS = ["header.npy", "params.npy"]
 STATE_MEMBER = "state.npy"  # the optimizer's state, in version-3 files only
+MAX_MEMBERS = 8  # a valid file has at most three; more is refused before any is read
 MAX_STEPS = 2**63 - 1  # the optimizer's step counter is an int64
 OPTIMIZER_KEYS = ["hyperparameters", "name", "t"]
 _CHUNK = 1 << 22  # bytes read and hashed, or parameters checked, at a time
@@ -320,7 +321,7 @@ def _members(archive, file_size):
     names = [info.filename for info in infos]
     # Members beyond these two are checked against the header's version once it is read, so
     # that a newer version's extra member is reported as a newer version.
-    if not set(MEMBERS) <= set(names) or len(set(names)) != len(names) or len(names) > 8:
+    if not set(MEMBERS) <= set(names) or len(set(names)) != len(names) or len(names) > MAX_MEMBERS:
         _foreign(names)
     for info in infos:
         if info.flag_bits & 0x61:  # encrypted, patched or strongly encrypted data
