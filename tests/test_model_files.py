@@ -367,7 +367,7 @@ def pickled_header(path):
 
 def newer_version(path):
     params = np.zeros(15, np.float32)
-    header = dict(v2_header(DENSE_4_3, "float32", params), version=3)
+    header = dict(v2_header(DENSE_4_3, "float32", params), version=pio.VERSION + 1)
     write_model(path, header, params)
 
 
@@ -468,7 +468,7 @@ HOSTILE = {
     "14 parameters for 15": short_params,
     "pickled object parameters": pickled_params,
     "pickled object header": pickled_header,
-    "format version 3": newer_version,
+    "a newer format version": newer_version,
     "wrong checksum": wrong_checksum,
     "no checksum in a version-2 header": header_edits(sha256=None),
     "checksum not hex": header_edits(sha256="z" * 64),
@@ -485,7 +485,7 @@ HOSTILE = {
 }
 
 EXPECTED = {  # a word each message must carry, beyond the file's name
-    "format version 3": r"newer.*version 3",
+    "a newer format version": rf"newer.*version {pio.VERSION + 1}",
     "10**12 parameters": r"more than 2147483648 parameters",
     "wrong checksum": r"checksum",
     "NaN parameter (valid checksum)": r"non-finite",

@@ -382,7 +382,7 @@ def cmd_train(args):
             plt.close(figure)
     if args.save:
         try:
-            model.save(args.save)
+            model.save(args.save, optimizer=opt)
             print(f"saved model to {args.save}")
         except OSError as err:
             _fail(f"could not save the model to {args.save}: {_reason(err)}")

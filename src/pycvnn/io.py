@@ -2,15 +2,22 @@
 holding JSON: format, version, dtype, layers and, from version 2, a SHA-256 checksum) and
 `params` (the flat parameter arena, stored uncompressed).
 
-The version-2 checksum covers the canonical header JSON without its checksum field, a newline,
-and the little-endian parameter bytes, so any change to the header text or the weights is
-detected. `load` checks every declared size against the others and against MAX_PARAMS before
-allocating anything, never unpickles, and reports any damaged or hostile file as a
-ValueError naming it. `save` writes atomically with the permissions a plain file would get.
+A file saved with an optimizer is version 3: its header also holds `optimizer` (the
+optimizer's registry name, all its constructor's hyperparameters and its step count `t`) and
+a third member, `state`, holds its state buffers as an (n_state, n_params) array in the
+model's dtype, stored uncompressed. A file without an optimizer stays version 2.
+
+The checksum covers the canonical header JSON without its checksum field, a newline, the
+little-endian parameter bytes and then the state bytes, so any change to the header text, the
+weights or the optimizer's state is detected. `load` checks every declared size against the
+others and against MAX_PARAMS before allocating anything, never unpickles, and reports any
+damaged or hostile file as a ValueError naming it. `save` writes atomically with the
+permissions a plain file would get.
 """
 
 import errno
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -28,14 +35,20 @@ from numpy.lib import format as npy
 from ._atomic import write_atomically
 from ._net import arena_zeros
 from .layers import ACTIVATION_LAYERS, ACTIVATIONS, INITS, Dense, LeakyReLU
+from .optim import OPTIMIZERS, Optimizer
 
 FORMAT = "pycvnn-model"
-VERSION = 2
+VERSION = 3  # the newest this reader knows; a file without an optimizer is written as 2
+PLAIN_VERSION = 2
 MAX_PARAMS = 2**31  # far beyond any model this library trains; bounds what a file can ask for
 MAX_HEADER_CHARS = 2**20
 MAX_NESTING = 16  # a valid header nests three deep
 DTYPES = ("float32", "float64")
 MEMBERS = ["header.npy", "params.npy"]
+STATE_MEMBER = "state.npy"  # the optimizer's state, in version-3 files only
+MAX_MEMBERS = 8  # a valid file has at most three; more is refused before any is read
+MAX_STEPS = 2**63 - 1  # the optimizer's step counter is an int64
+OPTIMIZER_KEYS = ["hyperparameters", "name", "t"]
 _CHUNK = 1 << 22  # bytes read and hashed, or parameters checked, at a time
 _NPY_HEADER_MAX = 10000  # numpy's own default limit on an .npy header
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -174,6 +187,7 @@ def _check_header(header):
             f"reads up to {VERSION}); upgrade pycvnn to load it"
         )
     expected = ["format", "version", "dtype", "layers"] + (["sha256"] if version >= 2 else [])
+    expected += ["optimizer"] if version >= 3 else []
     missing = [k for k in expected if k not in header]
     if missing:
         raise _Invalid(
@@ -205,6 +219,56 @@ def _check_header(header):
                 f"need {n_params}); refusing to allocate them"
             )
     return version, header["dtype"], n_params
+
+
+def _registry_name(cls):
+    """The first name the optimizer registry gives exactly this class, else None."""
+    return next((name for name, entry in OPTIMIZERS.items() if entry is cls), None)
+
+
+def _constructor_keys(cls):
+    return sorted(inspect.signature(cls).parameters)
+
+
+def _hyperparameters(optimizer):
+    """Everything the optimizer's constructor takes, as the optimizer holds it now."""
+    return {
+        "lr": optimizer.lr,
+        "weight_decay": optimizer.weight_decay,
+        "clip_norm": optimizer.clip_norm,
+        **optimizer.hyperparameters(),
+    }
+
+
+def _build_optimizer(entry):
+    """The optimizer a header's `optimizer` entry describes, built through its constructor
+    (which checks every hyperparameter's type and range); returns (optimizer, t)."""
+    where = "optimizer entry"
+    if not isinstance(entry, dict):
+        raise _Invalid(f"has an invalid {where}: expected an object, got {str(entry)[:80]}")
+    _keys(entry, OPTIMIZER_KEYS, where)
+    name, hyper, t = entry["name"], entry["hyperparameters"], entry["t"]
+    if not isinstance(name, str) or name not in OPTIMIZERS:
+        raise _Invalid(
+            f"has an invalid {where}: expected name one of {sorted(OPTIMIZERS)}, "
+            f"got {str(name)[:80]!r}"
+        )
+    cls = OPTIMIZERS[name]
+    if not isinstance(hyper, dict):
+        raise _Invalid(
+            f"has an invalid {where}: expected hyperparameters an object, got {str(hyper)[:80]}"
+        )
+    _keys(hyper, _constructor_keys(cls), f"{where}: {name} hyperparameters")
+    try:
+        optimizer = cls(**hyper)
+    except (TypeError, ValueError) as err:
+        raise _Invalid(f"has an invalid {where}: {name} hyperparameters: {err}") from None
+    if not _is_int(t) or not 0 <= t <= MAX_STEPS:
+        raise _Invalid(
+            f"has an invalid {where}: expected t (the step count) an int in [0, "
+            f"{MAX_STEPS}], got {str(t)[:80]}"
+        )
+    return optimizer, t
 
 
 def _nesting(text):
@@ -244,15 +308,21 @@ def _parse_header(text):
 # ---- archive ------------------------------------------------------------------------------------
 
 
+def _foreign(names):
+    raise _Invalid(
+        f"is an .npz archive but not a pycvnn model (it holds "
+        f"{[n.removesuffix('.npy') for n in names][:20]})"
+    )
+
+
 def _members(archive, file_size):
     """The zip's {name: ZipInfo}, after checking names, flags and declared sizes."""
     infos = archive.infolist()
     names = [info.filename for info in infos]
-    if sorted(names) != MEMBERS:
-        raise _Invalid(
-            f"is an .npz archive but not a pycvnn model (it holds "
-            f"{[n.removesuffix('.npy') for n in names][:20]})"
-        )
+    # Members beyond these two are checked against the header's version once it is read, so
+    # that a newer version's extra member is reported as a newer version.
+    if not set(MEMBERS) <= set(names) or len(set(names)) != len(names) or len(names) > MAX_MEMBERS:
+        _foreign(names)
     for info in infos:
         if info.flag_bits & 0x61:  # encrypted, patched or strongly encrypted data
             raise _Invalid(f"has an encrypted or patched member {info.filename!r}")
@@ -337,25 +407,48 @@ def _read_header(archive, info):
     return raw.decode("utf-32-le" if little else "utf-32-be").rstrip("\0")
 
 
-def _params_layout(member, info, dtype_name, n_params):
-    """Check the params member's .npy header against the header's dtype and layers."""
-    shape, fortran, dtype = _npy_header(member, "params")
+def _arena_header(member, name, what, dtype_name):
+    """(shape, fortran_order) of an arena member, after checking its dtype against the header's."""
+    shape, fortran, dtype = _npy_header(member, name)
     expected = np.dtype(dtype_name).newbyteorder("<")
     if dtype != expected or dtype.str != expected.str:
         raise _Invalid(
-            f"holds parameters of dtype {dtype.str}, expected {expected.str} "
+            f"holds {what} of dtype {dtype.str}, expected {expected.str} "
             f"(little-endian {dtype_name}, as its header declares)"
         )
+    return shape, fortran
+
+
+def _stored(member, info, name, what, n_values, dtype_name):
+    """Check an arena member's declared size and that it is stored uncompressed."""
+    _expect_size(info, member.tell(), n_values * np.dtype(dtype_name).itemsize, name)
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise _Invalid(
+            f"has its {what} compressed; pycvnn stores them uncompressed, so a "
+            f"file's size bounds the memory loading it takes"
+        )
+
+
+def _params_layout(member, info, dtype_name, n_params):
+    """Check the params member's .npy header against the header's dtype and layers."""
+    shape, fortran = _arena_header(member, "params", "parameters", dtype_name)
     if fortran or len(shape) != 1:
         raise _Invalid(f"holds parameters of shape {shape}, expected a flat ({n_params},) arena")
     if shape[0] != n_params:
         raise _Invalid(f"holds {shape[0]} parameters, its layers need {n_params}")
-    _expect_size(info, member.tell(), n_params * expected.itemsize, "params")
-    if info.compress_type != zipfile.ZIP_STORED:
+    _stored(member, info, "params", "parameters", n_params, dtype_name)
+
+
+def _state_layout(member, info, dtype_name, n_state, n_params, name):
+    """Check the state member's .npy header against the optimizer's buffers and the layers."""
+    shape, fortran = _arena_header(member, "state", "optimizer state", dtype_name)
+    if fortran or shape != (n_state, n_params):
         raise _Invalid(
-            "has its parameters compressed; pycvnn stores them uncompressed, so a "
-            "file's size bounds the memory loading it takes"
+            f"holds optimizer state of shape {shape}{' (Fortran order)' if fortran else ''}, "
+            f"expected ({n_state}, {n_params}): {name} keeps {n_state} buffer(s) of one "
+            f"value per parameter"
         )
+    _stored(member, info, "state", "optimizer state", n_state * n_params, dtype_name)
 
 
 def _layers(header):
@@ -397,6 +490,8 @@ def _first_non_finite(arena):
 
 
 def _load(f, file_size):
+    """(layers, dtype name, params, saved optimizer or None) of an open model file, where a
+    saved optimizer is (optimizer, t, state of shape (n_state, n_params))."""
     with zipfile.ZipFile(f) as archive:
         members = _members(archive, file_size)
         text = _read_header(archive, members["header.npy"])
@@ -404,12 +499,34 @@ def _load(f, file_size):
         version, dtype_name, n_params = _check_header(header)
         if version >= 2 and text != _canonical(header):
             raise _Invalid("is damaged: its header is not in the canonical form pycvnn writes")
+        saved = _build_optimizer(header["optimizer"]) if version >= 3 else None
+        if STATE_MEMBER not in members and saved is not None:
+            raise _Invalid(
+                f"is damaged: its header describes an optimizer, but it lacks the member "
+                f"{STATE_MEMBER!r} that holds the optimizer's state"
+            )
+        if sorted(members) != sorted(MEMBERS + ([STATE_MEMBER] if saved else [])):
+            _foreign(list(members))
         with archive.open(members["params.npy"]) as member:
             _params_layout(member, members["params.npy"], dtype_name, n_params)
             layers = _layers(header)
             params = arena_zeros(n_params, np.dtype(dtype_name))
             hasher = _hasher(header)
             _fill(member, params, hasher)
+        if saved is not None:
+            optimizer, t = saved
+            n_state = optimizer.n_state
+            with archive.open(members[STATE_MEMBER]) as member:
+                _state_layout(
+                    member,
+                    members[STATE_MEMBER],
+                    dtype_name,
+                    n_state,
+                    n_params,
+                    header["optimizer"]["name"],
+                )
+                state = arena_zeros(n_state * n_params, np.dtype(dtype_name))
+                _fill(member, state, hasher)
     if version >= 2 and hasher.hexdigest() != header["sha256"]:
         raise _Invalid(
             f"is damaged: its checksum does not match its contents (stored "
@@ -418,15 +535,25 @@ def _load(f, file_size):
     bad = _first_non_finite(params)
     if bad is not None:
         raise _Invalid(f"holds a non-finite parameter (params[{bad}] = {params[bad]})")
-    return layers, dtype_name, params
+    if saved is None:
+        return layers, dtype_name, params, None
+    bad = _first_non_finite(state)
+    if bad is not None:
+        row, col = divmod(bad, n_params)
+        raise _Invalid(
+            f"holds a non-finite optimizer state value (state[{row}, {col}] = {state[bad]})"
+        )
+    return layers, dtype_name, params, (optimizer, t, state.reshape(n_state, n_params))
 
 
 # ---- public -------------------------------------------------------------------------------------
 
 
-def save(model, path):
+def save(model, path, optimizer=None):
     """Write model to path (.npz format, whatever the name) atomically, with the permissions
-    a new file gets (0o666 & ~umask). Nothing is left behind if it fails."""
+    a new file gets (0o666 & ~umask). Nothing is left behind if it fails. With an optimizer
+    (one used on this model, or not used yet: then it is stored with t = 0 and zero state, as
+    a fit would start it), its class, hyperparameters, step count and state go in too."""
     params = model.params
     bad = _first_non_finite(params)
     if bad is not None:
@@ -434,24 +561,83 @@ def save(model, path):
             f"model: expected finite parameters to save, got params[{bad}] = {params[bad]}"
         )
     dtype_name = np.dtype(model.dtype).name
-    data = np.ascontiguousarray(params, dtype=np.dtype(dtype_name).newbyteorder("<"))
+    little = np.dtype(dtype_name).newbyteorder("<")
+    arrays = {"params": np.ascontiguousarray(params, dtype=little)}
     header = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": PLAIN_VERSION,
         "dtype": dtype_name,
         "layers": [_layer_config(layer) for layer in model.layers],
     }
+    if optimizer is not None:
+        header["optimizer"], state = _optimizer_entry(model, optimizer)
+        header["version"] = VERSION
+        arrays["state"] = np.ascontiguousarray(state, dtype=little)
     hasher = _hasher(header)
-    hasher.update(data.view(np.uint8))
+    for data in arrays.values():
+        hasher.update(data.view(np.uint8))
     header["sha256"] = hasher.hexdigest()
     text = _canonical(header)
-    write_atomically(path, lambda f: np.savez(f, header=np.array(text), params=data))
+    write_atomically(path, lambda f: np.savez(f, header=np.array(text), **arrays))
 
 
-def read(path):
-    """(layers, dtype name, flat parameters) of the model file at path. FileNotFoundError if
-    missing; ValueError naming the file for a foreign, truncated, damaged, hostile or
-    newer-version file. pycvnn.load builds the model from them."""
+def _optimizer_entry(model, optimizer):
+    """The header entry and the (n_state, n_params) state of an optimizer saved with model."""
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(
+            f"optimizer: expected None or a pycvnn.optim optimizer, got {type(optimizer).__name__}"
+        )
+    name = _registry_name(type(optimizer))
+    if name is None:
+        raise ValueError(
+            f"optimizer: expected one of pycvnn's optimizers ({sorted(OPTIMIZERS)}), got an "
+            f"instance of {type(optimizer).__qualname__}, which a model file cannot rebuild"
+        )
+    hyper = _hyperparameters(optimizer)
+    if sorted(hyper) != _constructor_keys(type(optimizer)):
+        raise ValueError(
+            f"optimizer: expected hyperparameters {_constructor_keys(type(optimizer))}, "
+            f"{name} reports {sorted(hyper)}"
+        )
+    try:  # a value changed after construction must still be one the loader accepts
+        type(optimizer)(**hyper)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"optimizer: {err}") from None
+    n_params, n_state = model.n_params, optimizer.n_state
+    owner = (model._uid, n_params, np.dtype(model.dtype).name)
+    if optimizer._owner is None:
+        state, t = np.zeros((n_state, n_params), model.dtype), 0
+    elif optimizer._owner != owner:
+        raise ValueError(
+            "optimizer: expected the optimizer that trains this model (or an unused one), "
+            "got one whose state belongs to another model"
+        )
+    else:
+        state, t = np.empty((n_state, n_params), model.dtype), optimizer.t
+        for row, buf in zip(state, optimizer._state):
+            row[...] = buf
+    bad = _first_non_finite(state.reshape(-1))
+    if bad is not None:
+        row, col = divmod(bad, n_params)
+        raise ValueError(
+            f"optimizer: expected a finite state to save, got state[{row}, {col}] = "
+            f"{state[row, col]}"
+        )
+    entry = {"name": name, "hyperparameters": hyper, "t": t}
+    return entry, state
+
+
+def read(path, with_optimizer=False):
+    """(layers, dtype name, flat parameters) of the model file at path, and with_optimizer
+    a fourth item: None or (optimizer, t, state of shape (n_state, n_params)) of the
+    optimizer saved with it. FileNotFoundError if missing; ValueError naming the file for a
+    foreign, truncated, damaged, hostile or newer-version file. pycvnn.load builds the model
+    (and binds the optimizer to it) from them."""
+    contents = _read(path)
+    return contents if with_optimizer else contents[:3]
+
+
+def _read(path):
     path = os.fspath(path)
     # O_NONBLOCK so that a FIFO without a writer is refused below instead of hanging here.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)

@@ -214,9 +214,10 @@ class Sequential:
         loss = loss if loss is not None else (self.last_loss or "cross_entropy")
         return training.evaluate(self, X, y, loss, sample_weight=sample_weight)
 
-    def save(self, path):
-        """Write the model to path atomically (see pycvnn.io)."""
-        io.save(self, path)
+    def save(self, path, optimizer=None):
+        """Write the model to path atomically (see pycvnn.io); with the optimizer that trains
+        it, its hyperparameters, step count and state too, so a loaded pair resumes exactly."""
+        io.save(self, path, optimizer=optimizer)
 
 
 def MLP(sizes, activation="relu", output=None, seed=None, dtype="float32"):
@@ -239,10 +240,22 @@ def MLP(sizes, activation="relu", output=None, seed=None, dtype="float32"):
     return Sequential(layers, seed=seed, dtype=dtype)
 
 
-def load(path):
-    """The model saved at path. FileNotFoundError if missing; ValueError naming the file for
-    a foreign, truncated, damaged, hostile or newer-version file."""
+def load(path, with_optimizer=False):
+    """The model saved at path; with_optimizer=True gives (model, optimizer), the optimizer
+    saved with it (None if there is none) bound to the new model, so that
+    model.fit(..., optimizer=optimizer) continues as the saved pair would have.
+    FileNotFoundError if missing; ValueError naming the file for a foreign, truncated,
+    damaged, hostile or newer-version file."""
+    with_optimizer = v.flag(with_optimizer, "with_optimizer")
+    layers, dtype, params, saved = io.read(path, with_optimizer=True)
     model = Sequential.__new__(Sequential)
-    layers, dtype, params = io.read(path)
     model._setup(layers, dtype, rng_for(None), params)
-    return model
+    if not with_optimizer:
+        return model
+    if saved is None:
+        return model, None
+    optimizer, t, state = saved
+    for buf, row in zip(optimizer.state(model), state):  # state() makes it the model's own
+        buf[...] = row
+    optimizer.t = t
+    return model, optimizer
