@@ -167,7 +167,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     def predict(self, X):
         """The predicted label per row of X."""
-        return self.classes_[self._decide(self._output(X))]
+        out = self._output(X)  # checks the fit first
+        return self.classes_[self._decide(out)]
 
     def predict_proba(self, X):
         """(N, n_classes) class probabilities, columns in classes_ order."""
