@@ -129,11 +129,25 @@ class BaseMLP(BaseEstimator):
         ]
         return Sequential(layers, seed=seed, dtype=dtype)
 
+    def _gradient_scale(self):
+        """pycvnn's gradient of the loss over scikit-learn's (2 / n_outputs for the l2 loss,
+        whose pycvnn form is the mean over outputs of the squared error, not half its sum)."""
+        return 2.0 / self.n_outputs_ if self.loss in ("l2", "mse") else 1.0
+
     def _weight_decay(self, batch, mean_weight):
         """pycvnn's coupled weight decay standing for scikit-learn's alpha (see the class
-        docstring): alpha / (the batch's weight) times the loss's gradient scale."""
-        scale = 2.0 / self.n_outputs_ if self.loss in ("l2", "mse") else 1.0
-        return scale * self.alpha / (batch * mean_weight)
+        docstring): alpha / (the batch's weight) times the gradient scale."""
+        return self._gradient_scale() * self.alpha / (batch * mean_weight)
+
+    def _lr(self, lr):
+        """The pycvnn lr giving scikit-learn's step: the plain-gradient solvers take the
+        gradient scale out; Adam, RMSProp and AdamW do not see a gradient's scale."""
+        plain = self.solver in ("sgd", "gd", "momentum")
+        return lr / self._gradient_scale() if plain else lr
+
+    def _optimizer_config(self):
+        names = ("solver", "momentum", "nesterovs_momentum", "momentum_form", "beta_1", "beta_2")
+        return tuple(getattr(self, name) for name in names) + (self.epsilon,)
 
     def _new_optimizer(self):
         lr = self.learning_rate_init
@@ -184,7 +198,7 @@ class BaseMLP(BaseEstimator):
         dtype = self.dtype if self.dtype is not None else x_dtype
         self.model_ = self._new_model(hidden, n_in, dtype, seed)
         self._hidden = hidden
-        self._optimizer = self._new_optimizer()
+        self._optimizer, self._optimizer_made_for = self._new_optimizer(), self._optimizer_config()
         self.n_layers_ = len(hidden) + 2
         self.out_activation_ = self._out_activation() or "identity"
         if self.out_activation_ == "sigmoid":
@@ -228,15 +242,23 @@ class BaseMLP(BaseEstimator):
                 UserWarning,
                 stacklevel=4,
             )
+        if self._optimizer_config() != self._optimizer_made_for:
+            # a warm start after set_params changed the solver: continuing is not possible
+            self._optimizer, self._optimizer_made_for = (
+                self._new_optimizer(),
+                self._optimizer_config(),
+            )
         opt = self._optimizer
-        opt.lr = self.learning_rate_init
+        opt.lr = self._lr(self.learning_rate_init)
         opt.weight_decay = self._weight_decay(batch, 1.0 if weights is None else weights.mean())
         model, n_decay = self.model_, self.model_.n_decay
         self.n_iter_ = 0
         for _ in range(1 if incremental else self.max_iter):
             if self.schedule is not None:
-                opt.lr = self.schedule(len(self.loss_curve_))
+                opt.lr = self._lr(self.schedule(len(self.loss_curve_)))
             order = self._rng.permutation(n) if self.shuffle else np.arange(n)
+            # scikit-learn's penalty is on the weights before each step: here the epoch's first
+            decay = float(np.dot(model.params[:n_decay], model.params[:n_decay]))
             history = model.fit(
                 X[order],
                 targets[order],
@@ -248,7 +270,6 @@ class BaseMLP(BaseEstimator):
                 verbose=False,
                 sample_weight=None if weights is None else weights[order],
             )
-            decay = float(np.dot(model.params[:n_decay], model.params[:n_decay]))
             self.loss_ = self._loss_scale() * history["loss"][-1] + 0.5 * opt.weight_decay * decay
             self.n_iter_ += 1
             self.t_ += n

@@ -58,6 +58,10 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
       for every full batch of an unweighted fit and for the whole set with batch_size >= n;
       a smaller last batch, and batches whose weights do not sum to batch_size times the
       mean, are decayed as a full, average batch (for adamw the decay is decoupled);
+    - learning_rate_init: the sgd/gd/momentum step is divided by that same gradient scale,
+      so their updates are scikit-learn's (Adam's do not depend on the scale);
+    - warm_start keeps the optimizer's state (scikit-learn restarts it) unless set_params
+      changed the solver or its hyperparameters;
     - loss: "cross_entropy" (default: softmax outputs, or for two classes one sigmoid output
       with binary cross-entropy, as scikit-learn: the same network, coefs_ and
       probabilities) or "l2" on the softmax / sigmoid output with one-hot targets;
@@ -69,7 +73,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
       in float32, any other in float64, as scikit-learn) or "float32" / "float64".
 
     loss_curve_ holds scikit-learn's loss: the epoch's mean loss plus
-    0.5 * alpha * ||W||^2 / batch_size with the epoch's final weights. Multilabel targets
+    0.5 * alpha * ||W||^2 / batch_size with the weights at the epoch's start (scikit-learn's
+    for a full-batch fit; scikit-learn takes each batch's own). Multilabel targets
     are refused. warm_start and partial_fit keep the optimizer's state and the shuffling
     stream, so fit(max_iter=a + b) equals fit(max_iter=a) then a warm fit of b epochs.
     """
