@@ -8,6 +8,7 @@ import warnings
 
 import joblib
 import numpy as np
+import pandas
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn import neural_network
@@ -95,11 +96,20 @@ def test_warm_start_and_partial_fit_continue_exactly(cls, solver):
 
 
 @QUIET
-@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
-def test_sgd_steps_are_scikit_learns(cls):
+@pytest.mark.parametrize(
+    "cls, target",
+    [
+        (MLPClassifier, lambda y: y),
+        (MLPClassifier, lambda y: y % 2),
+        (MLPRegressor, lambda y: y / 9.0),
+        (MLPRegressor, regression_target),
+    ],
+)
+def test_sgd_steps_are_scikit_learns(cls, target):
     """From the same weights, full-batch sgd with momentum, Nesterov and alpha takes
-    scikit-learn's steps (weight decay alpha / n, the l2 gradient's scale taken out)."""
-    y = Y if cls is MLPClassifier else regression_target(Y)
+    scikit-learn's steps (weight decay alpha / n, the l2 gradient's scale taken out), and
+    loss_curve_ is scikit-learn's, penalty included."""
+    y = target(Y)
     params = dict(
         solver="sgd", alpha=0.3, batch_size=len(X), shuffle=False, learning_rate_init=0.05
     )
@@ -222,3 +232,22 @@ def test_numpy_backend_matches_cpp():
     a = small(MLPClassifier, backend="cpp").fit(X, Y)
     b = small(MLPClassifier, backend="numpy").fit(X, Y)
     assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=1e-6, atol=1e-9)
+
+
+@QUIET
+def test_dtype_follows_x_unless_given_and_feature_names_are_kept():
+    as32 = small(MLPRegressor, max_iter=2).fit(X.astype(np.float32), Y / 9.0)
+    as64 = small(MLPRegressor, max_iter=2).fit((X * 16).astype(np.int64), Y / 9.0)
+    forced = small(MLPRegressor, max_iter=2, dtype="float32").fit(X, Y / 9.0)
+    assert as32.predict(X).dtype == np.float32 and as64.predict(X).dtype == np.float64
+    assert forced.coefs_[0].dtype == np.float32
+    frame = pandas.DataFrame(X, columns=[f"pixel{i}" for i in range(64)])
+    named = small(MLPClassifier, max_iter=2).fit(frame, Y)
+    assert list(named.feature_names_in_) == list(frame.columns)
+
+
+@QUIET
+def test_verbose_prints_scikit_learns_lines(capsys):
+    small(MLPClassifier, max_iter=2, verbose=True).fit(X, Y)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(",")[0] for line in lines] == ["Iteration 1", "Iteration 2"]

@@ -270,7 +270,8 @@ class BaseMLP(BaseEstimator):
                 verbose=False,
                 sample_weight=None if weights is None else weights[order],
             )
-            self.loss_ = self._loss_scale() * history["loss"][-1] + 0.5 * opt.weight_decay * decay
+            penalty = 0.5 * opt.weight_decay / self._gradient_scale() * decay
+            self.loss_ = self._loss_scale() * history["loss"][-1] + penalty
             self.n_iter_ += 1
             self.t_ += n
             self.loss_curve_.append(self.loss_)
