@@ -16,6 +16,10 @@ EXPECTED_FAILURES = {}
 TWIN_CHECKS = ("train", "sample_weight", "pickle", "idempotent", "invariance", "y_2d", "dtypes")
 
 
+# The checks train small networks for few epochs on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
 def _name(check):
     return getattr(check, "__name__", None) or check.func.__name__
 

@@ -18,7 +18,7 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pycvnn import datasets
+from pycvnn import datasets, schedules
 from pycvnn.sklearn import MLPClassifier, MLPRegressor
 
 X_DIGITS, Y_DIGITS = datasets.digits()
@@ -251,3 +251,16 @@ def test_verbose_prints_scikit_learns_lines(capsys):
     small(MLPClassifier, max_iter=2, verbose=True).fit(X, Y)
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(",")[0] for line in lines] == ["Iteration 1", "Iteration 2"]
+
+
+@QUIET
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_schedule_sets_each_epochs_lr(solver):
+    constant = small(MLPClassifier, solver=solver, schedule=schedules.Constant(0.01)).fit(X, Y)
+    plain = small(MLPClassifier, solver=solver, learning_rate_init=0.01).fit(X, Y)
+    assert_array_equal(constant.coefs_[0], plain.coefs_[0])
+    frozen = small(MLPClassifier, solver=solver, max_iter=3).fit(X, Y)
+    before = frozen.coefs_
+    frozen.set_params(warm_start=True, schedule=lambda epoch: 0.0).fit(X, Y)
+    for a, b in zip(frozen.coefs_, before):
+        assert_array_equal(a, b)

@@ -95,7 +95,8 @@ class BaseMLP(BaseEstimator):
         _check_real(self.epsilon, "epsilon", 0, low_open=True)
         _check_choice(self.loss, "loss", self.LOSSES)
         _check_choice(self.momentum_form, "momentum_form", ("heavy_ball", "ema"))
-        if self.solver == "sgd" and self.momentum_form == "ema" and self.nesterovs_momentum:
+        plain = self.solver in ("sgd", "momentum")
+        if plain and self.momentum_form == "ema" and self.nesterovs_momentum:
             raise ValueError(
                 "nesterovs_momentum: expected False with momentum_form='ema' (Nesterov "
                 "needs the heavy-ball form), got True"
