@@ -17,44 +17,13 @@ from .._backend import using_backend
 from ..activations import REGISTRY as ACTIVATIONS
 from ..layers import Dense
 from ..model import Sequential
+from ._checks import check_choice, check_flag, check_int, check_real
 
 # scikit-learn's activation names and the pycvnn activation each stands for ("identity" is a
 # Dense layer without one).
 SKLEARN_ACTIVATIONS = {"identity": None, "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 HIDDEN_ACTIVATIONS = sorted(set(SKLEARN_ACTIVATIONS) | set(ACTIVATIONS.keys()) - {"softmax"})
 SOLVERS = ("sgd", "adam", "gd", "momentum", "rmsprop", "adamw")
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_real(value, name, low, high=None, low_open=False, high_open=True):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a real number, got {value!r}")
-    too_low = value <= low if low_open else value < low
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high or not np.isfinite(value):
-        span = f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'}"
-        span += ")" if high is None or high_open else "]"
-        raise ValueError(f"{name}: expected a finite number in {span}, got {value!r}")
-    return float(value)
-
-
-def _check_flag(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected True or False, got {value!r}")
-    return bool(value)
-
-
-def _check_choice(value, name, choices, hint=""):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name}: expected one of {sorted(choices)}{hint}, got {value!r}")
-    return value
 
 
 class BaseMLP(BaseEstimator):
@@ -74,27 +43,27 @@ class BaseMLP(BaseEstimator):
                 f"hidden_layer_sizes: expected a tuple of layer sizes, got {self.hidden_layer_sizes!r}"
             )
         hidden = tuple(
-            _check_int(h, f"hidden_layer_sizes[{i}]", 1) for i, h in enumerate(list(hidden))
+            check_int(h, f"hidden_layer_sizes[{i}]", 1) for i, h in enumerate(list(hidden))
         )
-        _check_choice(self.activation, "activation", HIDDEN_ACTIVATIONS)
+        check_choice(self.activation, "activation", HIDDEN_ACTIVATIONS)
         hint = " (lbfgs is not available: pycvnn trains by mini-batch steps)"
-        _check_choice(self.solver, "solver", SOLVERS, hint if self.solver == "lbfgs" else "")
-        _check_real(self.alpha, "alpha", 0)
+        check_choice(self.solver, "solver", SOLVERS, hint if self.solver == "lbfgs" else "")
+        check_real(self.alpha, "alpha", 0)
         if self.batch_size != "auto":
-            _check_int(self.batch_size, "batch_size", 1)
-        _check_real(self.learning_rate_init, "learning_rate_init", 0, low_open=True)
-        _check_int(self.max_iter, "max_iter", 1)
-        _check_real(self.tol, "tol", 0)
-        _check_int(self.n_iter_no_change, "n_iter_no_change", 1)
+            check_int(self.batch_size, "batch_size", 1)
+        check_real(self.learning_rate_init, "learning_rate_init", 0, low_open=True)
+        check_int(self.max_iter, "max_iter", 1)
+        check_real(self.tol, "tol", 0)
+        check_int(self.n_iter_no_change, "n_iter_no_change", 1)
         for name in ("shuffle", "warm_start", "early_stopping", "nesterovs_momentum"):
-            _check_flag(getattr(self, name), name)
-        _check_real(self.validation_fraction, "validation_fraction", 0, 1, low_open=True)
-        _check_real(self.momentum, "momentum", 0, 1)
-        _check_real(self.beta_1, "beta_1", 0, 1)
-        _check_real(self.beta_2, "beta_2", 0, 1)
-        _check_real(self.epsilon, "epsilon", 0, low_open=True)
-        _check_choice(self.loss, "loss", self.LOSSES)
-        _check_choice(self.momentum_form, "momentum_form", ("heavy_ball", "ema"))
+            check_flag(getattr(self, name), name)
+        check_real(self.validation_fraction, "validation_fraction", 0, 1, low_open=True)
+        check_real(self.momentum, "momentum", 0, 1)
+        check_real(self.beta_1, "beta_1", 0, 1)
+        check_real(self.beta_2, "beta_2", 0, 1)
+        check_real(self.epsilon, "epsilon", 0, low_open=True)
+        check_choice(self.loss, "loss", self.LOSSES)
+        check_choice(self.momentum_form, "momentum_form", ("heavy_ball", "ema"))
         plain = self.solver in ("sgd", "momentum")
         if plain and self.momentum_form == "ema" and self.nesterovs_momentum:
             raise ValueError(
@@ -106,9 +75,9 @@ class BaseMLP(BaseEstimator):
                 f"schedule: expected None or a callable schedule(epoch) -> lr, got {self.schedule!r}"
             )
         if self.backend is not None:
-            _check_choice(self.backend, "backend", ("cpp", "numpy"))
+            check_choice(self.backend, "backend", ("cpp", "numpy"))
         if self.dtype is not None:
-            _check_choice(np.dtype(self.dtype).name, "dtype", ("float32", "float64"))
+            check_choice(np.dtype(self.dtype).name, "dtype", ("float32", "float64"))
         return hidden
 
     def _backend(self):

@@ -63,8 +63,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     - warm_start keeps the optimizer's state (scikit-learn restarts it) unless set_params
       changed the solver or its hyperparameters;
     - loss: "cross_entropy" (default: softmax outputs, or for two classes one sigmoid output
-      with binary cross-entropy, as scikit-learn: the same network, coefs_ and
-      probabilities) or "l2" on the softmax / sigmoid output with one-hot targets;
+      with binary cross-entropy, as scikit-learn does: two softmax outputs would only add a
+      redundant column of weights, and one output keeps scikit-learn's coefs_ shapes and
+      n_outputs_) or "l2" on the softmax / sigmoid output with one-hot targets;
     - class_weight: None, "balanced" (n_samples / (n_classes * count) per class) or a dict
       {label: weight}, multiplied into sample_weight;
     - schedule: None or pycvnn.schedules object / callable epoch -> lr (epochs counted over
@@ -74,9 +75,15 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     loss_curve_ holds scikit-learn's loss: the epoch's mean loss plus
     0.5 * alpha * ||W||^2 / batch_size with the weights at the epoch's start (scikit-learn's
-    for a full-batch fit; scikit-learn takes each batch's own). Multilabel targets
-    are refused. warm_start and partial_fit keep the optimizer's state and the shuffling
-    stream, so fit(max_iter=a + b) equals fit(max_iter=a) then a warm fit of b epochs.
+    for a full-batch fit; scikit-learn takes each batch's own). Training stops as
+    scikit-learn's: when the loss (with early_stopping, the accuracy on a stratified
+    validation_fraction, whose best weights are restored) has not improved by tol for more
+    than n_iter_no_change epochs, else with a ConvergenceWarning after max_iter. partial_fit
+    trains one epoch without early stopping. warm_start and partial_fit keep the optimizer's
+    state and the shuffling stream, so fit(max_iter=a + b) equals fit(max_iter=a) then a warm
+    fit of b epochs, and equals a + b partial_fit calls (while no stopping rule ends a fit). Multilabel targets are refused
+    (pycvnn's binary cross-entropy takes a single output). Weights start as pycvnn's MLP
+    does (He for relu, Xavier otherwise), not with scikit-learn's Glorot rule.
     """
 
     __init__ = _estimator_init({"loss": "cross_entropy"}, class_weight=None)
@@ -192,7 +199,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     Parameters as MLPClassifier's (without class_weight); loss is "l2" (default; alias "mse":
     mean squared error, reported in loss_curve_ as half of it, scikit-learn's squared loss),
     "l1" or "huber". The output layer is linear (out_activation_ "identity"); y may be (N,)
-    or (N, n_outputs).
+    or (N, n_outputs). With early_stopping the validation score is R2.
     """
 
     __init__ = _estimator_init({})
