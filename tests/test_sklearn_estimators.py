@@ -105,24 +105,42 @@ def test_warm_start_and_partial_fit_continue_exactly(cls, solver):
         (MLPRegressor, regression_target),
     ],
 )
-def test_sgd_steps_are_scikit_learns(cls, target):
-    """From the same weights, full-batch sgd with momentum, Nesterov and alpha takes
-    scikit-learn's steps (weight decay alpha / n, the l2 gradient's scale taken out), and
-    loss_curve_ is scikit-learn's, penalty included."""
+@pytest.mark.parametrize("learning_rate", ["constant", "invscaling", "adaptive"])
+def test_sgd_steps_are_scikit_learns(cls, target, learning_rate):
+    """From the same weights, full-batch sgd with alpha and each learning_rate rule (and
+    momentum with Nesterov for the constant one) takes scikit-learn's steps (weight decay alpha / n, the l2 gradient's
+    scale taken out), and loss_curve_ is scikit-learn's, penalty included."""
     y = target(Y)
     params = dict(
-        solver="sgd", alpha=0.3, batch_size=len(X), shuffle=False, learning_rate_init=0.05
+        solver="sgd",
+        alpha=0.3,
+        batch_size=len(X),
+        shuffle=False,
+        learning_rate_init=0.05,
+        learning_rate=learning_rate,
+        power_t=0.25,
     )
     ours = small(cls, **params, max_iter=1, momentum=0.0).fit(X, y)
     theirs = getattr(neural_network, cls.__name__)(
         hidden_layer_sizes=(16,), max_iter=1, random_state=0, **params
     ).fit(X, y)
+    # the same start: ours' weights, and t_ = 0 (scikit-learn's warm start restarts its
+    # optimizer at learning_rate_init, ours continues invscaling from t_)
     theirs.coefs_, theirs.intercepts_ = ours.coefs_, ours.intercepts_
+    ours.t_ = theirs.t_ = 0
+    # adaptive: a huge tol makes every epoch count as no improvement, so the lr falls by 5
+    # each second epoch; the others run all epochs
+    adaptive = learning_rate == "adaptive"
+    stop = dict(tol=1e9, n_iter_no_change=1) if adaptive else dict(tol=0.0, n_iter_no_change=99)
+    # With momentum, a changing lr scales pycvnn's (PyTorch's) whole velocity but only
+    # scikit-learn's newest gradient: only a constant lr can match there.
+    momentum = 0.9 if learning_rate == "constant" else 0.0
     for est in (ours, theirs):
-        est.set_params(warm_start=True, max_iter=5, momentum=0.9, tol=0.0).fit(X, y)
+        est.set_params(warm_start=True, max_iter=8, momentum=momentum, **stop).fit(X, y)
     for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
         assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     assert_allclose(ours.loss_curve_[1:], theirs.loss_curve_[1:], rtol=1e-9)
+    assert ours.n_iter_ == theirs.n_iter_ == 8
 
 
 @QUIET

@@ -52,6 +52,8 @@ class BaseMLP(BaseEstimator):
         if self.batch_size != "auto":
             check_int(self.batch_size, "batch_size", 1)
         check_real(self.learning_rate_init, "learning_rate_init", 0, low_open=True)
+        check_choice(self.learning_rate, "learning_rate", ("constant", "invscaling", "adaptive"))
+        check_real(self.power_t, "power_t", 0)
         check_int(self.max_iter, "max_iter", 1)
         check_real(self.tol, "tol", 0)
         check_int(self.n_iter_no_change, "n_iter_no_change", 1)
@@ -175,6 +177,8 @@ class BaseMLP(BaseEstimator):
             self.out_activation_ = "logistic"
         self.loss_curve_, self.t_, self.n_iter_ = [], 0, 0
         self._no_improvement_count, self._best_params = 0, None
+        # learning_rate="adaptive": [the learning_rate_init it started from, the current lr]
+        self._adaptive = [self.learning_rate_init, self.learning_rate_init]
         self.best_loss_ = None if self.early_stopping else np.inf
         self.validation_scores_ = [] if self.early_stopping else None
         self.best_validation_score_ = -np.inf if self.early_stopping else None
@@ -219,13 +223,13 @@ class BaseMLP(BaseEstimator):
                 self._optimizer_config(),
             )
         opt = self._optimizer
-        opt.lr = self._lr(self.learning_rate_init)
+        if self._adaptive[0] != self.learning_rate_init:
+            self._adaptive = [self.learning_rate_init, self.learning_rate_init]
         opt.weight_decay = self._weight_decay(batch, 1.0 if weights is None else weights.mean())
         model, n_decay = self.model_, self.model_.n_decay
         self.n_iter_ = 0
         for _ in range(1 if incremental else self.max_iter):
-            if self.schedule is not None:
-                opt.lr = self._lr(self.schedule(len(self.loss_curve_)))
+            opt.lr = self._lr(self._epoch_lr())
             order = self._rng.permutation(n) if self.shuffle else np.arange(n)
             # scikit-learn's penalty is on the weights before each step: here the epoch's first
             decay = float(np.dot(model.params[:n_decay], model.params[:n_decay]))
@@ -250,7 +254,7 @@ class BaseMLP(BaseEstimator):
             score = None if val is None else self._score_on(*val)
             if hasattr(self.schedule, "step"):
                 self.schedule.step(self.loss_ if score is None else -score)
-            if self._no_improvement(score):
+            if self._no_improvement(score) and not self._lowered_lr():
                 if self.verbose:
                     what = "Validation score" if val is not None else "Training loss"
                     print(
@@ -268,6 +272,29 @@ class BaseMLP(BaseEstimator):
                 )
         if val is not None and self._best_params is not None:
             model._params[...] = self._best_params
+
+    def _epoch_lr(self):
+        """The coming epoch's lr: the schedule's, else scikit-learn's learning_rate rule
+        (for sgd; the other solvers keep learning_rate_init)."""
+        if self.schedule is not None:
+            return self.schedule(len(self.loss_curve_))
+        if self.solver != "sgd" or self.learning_rate == "constant":
+            return self.learning_rate_init
+        if self.learning_rate == "invscaling":
+            return self.learning_rate_init / (self.t_ + 1) ** self.power_t
+        return self._adaptive[1]
+
+    def _lowered_lr(self):
+        """scikit-learn's "adaptive" sgd: instead of stopping, divide the lr by 5 (until it
+        is at most 1e-6) and count afresh. True if it did."""
+        adaptive = self.solver == "sgd" and self.learning_rate == "adaptive"
+        if not adaptive or self.schedule is not None or self._adaptive[1] <= 1e-6:
+            return False
+        self._adaptive[1] /= 5.0
+        self._no_improvement_count = 0
+        if self.verbose:
+            print(f"Setting learning rate to {self._adaptive[1]:f}")
+        return True
 
     def _no_improvement(self, score):
         """scikit-learn's rule: count epochs whose loss fell (or validation score rose) by

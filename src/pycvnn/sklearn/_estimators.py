@@ -12,11 +12,12 @@ from ._base import BaseMLP
 
 
 def _init(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=1e-4,
-          batch_size="auto", learning_rate_init=0.001, max_iter=200, shuffle=True,
-          random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-          nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
-          beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, loss="l2", schedule=None,
-          momentum_form="heavy_ball", backend=None, dtype=None):  # fmt: skip
+          batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+          max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
+          warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+          validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
+          loss="l2", schedule=None, momentum_form="heavy_ball", backend=None,
+          dtype=None):  # fmt: skip
     """The parameters both estimators take: a signature for _estimator_init, never called."""
 
 
@@ -44,12 +45,11 @@ def _estimator_init(defaults, **extra):
 class MLPClassifier(ClassifierMixin, BaseMLP):
     """A multi-layer perceptron classifier with scikit-learn's interface, trained by pycvnn.
 
-    Parameters are scikit-learn's MLPClassifier's (without lbfgs, learning_rate, power_t and
-    max_fun), and:
+    Parameters are scikit-learn's MLPClassifier's (without lbfgs and max_fun), and:
 
     - activation: scikit-learn's identity/logistic/tanh/relu or a pycvnn activation name;
     - solver: "sgd" (pycvnn's heavy-ball Momentum with `momentum` and Nesterov when
-      `nesterovs_momentum`, which is scikit-learn's update; plain GD for momentum=0), "adam",
+      `nesterovs_momentum`, scikit-learn's update at a constant lr; plain GD for momentum=0), "adam",
       or pycvnn's "gd", "momentum", "rmsprop", "adamw";
     - alpha: scikit-learn adds alpha * W / (the batch's sample-weight sum) to each weight
       gradient (biases excluded). Here it becomes pycvnn's coupled weight_decay
@@ -60,6 +60,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
       mean, are decayed as a full, average batch (for adamw the decay is decoupled);
     - learning_rate_init: the sgd/gd/momentum step is divided by that same gradient scale,
       so their updates are scikit-learn's (Adam's do not depend on the scale);
+      learning_rate ("constant", "invscaling" with power_t, "adaptive") as scikit-learn's,
+      for sgd only; the adaptive lr is kept by warm starts while learning_rate_init stays.
+      With momentum and an lr that changes (invscaling, adaptive, a schedule) the steps
+      differ from scikit-learn's: pycvnn's heavy-ball velocity (PyTorch's) is scaled by the
+      current lr as a whole, scikit-learn's velocity keeps each step's own lr;
     - warm_start keeps the optimizer's state (scikit-learn restarts it) unless set_params
       changed the solver or its hyperparameters;
     - loss: "cross_entropy" (default: softmax outputs, or for two classes one sigmoid output
@@ -69,7 +74,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     - class_weight: None, "balanced" (n_samples / (n_classes * count) per class) or a dict
       {label: weight}, multiplied into sample_weight;
     - schedule: None or pycvnn.schedules object / callable epoch -> lr (epochs counted over
-      the estimator's life); momentum_form: "heavy_ball" or "ema" (sgd/momentum);
+      the estimator's life; it takes the place of learning_rate); momentum_form: "heavy_ball" or "ema" (sgd/momentum);
       backend: None (the current one), "cpp" or "numpy"; dtype: None (float32 input trains
       in float32, any other in float64, as scikit-learn) or "float32" / "float64".
 
