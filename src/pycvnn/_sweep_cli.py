@@ -112,7 +112,7 @@ def dask_client(args):
     with contextlib.ExitStack() as stack:
         if args.scheduler is not None:
             try:
-                client = Client(args.scheduler, timeout=args.timeout)
+                client = Client(args.scheduler, timeout=args.timeout, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as err:
                 args.error(
                     f"argument --scheduler: cannot reach {args.scheduler!r} within "

@@ -184,6 +184,9 @@ def check_spec(raw, path="<spec>"):
         fail("grid", "empty (expected at least one parameter to search)")
     cls = estimator_class(kind)
     _check_names(cls, fixed, grid, fail)
+    for name, value in fixed.items():
+        _check_value(cls, {}, name, value, f"fixed.{name}", fail)
+    _check_value(cls, fixed, None, None, "fixed", fail)
     for name, values in grid.items():
         key = f"grid.{name}"
         if isinstance(values, dict):
@@ -194,8 +197,6 @@ def check_spec(raw, path="<spec>"):
             fail(key, f"expected a non-empty list of values, got {values!r}")
         for value in values:
             _check_value(cls, fixed, name, value, key, fail)
-    for name, value in fixed.items():
-        _check_value(cls, fixed, name, value, f"fixed.{name}", fail)
     spec = Spec(path, kind, data, search, cv, seed, fixed, grid, n_trials, scoring, max_rows)
     count = n_trials if search == "random" else math.prod(len(v) for v in grid.values())
     if count > MAX_TRIALS:
@@ -251,11 +252,13 @@ def _check_distribution(dist, key, fail):
 
 
 def _check_value(cls, fixed, name, value, key, fail):
-    """The estimator's own parameter checks, run on `value` before anything starts."""
+    """The estimator's own parameter checks, run on `value` (on `fixed` alone for name None)
+    before anything starts."""
+    params = fixed if name is None else {**fixed, name: value}
     try:
-        cls(**{**fixed, name: value})._checked_params()
+        cls(**params)._checked_params()
     except (TypeError, ValueError) as err:
-        fail(key, f"bad value {value!r}: {err}")
+        fail(key, str(err) if name is None else f"bad value {value!r}: {err}")
 
 
 # ---- planning ---------------------------------------------------------------------------------
