@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -125,6 +126,7 @@ def dask_client(args):
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                silence_logs=logging.ERROR,
             )
             stack.enter_context(cluster)
             client = stack.enter_context(Client(cluster))
