@@ -308,7 +308,9 @@ def estimator(kind, fixed, trial):
 def load_dataset(spec):
     """The spec's rows (a fixed subset of max_rows of them if set) and the shared folds:
     StratifiedKFold for a classifier, KFold for a regressor, shuffled with the spec's seed.
-    A regressor learns the one-hot class targets."""
+    A regressor learns the one-hot class targets. Loading is `pycvnn train`'s with its
+    defaults (folder:DIR images as 28x28 grayscale); the folds are cut from the training
+    rows, so idx t10k files, when present, are not used."""
     from types import SimpleNamespace
 
     from sklearn.model_selection import KFold, StratifiedKFold
