@@ -46,7 +46,8 @@ def add_parser(sub):
         "sweep",
         help="grid or random search over an estimator's parameters, on Dask",
         description="Cross-validate every trial of a hyper-parameter search described by "
-        "SPEC.toml (estimator, data, search, cv, seed, scoring, [fixed], [grid]) on Dask: a "
+        "SPEC.toml (estimator, data, search, n_trials, cv, seed, scoring, max_rows, [fixed], "
+        "[grid]) on Dask: a "
         "local cluster of --workers processes, or the cluster at --scheduler. Each trial is "
         "seeded from (seed, trial index), so the results do not depend on the workers. "
         "Needs pycvnn[distributed] unless --serial.",
