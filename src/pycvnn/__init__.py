@@ -1,5 +1,7 @@
 """pycvnn: feed-forward neural networks with a C++ core and a NumPy twin."""
 
+from __future__ import annotations
+
 __version__ = "0.1.0"
 
 from . import (
@@ -47,7 +49,7 @@ __all__ = [
 __all__ += [name for name in layers.__all__ if name != "Layer"]
 
 
-def __getattr__(name):
+def __getattr__(name: str):
     # pycvnn.export needs onnx, an optional extra: it is imported on first use, not with pycvnn.
     if name == "export":
         import importlib

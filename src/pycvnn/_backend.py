@@ -1,5 +1,7 @@
 """Backend choice: "cpp" (pycvnn._core) or "numpy" (pycvnn.reference), process-wide."""
 
+from __future__ import annotations
+
 import contextlib
 import numbers
 
@@ -15,7 +17,7 @@ _BACKENDS = {"cpp": _core, "numpy": reference}
 _current = "cpp"
 
 
-def set_backend(name):
+def set_backend(name: str):
     """Select the backend every public function and fit use: "cpp" or "numpy"."""
     global _current
     if not isinstance(name, str) or name not in _BACKENDS:
@@ -29,7 +31,7 @@ def get_backend():
 
 
 @contextlib.contextmanager
-def using_backend(name):
+def using_backend(name: str):
     """`with using_backend("numpy"):` runs the block on that backend, then restores the previous."""
     previous = _current
     set_backend(name)

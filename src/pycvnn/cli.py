@@ -1,11 +1,13 @@
 """The `pycvnn` command line: `pycvnn train`, `pycvnn walkthrough`, `pycvnn figures`,
 `pycvnn export`, `pycvnn info`, `pycvnn playground`."""
 
+from __future__ import annotations
+
 import argparse
 import math
 import os
 import sys
-from typing import NamedTuple, Optional
+from typing import Sequence, NamedTuple, Optional
 
 import numpy as np
 
@@ -32,7 +34,7 @@ MAX_ITERATIONS = 10_000
 # ---- argument types: each returns the parsed value or raises ArgumentTypeError ------------------
 
 
-def _int_in(text, lo, hi, what):
+def _int_in(text: str, lo, hi, what: str):
     try:
         value = int(text)
     except ValueError:
@@ -42,7 +44,7 @@ def _int_in(text, lo, hi, what):
     return value
 
 
-def _float(text, what, minimum=None):
+def _float(text: str, what: str, minimum=None):
     try:
         value = float(text)
     except ValueError:
@@ -52,37 +54,37 @@ def _float(text, what, minimum=None):
     return value + 0.0  # -0.0 -> 0.0
 
 
-def learning_rate(text):
+def learning_rate(text: str):
     return _float(text, "a finite number >= 0", minimum=0)
 
 
-def finite_float(text):
+def finite_float(text: str):
     return _float(text, "a finite number")
 
 
-def epochs_arg(text):
+def epochs_arg(text: str):
     return _int_in(text, 1, MAX_EPOCHS, f"an int from 1 to {MAX_EPOCHS:,}")
 
 
-def seed_arg(text):
+def seed_arg(text: str):
     return _int_in(text, 0, math.inf, "a non-negative int")
 
 
-def iterations_arg(text):
+def iterations_arg(text: str):
     return _int_in(text, 0, MAX_ITERATIONS, f"an int from 0 to {MAX_ITERATIONS:,}")
 
 
-def batch_size_arg(text):
+def batch_size_arg(text: str):
     if text == "full":
         return text
     return _int_in(text, 1, MAX_BATCH, f"an int from 1 to {MAX_BATCH:,} or 'full'")
 
 
-def port_arg(text):
+def port_arg(text: str):
     return _int_in(text, 1, 65535, "a port from 1 to 65535")
 
 
-def hidden_arg(text):
+def hidden_arg(text: str):
     """'64,32' -> [64, 32]; '' -> [] (no hidden layer)."""
     if not text.strip():
         return []
@@ -104,11 +106,11 @@ class DataSpec(NamedTuple):
     scheme: str
     folder: Optional[str] = None
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.scheme if self.folder is None else f"{self.scheme}:{self.folder}"
 
 
-def data_arg(text):
+def data_arg(text: str):
     """'digits', 'idx:DIR' (MNIST-format files) or 'folder:DIR' (one folder of images per class)."""
     what = "digits, idx:DIR or folder:DIR"
     if text in DATASETS:
@@ -124,7 +126,7 @@ def data_arg(text):
     return DataSpec(scheme, folder)
 
 
-def fraction_arg(text):
+def fraction_arg(text: str):
     value = _float(text, "a fraction between 0 and 1 (both excluded)")
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(
@@ -133,7 +135,7 @@ def fraction_arg(text):
     return value
 
 
-def image_size_arg(text):
+def image_size_arg(text: str):
     """'28' -> (28, 28); '32x24' -> (32, 24) as (width, height)."""
     what = f"N or WIDTHxHEIGHT, each an int from 1 to {MAX_IMAGE_SIDE}"
     parts = text.lower().split("x")
@@ -146,7 +148,7 @@ def image_size_arg(text):
     return (sizes[0], sizes[-1])
 
 
-def _folder_for(text, what):
+def _folder_for(text: str, what: str):
     """The checks a path to be written needs before training: a name, an existing, writable folder."""
     if not text:
         raise argparse.ArgumentTypeError(f"expected a file path for the {what}, got ''")
@@ -165,12 +167,12 @@ def _folder_for(text, what):
         )
 
 
-def save_path(text):
+def save_path(text: str):
     _folder_for(text, "model")
     return text
 
 
-def plot_path(text):
+def plot_path(text: str):
     _folder_for(text, "curves")
     try:
         from matplotlib.backend_bases import FigureCanvasBase
@@ -186,11 +188,11 @@ def plot_path(text):
     return text
 
 
-def parameter_count(sizes):
+def parameter_count(sizes: Sequence[int]):
     return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
 
 
-def check_model_size(error, hidden, features, classes, data):
+def check_model_size(error, hidden, features, classes, data) -> None:
     count = parameter_count([features, *hidden, classes])
     if count > MAX_PARAMETERS:
         error(
@@ -199,14 +201,14 @@ def check_model_size(error, hidden, features, classes, data):
         )
 
 
-def check_train(parser, args):
+def check_train(parser, args) -> None:
     """The checks that need more than one argument, before any data is loaded (the sizes of
     data read from a folder are checked once it is loaded)."""
     if args.data.scheme in DATASETS:
         check_model_size(parser.error, args.hidden, *DATASETS[args.data.scheme], args.data)
 
 
-def make_schedule(name, lr, epochs):
+def make_schedule(name: str, lr: float, epochs: int):
     if name == "constant" or lr == 0:  # every schedule of a zero lr is zero throughout
         return None
     return schedules.REGISTRY.lookup(name).for_run(lr, epochs)
@@ -215,15 +217,15 @@ def make_schedule(name, lr, epochs):
 class _EpochCounter:
     """Counts finished epochs, so that a divergence can be reported by its epoch."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.done = 0
 
-    def on_epoch_end(self, epoch, logs):
+    def on_epoch_end(self, epoch: int, logs) -> bool:
         self.done = epoch + 1
         return False
 
 
-def _fail(message, command="train"):
+def _fail(message: str, command: str="train") -> None:
     print(f"pycvnn {command}: {message}", file=sys.stderr)
 
 
@@ -393,7 +395,7 @@ def cmd_train(args):
     return status
 
 
-def cmd_walkthrough(args):
+def cmd_walkthrough(args) -> None:
     rows = walkthrough.linear_regression(
         [1.0, 2.0, 3.0], [2.0, 4.0, 6.0], args.lr, args.w0, args.b0, args.iterations
     )
@@ -424,11 +426,11 @@ FIGURE_NAMES = (
 )
 
 
-def dpi_arg(text):
+def dpi_arg(text: str):
     return _int_in(text, 20, 600, "a resolution from 20 to 600 dots per inch")
 
 
-def out_folder(text):
+def out_folder(text: str):
     """A folder to write into: it may not exist yet, but it may not be a file."""
     if not text:
         raise argparse.ArgumentTypeError("expected a folder, got ''")
@@ -437,7 +439,7 @@ def out_folder(text):
     return text
 
 
-def cmd_figures(args):
+def cmd_figures(args) -> int:
     import time
 
     try:
@@ -459,16 +461,16 @@ def cmd_figures(args):
     return 0
 
 
-def onnx_path(text):
+def onnx_path(text: str):
     _folder_for(text, "ONNX model")
     return text
 
 
-def opset_arg(text):
+def opset_arg(text: str):
     return _int_in(text, 1, math.inf, "an ONNX opset number (an int >= 1)")
 
 
-def check_export(parser, args):
+def check_export(parser, args) -> None:
     """The opset's range is the installed onnx package's, so it is checked once onnx is known
     to be there (cmd_export says how to install it otherwise)."""
     try:
@@ -481,7 +483,7 @@ def check_export(parser, args):
         )
 
 
-def cmd_export(args):
+def cmd_export(args) -> int:
     try:
         from . import export
     except ImportError as err:
@@ -506,7 +508,7 @@ def cmd_export(args):
     return 0
 
 
-def cmd_info(args):
+def cmd_info(args) -> None:
     from . import _core, get_backend, get_num_threads
 
     print(f"pycvnn {__version__}")
@@ -515,7 +517,7 @@ def cmd_info(args):
     )
 
 
-def listen(host, port):
+def listen(host: str, port: int):
     """A TCP socket listening on host:port. Its proto is IPPROTO_TCP, as getaddrinfo gives it:
     asyncio sets TCP_NODELAY only on such sockets, and without it a small response waits
     40 ms on each keep-alive request (Nagle's algorithm against the client's delayed ACK)."""
@@ -573,7 +575,7 @@ def cmd_playground(args):
         )
     )
 
-    def open_when_up():
+    def open_when_up() -> None:
         while not (server.started or server.should_exit):
             time.sleep(0.05)
         if server.started:
@@ -592,7 +594,7 @@ def cmd_playground(args):
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad value is one line on stderr (the usage is a --help away)."""
 
-    def error(self, message):
+    def error(self, message: str) -> None:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

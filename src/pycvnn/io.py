@@ -15,6 +15,8 @@ damaged or hostile file as a ValueError naming it. `save` writes atomically with
 permissions a plain file would get.
 """
 
+from __future__ import annotations
+
 import errno
 import hashlib
 import inspect
@@ -36,6 +38,8 @@ from ._atomic import write_atomically
 from ._net import arena_zeros
 from .layers import ACTIVATION_LAYERS, ACTIVATIONS, INITS, Dense, LeakyReLU
 from .optim import OPTIMIZERS, Optimizer
+from ._types import PathLike
+from typing import Sequence
 
 FORMAT = "pycvnn-model"
 VERSION = 3  # the newest this reader knows; a file without an optimizer is written as 2
@@ -106,14 +110,14 @@ def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _keys(config, expected, what):
+def _keys(config, expected: str, what: str):
     if sorted(config) != sorted(expected):
         raise _Invalid(
             f"has an invalid {what}: expected the keys {sorted(expected)}, got {sorted(config)}"
         )
 
 
-def _check_layer(i, config, width):
+def _check_layer(i, config, width: int):
     """Validate one layer entry; returns the width after it and its parameter count."""
     where = f"layer list: layers[{i}]"
     if not isinstance(config, dict) or not isinstance(config.get("type"), str):
@@ -271,7 +275,7 @@ def _build_optimizer(entry):
     return optimizer, t
 
 
-def _nesting(text):
+def _nesting(text: str):
     """How deep [ and { nest in JSON text, strings ignored (an upper bound if it is not JSON)."""
     brackets = _NOT_BRACKET.sub("", _STRING.sub('""', text)).encode("ascii")
     if not brackets:
@@ -280,7 +284,7 @@ def _nesting(text):
     return int(np.cumsum(np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)).max())
 
 
-def _reject_constant(name):
+def _reject_constant(name: str):
     raise _Invalid(f"has an invalid header: {name} is not allowed in it")
 
 
@@ -291,7 +295,7 @@ def _unique_keys(pairs):
     return dict(pairs)
 
 
-def _parse_header(text):
+def _parse_header(text: str):
     if len(text) > MAX_HEADER_CHARS:
         raise _Invalid(f"has a header of {len(text)} characters (at most {MAX_HEADER_CHARS})")
     depth = _nesting(text)
@@ -308,14 +312,14 @@ def _parse_header(text):
 # ---- archive ------------------------------------------------------------------------------------
 
 
-def _foreign(names):
+def _foreign(names: Sequence[str]):
     raise _Invalid(
         f"is an .npz archive but not a pycvnn model (it holds "
         f"{[n.removesuffix('.npy') for n in names][:20]})"
     )
 
 
-def _members(archive, file_size):
+def _members(archive, file_size: int):
     """The zip's {name: ZipInfo}, after checking names, flags and declared sizes."""
     infos = archive.infolist()
     names = [info.filename for info in infos]
@@ -345,7 +349,7 @@ def _members(archive, file_size):
     return dict(zip(names, infos))
 
 
-def _npy_header(member, name):
+def _npy_header(member: str, name: str):
     """(shape, fortran_order, dtype) of an .npy member, its data not read."""
     version = npy.read_magic(member)
     readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
@@ -365,7 +369,7 @@ def _npy_header(member, name):
     return shape, fortran, dtype
 
 
-def _expect_size(info, data_start, data_bytes, what):
+def _expect_size(info, data_start, data_bytes, what: str):
     if info.file_size != data_start + data_bytes:
         raise _Invalid(
             f"is damaged: its {what} member declares {info.file_size} bytes, its "
@@ -373,14 +377,14 @@ def _expect_size(info, data_start, data_bytes, what):
         )
 
 
-def _read_exactly(member, n):
+def _read_exactly(member: str, n):
     data = member.read(n)
     if len(data) != n:
         raise EOFError(f"expected {n} bytes, got {len(data)}")
     return data
 
 
-def _end_of(member):
+def _end_of(member: str):
     """Reading past the end makes zipfile check the member's CRC-32."""
     if member.read(1):
         raise _Invalid("is damaged: a member holds more data than it declares")
@@ -407,7 +411,7 @@ def _read_header(archive, info):
     return raw.decode("utf-32-le" if little else "utf-32-be").rstrip("\0")
 
 
-def _arena_header(member, name, what, dtype_name):
+def _arena_header(member: str, name: str, what: str, dtype_name: str):
     """(shape, fortran_order) of an arena member, after checking its dtype against the header's."""
     shape, fortran, dtype = _npy_header(member, name)
     expected = np.dtype(dtype_name).newbyteorder("<")
@@ -419,7 +423,7 @@ def _arena_header(member, name, what, dtype_name):
     return shape, fortran
 
 
-def _stored(member, info, name, what, n_values, dtype_name):
+def _stored(member: str, info, name: str, what: str, n_values: int, dtype_name: str):
     """Check an arena member's declared size and that it is stored uncompressed."""
     _expect_size(info, member.tell(), n_values * np.dtype(dtype_name).itemsize, name)
     if info.compress_type != zipfile.ZIP_STORED:
@@ -429,7 +433,7 @@ def _stored(member, info, name, what, n_values, dtype_name):
         )
 
 
-def _params_layout(member, info, dtype_name, n_params):
+def _params_layout(member: str, info, dtype_name: str, n_params: int):
     """Check the params member's .npy header against the header's dtype and layers."""
     shape, fortran = _arena_header(member, "params", "parameters", dtype_name)
     if fortran or len(shape) != 1:
@@ -439,7 +443,7 @@ def _params_layout(member, info, dtype_name, n_params):
     _stored(member, info, "params", "parameters", n_params, dtype_name)
 
 
-def _state_layout(member, info, dtype_name, n_state, n_params, name):
+def _state_layout(member: str, info, dtype_name: str, n_state, n_params: int, name: str):
     """Check the state member's .npy header against the optimizer's buffers and the layers."""
     shape, fortran = _arena_header(member, "state", "optimizer state", dtype_name)
     if fortran or shape != (n_state, n_params):
@@ -471,7 +475,7 @@ def _layers(header):
     return layers
 
 
-def _fill(member, arena, hasher):
+def _fill(member: str, arena, hasher) -> None:
     """Read the parameter bytes into the arena, feeding the hasher, a chunk at a time."""
     raw = arena.view(np.uint8)
     for start in range(0, raw.size, _CHUNK):
@@ -489,7 +493,7 @@ def _first_non_finite(arena):
     return None
 
 
-def _load(f, file_size):
+def _load(f, file_size: int):
     """(layers, dtype name, params, saved optimizer or None) of an open model file, where a
     saved optimizer is (optimizer, t, state of shape (n_state, n_params))."""
     with zipfile.ZipFile(f) as archive:
@@ -549,7 +553,7 @@ def _load(f, file_size):
 # ---- public -------------------------------------------------------------------------------------
 
 
-def save(model, path, optimizer=None):
+def save(model, path: PathLike, optimizer=None):
     """Write model to path (.npz format, whatever the name) atomically, with the permissions
     a new file gets (0o666 & ~umask). Nothing is left behind if it fails. With an optimizer
     (one used on this model, or not used yet: then it is stored with t = 0 and zero state, as
@@ -627,7 +631,7 @@ def _optimizer_entry(model, optimizer):
     return entry, state
 
 
-def read(path, with_optimizer=False):
+def read(path: PathLike, with_optimizer: bool=False):
     """(layers, dtype name, flat parameters) of the model file at path, and with_optimizer
     a fourth item: None or (optimizer, t, state of shape (n_state, n_params)) of the
     optimizer saved with it. FileNotFoundError if missing; ValueError naming the file for a
@@ -637,7 +641,7 @@ def read(path, with_optimizer=False):
     return contents if with_optimizer else contents[:3]
 
 
-def _read(path):
+def _read(path: PathLike):
     path = os.fspath(path)
     # O_NONBLOCK so that a FIFO without a writer is refused below instead of hanging here.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)

@@ -4,17 +4,20 @@ A layer holds no arrays of its own until a model places it: the model owns one f
 parameter arena, and Dense.W / Dense.b are views into it (see pycvnn.model).
 """
 
+from __future__ import annotations
+
 import numpy as np
 
 from . import _validate as v
 from ._registry import subclass
 from .activations import REGISTRY, names
+from numpy.random import Generator
 
 ACTIVATIONS = names()
 INITS = ("he", "xavier", "normal", "zeros")
 
 
-def initial_weights(init, fan_in, fan_out, rng):
+def initial_weights(init, fan_in, fan_out, rng: Generator):
     """W (fan_out, fan_in) in float64, drawn from rng. he: N(0, 2/fan_in);
     xavier: U(±sqrt(6/(fan_in + fan_out))); normal: N(0, 0.01^2); zeros."""
     shape = (fan_out, fan_in)
@@ -34,14 +37,14 @@ class Layer:
     activation = None
     alpha = 0.01
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
 class Dense(Layer):
     """Fully connected: z = a W^T + b for a batch of rows a (N, in); W (out, in), b (out,)."""
 
-    def __init__(self, in_features, out_features, activation=None, init="he"):
+    def __init__(self, in_features, out_features, activation=None, init: str="he") -> None:
         self.in_features = v.integer(in_features, "in_features", minimum=1, exc=ValueError)
         self.out_features = v.integer(out_features, "out_features", minimum=1, exc=ValueError)
         if activation is not None:
@@ -50,7 +53,7 @@ class Dense(Layer):
         self.dense_activation, self.init = activation, init
         self.W = self.b = self.dW = self.db = None  # views, set by the model
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         act = f", activation={self.dense_activation!r}" if self.dense_activation else ""
         return f"Dense({self.in_features}, {self.out_features}{act})"
 
@@ -60,14 +63,14 @@ class LeakyReLU(Layer):
 
     activation = "leaky_relu"
 
-    def __init__(self, alpha=0.01):
+    def __init__(self, alpha: float=0.01) -> None:
         self.alpha = v.number(alpha, "alpha", minimum=0)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"LeakyReLU({self.alpha})"
 
 
-def _activation_layer(class_name, activation):
+def _activation_layer(class_name: str, activation):
     """A layer class for a registered activation without options."""
     return subclass(
         Layer, class_name, __name__, REGISTRY[activation].forward.__doc__, activation=activation

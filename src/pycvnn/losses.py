@@ -6,6 +6,8 @@ REGISTRY lists them; each needs <name>_forward / <name>_backward in pycvnn._core
 pycvnn.reference.
 """
 
+from __future__ import annotations
+
 import inspect
 from typing import Callable, NamedTuple, Optional
 
@@ -14,9 +16,10 @@ import numpy as np
 from . import _validate as v
 from ._backend import backend
 from ._registry import Registry, subclass
+from numpy.typing import ArrayLike
 
 
-def _value(out, reduction):
+def _value(out, reduction: str):
     """A float for "mean"/"sum", the unreduced array for "none"."""
     return np.asarray(out) if reduction == "none" else float(out)
 
@@ -35,13 +38,13 @@ def _trains_on(targets):
 
 
 @_trains_on("values")
-def _elementwise(pred, target, option=None):
+def _elementwise(pred: ArrayLike, target: ArrayLike, option=None):
     pred = v.floating(pred, "pred")
     return pred, v.like(target, pred, "target", "pred")
 
 
 @_trains_on("classes")
-def _cross_entropy_args(pred, target, from_logits):
+def _cross_entropy_args(pred: ArrayLike, target: ArrayLike, from_logits: bool):
     pred = v.floating(pred, "pred")
     v.ndim(pred, "pred", (2,), "scores of shape (N, C)")
     if not from_logits:
@@ -59,7 +62,7 @@ def _cross_entropy_args(pred, target, from_logits):
 
 
 @_trains_on("binary")
-def _binary_cross_entropy_args(pred, target, from_logits):
+def _binary_cross_entropy_args(pred: ArrayLike, target: ArrayLike, from_logits: bool):
     pred = v.floating(pred, "pred")
     v.binary_shape(pred, "pred")
     if not from_logits:
@@ -70,7 +73,7 @@ def _binary_cross_entropy_args(pred, target, from_logits):
 
 
 @_trains_on("classes")
-def _hinge_args(pred, target, option=None):
+def _hinge_args(pred: ArrayLike, target: ArrayLike, option=None):
     pred = v.floating(pred, "pred")
     v.ndim(pred, "pred", (1, 2), "scores of shape (N,), (N, 1) or (N, C)")
     if pred.ndim == 2 and pred.shape[1] > 1:
@@ -88,7 +91,7 @@ def _hinge_args(pred, target, option=None):
 
 
 @_trains_on("masks")
-def _dice_args(pred, target, smooth=None):
+def _dice_args(pred: ArrayLike, target: ArrayLike, smooth=None):
     pred = v.floating(pred, "pred")
     if pred.ndim < 1:
         raise ValueError(f"pred: expected shape (N, ...), got {pred.shape}")
@@ -134,7 +137,7 @@ def _checked_options(option, arguments):
     return options, v.reduction(arguments["reduction"])
 
 
-def _register(name, check, option=None):
+def _register(name: str, check, option=None):
     """Registers a loss; returns its value and gradient functions, with their own signature
     (pred, target[, option], reduction="mean")."""
     REGISTRY[name] = info = LossInfo(name, check, option, check.targets)
@@ -162,11 +165,11 @@ def _register(name, check, option=None):
     return value, grad
 
 
-def _positive(value, name):
+def _positive(value, name: str):
     return v.number(value, name, 0.0, strict=True)
 
 
-def _non_negative(value, name):
+def _non_negative(value, name: str):
     return v.number(value, name, 0.0)
 
 
@@ -237,23 +240,23 @@ class Loss:
 
     name = None
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, **kwargs) -> None:
         option = REGISTRY[self.name].option
         arguments = _bind(type(self).__signature__, args, kwargs)
         self.options, self.reduction = _checked_options(option, arguments)
 
-    def __call__(self, pred, target):
+    def __call__(self, pred: ArrayLike, target: ArrayLike):
         return _FUNCTIONS[self.name][0](pred, target, **self.options, reduction=self.reduction)
 
-    def grad(self, pred, target):
+    def grad(self, pred: ArrayLike, target: ArrayLike):
         return _FUNCTIONS[self.name][1](pred, target, **self.options, reduction=self.reduction)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         opts = "".join(f"{k}={val!r}, " for k, val in self.options.items())
         return f"{type(self).__name__}({opts}reduction={self.reduction!r})"
 
 
-def _loss_class(class_name, name):
+def _loss_class(class_name: str, name: str):
     cls = subclass(
         Loss, class_name, __name__, f"The {name} loss: {_FUNCTIONS[name][0].__doc__}", name=name
     )
@@ -278,7 +281,7 @@ for _name in REGISTRY:
 _CLASSES["mse"] = MSE = _CLASSES["l2"]
 
 
-def get(name, **options):
+def get(name: str, **options):
     """A loss object by name, built with `options` (e.g. get("huber", delta=2.0)); a Loss passes through."""
     return _CLASSES.build(name, options, Loss)
 

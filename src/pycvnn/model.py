@@ -5,6 +5,8 @@ each Dense's W and b are views into it, and its dW, db views into the gradient a
 backend's Network runs forward and backward over these buffers; fit hands it whole epochs.
 """
 
+from __future__ import annotations
+
 import secrets
 import threading
 
@@ -24,15 +26,19 @@ from ._net import (
 )
 from .activations import REGISTRY
 from .layers import ACTIVATION_LAYERS, Dense, Layer, initial_weights
+from numpy.random import Generator
+from numpy.typing import ArrayLike
+from ._types import PathLike
+from typing import Optional, Sequence
 
 
 class Sequential:
     """Layers applied in order. Sequential([Dense(64, 32, "relu"), Dense(32, 10), Softmax()])."""
 
-    def __init__(self, layers, seed=None, dtype="float32"):
+    def __init__(self, layers, seed: Optional[int]=None, dtype: str="float32") -> None:
         self._setup(layers, dtype, rng_for(seed), params=None)
 
-    def _setup(self, layers, dtype, rng, params):
+    def _setup(self, layers, dtype, rng: Generator, params):
         """Places the layers on a new arena: their initial weights drawn from rng, or params
         (a flat arena of the right size) copied in."""
         layers = list(layers) if isinstance(layers, (list, tuple)) else None
@@ -102,7 +108,7 @@ class Sequential:
         """The gradients of the last backward, laid out as params, read only."""
         return read_only(self._grads)
 
-    def network(self, ops=None, role="run"):
+    def network(self, ops=None, role: str="run"):
         """The current backend's Network for these ops (the model's own by default), cached.
         forward/backward use their own ("forward" role), so a predict, evaluate or fit in
         between does not replace the pass that backward differentiates."""
@@ -125,23 +131,23 @@ class Sequential:
             "uid": self._uid,
         }
 
-    def __setstate__(self, state):
+    def __setstate__(self, state) -> None:
         self._setup(state["layers"], state["dtype"], state["rng"], state["params"])
         self.last_loss = state["last_loss"]
         self._uid = state.get("uid") or self._uid
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         inner = ", ".join(repr(layer) for layer in self.layers)
         return f"Sequential([{inner}], dtype={np.dtype(self.dtype).name})"
 
     # ---- forward / backward ---------------------------------------------------------------
-    def _input(self, X):
+    def _input(self, X: ArrayLike):
         X = v.floating(X, "X")
         if X.ndim != 2 or X.shape[1] != self.in_features:
             raise ValueError(f"X: expected shape (N, {self.in_features}), got {X.shape}")
         return np.ascontiguousarray(X, dtype=self.dtype)
 
-    def forward(self, X):
+    def forward(self, X: ArrayLike):
         """X (N, in) -> the last layer's output (N, out); keeps what backward needs (per
         thread: a backward differentiates the forward made on its own thread)."""
         local = self._local
@@ -150,7 +156,7 @@ class Sequential:
         local.out_shape = out.shape
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: ArrayLike):
         """dout = d loss / d output (N, out) -> dX; overwrites every layer's gradients."""
         local = self._local
         if getattr(local, "out_shape", None) is None:
@@ -164,12 +170,12 @@ class Sequential:
         with self._train_lock:  # the gradient arena holds one backward's gradients, whole
             return local.net.backward(self._params, self._grads, dout)
 
-    def predict(self, X, rows=1024):
+    def predict(self, X: ArrayLike, rows: int=1024):
         """The last layer's output for X (N, in), computed `rows` at a time."""
         rows = v.integer(rows, "rows", minimum=1)
         return forward_in_chunks(self.network(), self._params, self._input(X), rows)
 
-    def predict_classes(self, X):
+    def predict_classes(self, X: ArrayLike):
         """argmax per row, or for one output the 0/1 decision (0.5 after a sigmoid, else 0)."""
         return decisions(self.predict(X), self.ops[-1].activation)
 
@@ -208,19 +214,19 @@ class Sequential:
     # Train; returns a History (see training.fit for the arguments).
     fit = training.fit
 
-    def evaluate(self, X, y, loss=None, sample_weight=None):
+    def evaluate(self, X: ArrayLike, y: ArrayLike, loss=None, sample_weight: Optional[ArrayLike]=None):
         """{"loss": ..., and "accuracy" for class targets}, weighted means with sample_weight;
         loss defaults to the last fit's."""
         loss = loss if loss is not None else (self.last_loss or "cross_entropy")
         return training.evaluate(self, X, y, loss, sample_weight=sample_weight)
 
-    def save(self, path, optimizer=None):
+    def save(self, path: PathLike, optimizer=None) -> None:
         """Write the model to path atomically (see pycvnn.io); with the optimizer that trains
         it, its hyperparameters, step count and state too, so a loaded pair resumes exactly."""
         io.save(self, path, optimizer=optimizer)
 
 
-def MLP(sizes, activation="relu", output=None, seed=None, dtype="float32"):
+def MLP(sizes: Sequence[int], activation: str="relu", output=None, seed: Optional[int]=None, dtype: str="float32"):
     """Dense layers of the given sizes, [in, h1, ..., out], with `activation` between them and
     `output` (None, "softmax", "sigmoid", ...) after the last, initialised as the activation's
     registry entry says (He for relu/leaky_relu, Xavier otherwise)."""
@@ -240,7 +246,7 @@ def MLP(sizes, activation="relu", output=None, seed=None, dtype="float32"):
     return Sequential(layers, seed=seed, dtype=dtype)
 
 
-def load(path, with_optimizer=False):
+def load(path: PathLike, with_optimizer: bool=False):
     """The model saved at path; with_optimizer=True gives (model, optimizer), the optimizer
     saved with it (None if there is none) bound to the new model, so that
     model.fit(..., optimizer=optimizer) continues as the saved pair would have.

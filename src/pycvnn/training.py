@@ -5,6 +5,8 @@ which shuffles nothing itself: the order comes from np.random.default_rng(seed),
 permutation per epoch, so both backends visit the samples in the same order.
 """
 
+from __future__ import annotations
+
 import functools
 import math
 import sys
@@ -17,6 +19,8 @@ from . import losses as L
 from . import optim
 from ._backend import backend
 from ._net import TrainingDiverged, decisions, rng_for, strip_output
+from numpy.typing import ArrayLike
+from typing import Optional, Sequence
 
 # ---- losses and targets -------------------------------------------------------------------
 
@@ -32,7 +36,7 @@ def loss_spec(loss):
     return ("l2" if obj.name == "mse" else obj.name), dict(obj.options)
 
 
-def prepare_targets(y, name, n, out, dtype):
+def prepare_targets(y: ArrayLike, name: str, n, out, dtype):
     """y checked and shaped for the loss kernels on an output of (n, out).
     Returns (targets, labels) where labels are class ids for accuracy, or None."""
     y = v.numeric(y, "y")
@@ -105,7 +109,7 @@ def _plan(model, loss):
     return model.network(ops), spec, name, fused, L.get(name, **opts, reduction="none")
 
 
-def sample_weights(sample_weight, n, name="sample_weight"):
+def sample_weights(sample_weight, n, name: str="sample_weight"):
     """One weight per row as float64, finite, >= 0 and not all zero; None stays None."""
     if sample_weight is None:
         return None
@@ -131,7 +135,7 @@ def _eval_rows(model, batch):
     return max(batch, EVAL_FLOATS // sum(op.fout for op in model.ops))
 
 
-def _loss_and_accuracy(model, plan, X, targets, labels, rows, with_loss=True, weights=None):
+def _loss_and_accuracy(model, plan, X: ArrayLike, targets, labels: Sequence[str], rows, with_loss: bool=True, weights=None):
     """Mean loss and accuracy over X (weighted by `weights`, if given), `rows` at a time:
     neither the network's workspace nor any temporary grows with len(X). Every loss's "mean"
     weighs rows equally, so the chunk means combine by their row counts. One thread count for
@@ -155,7 +159,7 @@ def _loss_and_accuracy(model, plan, X, targets, labels, rows, with_loss=True, we
     return total / norm, (correct / norm if labels is not None else None)
 
 
-def evaluate(model, X, y, loss="cross_entropy", rows=1024, sample_weight=None):
+def evaluate(model, X: ArrayLike, y: ArrayLike, loss: str="cross_entropy", rows: int=1024, sample_weight: Optional[ArrayLike]=None):
     """{"loss": mean loss over X, "accuracy": fraction correct (class targets only)}; with
     sample_weight, both are weighted means."""
     X = model._input(X)
@@ -176,13 +180,13 @@ class Log:
     """A table of records (dicts with the same keys): log["loss"] is a column, log.table()
     a printable table."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.records = []
 
-    def append(self, record):
+    def append(self, record) -> None:
         self.records.append(dict(record))
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, key):
@@ -209,11 +213,11 @@ class History(Log):
     where they apply. With fit(..., log_every="batch"), history.batches holds one record per
     batch: step (the optimizer's step count after it), epoch, batch, loss, lr; else it is empty."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.batches = Log()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"History({len(self)} epochs)"
 
 
@@ -221,7 +225,7 @@ class EarlyStopping:
     """Stop when `monitor` has not improved for `patience` epochs; with restore_best, put back
     the weights of the best epoch at the end. Losses improve downwards, accuracies upwards."""
 
-    def __init__(self, monitor="val_loss", patience=5, restore_best=True, min_delta=0.0):
+    def __init__(self, monitor: str="val_loss", patience: int=5, restore_best: bool=True, min_delta: float=0.0) -> None:
         if not isinstance(monitor, str) or not monitor:
             raise (ValueError if isinstance(monitor, str) else TypeError)(
                 f"monitor: expected the name of a logged column such as 'val_loss', got {monitor!r}"
@@ -232,7 +236,7 @@ class EarlyStopping:
         self.min_delta = v.number(min_delta, "min_delta", minimum=0)
         self.sign = -1.0 if "acc" in monitor else 1.0
 
-    def on_train_begin(self, model):
+    def on_train_begin(self, model) -> None:
         self.model, self.best, self.wait, self.best_weights, self.best_epoch = (
             model,
             math.inf,
@@ -241,7 +245,7 @@ class EarlyStopping:
             None,
         )
 
-    def on_epoch_end(self, epoch, logs):
+    def on_epoch_end(self, epoch: int, logs):
         if self.monitor not in logs:
             raise ValueError(f"monitor: {self.monitor!r} is not logged; logged are {sorted(logs)}")
         value = self.sign * logs[self.monitor]
@@ -253,7 +257,7 @@ class EarlyStopping:
         self.wait += 1
         return self.wait >= self.patience
 
-    def on_train_end(self, model):
+    def on_train_end(self, model) -> None:
         if self.restore_best and self.best_weights is not None:
             model._params[...] = self.best_weights
 
@@ -261,12 +265,12 @@ class EarlyStopping:
 class ProgressBar:
     """A one-line bar on stderr: epoch 1/10, batches done, running loss."""
 
-    def __init__(self, epochs, n_batches, stream=None):
+    def __init__(self, epochs: int, n_batches: int, stream=None) -> None:
         self.epochs, self.n_batches = epochs, n_batches
         self.stream = stream or sys.stderr
         self.live = getattr(self.stream, "isatty", lambda: False)()
 
-    def update(self, epoch, done, running_loss):
+    def update(self, epoch: int, done, running_loss) -> None:
         if self.live:
             filled = int(20 * done / self.n_batches)
             self.stream.write(
@@ -275,7 +279,7 @@ class ProgressBar:
             )
             self.stream.flush()
 
-    def end_epoch(self, epoch, logs):
+    def end_epoch(self, epoch: int, logs) -> None:
         figures = "  ".join(f"{k} {logs[k]:.4g}" for k in logs if k not in ("epoch",))
         self.stream.write(
             f"\repoch {epoch + 1}/{self.epochs} {figures}\x1b[K\n"
@@ -322,20 +326,20 @@ def _one_fit_at_a_time(fn):
 @_one_fit_at_a_time
 def fit(
     model,
-    X,
-    y,
-    loss="cross_entropy",
-    optimizer="adam",
-    epochs=10,
-    batch_size=32,
-    shuffle=True,
-    seed=None,
+    X: ArrayLike,
+    y: ArrayLike,
+    loss: str="cross_entropy",
+    optimizer: str="adam",
+    epochs: int=10,
+    batch_size: int=32,
+    shuffle: bool=True,
+    seed: Optional[int]=None,
     validation_data=None,
     schedule=None,
     callbacks=(),
-    verbose=True,
-    log_every="epoch",
-    sample_weight=None,
+    verbose: bool=True,
+    log_every: str="epoch",
+    sample_weight: Optional[ArrayLike]=None,
 ):
     """Train model; returns a History. batch_size=None is batch GD, 1 stochastic, m mini-batch.
     The loss and the optimizer are names or objects (pycvnn.losses, pycvnn.optim); schedule

@@ -1,6 +1,8 @@
 """Data sets: the bundled digits, MNIST-format IDX files, class-per-folder images and 2-D toy
 generators."""
 
+from __future__ import annotations
+
 import importlib.resources
 
 import numpy as np
@@ -34,7 +36,7 @@ def digits():
     return X, y
 
 
-def split(n, test_fraction=0.2, seed=20240101):
+def split(n, test_fraction: float=0.2, seed: int=20240101):
     """(train rows, test rows) of a fixed split of n samples: the same permutation every run
     (what `pycvnn train` and the digits figures hold out)."""
     order = np.random.default_rng(seed).permutation(n)

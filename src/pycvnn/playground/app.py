@@ -4,6 +4,8 @@ Training, boundaries and session set-up run in worker threads, never on the even
 a health check answers while sessions train. Every error is JSON {"error": "<field>: ..."}.
 """
 
+from __future__ import annotations
+
 import json
 import math
 import os
@@ -21,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 from .. import __version__
 from . import config as cfg
 from .session import Session, SessionError, Store
+from starlette.requests import Request
 
 STATIC = Path(__file__).parent / "static"
 BODY_LIMIT = 64 * 1024
@@ -28,12 +31,12 @@ MESSAGE_LIMIT = 300  # characters of an error message; a client's long value is 
 
 
 class ApiError(Exception):
-    def __init__(self, status, message):
+    def __init__(self, status, message: str) -> None:
         super().__init__(message)
         self.status = status
 
 
-def _significant(a, digits=4):
+def _significant(a, digits: int=4):
     """a rounded to `digits` significant digits of its largest magnitude: short JSON."""
     finite = np.abs(a[np.isfinite(a)])
     top = float(finite.max()) if finite.size else 0.0
@@ -41,18 +44,18 @@ def _significant(a, digits=4):
     return np.round(a, min(max(decimals, 0), 12))
 
 
-def json_response(content, status=200):
+def json_response(content, status: int=200):
     body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
     return Response(body, status_code=status, media_type="application/json")
 
 
-def error_response(status, message):
+def error_response(status, message: str):
     if len(message) > MESSAGE_LIMIT:
         message = message[: MESSAGE_LIMIT - 3] + "..."
     return json_response({"error": message}, status)
 
 
-async def read_json(request):
+async def read_json(request: Request):
     """The request's JSON body ({} when empty), refused past BODY_LIMIT bytes."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > BODY_LIMIT:
@@ -81,7 +84,7 @@ async def off_loop(limiter, fn, *args):
         raise ApiError(400, str(err)) from None
 
 
-def _size(request):
+def _size(request: Request):
     text = request.query_params.get("size", "64")
     lo, hi = cfg.LIMITS["size"]
     size = int(text) if text.isascii() and text.isdigit() else None
@@ -103,14 +106,14 @@ def _epochs(body):
     return value
 
 
-def create_app(capacity=32):
+def create_app(capacity: int=32):
     """The app, with its own store of at most `capacity` sessions."""
     store = Store(capacity)
     # Computations run on all cores but one, which stays free for the event loop: more
     # threads would only queue for the GIL between epochs, and the loop's answers with them.
     limiter = anyio.CapacityLimiter(max(1, (os.cpu_count() or 1) - 1))
 
-    def session_of(request):
+    def session_of(request: Request):
         session_id = request.path_params["id"]
         try:
             return store.get(session_id)
@@ -119,13 +122,13 @@ def create_app(capacity=32):
                 404, f"session: no session {session_id!r} (it may have expired)"
             ) from None
 
-    async def index(request):
+    async def index(request: Request):
         return FileResponse(STATIC / "index.html")
 
-    async def health(request):
+    async def health(request: Request):
         return json_response({"ok": True, "version": __version__})
 
-    async def options(request):
+    async def options(request: Request):
         return json_response(cfg.options())
 
     def create(body):
@@ -133,21 +136,21 @@ def create_app(capacity=32):
         store.add(session)
         return session.id
 
-    async def new_session(request):
+    async def new_session(request: Request):
         session_id = await off_loop(limiter, create, await read_json(request))
         return json_response({"id": session_id}, 201)
 
-    async def show(request):
+    async def show(request: Request):
         return json_response(await off_loop(limiter, session_of(request).describe))
 
-    async def delete(request):
+    async def delete(request: Request):
         try:
             store.delete(request.path_params["id"])
         except KeyError:
             session_of(request)  # raises the 404
         return Response(status_code=204)
 
-    async def patch(request):
+    async def patch(request: Request):
         session = session_of(request)
         body = await read_json(request)
         await off_loop(limiter, session.update, body)
@@ -155,29 +158,29 @@ def create_app(capacity=32):
             {"id": session.id, "config": session.config, "max_epochs": session.max_epochs()}
         )
 
-    async def train(request):
+    async def train(request: Request):
         session = session_of(request)
         epochs = _epochs(await read_json(request))
         return json_response(await off_loop(limiter, session.train, epochs))
 
-    def frame(session, size):
+    def frame(session, size: int):
         result = session.boundary(size)
         result["output"] = _significant(result["output"])
         result["neurons"] = _significant(result["neurons"])
         return orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY)
 
-    async def boundary(request):
+    async def boundary(request: Request):
         session, size = session_of(request), _size(request)
         body = await off_loop(limiter, frame, session, size)
         return Response(body, media_type="application/json")
 
-    async def api_error(request, exc):
+    async def api_error(request: Request, exc):
         return error_response(exc.status, str(exc))
 
-    async def http_error(request, exc):
+    async def http_error(request: Request, exc):
         return error_response(exc.status_code, f"path: {request.url.path}: {exc.detail}")
 
-    async def server_error(request, exc):
+    async def server_error(request: Request, exc):
         return error_response(500, f"server: {type(exc).__name__}: {exc}")
 
     routes = [

@@ -1,6 +1,8 @@
 """Curves of the losses, the activations and the learning-rate schedules, every value computed
 by pycvnn's own kernels on the current backend."""
 
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -10,9 +12,11 @@ from .. import activations as A
 from .. import losses as L
 from .. import schedules as S
 from ._mpl import panels, tidy
+from matplotlib.axes import Axes
+from numpy.typing import ArrayLike
 
 
-def _interval(value, name):
+def _interval(value, name: str):
     """(low, high) as two finite floats with low < high."""
     try:
         lo, hi = value
@@ -24,7 +28,7 @@ def _interval(value, name):
     return lo, hi
 
 
-def _grid(value, name, points):
+def _grid(value, name: str, points):
     return np.linspace(*_interval(value, name), v.integer(points, "points", minimum=2))
 
 
@@ -37,7 +41,7 @@ def _deltas(deltas):
     return deltas
 
 
-def _regression(ax, r, deltas):
+def _regression(ax: Axes, r, deltas) -> None:
     zero = np.zeros_like(r)
     ax.plot(r, L.l1(r, zero, reduction="none"), label="L1  |r|")
     ax.plot(r, L.l2(r, zero, reduction="none"), label="L2  r²")
@@ -46,7 +50,7 @@ def _regression(ax, r, deltas):
     tidy(ax, "residual r = pred − target", "loss", "Regression losses")
 
 
-def _classification(ax, m):
+def _classification(ax: Axes, m) -> None:
     one = np.ones_like(m)
     hinge = L.hinge(m, one, reduction="none")
     ax.plot(m, hinge, label="hinge  max(0, 1 − m)")
@@ -60,7 +64,7 @@ def _classification(ax, m):
     tidy(ax, "margin m = y·s  (y = ±1, s the score)", "loss", "Classification losses")
 
 
-def _dice(ax, pixels, p):
+def _dice(ax: Axes, pixels, p) -> None:
     """Two masks of `pixels` pixels overlapping in k = 0..pixels of them; a soft prediction p
     on every pixel of the ground truth."""
     k = np.arange(pixels + 1)[:, None]
@@ -84,7 +88,7 @@ def _dice(ax, pixels, p):
     tidy(ax, "overlap |A∩B| / |A|   or   soft prediction p", "Dice loss", "Dice loss")
 
 
-def losses(residual=(-3.0, 3.0), deltas=(0.5, 1.0, 2.0), margin=(-2.0, 3.0), pixels=16, points=401):
+def losses(residual=(-3.0, 3.0), deltas=(0.5, 1.0, 2.0), margin=(-2.0, 3.0), pixels: int=16, points: int=401):
     """Three panels: L1, L2 and Huber (one curve per delta) against the residual; hinge,
     squared hinge and binary cross-entropy from logits against the margin (with the 0-1 loss);
     the Dice loss against the overlap of two equal masks and against a soft prediction."""
@@ -99,7 +103,7 @@ def losses(residual=(-3.0, 3.0), deltas=(0.5, 1.0, 2.0), margin=(-2.0, 3.0), pix
     return fig
 
 
-def _activation_curves(act, z, alpha):
+def _activation_curves(act, z: ArrayLike, alpha: float):
     """(f(z), f'(z)); a per-row activation (softmax) is shown as component 0 of f([z, 0])."""
     opts = {"alpha": alpha} if "alpha" in act.options else {}
     if not act.per_row:
@@ -110,7 +114,7 @@ def _activation_curves(act, z, alpha):
     return act(zz, **opts)[:, 0], act.backward(zz, e0, **opts)[:, 0]
 
 
-def activations(z=(-5.0, 5.0), alpha=0.1, points=401, columns=4):
+def activations(z=(-5.0, 5.0), alpha: float=0.1, points: int=401, columns: int=4):
     """One panel per registered activation with f(z) and f'(z) (from its backward kernel);
     softmax as component 0 of softmax([z, 0]); leaky ReLU with slope `alpha` below 0."""
     grid = _grid(z, "z", points)
@@ -132,13 +136,13 @@ def activations(z=(-5.0, 5.0), alpha=0.1, points=401, columns=4):
     return fig
 
 
-def plateau_loss(epoch, epochs):
+def plateau_loss(epoch: int, epochs: int):
     """The loss fed to ReduceOnPlateau in `schedules`: falls linearly, then flat at 0.3 from a
     quarter of the run on."""
     return max(0.3, 1.0 - epoch / (0.35 * epochs))
 
 
-def _lrs(schedule, epochs):
+def _lrs(schedule, epochs: int):
     """The lr a schedule gives at each epoch, as fit uses it: schedule(e) at an epoch's start,
     step(plateau_loss(e, epochs)) at its end when the schedule has a step."""
     lrs = []
@@ -149,7 +153,7 @@ def _lrs(schedule, epochs):
     return lrs
 
 
-def schedules(lr=0.1, epochs=100, ax=None):
+def schedules(lr: float=0.1, epochs: int=100, ax=None):
     """The lr against the epoch for every schedule in pycvnn.schedules.REGISTRY, each built by
     its class's for_run(lr, epochs); ReduceOnPlateau is fed plateau_loss."""
     lr = v.number(lr, "lr", 0)

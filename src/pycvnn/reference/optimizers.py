@@ -4,6 +4,8 @@ Like the compiled core, they take C-contiguous float32 or float64 arrays of one 
 update them in place and return None; state buffers start at zeros.
 """
 
+from __future__ import annotations
+
 import numpy as np
 
 from ._common import as_flag, as_float, check_name, check_scalar
@@ -37,15 +39,15 @@ def _check_buffers(**buffers):
         seen.append((name, a))
 
 
-def _lr(lr):
+def _lr(lr: float):
     return check_scalar(lr, "lr", lambda x: x >= 0, "a number >= 0")
 
 
-def _decay_rate(value, name):
+def _decay_rate(value, name: str):
     return check_scalar(value, name, lambda x: 0 <= x < 1, "a number in [0, 1)")
 
 
-def _eps(eps):
+def _eps(eps: float):
     return check_scalar(eps, "eps", lambda x: x > 0, "a number > 0")
 
 
@@ -65,13 +67,13 @@ def _check_step(t):
     return int(t)
 
 
-def gd_update(param, grad, lr):
+def gd_update(param, grad, lr: float) -> None:
     """param -= lr grad."""
     _check_buffers(param=param, grad=grad)
     param -= _lr(lr) * grad.reshape(param.shape)
 
 
-def momentum_update(param, grad, velocity, lr, beta=0.9, form="ema", nesterov=False):
+def momentum_update(param, grad, velocity, lr: float, beta: float=0.9, form: str="ema", nesterov: bool=False):
     """ema: v = beta v + (1 - beta) g; heavy_ball: v = beta v + g; param -= lr v (nesterov: lr (g + beta v))."""
     nesterov = as_flag(nesterov, "nesterov")  # converted before any check, as the core's
     _check_buffers(param=param, grad=grad, velocity=velocity)
@@ -87,7 +89,7 @@ def momentum_update(param, grad, velocity, lr, beta=0.9, form="ema", nesterov=Fa
     param -= lr * (g + beta * v) if nesterov else lr * v
 
 
-def rmsprop_update(param, grad, sq, lr, rho=0.9, eps=1e-8):
+def rmsprop_update(param, grad, sq, lr: float, rho: float=0.9, eps: float=1e-8) -> None:
     """s = rho s + (1 - rho) g^2; param -= lr g / (sqrt(s) + eps)."""
     _check_buffers(param=param, grad=grad, sq=sq)
     lr, rho, eps = _lr(lr), _decay_rate(rho, "rho"), _eps(eps)
@@ -97,7 +99,7 @@ def rmsprop_update(param, grad, sq, lr, rho=0.9, eps=1e-8):
     param -= lr * g / (np.sqrt(s) + eps)
 
 
-def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
+def adam_update(param, grad, m, v, lr: float, beta1: float, beta2: float, eps: float, t) -> None:
     """m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; param -= lr m^ / (sqrt(v^) + eps), m^ = m/(1-b1^t), v^ = v/(1-b2^t)."""
     _check_buffers(param=param, grad=grad, m=m, v=v)
     t = _check_step(t)
@@ -113,7 +115,7 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
     param -= lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
-def adamw_update(param, grad, m, v, lr, beta1, beta2, eps, t, weight_decay):
+def adamw_update(param, grad, m, v, lr: float, beta1: float, beta2: float, eps: float, t, weight_decay: float) -> None:
     """param *= 1 - lr weight_decay (decoupled decay), then the Adam step."""
     _check_buffers(param=param, grad=grad, m=m, v=v)
     t = _check_step(t)  # check everything before the decay, so a bad call changes nothing
@@ -124,7 +126,7 @@ def adamw_update(param, grad, m, v, lr, beta1, beta2, eps, t, weight_decay):
     adam_update(param, grad, m, v, lr, beta1, beta2, eps, t)
 
 
-def add_weight_decay(grad, param, weight_decay):
+def add_weight_decay(grad, param, weight_decay: float) -> None:
     """Coupled L2, in place: grad += weight_decay param."""
     _check_buffers(grad=grad, param=param)
     grad += _weight_decay(weight_decay) * param.reshape(grad.shape)
