@@ -1,7 +1,5 @@
 """pycvnn: feed-forward neural networks with a C++ core and a NumPy twin."""
 
-from __future__ import annotations
-
 __version__ = "0.1.0"
 
 from . import (
@@ -49,7 +47,7 @@ __all__ = [
 __all__ += [name for name in layers.__all__ if name != "Layer"]
 
 
-def __getattr__(name: str):
+def __getattr__(name):
     # pycvnn.export needs onnx, an optional extra: it is imported on first use, not with pycvnn.
     if name == "export":
         import importlib

@@ -8,19 +8,15 @@ Elsewhere (or where the file system cannot link such a file) a named temporary i
 directory is used and removed on every exception.
 """
 
-from __future__ import annotations
-
 import ctypes
 import errno
 import os
 import secrets
-from numpy.typing import ArrayLike
-from ._types import PathLike
 
 _AT_FDCWD = -100
 _AT_EMPTY_PATH = 0x1000
 # Devices where an O_TMPFILE could not be given a name: go straight to a named temporary.
-_unlinkable_devices = set()
+_unlinkable_devices: set[int] = set()
 
 
 def _libc_linkat():
@@ -36,12 +32,12 @@ def _libc_linkat():
 _linkat = _libc_linkat() if hasattr(os, "O_TMPFILE") else None
 
 
-def _temporary_name(path: PathLike):
+def _temporary_name(path):
     directory, name = os.path.split(path)
     return os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
 
 
-def _give_name(fd, name: str) -> bool:
+def _give_name(fd, name):
     """Link the unnamed file open at fd to `name`; False if this system cannot."""
     if _linkat is not None and _linkat(fd, b"", _AT_FDCWD, os.fsencode(name), _AT_EMPTY_PATH) == 0:
         return True
@@ -54,14 +50,14 @@ def _give_name(fd, name: str) -> bool:
         return False
 
 
-def _write_fd(fd, write) -> None:
+def _write_fd(fd, write):
     with os.fdopen(fd, "wb", closefd=False) as f:
         write(f)
         f.flush()
         os.fsync(fd)
 
 
-def _publish(temporary, path: PathLike):
+def _publish(temporary, path):
     try:
         os.replace(temporary, path)
     except BaseException:
@@ -69,7 +65,7 @@ def _publish(temporary, path: PathLike):
         raise
 
 
-def _sync_directory(directory: PathLike) -> None:
+def _sync_directory(directory):
     try:
         fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
@@ -82,7 +78,7 @@ def _sync_directory(directory: PathLike) -> None:
         os.close(fd)
 
 
-def _via_named_temporary(path: PathLike, write, source_fd=None):
+def _via_named_temporary(path, write, source_fd=None):
     temporary = _temporary_name(path)
     flags = (
         os.O_WRONLY
@@ -92,6 +88,7 @@ def _via_named_temporary(path: PathLike, write, source_fd=None):
         | getattr(os, "O_BINARY", 0)
     )
     fd = os.open(temporary, flags, 0o666)
+    is_open = True
     try:
         if source_fd is None:
             _write_fd(fd, write)
@@ -99,16 +96,16 @@ def _via_named_temporary(path: PathLike, write, source_fd=None):
             _copy_fd(source_fd, fd)
             os.fsync(fd)
         os.close(fd)
-        fd = None
+        is_open = False
         _publish(temporary, path)
     except BaseException:
-        if fd is not None:
+        if is_open:
             os.close(fd)
             os.unlink(temporary)
         raise
 
 
-def _copy_fd(source, target: ArrayLike) -> None:
+def _copy_fd(source, target):
     os.lseek(source, 0, os.SEEK_SET)
     while chunk := os.read(source, 1 << 20):
         view = memoryview(chunk)
@@ -116,7 +113,7 @@ def _copy_fd(source, target: ArrayLike) -> None:
             view = view[os.write(target, view) :]
 
 
-def _via_unnamed_temporary(path: PathLike, directory: PathLike, write) -> bool:
+def _via_unnamed_temporary(path, directory, write):
     """False when the directory's file system has no O_TMPFILE (nothing was written)."""
     try:
         fd = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o666)
@@ -137,7 +134,7 @@ def _via_unnamed_temporary(path: PathLike, directory: PathLike, write) -> bool:
     return True
 
 
-def write_atomically(path: PathLike, write):
+def write_atomically(path, write):
     """Call write(binary file object) to produce the new contents of `path`, then put them in
     place atomically. An OSError names `path` (not a temporary or its directory)."""
     path = os.fspath(path)
@@ -163,7 +160,7 @@ def write_atomically(path: PathLike, write):
     _sync_directory(directory)
 
 
-def unnamed_temporaries_work(directory: PathLike) -> bool:
+def unnamed_temporaries_work(directory):
     """Whether a write into `directory` goes through an unnamed temporary (so a killed writer
     leaves nothing behind); tests use it to know what to expect."""
     try:

@@ -5,15 +5,12 @@ A leaf module (it imports no model, training, optimizer or file code), so that t
 use it without importing each other.
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import numpy as np
 
 from ._backend import backend
 from .layers import Dense
-from numpy.typing import ArrayLike
 
 
 class TrainingDiverged(RuntimeError):
@@ -63,7 +60,7 @@ def read_only(a):
     return view
 
 
-def rng_for(seed: int):
+def rng_for(seed):
     """np.random.default_rng(seed), with the error naming `seed`."""
     if seed is not None and (
         isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
@@ -103,7 +100,7 @@ def ops_of(layers):
     return ops
 
 
-def strip_output(ops, loss_name: str):
+def strip_output(ops, loss_name):
     """The training ops for this loss: a final softmax (cross-entropy) or sigmoid (binary
     cross-entropy) is dropped so the loss takes logits with the fused gradient.
     Returns (ops, fused)."""
@@ -118,7 +115,7 @@ def strip_output(ops, loss_name: str):
     return ops, True
 
 
-def forward_in_chunks(net, params, X: ArrayLike, rows):
+def forward_in_chunks(net, params, X, rows):
     """net.forward over X, `rows` at a time, so the network's workspace never grows past
     that many rows (fit passes its batch size)."""
     if X.shape[0] <= rows:
@@ -129,7 +126,7 @@ def forward_in_chunks(net, params, X: ArrayLike, rows):
         )
 
 
-def decisions(out, last_activation, fused: bool=False):
+def decisions(out, last_activation, fused=False):
     """Class decisions from a model's output: argmax per row, or for one output the 0/1
     decision at 0.5 after a sigmoid applied (not fused into the loss), else at 0."""
     if out.shape[1] > 1:

@@ -3,8 +3,6 @@
 (A private module name so that `pycvnn.neuron` stays the function, not a module.)
 """
 
-from __future__ import annotations
-
 import numpy as np
 
 from . import _validate as v
@@ -14,7 +12,7 @@ from .activations import names
 NEURON_ACTIVATIONS = (*names(per_row=False), "none")
 
 
-def neuron(x, w, b, activation: str="sigmoid"):
+def neuron(x, w, b, activation="sigmoid"):
     """f(w·x + b): x (F,) -> float, x (N, F) -> (N,); w (F,), b a number."""
     activation = v.name_in(activation, "activation", NEURON_ACTIVATIONS)
     x = v.floating(x, "x")

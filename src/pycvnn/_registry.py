@@ -1,8 +1,6 @@
 """The registry behind each concept (activations, losses, optimizers, schedules): names to
 entries, from which the layers, the CLI's choices, the checks and the error messages derive."""
 
-from __future__ import annotations
-
 import inspect
 
 from . import _validate as v
@@ -11,18 +9,18 @@ from . import _validate as v
 class Registry(dict):
     """name -> entry for one concept; `concept` names the argument in error messages."""
 
-    def __init__(self, concept) -> None:
+    def __init__(self, concept):
         super().__init__()
         self.concept = concept
 
     def names(self):
         return tuple(self)
 
-    def lookup(self, name: str, arg=None):
+    def lookup(self, name, arg=None):
         """The entry called `name`, else a ValueError naming `arg` and listing the names."""
         return self[v.name_in(name, arg or self.concept, self)]
 
-    def build(self, name: str, options, base=None):
+    def build(self, name, options, base=None):
         """An object by name built with `options`; an instance of `base`, if given, passes
         through as it is (it carries its own options, so giving more is an error)."""
         if base is not None and isinstance(name, base):
@@ -40,7 +38,7 @@ class Registry(dict):
         return cls(**options)
 
 
-def subclass(base, class_name: str, module, doc, **attributes):
+def subclass(base, class_name, module, doc, **attributes):
     """A subclass of `base` as if written in `module` under `class_name` (so pickle finds it)."""
     namespace = {**attributes, "__doc__": doc, "__module__": module, "__qualname__": class_name}
     return type(class_name, (base,), namespace)

@@ -3,25 +3,22 @@
 z may have any shape; softmax works over the last axis. `get(name)` looks one up.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Callable
 
 from . import _validate as v
 from ._backend import backend
-from numpy.typing import ArrayLike
 
 
-def _z(z: ArrayLike):
+def _z(z):
     return v.floating(z, "z")
 
 
-def _kernels(name: str, forward_doc: str, backward_doc: str, option=None, per_row: bool=False):
+def _kernels(name, forward_doc, backward_doc, option=None, per_row=False):
     """The public f(z[, option]) and f_backward(z, dout[, option]) over the backend's
     <name>_forward / <name>_backward: arguments checked here, the math in the kernels."""
 
-    def check(z: ArrayLike, dout=None, opt=None):
+    def check(z, dout=None, opt=None):
         z = _z(z)
         if per_row and z.ndim < 1:
             raise ValueError(
@@ -33,17 +30,17 @@ def _kernels(name: str, forward_doc: str, backward_doc: str, option=None, per_ro
 
     if option is None:
 
-        def forward(z: ArrayLike):
+        def forward(z):
             return getattr(backend(), f"{name}_forward")(*check(z))
 
-        def backward(z: ArrayLike, dout: ArrayLike):
+        def backward(z, dout):
             return getattr(backend(), f"{name}_backward")(*check(z, dout))
     else:
 
-        def forward(z: ArrayLike, alpha: float=0.01):
+        def forward(z, alpha=0.01):  # type: ignore[misc]
             return getattr(backend(), f"{name}_forward")(*check(z, opt=alpha))
 
-        def backward(z: ArrayLike, dout: ArrayLike, alpha: float=0.01):
+        def backward(z, dout, alpha=0.01):  # type: ignore[misc]
             return getattr(backend(), f"{name}_backward")(*check(z, dout, alpha))
 
     for fn, fname, doc in (
@@ -69,11 +66,11 @@ class Activation:
     init: str = "xavier"
     per_row: bool = False
 
-    def __call__(self, z: ArrayLike, *args, **kwargs):
+    def __call__(self, z, *args, **kwargs):
         return self.forward(z, *args, **kwargs)
 
 
-def _register(name: str, forward_doc: str, backward_doc: str, option=None, init: str="xavier", per_row: bool=False):
+def _register(name, forward_doc, backward_doc, option=None, init="xavier", per_row=False):
     forward, backward = _kernels(name, forward_doc, backward_doc, option, per_row)
     REGISTRY[name] = Activation(name, forward, backward, (option,) if option else (), init, per_row)
     return forward, backward
@@ -81,7 +78,7 @@ def _register(name: str, forward_doc: str, backward_doc: str, option=None, init:
 
 # The one list of activations: layers, the CLI's choices, model files and the checks derive
 # from it. Each needs <name>_forward / <name>_backward in pycvnn._core and pycvnn.reference.
-REGISTRY = {}
+REGISTRY: dict[str, Activation] = {}
 sigmoid, sigmoid_backward = _register(
     "sigmoid", "1 / (1 + exp(-z)), elementwise.", "dout * sigmoid(z) (1 - sigmoid(z))."
 )
@@ -119,7 +116,7 @@ def names(per_row=None):
     return tuple(n for n, a in REGISTRY.items() if per_row is None or a.per_row == per_row)
 
 
-def get(name: str):
+def get(name):
     """The Activation called `name` (one of names())."""
     return REGISTRY[v.name_in(name, "name", REGISTRY)]
 

@@ -1,13 +1,11 @@
 """The `pycvnn` command line: `pycvnn train`, `pycvnn walkthrough`, `pycvnn figures`,
 `pycvnn export`, `pycvnn info`, `pycvnn playground`."""
 
-from __future__ import annotations
-
 import argparse
 import math
 import os
 import sys
-from typing import Sequence, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -34,7 +32,7 @@ MAX_ITERATIONS = 10_000
 # ---- argument types: each returns the parsed value or raises ArgumentTypeError ------------------
 
 
-def _int_in(text: str, lo, hi, what: str):
+def _int_in(text, lo, hi, what):
     try:
         value = int(text)
     except ValueError:
@@ -44,7 +42,7 @@ def _int_in(text: str, lo, hi, what: str):
     return value
 
 
-def _float(text: str, what: str, minimum=None):
+def _float(text, what, minimum=None):
     try:
         value = float(text)
     except ValueError:
@@ -54,37 +52,37 @@ def _float(text: str, what: str, minimum=None):
     return value + 0.0  # -0.0 -> 0.0
 
 
-def learning_rate(text: str):
+def learning_rate(text):
     return _float(text, "a finite number >= 0", minimum=0)
 
 
-def finite_float(text: str):
+def finite_float(text):
     return _float(text, "a finite number")
 
 
-def epochs_arg(text: str):
+def epochs_arg(text):
     return _int_in(text, 1, MAX_EPOCHS, f"an int from 1 to {MAX_EPOCHS:,}")
 
 
-def seed_arg(text: str):
+def seed_arg(text):
     return _int_in(text, 0, math.inf, "a non-negative int")
 
 
-def iterations_arg(text: str):
+def iterations_arg(text):
     return _int_in(text, 0, MAX_ITERATIONS, f"an int from 0 to {MAX_ITERATIONS:,}")
 
 
-def batch_size_arg(text: str):
+def batch_size_arg(text):
     if text == "full":
         return text
     return _int_in(text, 1, MAX_BATCH, f"an int from 1 to {MAX_BATCH:,} or 'full'")
 
 
-def port_arg(text: str):
+def port_arg(text):
     return _int_in(text, 1, 65535, "a port from 1 to 65535")
 
 
-def hidden_arg(text: str):
+def hidden_arg(text):
     """'64,32' -> [64, 32]; '' -> [] (no hidden layer)."""
     if not text.strip():
         return []
@@ -106,11 +104,11 @@ class DataSpec(NamedTuple):
     scheme: str
     folder: Optional[str] = None
 
-    def __str__(self) -> str:
+    def __str__(self):
         return self.scheme if self.folder is None else f"{self.scheme}:{self.folder}"
 
 
-def data_arg(text: str):
+def data_arg(text):
     """'digits', 'idx:DIR' (MNIST-format files) or 'folder:DIR' (one folder of images per class)."""
     what = "digits, idx:DIR or folder:DIR"
     if text in DATASETS:
@@ -126,7 +124,7 @@ def data_arg(text: str):
     return DataSpec(scheme, folder)
 
 
-def fraction_arg(text: str):
+def fraction_arg(text):
     value = _float(text, "a fraction between 0 and 1 (both excluded)")
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(
@@ -135,7 +133,7 @@ def fraction_arg(text: str):
     return value
 
 
-def image_size_arg(text: str):
+def image_size_arg(text):
     """'28' -> (28, 28); '32x24' -> (32, 24) as (width, height)."""
     what = f"N or WIDTHxHEIGHT, each an int from 1 to {MAX_IMAGE_SIDE}"
     parts = text.lower().split("x")
@@ -148,7 +146,7 @@ def image_size_arg(text: str):
     return (sizes[0], sizes[-1])
 
 
-def _folder_for(text: str, what: str):
+def _folder_for(text, what):
     """The checks a path to be written needs before training: a name, an existing, writable folder."""
     if not text:
         raise argparse.ArgumentTypeError(f"expected a file path for the {what}, got ''")
@@ -167,12 +165,12 @@ def _folder_for(text: str, what: str):
         )
 
 
-def save_path(text: str):
+def save_path(text):
     _folder_for(text, "model")
     return text
 
 
-def plot_path(text: str):
+def plot_path(text):
     _folder_for(text, "curves")
     try:
         from matplotlib.backend_bases import FigureCanvasBase
@@ -188,11 +186,11 @@ def plot_path(text: str):
     return text
 
 
-def parameter_count(sizes: Sequence[int]):
+def parameter_count(sizes):
     return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
 
 
-def check_model_size(error, hidden, features, classes, data) -> None:
+def check_model_size(error, hidden, features, classes, data):
     count = parameter_count([features, *hidden, classes])
     if count > MAX_PARAMETERS:
         error(
@@ -201,14 +199,14 @@ def check_model_size(error, hidden, features, classes, data) -> None:
         )
 
 
-def check_train(parser, args) -> None:
+def check_train(parser, args):
     """The checks that need more than one argument, before any data is loaded (the sizes of
     data read from a folder are checked once it is loaded)."""
     if args.data.scheme in DATASETS:
         check_model_size(parser.error, args.hidden, *DATASETS[args.data.scheme], args.data)
 
 
-def make_schedule(name: str, lr: float, epochs: int):
+def make_schedule(name, lr, epochs):
     if name == "constant" or lr == 0:  # every schedule of a zero lr is zero throughout
         return None
     return schedules.REGISTRY.lookup(name).for_run(lr, epochs)
@@ -217,15 +215,15 @@ def make_schedule(name: str, lr: float, epochs: int):
 class _EpochCounter:
     """Counts finished epochs, so that a divergence can be reported by its epoch."""
 
-    def __init__(self) -> None:
+    def __init__(self):
         self.done = 0
 
-    def on_epoch_end(self, epoch: int, logs) -> bool:
+    def on_epoch_end(self, epoch, logs):
         self.done = epoch + 1
         return False
 
 
-def _fail(message: str, command: str="train") -> None:
+def _fail(message, command="train"):
     print(f"pycvnn {command}: {message}", file=sys.stderr)
 
 
@@ -395,7 +393,7 @@ def cmd_train(args):
     return status
 
 
-def cmd_walkthrough(args) -> None:
+def cmd_walkthrough(args):
     rows = walkthrough.linear_regression(
         [1.0, 2.0, 3.0], [2.0, 4.0, 6.0], args.lr, args.w0, args.b0, args.iterations
     )
@@ -426,11 +424,11 @@ FIGURE_NAMES = (
 )
 
 
-def dpi_arg(text: str):
+def dpi_arg(text):
     return _int_in(text, 20, 600, "a resolution from 20 to 600 dots per inch")
 
 
-def out_folder(text: str):
+def out_folder(text):
     """A folder to write into: it may not exist yet, but it may not be a file."""
     if not text:
         raise argparse.ArgumentTypeError("expected a folder, got ''")
@@ -439,7 +437,7 @@ def out_folder(text: str):
     return text
 
 
-def cmd_figures(args) -> int:
+def cmd_figures(args):
     import time
 
     try:
@@ -461,16 +459,16 @@ def cmd_figures(args) -> int:
     return 0
 
 
-def onnx_path(text: str):
+def onnx_path(text):
     _folder_for(text, "ONNX model")
     return text
 
 
-def opset_arg(text: str):
+def opset_arg(text):
     return _int_in(text, 1, math.inf, "an ONNX opset number (an int >= 1)")
 
 
-def check_export(parser, args) -> None:
+def check_export(parser, args):
     """The opset's range is the installed onnx package's, so it is checked once onnx is known
     to be there (cmd_export says how to install it otherwise)."""
     try:
@@ -483,7 +481,7 @@ def check_export(parser, args) -> None:
         )
 
 
-def cmd_export(args) -> int:
+def cmd_export(args):
     try:
         from . import export
     except ImportError as err:
@@ -508,7 +506,7 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_info(args) -> None:
+def cmd_info(args):
     from . import _core, get_backend, get_num_threads
 
     print(f"pycvnn {__version__}")
@@ -517,7 +515,7 @@ def cmd_info(args) -> None:
     )
 
 
-def listen(host: str, port: int):
+def listen(host, port):
     """A TCP socket listening on host:port. Its proto is IPPROTO_TCP, as getaddrinfo gives it:
     asyncio sets TCP_NODELAY only on such sockets, and without it a small response waits
     40 ms on each keep-alive request (Nagle's algorithm against the client's delayed ACK)."""
@@ -575,7 +573,7 @@ def cmd_playground(args):
         )
     )
 
-    def open_when_up() -> None:
+    def open_when_up():
         while not (server.started or server.should_exit):
             time.sleep(0.05)
         if server.started:
@@ -594,7 +592,7 @@ def cmd_playground(args):
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad value is one line on stderr (the usage is a --help away)."""
 
-    def error(self, message: str) -> None:
+    def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

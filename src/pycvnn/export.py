@@ -1,12 +1,9 @@
 """ONNX export: `to_onnx(model, path)` writes a model as an ONNX graph whose output is what
 model.predict returns, for a batch of any size."""
 
-from __future__ import annotations
-
 import os
 
 import numpy as np
-from ._types import PathLike
 
 try:
     import onnx
@@ -42,7 +39,7 @@ def check_opset(opset):
 class _Graph:
     """Nodes and initializers in the model's dtype, each value named uniquely."""
 
-    def __init__(self, dtype, opset) -> None:
+    def __init__(self, dtype, opset):
         self.dtype, self.opset = np.dtype(dtype), opset
         self.nodes, self.initializers = [], []
 
@@ -57,7 +54,7 @@ class _Graph:
         self.nodes.append(helper.make_node(op_type, list(inputs), [out], **attributes))
         return out
 
-    def activation(self, name: str, x, alpha: float):
+    def activation(self, name, x, alpha):
         """f(x) for the registry's activation `name`. onnxruntime has no double kernels for
         LeakyRelu, Softplus and Erf, so float64 graphs compose the first two from ops it has
         and take Erf in float32."""
@@ -93,7 +90,7 @@ class _Graph:
         raise ValueError(f"model: the activation {name!r} has no ONNX form in pycvnn.export")
 
 
-def build(model, opset: int=17):
+def build(model, opset=17):
     """The ONNX ModelProto for `model` (checked), input "input" (N, in), output "output"."""
     if not isinstance(model, Sequential):
         raise TypeError(f"model: expected a pycvnn Sequential or MLP, got {type(model).__name__}")
@@ -132,7 +129,7 @@ def build(model, opset: int=17):
     return proto
 
 
-def to_onnx(model, path: PathLike, opset: int=17):
+def to_onnx(model, path, opset=17):
     """Write `model` to `path` as ONNX (atomically) and return path; the graph takes "input"
     (N, in_features) and gives "output" (N, out_features), model.predict's values, in the
     model's dtype. A float64 model's GELU takes its Erf in float32 (about 1e-7 off), as

@@ -1,7 +1,5 @@
 """check_gradients: backprop against central finite differences, in float64."""
 
-from __future__ import annotations
-
 import copy
 
 import numpy as np
@@ -9,10 +7,9 @@ import numpy as np
 from . import _validate as v
 from .model import Sequential
 from .training import _plan, prepare_targets
-from numpy.typing import ArrayLike
 
 
-def check_gradients(model, X: ArrayLike, y: ArrayLike, loss: str="cross_entropy", h: float=1e-6):
+def check_gradients(model, X, y, loss="cross_entropy", h=1e-6):
     """Largest relative error max |a - n| / max(|a|, |n|, 1e-8) over all parameters, between
     backprop (a) and central differences (n) of the mean training loss, on a float64 copy."""
     if not isinstance(model, Sequential):

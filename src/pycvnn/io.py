@@ -15,8 +15,6 @@ damaged or hostile file as a ValueError naming it. `save` writes atomically with
 permissions a plain file would get.
 """
 
-from __future__ import annotations
-
 import errno
 import hashlib
 import inspect
@@ -38,8 +36,6 @@ from ._atomic import write_atomically
 from ._net import arena_zeros
 from .layers import ACTIVATION_LAYERS, ACTIVATIONS, INITS, Dense, LeakyReLU
 from .optim import OPTIMIZERS, Optimizer
-from ._types import PathLike
-from typing import Sequence
 
 FORMAT = "pycvnn-model"
 VERSION = 3  # the newest this reader knows; a file without an optimizer is written as 2
@@ -110,14 +106,14 @@ def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _keys(config, expected: str, what: str):
+def _keys(config, expected, what):
     if sorted(config) != sorted(expected):
         raise _Invalid(
             f"has an invalid {what}: expected the keys {sorted(expected)}, got {sorted(config)}"
         )
 
 
-def _check_layer(i, config, width: int):
+def _check_layer(i, config, width):
     """Validate one layer entry; returns the width after it and its parameter count."""
     where = f"layer list: layers[{i}]"
     if not isinstance(config, dict) or not isinstance(config.get("type"), str):
@@ -275,7 +271,7 @@ def _build_optimizer(entry):
     return optimizer, t
 
 
-def _nesting(text: str):
+def _nesting(text):
     """How deep [ and { nest in JSON text, strings ignored (an upper bound if it is not JSON)."""
     brackets = _NOT_BRACKET.sub("", _STRING.sub('""', text)).encode("ascii")
     if not brackets:
@@ -284,7 +280,7 @@ def _nesting(text: str):
     return int(np.cumsum(np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)).max())
 
 
-def _reject_constant(name: str):
+def _reject_constant(name):
     raise _Invalid(f"has an invalid header: {name} is not allowed in it")
 
 
@@ -295,7 +291,7 @@ def _unique_keys(pairs):
     return dict(pairs)
 
 
-def _parse_header(text: str):
+def _parse_header(text):
     if len(text) > MAX_HEADER_CHARS:
         raise _Invalid(f"has a header of {len(text)} characters (at most {MAX_HEADER_CHARS})")
     depth = _nesting(text)
@@ -312,14 +308,14 @@ def _parse_header(text: str):
 # ---- archive ------------------------------------------------------------------------------------
 
 
-def _foreign(names: Sequence[str]):
+def _foreign(names):
     raise _Invalid(
         f"is an .npz archive but not a pycvnn model (it holds "
         f"{[n.removesuffix('.npy') for n in names][:20]})"
     )
 
 
-def _members(archive, file_size: int):
+def _members(archive, file_size):
     """The zip's {name: ZipInfo}, after checking names, flags and declared sizes."""
     infos = archive.infolist()
     names = [info.filename for info in infos]
@@ -349,7 +345,7 @@ def _members(archive, file_size: int):
     return dict(zip(names, infos))
 
 
-def _npy_header(member: str, name: str):
+def _npy_header(member, name):
     """(shape, fortran_order, dtype) of an .npy member, its data not read."""
     version = npy.read_magic(member)
     readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
@@ -369,7 +365,7 @@ def _npy_header(member: str, name: str):
     return shape, fortran, dtype
 
 
-def _expect_size(info, data_start, data_bytes, what: str):
+def _expect_size(info, data_start, data_bytes, what):
     if info.file_size != data_start + data_bytes:
         raise _Invalid(
             f"is damaged: its {what} member declares {info.file_size} bytes, its "
@@ -377,14 +373,14 @@ def _expect_size(info, data_start, data_bytes, what: str):
         )
 
 
-def _read_exactly(member: str, n):
+def _read_exactly(member, n):
     data = member.read(n)
     if len(data) != n:
         raise EOFError(f"expected {n} bytes, got {len(data)}")
     return data
 
 
-def _end_of(member: str):
+def _end_of(member):
     """Reading past the end makes zipfile check the member's CRC-32."""
     if member.read(1):
         raise _Invalid("is damaged: a member holds more data than it declares")
@@ -411,7 +407,7 @@ def _read_header(archive, info):
     return raw.decode("utf-32-le" if little else "utf-32-be").rstrip("\0")
 
 
-def _arena_header(member: str, name: str, what: str, dtype_name: str):
+def _arena_header(member, name, what, dtype_name):
     """(shape, fortran_order) of an arena member, after checking its dtype against the header's."""
     shape, fortran, dtype = _npy_header(member, name)
     expected = np.dtype(dtype_name).newbyteorder("<")
@@ -423,7 +419,7 @@ def _arena_header(member: str, name: str, what: str, dtype_name: str):
     return shape, fortran
 
 
-def _stored(member: str, info, name: str, what: str, n_values: int, dtype_name: str):
+def _stored(member, info, name, what, n_values, dtype_name):
     """Check an arena member's declared size and that it is stored uncompressed."""
     _expect_size(info, member.tell(), n_values * np.dtype(dtype_name).itemsize, name)
     if info.compress_type != zipfile.ZIP_STORED:
@@ -433,7 +429,7 @@ def _stored(member: str, info, name: str, what: str, n_values: int, dtype_name: 
         )
 
 
-def _params_layout(member: str, info, dtype_name: str, n_params: int):
+def _params_layout(member, info, dtype_name, n_params):
     """Check the params member's .npy header against the header's dtype and layers."""
     shape, fortran = _arena_header(member, "params", "parameters", dtype_name)
     if fortran or len(shape) != 1:
@@ -443,7 +439,7 @@ def _params_layout(member: str, info, dtype_name: str, n_params: int):
     _stored(member, info, "params", "parameters", n_params, dtype_name)
 
 
-def _state_layout(member: str, info, dtype_name: str, n_state, n_params: int, name: str):
+def _state_layout(member, info, dtype_name, n_state, n_params, name):
     """Check the state member's .npy header against the optimizer's buffers and the layers."""
     shape, fortran = _arena_header(member, "state", "optimizer state", dtype_name)
     if fortran or shape != (n_state, n_params):
@@ -475,7 +471,7 @@ def _layers(header):
     return layers
 
 
-def _fill(member: str, arena, hasher) -> None:
+def _fill(member, arena, hasher):
     """Read the parameter bytes into the arena, feeding the hasher, a chunk at a time."""
     raw = arena.view(np.uint8)
     for start in range(0, raw.size, _CHUNK):
@@ -493,7 +489,7 @@ def _first_non_finite(arena):
     return None
 
 
-def _load(f, file_size: int):
+def _load(f, file_size):
     """(layers, dtype name, params, saved optimizer or None) of an open model file, where a
     saved optimizer is (optimizer, t, state of shape (n_state, n_params))."""
     with zipfile.ZipFile(f) as archive:
@@ -553,7 +549,7 @@ def _load(f, file_size: int):
 # ---- public -------------------------------------------------------------------------------------
 
 
-def save(model, path: PathLike, optimizer=None):
+def save(model, path, optimizer=None):
     """Write model to path (.npz format, whatever the name) atomically, with the permissions
     a new file gets (0o666 & ~umask). Nothing is left behind if it fails. With an optimizer
     (one used on this model, or not used yet: then it is stored with t = 0 and zero state, as
@@ -631,7 +627,7 @@ def _optimizer_entry(model, optimizer):
     return entry, state
 
 
-def read(path: PathLike, with_optimizer: bool=False):
+def read(path, with_optimizer=False):
     """(layers, dtype name, flat parameters) of the model file at path, and with_optimizer
     a fourth item: None or (optimizer, t, state of shape (n_state, n_params)) of the
     optimizer saved with it. FileNotFoundError if missing; ValueError naming the file for a
@@ -641,7 +637,7 @@ def read(path: PathLike, with_optimizer: bool=False):
     return contents if with_optimizer else contents[:3]
 
 
-def _read(path: PathLike):
+def _read(path):
     path = os.fspath(path)
     # O_NONBLOCK so that a FIFO without a writer is refused below instead of hanging here.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)

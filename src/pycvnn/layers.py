@@ -6,18 +6,19 @@ parameter arena, and Dense.W / Dense.b are views into it (see pycvnn.model).
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from . import _validate as v
 from ._registry import subclass
 from .activations import REGISTRY, names
-from numpy.random import Generator
 
 ACTIVATIONS = names()
 INITS = ("he", "xavier", "normal", "zeros")
 
 
-def initial_weights(init, fan_in, fan_out, rng: Generator):
+def initial_weights(init, fan_in, fan_out, rng):
     """W (fan_out, fan_in) in float64, drawn from rng. he: N(0, 2/fan_in);
     xavier: U(±sqrt(6/(fan_in + fan_out))); normal: N(0, 0.01^2); zeros."""
     shape = (fan_out, fan_in)
@@ -34,17 +35,17 @@ def initial_weights(init, fan_in, fan_out, rng: Generator):
 class Layer:
     """Base class; `activation` is the kernel name for activation layers, None otherwise."""
 
-    activation = None
+    activation: Optional[str] = None
     alpha = 0.01
 
-    def __repr__(self) -> str:
+    def __repr__(self):
         return f"{type(self).__name__}()"
 
 
 class Dense(Layer):
     """Fully connected: z = a W^T + b for a batch of rows a (N, in); W (out, in), b (out,)."""
 
-    def __init__(self, in_features, out_features, activation=None, init: str="he") -> None:
+    def __init__(self, in_features, out_features, activation=None, init="he"):
         self.in_features = v.integer(in_features, "in_features", minimum=1, exc=ValueError)
         self.out_features = v.integer(out_features, "out_features", minimum=1, exc=ValueError)
         if activation is not None:
@@ -53,7 +54,7 @@ class Dense(Layer):
         self.dense_activation, self.init = activation, init
         self.W = self.b = self.dW = self.db = None  # views, set by the model
 
-    def __repr__(self) -> str:
+    def __repr__(self):
         act = f", activation={self.dense_activation!r}" if self.dense_activation else ""
         return f"Dense({self.in_features}, {self.out_features}{act})"
 
@@ -63,14 +64,14 @@ class LeakyReLU(Layer):
 
     activation = "leaky_relu"
 
-    def __init__(self, alpha: float=0.01) -> None:
+    def __init__(self, alpha=0.01):
         self.alpha = v.number(alpha, "alpha", minimum=0)
 
-    def __repr__(self) -> str:
+    def __repr__(self):
         return f"LeakyReLU({self.alpha})"
 
 
-def _activation_layer(class_name: str, activation):
+def _activation_layer(class_name, activation):
     """A layer class for a registered activation without options."""
     return subclass(
         Layer, class_name, __name__, REGISTRY[activation].forward.__doc__, activation=activation

@@ -9,17 +9,16 @@ pycvnn.reference.
 from __future__ import annotations
 
 import inspect
-from typing import Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
 from . import _validate as v
 from ._backend import backend
 from ._registry import Registry, subclass
-from numpy.typing import ArrayLike
 
 
-def _value(out, reduction: str):
+def _value(out, reduction):
     """A float for "mean"/"sum", the unreduced array for "none"."""
     return np.asarray(out) if reduction == "none" else float(out)
 
@@ -38,13 +37,13 @@ def _trains_on(targets):
 
 
 @_trains_on("values")
-def _elementwise(pred: ArrayLike, target: ArrayLike, option=None):
+def _elementwise(pred, target, option=None):
     pred = v.floating(pred, "pred")
     return pred, v.like(target, pred, "target", "pred")
 
 
 @_trains_on("classes")
-def _cross_entropy_args(pred: ArrayLike, target: ArrayLike, from_logits: bool):
+def _cross_entropy_args(pred, target, from_logits):
     pred = v.floating(pred, "pred")
     v.ndim(pred, "pred", (2,), "scores of shape (N, C)")
     if not from_logits:
@@ -62,7 +61,7 @@ def _cross_entropy_args(pred: ArrayLike, target: ArrayLike, from_logits: bool):
 
 
 @_trains_on("binary")
-def _binary_cross_entropy_args(pred: ArrayLike, target: ArrayLike, from_logits: bool):
+def _binary_cross_entropy_args(pred, target, from_logits):
     pred = v.floating(pred, "pred")
     v.binary_shape(pred, "pred")
     if not from_logits:
@@ -73,7 +72,7 @@ def _binary_cross_entropy_args(pred: ArrayLike, target: ArrayLike, from_logits: 
 
 
 @_trains_on("classes")
-def _hinge_args(pred: ArrayLike, target: ArrayLike, option=None):
+def _hinge_args(pred, target, option=None):
     pred = v.floating(pred, "pred")
     v.ndim(pred, "pred", (1, 2), "scores of shape (N,), (N, 1) or (N, C)")
     if pred.ndim == 2 and pred.shape[1] > 1:
@@ -91,7 +90,7 @@ def _hinge_args(pred: ArrayLike, target: ArrayLike, option=None):
 
 
 @_trains_on("masks")
-def _dice_args(pred: ArrayLike, target: ArrayLike, smooth=None):
+def _dice_args(pred, target, smooth=None):
     pred = v.floating(pred, "pred")
     if pred.ndim < 1:
         raise ValueError(f"pred: expected shape (N, ...), got {pred.shape}")
@@ -137,7 +136,7 @@ def _checked_options(option, arguments):
     return options, v.reduction(arguments["reduction"])
 
 
-def _register(name: str, check, option=None):
+def _register(name, check, option=None):
     """Registers a loss; returns its value and gradient functions, with their own signature
     (pred, target[, option], reduction="mean")."""
     REGISTRY[name] = info = LossInfo(name, check, option, check.targets)
@@ -160,16 +159,17 @@ def _register(name: str, check, option=None):
     doc, grad_doc = _DOCS[name]
     for fn, fn_name, fn_doc in ((value, name, doc), (grad, f"{name}_grad", grad_doc)):
         fn.__name__ = fn.__qualname__ = fn_name
-        fn.__doc__, fn.__signature__ = fn_doc, signature
+        fn.__doc__ = fn_doc
+        fn.__signature__ = signature  # type: ignore[attr-defined]
     _FUNCTIONS[name] = value, grad
     return value, grad
 
 
-def _positive(value, name: str):
+def _positive(value, name):
     return v.number(value, name, 0.0, strict=True)
 
 
-def _non_negative(value, name: str):
+def _non_negative(value, name):
     return v.number(value, name, 0.0)
 
 
@@ -210,7 +210,9 @@ _FROM_LOGITS = ("from_logits", True, v.flag)
 
 # The one list of losses: the classes, get(), fit and the CLI's choices derive from it.
 REGISTRY = Registry("name")
-_FUNCTIONS = {}  # name -> (value, gradient)
+_FUNCTIONS: dict[
+    str, tuple[Callable[..., Any], Callable[..., Any]]
+] = {}  # name -> (value, gradient)
 l1, l1_grad = _register("l1", _elementwise)
 l2, l2_grad = _register("l2", _elementwise)
 huber, huber_grad = _register("huber", _elementwise, ("delta", 1.0, _positive))
@@ -238,25 +240,25 @@ class Loss:
     """A loss with its options bound: `loss(pred, target)` the value, `loss.grad(...)` d/d pred.
     A subclass per registered loss; its options are its registry entry's."""
 
-    name = None
+    name: str = ""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, **kwargs):
         option = REGISTRY[self.name].option
-        arguments = _bind(type(self).__signature__, args, kwargs)
+        arguments = _bind(type(self).__signature__, args, kwargs)  # type: ignore[attr-defined]
         self.options, self.reduction = _checked_options(option, arguments)
 
-    def __call__(self, pred: ArrayLike, target: ArrayLike):
+    def __call__(self, pred, target):
         return _FUNCTIONS[self.name][0](pred, target, **self.options, reduction=self.reduction)
 
-    def grad(self, pred: ArrayLike, target: ArrayLike):
+    def grad(self, pred, target):
         return _FUNCTIONS[self.name][1](pred, target, **self.options, reduction=self.reduction)
 
-    def __repr__(self) -> str:
+    def __repr__(self):
         opts = "".join(f"{k}={val!r}, " for k, val in self.options.items())
         return f"{type(self).__name__}({opts}reduction={self.reduction!r})"
 
 
-def _loss_class(class_name: str, name: str):
+def _loss_class(class_name, name):
     cls = subclass(
         Loss, class_name, __name__, f"The {name} loss: {_FUNCTIONS[name][0].__doc__}", name=name
     )
@@ -281,7 +283,7 @@ for _name in REGISTRY:
 _CLASSES["mse"] = MSE = _CLASSES["l2"]
 
 
-def get(name: str, **options):
+def get(name, **options):
     """A loss object by name, built with `options` (e.g. get("huber", delta=2.0)); a Loss passes through."""
     return _CLASSES.build(name, options, Loss)
 

@@ -1,18 +1,15 @@
 """Metrics on class decisions: the confusion matrix."""
 
-from __future__ import annotations
-
 import numpy as np
 
 from . import _validate as v
-from typing import Optional
 
 # A (C, C) int64 table of this many classes is 128 MiB; a larger label is almost surely a
 # mistake (a score or a pixel value passed as a class id), not a class count.
 MAX_CLASSES = 4096
 
 
-def _labels(x, name: str):
+def _labels(x, name):
     """Class ids (N,) as int64: integers (or integral floats) >= 0."""
     a = v.numeric(x, name)
     if a.ndim != 1:
@@ -29,7 +26,7 @@ def _labels(x, name: str):
     return a.astype(np.int64)
 
 
-def confusion_matrix(y_true, y_pred, n_classes: Optional[int]=None):
+def confusion_matrix(y_true, y_pred, n_classes=None):
     """(C, C) int64 counts: row i, column j counts the samples of true class i predicted as j
     (scikit-learn's layout). C is n_classes, else one more than the largest label given."""
     t = _labels(y_true, "y_true")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -24,21 +25,25 @@ from ._net import (
     read_only,
     rng_for,
 )
+from ._types import ArrayLike, DTypeLike, FloatArray, IntArray, PathLike
 from .activations import REGISTRY
 from .layers import ACTIVATION_LAYERS, Dense, Layer, initial_weights
-from numpy.random import Generator
-from numpy.typing import ArrayLike
-from ._types import PathLike
-from typing import Optional, Sequence
+from .losses import Loss
+from .optim import Optimizer
+
+# The activations a model may name: those with a layer class.
+ACTIVATION_NAMES = tuple(name for name in ACTIVATION_LAYERS if name is not None)
 
 
 class Sequential:
     """Layers applied in order. Sequential([Dense(64, 32, "relu"), Dense(32, 10), Softmax()])."""
 
-    def __init__(self, layers, seed: Optional[int]=None, dtype: str="float32") -> None:
+    def __init__(
+        self, layers: Sequence[Layer], seed: Optional[int] = None, dtype: DTypeLike = "float32"
+    ) -> None:
         self._setup(layers, dtype, rng_for(seed), params=None)
 
-    def _setup(self, layers, dtype, rng: Generator, params):
+    def _setup(self, layers, dtype, rng, params):
         """Places the layers on a new arena: their initial weights drawn from rng, or params
         (a flat arena of the right size) copied in."""
         layers = list(layers) if isinstance(layers, (list, tuple)) else None
@@ -108,7 +113,7 @@ class Sequential:
         """The gradients of the last backward, laid out as params, read only."""
         return read_only(self._grads)
 
-    def network(self, ops=None, role: str="run"):
+    def network(self, ops=None, role="run"):
         """The current backend's Network for these ops (the model's own by default), cached.
         forward/backward use their own ("forward" role), so a predict, evaluate or fit in
         between does not replace the pass that backward differentiates."""
@@ -131,23 +136,23 @@ class Sequential:
             "uid": self._uid,
         }
 
-    def __setstate__(self, state) -> None:
+    def __setstate__(self, state):
         self._setup(state["layers"], state["dtype"], state["rng"], state["params"])
         self.last_loss = state["last_loss"]
         self._uid = state.get("uid") or self._uid
 
-    def __repr__(self) -> str:
+    def __repr__(self):
         inner = ", ".join(repr(layer) for layer in self.layers)
         return f"Sequential([{inner}], dtype={np.dtype(self.dtype).name})"
 
     # ---- forward / backward ---------------------------------------------------------------
-    def _input(self, X: ArrayLike):
+    def _input(self, X):
         X = v.floating(X, "X")
         if X.ndim != 2 or X.shape[1] != self.in_features:
             raise ValueError(f"X: expected shape (N, {self.in_features}), got {X.shape}")
         return np.ascontiguousarray(X, dtype=self.dtype)
 
-    def forward(self, X: ArrayLike):
+    def forward(self, X: ArrayLike) -> FloatArray:
         """X (N, in) -> the last layer's output (N, out); keeps what backward needs (per
         thread: a backward differentiates the forward made on its own thread)."""
         local = self._local
@@ -156,7 +161,7 @@ class Sequential:
         local.out_shape = out.shape
         return out
 
-    def backward(self, dout: ArrayLike):
+    def backward(self, dout: ArrayLike) -> FloatArray:
         """dout = d loss / d output (N, out) -> dX; overwrites every layer's gradients."""
         local = self._local
         if getattr(local, "out_shape", None) is None:
@@ -170,26 +175,26 @@ class Sequential:
         with self._train_lock:  # the gradient arena holds one backward's gradients, whole
             return local.net.backward(self._params, self._grads, dout)
 
-    def predict(self, X: ArrayLike, rows: int=1024):
+    def predict(self, X: ArrayLike, rows: int = 1024) -> FloatArray:
         """The last layer's output for X (N, in), computed `rows` at a time."""
         rows = v.integer(rows, "rows", minimum=1)
         return forward_in_chunks(self.network(), self._params, self._input(X), rows)
 
-    def predict_classes(self, X: ArrayLike):
+    def predict_classes(self, X: ArrayLike) -> IntArray:
         """argmax per row, or for one output the 0/1 decision (0.5 after a sigmoid, else 0)."""
         return decisions(self.predict(X), self.ops[-1].activation)
 
     # ---- parameters -----------------------------------------------------------------------
-    def get_weights(self):
+    def get_weights(self) -> list[FloatArray]:
         """Copies, in the order [W1, b1, W2, b2, ...]."""
         return [a.copy() for W, b, _, _ in self._views for a in (W, b)]
 
-    def gradients(self):
+    def gradients(self) -> list[FloatArray]:
         """Copies of the last backward's gradients, in get_weights' order. (fit with plain GD
         updates the weights inside the weight GEMMs and does not store gradients here.)"""
         return [a.copy() for _, _, dW, db in self._views for a in (dW, db)]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Iterable[ArrayLike]) -> None:
         """Weights in get_weights' order, shapes exactly as there."""
         targets = [a for W, b, _, _ in self._views for a in (W, b)]
         if isinstance(weights, (str, bytes, np.ndarray)) or not hasattr(weights, "__iter__"):
@@ -214,19 +219,31 @@ class Sequential:
     # Train; returns a History (see training.fit for the arguments).
     fit = training.fit
 
-    def evaluate(self, X: ArrayLike, y: ArrayLike, loss=None, sample_weight: Optional[ArrayLike]=None):
+    def evaluate(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        loss: Union[str, Loss, None] = None,
+        sample_weight: Optional[ArrayLike] = None,
+    ) -> dict[str, float]:
         """{"loss": ..., and "accuracy" for class targets}, weighted means with sample_weight;
         loss defaults to the last fit's."""
         loss = loss if loss is not None else (self.last_loss or "cross_entropy")
         return training.evaluate(self, X, y, loss, sample_weight=sample_weight)
 
-    def save(self, path: PathLike, optimizer=None) -> None:
+    def save(self, path: PathLike, optimizer: Optional[Optimizer] = None) -> None:
         """Write the model to path atomically (see pycvnn.io); with the optimizer that trains
         it, its hyperparameters, step count and state too, so a loaded pair resumes exactly."""
         io.save(self, path, optimizer=optimizer)
 
 
-def MLP(sizes: Sequence[int], activation: str="relu", output=None, seed: Optional[int]=None, dtype: str="float32"):
+def MLP(
+    sizes: Sequence[int],
+    activation: str = "relu",
+    output: Optional[str] = None,
+    seed: Optional[int] = None,
+    dtype: DTypeLike = "float32",
+) -> Sequential:
     """Dense layers of the given sizes, [in, h1, ..., out], with `activation` between them and
     `output` (None, "softmax", "sigmoid", ...) after the last, initialised as the activation's
     registry entry says (He for relu/leaky_relu, Xavier otherwise)."""
@@ -235,9 +252,9 @@ def MLP(sizes: Sequence[int], activation: str="relu", output=None, seed: Optiona
     if not isinstance(sizes, (list, tuple)) or len(sizes) < 2:
         raise ValueError(f"sizes: expected [in, ..., out] with at least two sizes, got {sizes!r}")
     sizes = [v.integer(n, f"sizes[{i}]", minimum=1, exc=ValueError) for i, n in enumerate(sizes)]
-    v.name_in(activation, "activation", ACTIVATION_LAYERS)
+    v.name_in(activation, "activation", ACTIVATION_NAMES)
     if output is not None:
-        v.name_in(output, "output", ACTIVATION_LAYERS)
+        v.name_in(output, "output", ACTIVATION_NAMES)
     init = REGISTRY[activation].init
     layers = []
     for i, (fin, fout) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -246,7 +263,7 @@ def MLP(sizes: Sequence[int], activation: str="relu", output=None, seed: Optiona
     return Sequential(layers, seed=seed, dtype=dtype)
 
 
-def load(path: PathLike, with_optimizer: bool=False):
+def load(path: PathLike, with_optimizer: bool = False) -> Any:
     """The model saved at path; with_optimizer=True gives (model, optimizer), the optimizer
     saved with it (None if there is none) bound to the new model, so that
     model.fit(..., optimizer=optimizer) continues as the saved pair would have.

@@ -9,20 +9,23 @@ Weight decay applies to weights, never to biases.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from . import _validate as v
 from ._backend import backend
 from ._net import TrainingDiverged, arena_zeros
 from ._registry import Registry
-from typing import Optional
 
 
 class Optimizer:
-    rule = None
+    rule: Optional[str] = None
     n_state = 0  # state buffers the rule keeps (velocity; Adam's m and v)
 
-    def __init__(self, lr: float, weight_decay: float=0.0, clip_norm: Optional[float]=None) -> None:
+    def __init__(
+        self, lr: float, weight_decay: float = 0.0, clip_norm: Optional[float] = None
+    ) -> None:
         self.lr = lr
         self.weight_decay = v.number(weight_decay, "weight_decay", minimum=0)
         self.clip_norm = (
@@ -40,7 +43,7 @@ class Optimizer:
         return int(self._steps[0])
 
     @t.setter
-    def t(self, value) -> None:
+    def t(self, value):
         self._steps[0] = value
 
     @property
@@ -48,7 +51,7 @@ class Optimizer:
         return self._lr
 
     @lr.setter
-    def lr(self, value) -> None:
+    def lr(self, value):
         # 0 is legal (PyTorch allows it; a schedule may decay or underflow to it): no update.
         self._lr = v.number(value, "lr", minimum=0)
 
@@ -81,19 +84,19 @@ class Optimizer:
     def __getstate__(self):
         return dict(self.__dict__)
 
-    def __setstate__(self, state) -> None:
+    def __setstate__(self, state):
         self.__dict__.update(state)
         if self._state is not None:  # back on 64-byte boundaries, as the core's loops like
             self._state = tuple(_aligned_copy(buf) for buf in self._state)
 
-    def reset(self) -> None:
+    def reset(self):
         """Forget the state and the step count (the next step starts afresh)."""
         if self._state is not None:
             for buf in self._state:
                 buf[...] = 0
         self.t = 0
 
-    def step(self, model) -> None:
+    def step(self, model):
         """One update of model's weights from its current gradients (after model.backward)."""
         s1, s2 = self.state(model)
         self.update_rule().step(
@@ -101,7 +104,7 @@ class Optimizer:
         )
         self.t += 1
 
-    def __repr__(self) -> str:
+    def __repr__(self):
         args = ", ".join(f"{k}={val!r}" for k, val in self.hyperparameters().items())
         return f"{type(self).__name__}(lr={self.lr}{', ' + args if args else ''})"
 
@@ -111,7 +114,9 @@ class GD(Optimizer):
 
     rule = "gd"
 
-    def __init__(self, lr: float=0.01, weight_decay: float=0.0, clip_norm: Optional[float]=None) -> None:
+    def __init__(
+        self, lr: float = 0.01, weight_decay: float = 0.0, clip_norm: Optional[float] = None
+    ) -> None:
         super().__init__(lr, weight_decay, clip_norm)
 
 
@@ -125,8 +130,8 @@ class Momentum(Optimizer):
     rule, n_state = "momentum", 1
 
     def __init__(
-        self, lr: float=0.01, beta: float=0.9, form: str="ema", nesterov: bool=False, weight_decay: float=0.0, clip_norm: Optional[float]=None
-    ) -> None:
+        self, lr=0.01, beta=0.9, form="ema", nesterov=False, weight_decay=0.0, clip_norm=None
+    ):
         super().__init__(lr, weight_decay, clip_norm)
         self.beta = v.number(beta, "beta", minimum=0)
         if self.beta >= 1:
@@ -147,7 +152,7 @@ class RMSProp(Optimizer):
 
     rule, n_state = "rmsprop", 1
 
-    def __init__(self, lr: float=0.001, rho: float=0.9, eps: float=1e-8, weight_decay: float=0.0, clip_norm: Optional[float]=None) -> None:
+    def __init__(self, lr=0.001, rho=0.9, eps=1e-8, weight_decay=0.0, clip_norm=None):
         super().__init__(lr, weight_decay, clip_norm)
         self.rho = _unit("rho", rho)
         self.eps = v.number(eps, "eps", 0, strict=True)
@@ -163,8 +168,8 @@ class Adam(Optimizer):
     rule, n_state = "adam", 2
 
     def __init__(
-        self, lr: float=0.001, beta1: float=0.9, beta2: float=0.999, eps: float=1e-8, weight_decay: float=0.0, clip_norm: Optional[float]=None
-    ) -> None:
+        self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, clip_norm=None
+    ):
         super().__init__(lr, weight_decay, clip_norm)
         self.beta1, self.beta2 = _unit("beta1", beta1), _unit("beta2", beta2)
         self.eps = v.number(eps, "eps", 0, strict=True)
@@ -179,8 +184,8 @@ class AdamW(Adam):
     rule = "adamw"
 
     def __init__(
-        self, lr: float=0.001, beta1: float=0.9, beta2: float=0.999, eps: float=1e-8, weight_decay: float=0.01, clip_norm: Optional[float]=None
-    ) -> None:
+        self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, clip_norm=None
+    ):
         super().__init__(lr, beta1, beta2, eps, weight_decay, clip_norm)
 
 
@@ -190,7 +195,7 @@ def _aligned_copy(a):
     return out
 
 
-def _unit(name: str, value):
+def _unit(name, value):
     value = v.number(value, name, minimum=0)
     if value >= 1:
         raise ValueError(f"{name}: expected a value in [0, 1), got {value!r}")
@@ -203,7 +208,7 @@ REGISTRY = OPTIMIZERS = Registry("optimizer")
 OPTIMIZERS.update(gd=GD, sgd=GD, momentum=Momentum, rmsprop=RMSProp, adam=Adam, adamw=AdamW)
 
 
-def get(name: str, **options):
+def get(name, **options):
     """An optimizer by name ("gd", "sgd", "momentum", "rmsprop", "adam", "adamw"), built with
     `options`; an Optimizer passes through."""
     return OPTIMIZERS.build(name, options, Optimizer)
@@ -212,7 +217,7 @@ def get(name: str, **options):
 # ---- optimizers on any function ----------------------------------------------------------
 
 
-def minimize(grad, x0, optimizer: str="gd", steps: int=100, schedule=None):
+def minimize(grad, x0, optimizer="gd", steps=100, schedule=None):
     """Run `optimizer` on a function for `steps` steps from x0; returns the iterates, shape
     (steps + 1, d), x0 first.
 
@@ -272,7 +277,7 @@ def _gradient(grad, x, g, k, with_values, d):
             f"grad: returned {'a (value, gradient) pair' if pair else 'a gradient alone'} at "
             f"step {k}, but {'a gradient alone' if pair else 'a (value, gradient) pair'} before"
         )
-    value = False
+    value: float | bool = False
     if pair:
         if len(out) != 2:
             raise ValueError(

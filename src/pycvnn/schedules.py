@@ -5,23 +5,21 @@ Each class's `for_run(lr, epochs)` is its default shape over a run of `epochs` e
 `pycvnn train --schedule NAME` uses); REGISTRY lists them by name.
 """
 
-from __future__ import annotations
-
 import math
 
 from . import _validate as v
 from ._registry import Registry
 
 
-def _lr(value, name: str="lr"):
+def _lr(value, name="lr"):
     return v.number(value, name, minimum=0)
 
 
-def _positive(name: str, value):
+def _positive(name, value):
     return v.number(value, name, 0, strict=True)
 
 
-def _count(name: str, value):
+def _count(name, value):
     return v.integer(value, name, minimum=1, exc=ValueError)
 
 
@@ -29,7 +27,7 @@ def _epoch(e):
     return v.integer(e, "epoch", minimum=0, exc=ValueError)
 
 
-def _decayed(lr: float, gamma: float, k, epoch: int):
+def _decayed(lr, gamma, k, epoch):
     """lr * gamma ** k: underflow gives 0, overflow is an error naming gamma."""
     if lr == 0.0:
         return 0.0
@@ -48,13 +46,13 @@ class Constant:
     """lr at every epoch."""
 
     @classmethod
-    def for_run(cls, lr: float, epochs: int):
+    def for_run(cls, lr, epochs):
         return cls(lr)
 
-    def __init__(self, lr: float) -> None:
+    def __init__(self, lr):
         self.lr = _lr(lr)
 
-    def __call__(self, epoch: int):
+    def __call__(self, epoch):
         _epoch(epoch)
         return self.lr
 
@@ -63,15 +61,15 @@ class StepDecay:
     """lr * gamma ** (epoch // step_size)."""
 
     @classmethod
-    def for_run(cls, lr: float, epochs: int):
+    def for_run(cls, lr, epochs):
         return cls(lr, step_size=max(1, epochs // 3), gamma=0.1)
 
-    def __init__(self, lr: float, step_size: int, gamma: float=0.1) -> None:
+    def __init__(self, lr, step_size, gamma=0.1):
         self.lr = _lr(lr)
         self.step_size = _count("step_size", step_size)
         self.gamma = _positive("gamma", gamma)
 
-    def __call__(self, epoch: int):
+    def __call__(self, epoch):
         e = _epoch(epoch)
         return _decayed(self.lr, self.gamma, e // self.step_size, e)
 
@@ -80,14 +78,14 @@ class ExponentialDecay:
     """lr * gamma ** epoch."""
 
     @classmethod
-    def for_run(cls, lr: float, epochs: int):
+    def for_run(cls, lr, epochs):
         return cls(lr, gamma=0.95)
 
-    def __init__(self, lr: float, gamma: float) -> None:
+    def __init__(self, lr, gamma):
         self.lr = _lr(lr)
         self.gamma = _positive("gamma", gamma)
 
-    def __call__(self, epoch: int):
+    def __call__(self, epoch):
         e = _epoch(epoch)
         return _decayed(self.lr, self.gamma, e, e)
 
@@ -96,17 +94,17 @@ class CosineAnnealing:
     """eta_min + (lr - eta_min) (1 + cos(pi epoch / t_max)) / 2, then eta_min after t_max."""
 
     @classmethod
-    def for_run(cls, lr: float, epochs: int):
+    def for_run(cls, lr, epochs):
         return cls(lr, t_max=max(1, epochs))
 
-    def __init__(self, lr: float, t_max, eta_min: float=0.0) -> None:
+    def __init__(self, lr, t_max, eta_min=0.0):
         self.lr = _lr(lr)
         self.t_max = _count("t_max", t_max)
         self.eta_min = _lr(eta_min, "eta_min")
         if self.eta_min > self.lr:
             raise ValueError(f"eta_min: expected a value in [0, lr={self.lr}], got {eta_min!r}")
 
-    def __call__(self, epoch: int):
+    def __call__(self, epoch):
         e = min(_epoch(epoch), self.t_max)
         return (
             self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(math.pi * e / self.t_max)) / 2
@@ -117,19 +115,19 @@ class Warmup:
     """lr (epoch + 1) / epochs for the first `epochs`, then then(epoch - epochs) (or lr)."""
 
     @classmethod
-    def for_run(cls, lr: float, epochs: int):
+    def for_run(cls, lr, epochs):
         """A tenth of the run warming up, then cosine annealing over the rest."""
         warm = max(1, epochs // 10)
         return cls(lr, warm, then=CosineAnnealing(lr, t_max=max(1, epochs - warm)))
 
-    def __init__(self, lr: float, epochs: int, then=None) -> None:
+    def __init__(self, lr, epochs, then=None):
         self.lr = _lr(lr)
         self.epochs = _count("epochs", epochs)
         if then is not None and not callable(then):
             raise ValueError(f"then: expected a schedule (callable) or None, got {then!r}")
         self.then = then
 
-    def __call__(self, epoch: int):
+    def __call__(self, epoch):
         e = _epoch(epoch)
         self._epoch = e
         if e < self.epochs:
@@ -152,10 +150,10 @@ class ReduceOnPlateau:
     """
 
     @classmethod
-    def for_run(cls, lr: float, epochs: int):
+    def for_run(cls, lr, epochs):
         return cls(lr, factor=0.5, patience=3)
 
-    def __init__(self, lr: float, factor: float=0.1, patience: int=10, threshold: float=1e-4, min_lr: float=0.0) -> None:
+    def __init__(self, lr, factor=0.1, patience=10, threshold=1e-4, min_lr=0.0):
         self.lr = _lr(lr)
         self.factor = v.number(factor, "factor")
         if not (0.0 < self.factor < 1.0):
@@ -188,7 +186,7 @@ class ReduceOnPlateau:
             self.bad_epochs = 0
         return self.lr
 
-    def __call__(self, epoch: int):
+    def __call__(self, epoch):
         _epoch(epoch)
         return self.lr
 
@@ -205,6 +203,6 @@ REGISTRY.update(
 )
 
 
-def get(name: str, **options):
+def get(name, **options):
     """A schedule by name built with `options` (e.g. get("step", lr=0.1, step_size=10))."""
     return REGISTRY.build(name, options)

@@ -2,14 +2,11 @@
 pictures. Each surface gives f on grids (for contours) and (value, gradient) at a point (for
 minimize), a start that shows the optimizers apart, its minima and a window to draw."""
 
-from __future__ import annotations
-
 from typing import Callable, NamedTuple
 
 import numpy as np
 
 from ._registry import Registry
-from numpy.typing import ArrayLike
 
 
 class Surface(NamedTuple):
@@ -31,15 +28,15 @@ class Surface(NamedTuple):
         return float(self.f(*self.minima[0]))
 
 
-def _quadratic(x, y: ArrayLike):
+def _quadratic(x, y):
     return 0.1 * x * x + 5.0 * y * y
 
 
-def _rosenbrock(x, y: ArrayLike):
+def _rosenbrock(x, y):
     return (1 - x) ** 2 + 100 * (y - x * x) ** 2
 
 
-def _saddle(x, y: ArrayLike):
+def _saddle(x, y):
     return x * x + 0.25 * y**4 - 0.5 * y * y
 
 
@@ -75,6 +72,6 @@ SURFACES.update(
 )
 
 
-def get(name: str):
+def get(name):
     """A surface by name ("quadratic", "rosenbrock", "saddle"); a Surface passes through."""
     return SURFACES.lookup(name) if not isinstance(name, Surface) else name

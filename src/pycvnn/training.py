@@ -11,6 +11,7 @@ import functools
 import math
 import sys
 import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, TypeVar, Union, cast
 
 import numpy as np
 
@@ -19,8 +20,12 @@ from . import losses as L
 from . import optim
 from ._backend import backend
 from ._net import TrainingDiverged, decisions, rng_for, strip_output
-from numpy.typing import ArrayLike
-from typing import Optional, Sequence
+from ._types import ArrayLike
+
+if TYPE_CHECKING:
+    from .model import Sequential
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # ---- losses and targets -------------------------------------------------------------------
 
@@ -36,7 +41,7 @@ def loss_spec(loss):
     return ("l2" if obj.name == "mse" else obj.name), dict(obj.options)
 
 
-def prepare_targets(y: ArrayLike, name: str, n, out, dtype):
+def prepare_targets(y, name, n, out, dtype):
     """y checked and shaped for the loss kernels on an output of (n, out).
     Returns (targets, labels) where labels are class ids for accuracy, or None."""
     y = v.numeric(y, "y")
@@ -109,7 +114,7 @@ def _plan(model, loss):
     return model.network(ops), spec, name, fused, L.get(name, **opts, reduction="none")
 
 
-def sample_weights(sample_weight, n, name: str="sample_weight"):
+def sample_weights(sample_weight, n, name="sample_weight"):
     """One weight per row as float64, finite, >= 0 and not all zero; None stays None."""
     if sample_weight is None:
         return None
@@ -135,7 +140,7 @@ def _eval_rows(model, batch):
     return max(batch, EVAL_FLOATS // sum(op.fout for op in model.ops))
 
 
-def _loss_and_accuracy(model, plan, X: ArrayLike, targets, labels: Sequence[str], rows, with_loss: bool=True, weights=None):
+def _loss_and_accuracy(model, plan, X, targets, labels, rows, with_loss=True, weights=None):
     """Mean loss and accuracy over X (weighted by `weights`, if given), `rows` at a time:
     neither the network's workspace nor any temporary grows with len(X). Every loss's "mean"
     weighs rows equally, so the chunk means combine by their row counts. One thread count for
@@ -159,7 +164,14 @@ def _loss_and_accuracy(model, plan, X: ArrayLike, targets, labels: Sequence[str]
     return total / norm, (correct / norm if labels is not None else None)
 
 
-def evaluate(model, X: ArrayLike, y: ArrayLike, loss: str="cross_entropy", rows: int=1024, sample_weight: Optional[ArrayLike]=None):
+def evaluate(
+    model: Sequential,
+    X: ArrayLike,
+    y: ArrayLike,
+    loss: Union[str, L.Loss] = "cross_entropy",
+    rows: int = 1024,
+    sample_weight: Optional[ArrayLike] = None,
+) -> dict[str, float]:
     """{"loss": mean loss over X, "accuracy": fraction correct (class targets only)}; with
     sample_weight, both are weighted means."""
     X = model._input(X)
@@ -183,23 +195,23 @@ class Log:
     def __init__(self) -> None:
         self.records = []
 
-    def append(self, record) -> None:
+    def append(self, record: dict[str, Any]) -> None:
         self.records.append(dict(record))
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> list[Any]:
         if not self.records or key not in self.records[0]:
             known = list(self.records[0]) if self.records else []
             raise KeyError(f"history: no column {key!r}; columns are {known}")
         return [r[key] for r in self.records]
 
     @property
-    def columns(self):
+    def columns(self) -> list[str]:
         return list(self.records[0]) if self.records else []
 
-    def table(self):
+    def table(self) -> str:
         cols = self.columns
         lines = ["  ".join(f"{c:>12}" for c in cols)]
         for r in self.records:
@@ -225,7 +237,7 @@ class EarlyStopping:
     """Stop when `monitor` has not improved for `patience` epochs; with restore_best, put back
     the weights of the best epoch at the end. Losses improve downwards, accuracies upwards."""
 
-    def __init__(self, monitor: str="val_loss", patience: int=5, restore_best: bool=True, min_delta: float=0.0) -> None:
+    def __init__(self, monitor="val_loss", patience=5, restore_best=True, min_delta=0.0):
         if not isinstance(monitor, str) or not monitor:
             raise (ValueError if isinstance(monitor, str) else TypeError)(
                 f"monitor: expected the name of a logged column such as 'val_loss', got {monitor!r}"
@@ -236,7 +248,7 @@ class EarlyStopping:
         self.min_delta = v.number(min_delta, "min_delta", minimum=0)
         self.sign = -1.0 if "acc" in monitor else 1.0
 
-    def on_train_begin(self, model) -> None:
+    def on_train_begin(self, model):
         self.model, self.best, self.wait, self.best_weights, self.best_epoch = (
             model,
             math.inf,
@@ -245,7 +257,7 @@ class EarlyStopping:
             None,
         )
 
-    def on_epoch_end(self, epoch: int, logs):
+    def on_epoch_end(self, epoch, logs):
         if self.monitor not in logs:
             raise ValueError(f"monitor: {self.monitor!r} is not logged; logged are {sorted(logs)}")
         value = self.sign * logs[self.monitor]
@@ -257,7 +269,7 @@ class EarlyStopping:
         self.wait += 1
         return self.wait >= self.patience
 
-    def on_train_end(self, model) -> None:
+    def on_train_end(self, model):
         if self.restore_best and self.best_weights is not None:
             model._params[...] = self.best_weights
 
@@ -265,12 +277,12 @@ class EarlyStopping:
 class ProgressBar:
     """A one-line bar on stderr: epoch 1/10, batches done, running loss."""
 
-    def __init__(self, epochs: int, n_batches: int, stream=None) -> None:
+    def __init__(self, epochs, n_batches, stream=None):
         self.epochs, self.n_batches = epochs, n_batches
         self.stream = stream or sys.stderr
         self.live = getattr(self.stream, "isatty", lambda: False)()
 
-    def update(self, epoch: int, done, running_loss) -> None:
+    def update(self, epoch, done, running_loss):
         if self.live:
             filled = int(20 * done / self.n_batches)
             self.stream.write(
@@ -279,7 +291,7 @@ class ProgressBar:
             )
             self.stream.flush()
 
-    def end_epoch(self, epoch: int, logs) -> None:
+    def end_epoch(self, epoch, logs):
         figures = "  ".join(f"{k} {logs[k]:.4g}" for k in logs if k not in ("epoch",))
         self.stream.write(
             f"\repoch {epoch + 1}/{self.epochs} {figures}\x1b[K\n"
@@ -311,7 +323,7 @@ def _callbacks(callbacks):
     return callbacks
 
 
-def _one_fit_at_a_time(fn):
+def _one_fit_at_a_time(fn: F) -> F:
     """Fits of one model run one at a time (a second waits for the first), and a fit keeps the
     thread count it started with to its end (set_num_threads meanwhile applies after it)."""
 
@@ -320,27 +332,27 @@ def _one_fit_at_a_time(fn):
         with model._train_lock, backend().ThreadSession():
             return fn(model, *args, **kwargs)
 
-    return run
+    return cast(F, run)
 
 
 @_one_fit_at_a_time
 def fit(
-    model,
+    model: Sequential,
     X: ArrayLike,
     y: ArrayLike,
-    loss: str="cross_entropy",
-    optimizer: str="adam",
-    epochs: int=10,
-    batch_size: int=32,
-    shuffle: bool=True,
-    seed: Optional[int]=None,
-    validation_data=None,
-    schedule=None,
-    callbacks=(),
-    verbose: bool=True,
-    log_every: str="epoch",
-    sample_weight: Optional[ArrayLike]=None,
-):
+    loss: Union[str, L.Loss] = "cross_entropy",
+    optimizer: Union[str, optim.Optimizer] = "adam",
+    epochs: int = 10,
+    batch_size: Optional[int] = 32,
+    shuffle: bool = True,
+    seed: Optional[int] = None,
+    validation_data: Optional[Sequence[ArrayLike]] = None,
+    schedule: Optional[Callable[[int], float]] = None,
+    callbacks: Iterable[Any] = (),
+    verbose: bool = True,
+    log_every: str = "epoch",
+    sample_weight: Optional[ArrayLike] = None,
+) -> History:
     """Train model; returns a History. batch_size=None is batch GD, 1 stochastic, m mini-batch.
     The loss and the optimizer are names or objects (pycvnn.losses, pycvnn.optim); schedule
     maps an epoch to its lr; callbacks have any of on_train_begin, on_epoch_end(epoch, logs)

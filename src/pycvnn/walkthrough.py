@@ -1,13 +1,10 @@
 """The lecture's walkthrough: batch gradient descent on y_hat = w x + b with the MSE loss."""
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import numpy as np
 
 from . import _validate as v
-from numpy.typing import ArrayLike
 
 
 class Row(NamedTuple):
@@ -17,7 +14,7 @@ class Row(NamedTuple):
     loss: float  # MSE computed before the update
 
 
-def linear_regression(X: ArrayLike, y: ArrayLike, lr: float, w0: float=0.0, b0: float=0.0, iterations: int=5):
+def linear_regression(X, y, lr, w0=0.0, b0=0.0, iterations=5):
     """Run `iterations` steps of batch GD; return one Row per step.
 
     dL/dw = -2/n sum x (y - y_hat),  dL/db = -2/n sum (y - y_hat).

@@ -1,8 +1,6 @@
 """MNIST-format IDX files (raw or gzip): headers checked against the file before the pixels
 are read."""
 
-from __future__ import annotations
-
 import contextlib
 import errno
 import gzip
@@ -11,8 +9,6 @@ import struct
 import zlib
 
 import numpy as np
-from pycvnn._types import PathLike
-from typing import Sequence
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions (count, rows, cols)
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension (count)
@@ -27,20 +23,20 @@ IDX_TYPES = {
 }
 
 
-def _path(value, name: str):
+def _path(value, name):
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name}: expected a file path (str or os.PathLike), got {value!r}")
     return os.fspath(value)
 
 
-def _describe(magic) -> str:
+def _describe(magic):
     kind, ndim = (magic >> 8) & 0xFF, magic & 0xFF
     if magic >> 16 or kind not in IDX_TYPES:
         return f"0x{magic:08x} (not an IDX header)"
     return f"0x{magic:08x} ({IDX_TYPES[kind]} data, {ndim} dimension(s))"
 
 
-def _open(path: PathLike, stack):
+def _open(path, stack):
     """A binary stream of the file's IDX bytes: a gzip file is recognised by its first bytes."""
     if not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, "no such IDX file", path)
@@ -50,7 +46,7 @@ def _open(path: PathLike, stack):
     return stack.enter_context(gzip.GzipFile(fileobj=f)) if compressed else f
 
 
-def _read(stream, size: int, path: PathLike):
+def _read(stream, size, path):
     """Up to `size` bytes, growing with what the file holds, so a header that lies about the
     size costs no allocation beyond the file's data."""
     data = bytearray()
@@ -67,7 +63,7 @@ def _read(stream, size: int, path: PathLike):
     return data
 
 
-def _header(stream, path: PathLike, magic, what: str):
+def _header(stream, path, magic, what):
     """The dimensions of the IDX file at path, whose magic number must be `magic`."""
     head = _read(stream, 4, path)
     found = struct.unpack(">I", head)[0] if len(head) == 4 else None
@@ -89,7 +85,7 @@ def _header(stream, path: PathLike, magic, what: str):
     return dims
 
 
-def _payload(stream, path: PathLike, header_size: int, size: int):
+def _payload(stream, path, header_size, size):
     """The `size` bytes after the header, as uint8; any other length is a ValueError."""
     data = _read(stream, size + 1, path)  # one byte more tells a longer file from an exact one
     if len(data) != size:
@@ -105,7 +101,7 @@ def _payload(stream, path: PathLike, header_size: int, size: int):
     return np.frombuffer(data, dtype=np.uint8)
 
 
-def load_idx(images, labels: Sequence[str]):
+def load_idx(images, labels):
     """Images and labels from MNIST-format IDX files (each raw or gzip-compressed).
 
     Returns X float32 (N, rows * cols) = pixel / 255 and y int64 (N,). Both headers (magic
@@ -138,7 +134,7 @@ def find_idx_files(folder):
     train-images.idx3-ubyte, either with .gz); of several matches the first by name is used."""
     names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
 
-    def first(prefix: str):
+    def first(prefix):
         found = [n for n in names if n.startswith(prefix)]
         return os.path.join(folder, found[0]) if found else None
 

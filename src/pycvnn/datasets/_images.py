@@ -1,19 +1,16 @@
 """Class-per-folder image sets (root/<class>/<image>) read with Pillow."""
 
-from __future__ import annotations
-
 import os
 
 import numpy as np
 
 from .. import _validate
-from typing import Sequence
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 MAX_SIDE = 4096
 
 
-def _size(size: int):
+def _size(size):
     """(width, height) from an int (a square) or a pair of ints."""
     what = f"an int from 1 to {MAX_SIDE} or a (width, height) pair of them"
     pair = (size, size) if isinstance(size, (int, np.integer)) else size
@@ -27,7 +24,7 @@ def _size(size: int):
     return int(pair[0]), int(pair[1])
 
 
-def _visible(names: Sequence[str]):
+def _visible(names):
     return sorted(n for n in names if not n.startswith("."))
 
 
@@ -60,7 +57,7 @@ def list_image_folder(root):
     return classes, files
 
 
-def load_image_folder(root, size: int, grayscale: bool=True):
+def load_image_folder(root, size, grayscale=True):
     """Images in class folders, root/<class>/<image>.png|.jpg|.jpeg, each resized to size.
 
     size is (width, height), or an int for a square. Returns X float32 (N, height * width *

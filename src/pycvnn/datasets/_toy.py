@@ -5,19 +5,15 @@ Each `draw_*` takes a NumPy Generator and returns points (n, 2) and labels (n,),
 in drawing order; the playground draws through them, `make_*` wraps them for users.
 """
 
-from __future__ import annotations
-
 import numpy as np
 
 from .. import _validate
-from numpy.random import Generator
-from typing import Optional
 
 RADIUS = 5.0
 
 
-def draw_circles(rng: Generator, n, noise: float):
-    def ring(count: int, r_lo, r_hi):
+def draw_circles(rng, n, noise):
+    def ring(count, r_lo, r_hi):
         r = rng.uniform(r_lo, r_hi, count)
         angle = rng.uniform(0, 2 * np.pi, count)
         return np.stack([r * np.sin(angle), r * np.cos(angle)], axis=1)
@@ -28,14 +24,14 @@ def draw_circles(rng: Generator, n, noise: float):
     return xy, (np.hypot(noisy[:, 0], noisy[:, 1]) < 0.5 * RADIUS).astype(np.float64)
 
 
-def draw_xor(rng: Generator, n, noise: float):
+def draw_xor(rng, n, noise):
     xy = rng.uniform(-RADIUS, RADIUS, (n, 2))
     xy += np.where(xy > 0, 0.3, -0.3)  # a gap along the axes, where the label is ambiguous
     noisy = xy + rng.uniform(-RADIUS, RADIUS, xy.shape) * noise
     return xy, (noisy[:, 0] * noisy[:, 1] >= 0).astype(np.float64)
 
 
-def draw_gaussians(rng: Generator, n, noise: float):
+def draw_gaussians(rng, n, noise):
     sigma = np.sqrt(0.5 + 7 * noise)  # variance 0.5 at no noise, 4 at noise 0.5
     half = n // 2
     centres = np.repeat([[2.0, 2.0], [-2.0, -2.0]], [half, n - half], axis=0)
@@ -43,7 +39,7 @@ def draw_gaussians(rng: Generator, n, noise: float):
     return xy, (np.arange(n) < half).astype(np.float64)
 
 
-def draw_spiral(rng: Generator, n, noise: float):
+def draw_spiral(rng, n, noise):
     half = n // 2
     parts = []
     for count, delta in ((half, 0.0), (n - half, np.pi)):
@@ -55,7 +51,7 @@ def draw_spiral(rng: Generator, n, noise: float):
     return xy, (np.arange(n) < half).astype(np.float64)
 
 
-def _make(draw, n, noise: float, seed: int):
+def _make(draw, n, noise, seed):
     n = _validate.integer(n, "n", minimum=1)
     noise = _validate.number(noise, "noise", minimum=0)
     if seed is not None:
@@ -64,7 +60,7 @@ def _make(draw, n, noise: float, seed: int):
     return xy.astype(np.float32), labels.astype(np.int64)
 
 
-def make_circles(n: int=200, noise: float=0.0, seed: Optional[int]=None):
+def make_circles(n=200, noise=0.0, seed=None):
     """A disc (label 1, the first n // 2 rows at no noise) inside a ring (label 0).
 
     Returns X float32 (n, 2) and y int64 (n,) in drawing order (not shuffled); noise >= 0
@@ -73,7 +69,7 @@ def make_circles(n: int=200, noise: float=0.0, seed: Optional[int]=None):
     return _make(draw_circles, n, noise, seed)
 
 
-def make_xor(n: int=200, noise: float=0.0, seed: Optional[int]=None):
+def make_xor(n=200, noise=0.0, seed=None):
     """Uniform points labelled 1 in the first and third quadrants, 0 in the other two.
 
     Returns X float32 (n, 2) and y int64 (n,); noise >= 0 moves the points the label is
@@ -81,7 +77,7 @@ def make_xor(n: int=200, noise: float=0.0, seed: Optional[int]=None):
     return _make(draw_xor, n, noise, seed)
 
 
-def make_gaussians(n: int=200, noise: float=0.0, seed: Optional[int]=None):
+def make_gaussians(n=200, noise=0.0, seed=None):
     """Two Gaussian blobs: the first n // 2 rows around (2, 2) (label 1), the rest around
     (-2, -2) (label 0), with variance 0.5 + 7 * noise.
 
@@ -89,7 +85,7 @@ def make_gaussians(n: int=200, noise: float=0.0, seed: Optional[int]=None):
     return _make(draw_gaussians, n, noise, seed)
 
 
-def make_spiral(n: int=200, noise: float=0.0, seed: Optional[int]=None):
+def make_spiral(n=200, noise=0.0, seed=None):
     """Two interleaved spirals: the first n // 2 rows (label 1) and the rest (label 0), each
     point moved by up to noise in each coordinate.
 

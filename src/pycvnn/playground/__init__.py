@@ -4,5 +4,3 @@ data (the data sets and input features), config (the settings and their checks),
 (one training session and the store of them) and app (the HTTP API and the page) need the
 `playground` extra only for app.
 """
-
-from __future__ import annotations

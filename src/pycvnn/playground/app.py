@@ -4,8 +4,6 @@ Training, boundaries and session set-up run in worker threads, never on the even
 a health check answers while sessions train. Every error is JSON {"error": "<field>: ..."}.
 """
 
-from __future__ import annotations
-
 import json
 import math
 import os
@@ -23,7 +21,6 @@ from starlette.staticfiles import StaticFiles
 from .. import __version__
 from . import config as cfg
 from .session import Session, SessionError, Store
-from starlette.requests import Request
 
 STATIC = Path(__file__).parent / "static"
 BODY_LIMIT = 64 * 1024
@@ -31,12 +28,12 @@ MESSAGE_LIMIT = 300  # characters of an error message; a client's long value is 
 
 
 class ApiError(Exception):
-    def __init__(self, status, message: str) -> None:
+    def __init__(self, status, message):
         super().__init__(message)
         self.status = status
 
 
-def _significant(a, digits: int=4):
+def _significant(a, digits=4):
     """a rounded to `digits` significant digits of its largest magnitude: short JSON."""
     finite = np.abs(a[np.isfinite(a)])
     top = float(finite.max()) if finite.size else 0.0
@@ -44,18 +41,18 @@ def _significant(a, digits: int=4):
     return np.round(a, min(max(decimals, 0), 12))
 
 
-def json_response(content, status: int=200):
+def json_response(content, status=200):
     body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
     return Response(body, status_code=status, media_type="application/json")
 
 
-def error_response(status, message: str):
+def error_response(status, message):
     if len(message) > MESSAGE_LIMIT:
         message = message[: MESSAGE_LIMIT - 3] + "..."
     return json_response({"error": message}, status)
 
 
-async def read_json(request: Request):
+async def read_json(request):
     """The request's JSON body ({} when empty), refused past BODY_LIMIT bytes."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > BODY_LIMIT:
@@ -84,7 +81,7 @@ async def off_loop(limiter, fn, *args):
         raise ApiError(400, str(err)) from None
 
 
-def _size(request: Request):
+def _size(request):
     text = request.query_params.get("size", "64")
     lo, hi = cfg.LIMITS["size"]
     size = int(text) if text.isascii() and text.isdigit() else None
@@ -106,14 +103,14 @@ def _epochs(body):
     return value
 
 
-def create_app(capacity: int=32):
+def create_app(capacity=32):
     """The app, with its own store of at most `capacity` sessions."""
     store = Store(capacity)
     # Computations run on all cores but one, which stays free for the event loop: more
     # threads would only queue for the GIL between epochs, and the loop's answers with them.
     limiter = anyio.CapacityLimiter(max(1, (os.cpu_count() or 1) - 1))
 
-    def session_of(request: Request):
+    def session_of(request):
         session_id = request.path_params["id"]
         try:
             return store.get(session_id)
@@ -122,13 +119,13 @@ def create_app(capacity: int=32):
                 404, f"session: no session {session_id!r} (it may have expired)"
             ) from None
 
-    async def index(request: Request):
+    async def index(request):
         return FileResponse(STATIC / "index.html")
 
-    async def health(request: Request):
+    async def health(request):
         return json_response({"ok": True, "version": __version__})
 
-    async def options(request: Request):
+    async def options(request):
         return json_response(cfg.options())
 
     def create(body):
@@ -136,21 +133,21 @@ def create_app(capacity: int=32):
         store.add(session)
         return session.id
 
-    async def new_session(request: Request):
+    async def new_session(request):
         session_id = await off_loop(limiter, create, await read_json(request))
         return json_response({"id": session_id}, 201)
 
-    async def show(request: Request):
+    async def show(request):
         return json_response(await off_loop(limiter, session_of(request).describe))
 
-    async def delete(request: Request):
+    async def delete(request):
         try:
             store.delete(request.path_params["id"])
         except KeyError:
             session_of(request)  # raises the 404
         return Response(status_code=204)
 
-    async def patch(request: Request):
+    async def patch(request):
         session = session_of(request)
         body = await read_json(request)
         await off_loop(limiter, session.update, body)
@@ -158,29 +155,29 @@ def create_app(capacity: int=32):
             {"id": session.id, "config": session.config, "max_epochs": session.max_epochs()}
         )
 
-    async def train(request: Request):
+    async def train(request):
         session = session_of(request)
         epochs = _epochs(await read_json(request))
         return json_response(await off_loop(limiter, session.train, epochs))
 
-    def frame(session, size: int):
+    def frame(session, size):
         result = session.boundary(size)
         result["output"] = _significant(result["output"])
         result["neurons"] = _significant(result["neurons"])
         return orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY)
 
-    async def boundary(request: Request):
+    async def boundary(request):
         session, size = session_of(request), _size(request)
         body = await off_loop(limiter, frame, session, size)
         return Response(body, media_type="application/json")
 
-    async def api_error(request: Request, exc):
+    async def api_error(request, exc):
         return error_response(exc.status, str(exc))
 
-    async def http_error(request: Request, exc):
+    async def http_error(request, exc):
         return error_response(exc.status_code, f"path: {request.url.path}: {exc.detail}")
 
-    async def server_error(request: Request, exc):
+    async def server_error(request, exc):
         return error_response(500, f"server: {type(exc).__name__}: {exc}")
 
     routes = [

@@ -3,8 +3,6 @@
 configuration or an error naming the field.
 """
 
-from __future__ import annotations
-
 import inspect
 import math
 import numbers
@@ -120,7 +118,7 @@ def _short(value):
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _checked(field: str, check, *args, **kwargs):
+def _checked(field, check, *args, **kwargs):
     """check(*args, **kwargs), its ValueError/TypeError re-raised as a ConfigError naming `field`."""
     try:
         return check(*args, **kwargs)
@@ -128,13 +126,13 @@ def _checked(field: str, check, *args, **kwargs):
         raise ConfigError(f"{field}.{err}" if field else str(err)) from None
 
 
-def _int_in(value, field: str, lo, hi):
+def _int_in(value, field, lo, hi):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
         raise ConfigError(f"{field}: expected an int from {lo} to {hi}, got {_short(value)}")
     return int(value)
 
 
-def _number_in(value, field: str, lo, hi):
+def _number_in(value, field, lo, hi):
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Real)
@@ -145,19 +143,19 @@ def _number_in(value, field: str, lo, hi):
     return float(value)
 
 
-def _name(value, field: str, known):
+def _name(value, field, known):
     if not isinstance(value, str) or value not in known:
         raise ConfigError(f"{field}: expected one of {list(known)}, got {_short(value)}")
     return value
 
 
-def _object(value, field: str):
+def _object(value, field):
     if not isinstance(value, dict):
         raise ConfigError(f"{field}: expected a JSON object, got {_short(value)}")
     return value
 
 
-def _known_keys(body, field: str, known):
+def _known_keys(body, field, known):
     unknown = sorted(set(body) - set(known))
     if unknown:
         prefix = f"{field}." if field else ""
@@ -198,7 +196,7 @@ def _batch_size(value):
     return int(value)
 
 
-def _spec(value, field: str, known):
+def _spec(value, field, known):
     """{"name": ..., options...} with the name checked and the options completed from known."""
     value = _object(value, field)
     name = _name(value.get("name"), f"{field}.name", known)
@@ -214,19 +212,19 @@ def optimizer_spec(value, default_lr):
     return spec
 
 
-def schedule_spec(value, lr: float):
+def schedule_spec(value, lr):
     spec = _spec(value, "schedule", SCHEDULES)
     build_schedule(spec, lr)
     return spec
 
 
-def build_optimizer(spec, weight_decay: float):
+def build_optimizer(spec, weight_decay):
     cls = optim.OPTIMIZERS[spec["name"]]
     options = {k: val for k, val in spec.items() if k != "name"}
     return _checked("optimizer", cls, **options, weight_decay=weight_decay)
 
 
-def build_schedule(spec, lr: float):
+def build_schedule(spec, lr):
     """The schedule object, or None for a constant lr."""
     if spec["name"] == "constant":
         return None

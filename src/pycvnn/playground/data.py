@@ -5,14 +5,11 @@ Points lie in [-6, 6]^2 (the plane the page shows); class labels are 0 and 1, re
 targets lie in about [-1, 1]. The shapes follow TensorFlow Playground's.
 """
 
-from __future__ import annotations
-
-from typing import Sequence, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from ..datasets._toy import draw_circles, draw_gaussians, draw_spiral, draw_xor
-from numpy.random import Generator
 
 EXTENT = (-6.0, 6.0, -6.0, 6.0)  # x0, x1, y0, y1 of the plane the page draws
 
@@ -29,7 +26,7 @@ FEATURES = {
 }
 
 
-def _plane(rng: Generator, n, noise: float):
+def _plane(rng, n, noise):
     xy = rng.uniform(-6, 6, (n, 2))
     noisy = xy + rng.uniform(-6, 6, xy.shape) * noise
     return xy, (noisy[:, 0] + noisy[:, 1]) / 10
@@ -39,7 +36,7 @@ def _plane(rng: Generator, n, noise: float):
 BUMPS = ((-4, 2.5, 1), (0, 2.5, -1), (4, 2.5, 1), (-4, -2.5, -1), (0, -2.5, 1), (4, -2.5, -1))
 
 
-def _bumps(rng: Generator, n, noise: float):
+def _bumps(rng, n, noise):
     xy = rng.uniform(-6, 6, (n, 2))
     noisy = xy + rng.uniform(-6, 6, xy.shape) * noise
     target = sum(
@@ -68,7 +65,7 @@ class Split(NamedTuple):
     test_targets: np.ndarray
 
 
-def generate(name: str, n, noise: float, train_fraction, seed: int):
+def generate(name, n, noise, train_fraction, seed):
     """The data set `name` with n points, split at random into train and test (each gets at
     least one point); the same arguments give the same data."""
     rng = np.random.default_rng(seed)
@@ -79,13 +76,13 @@ def generate(name: str, n, noise: float, train_fraction, seed: int):
     return Split(points[train], targets[train], points[test], targets[test])
 
 
-def features(points, names: Sequence[str], dtype=np.float32):
+def features(points, names, dtype=np.float32):
     """The input matrix (n, len(names)) of the named features at points (n, 2)."""
     a, b = points[:, 0], points[:, 1]
     return np.ascontiguousarray(np.stack([FEATURES[f](a, b) for f in names], axis=1), dtype=dtype)
 
 
-def grid(size: int):
+def grid(size):
     """size * size points over EXTENT, row-major, y from y0 (row 0) to y1, x from x0 to x1."""
     x0, x1, y0, y1 = EXTENT
     xs, ys = np.linspace(x0, x1, size), np.linspace(y0, y1, size)

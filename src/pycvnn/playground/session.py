@@ -5,8 +5,6 @@ Every use of a session's model holds the session's lock, so the model never runs
 threads at once; different sessions train in parallel (the core releases the GIL).
 """
 
-from __future__ import annotations
-
 import secrets
 import threading
 from collections import OrderedDict
@@ -18,7 +16,6 @@ from ..layers import Dense
 from ..model import Sequential
 from . import config as cfg
 from . import data
-from numpy.typing import ArrayLike
 
 # The pycvnn loss each playground loss trains with, and the output activation it needs: a
 # single output unit, whose sigmoid gives P(class 1) for cross-entropy.
@@ -36,16 +33,16 @@ class SessionError(ValueError):
 class _FromEpoch:
     """A schedule counted from the session's first epoch rather than from each fit call's."""
 
-    def __init__(self, schedule, start) -> None:
+    def __init__(self, schedule, start):
         self.schedule, self.start = schedule, start
 
-    def __call__(self, epoch: int):
+    def __call__(self, epoch):
         try:
             return self.schedule(self.start + epoch)
         except ValueError as err:  # a decay past float's range: the schedule's setting is at fault
             raise SessionError(f"schedule.{err}") from None
 
-    def step(self, metric) -> None:
+    def step(self, metric):
         if hasattr(self.schedule, "step"):
             self.schedule.step(metric)
 
@@ -53,14 +50,14 @@ class _FromEpoch:
 class _Counter:
     """Counts the epochs a fit finished, so a diverged fit still counts the ones before."""
 
-    def __init__(self) -> None:
+    def __init__(self):
         self.done = 0
 
-    def on_epoch_end(self, epoch: int, logs) -> None:
+    def on_epoch_end(self, epoch, logs):
         self.done = epoch + 1
 
 
-def build_model(config, n_inputs: int, output):
+def build_model(config, n_inputs, output):
     """The network [inputs, *hidden, 1] with the configured activation between layers."""
     act = None if config["activation"] == "linear" else config["activation"]
     init = activations.REGISTRY[act].init if act else "xavier"
@@ -72,7 +69,7 @@ def build_model(config, n_inputs: int, output):
     return Sequential(layers, seed=config["seed"])
 
 
-def _hidden_outputs(X: ArrayLike, weights, activation):
+def _hidden_outputs(X, weights, activation):
     """Each hidden layer's activations for the inputs X, from the weights [W1, b1, ...]."""
     outputs, a = [], X
     for W, b in zip(weights[0:-2:2], weights[1:-2:2]):
@@ -85,7 +82,7 @@ def _hidden_outputs(X: ArrayLike, weights, activation):
 class Session:
     """A network training on one data set, as the configuration (see config.parse) says."""
 
-    def __init__(self, config) -> None:
+    def __init__(self, config):
         self.id = secrets.token_hex(8)
         self.lock = threading.Lock()
         self.config = config
@@ -111,7 +108,7 @@ class Session:
         keys = ["epoch", "train_loss", "test_loss"]
         return keys + (["train_accuracy", "test_accuracy"] if self.kind == "classification" else [])
 
-    def _set_training(self, config) -> None:
+    def _set_training(self, config):
         """Optimizer and schedule from the config; a changed optimizer starts with fresh state."""
         old = getattr(self, "optimizer_spec", None)
         spec = config["optimizer"]
@@ -127,7 +124,7 @@ class Session:
 
     # ---- what the API calls; each holds the lock while it uses the model -----------------
 
-    def update(self, body) -> None:
+    def update(self, body):
         """Apply a PATCH of the training settings, keeping the weights."""
         with self.lock:
             settings = cfg.parse_training(body, self.config)
@@ -140,7 +137,7 @@ class Session:
         batches = 1 if batch == "full" else -(-rows // batch)
         return max(1, min(MAX_STEPS // batches, MAX_ROWS // rows))
 
-    def train(self, epochs: int):
+    def train(self, epochs):
         """Train `epochs` more epochs; returns the metrics after them."""
         with self.lock:
             limit = self.max_epochs()
@@ -200,14 +197,14 @@ class Session:
                 self.history[key] = self.history[key][1::2]
         return {**record, "lr": self.optimizer.lr}
 
-    def _grid(self, size: int):
+    def _grid(self, size):
         if size not in self._grids:
             if len(self._grids) >= 4:
                 self._grids.clear()
             self._grids[size] = data.features(data.grid(size), self.config["features"])
         return self._grids[size]
 
-    def boundary(self, size: int):
+    def boundary(self, size):
         """The output and every hidden neuron's output over a size x size grid of the plane.
 
         For classification the output is in [0, 1] with 0.5 on the decision boundary: the
@@ -260,30 +257,30 @@ class Store:
     """The live sessions by id, at most `capacity`: adding one more drops the least recently
     used."""
 
-    def __init__(self, capacity: int=32) -> None:
+    def __init__(self, capacity=32):
         self.capacity = capacity
         self._sessions = OrderedDict()
         self._lock = threading.Lock()
 
-    def add(self, session) -> None:
+    def add(self, session):
         with self._lock:
             self._sessions[session.id] = session
             while len(self._sessions) > self.capacity:
                 self._sessions.popitem(last=False)
 
-    def get(self, session_id: str):
+    def get(self, session_id):
         """The session, marked as just used; KeyError if there is none by that id."""
         with self._lock:
             session = self._sessions[session_id]
             self._sessions.move_to_end(session_id)
             return session
 
-    def delete(self, session_id: str) -> None:
+    def delete(self, session_id):
         with self._lock:
             del self._sessions[session_id]
 
-    def __len__(self) -> int:
+    def __len__(self):
         return len(self._sessions)
 
-    def __contains__(self, session_id: str) -> bool:
+    def __contains__(self, session_id):
         return session_id in self._sessions

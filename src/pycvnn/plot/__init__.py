@@ -2,8 +2,6 @@
 pip install 'pycvnn[plot]'). Each function returns a matplotlib Figure; those with one panel
 also draw into a given `ax=`."""
 
-from __future__ import annotations
-
 from .curves import activations, losses, schedules
 from .descent import gd_variants, optimizer_paths
 from .masks import dice_masks

@@ -1,8 +1,5 @@
 """matplotlib for the plot functions: pyplot, or a clear ImportError naming the extra."""
 
-from __future__ import annotations
-from matplotlib.axes import Axes
-
 try:
     import matplotlib.pyplot as plt
 except ImportError:
@@ -12,7 +9,7 @@ except ImportError:
 PANEL = (4.6, 3.6)
 
 
-def panels(n: int=1, rows: int=1, ax=None, size: int=PANEL):
+def panels(n=1, rows=1, ax=None, size=PANEL):
     """(figure, list of axes): the caller's `ax` when given (one panel only), else a new
     pyplot figure of rows x n panels with constrained layout (so nothing is clipped)."""
     if ax is not None:
@@ -29,7 +26,7 @@ def panels(n: int=1, rows: int=1, ax=None, size: int=PANEL):
     return fig, list(axes.flat)
 
 
-def tidy(ax: Axes, xlabel: str, ylabel: str, title=None, legend: bool=True):
+def tidy(ax, xlabel, ylabel, title=None, legend=True):
     """Labels, a light grid and (when there are labelled artists) a legend."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -1,8 +1,6 @@
 """Curves of the losses, the activations and the learning-rate schedules, every value computed
 by pycvnn's own kernels on the current backend."""
 
-from __future__ import annotations
-
 import math
 
 import numpy as np
@@ -12,11 +10,9 @@ from .. import activations as A
 from .. import losses as L
 from .. import schedules as S
 from ._mpl import panels, tidy
-from matplotlib.axes import Axes
-from numpy.typing import ArrayLike
 
 
-def _interval(value, name: str):
+def _interval(value, name):
     """(low, high) as two finite floats with low < high."""
     try:
         lo, hi = value
@@ -28,7 +24,7 @@ def _interval(value, name: str):
     return lo, hi
 
 
-def _grid(value, name: str, points):
+def _grid(value, name, points):
     return np.linspace(*_interval(value, name), v.integer(points, "points", minimum=2))
 
 
@@ -41,7 +37,7 @@ def _deltas(deltas):
     return deltas
 
 
-def _regression(ax: Axes, r, deltas) -> None:
+def _regression(ax, r, deltas):
     zero = np.zeros_like(r)
     ax.plot(r, L.l1(r, zero, reduction="none"), label="L1  |r|")
     ax.plot(r, L.l2(r, zero, reduction="none"), label="L2  r²")
@@ -50,7 +46,7 @@ def _regression(ax: Axes, r, deltas) -> None:
     tidy(ax, "residual r = pred − target", "loss", "Regression losses")
 
 
-def _classification(ax: Axes, m) -> None:
+def _classification(ax, m):
     one = np.ones_like(m)
     hinge = L.hinge(m, one, reduction="none")
     ax.plot(m, hinge, label="hinge  max(0, 1 − m)")
@@ -64,7 +60,7 @@ def _classification(ax: Axes, m) -> None:
     tidy(ax, "margin m = y·s  (y = ±1, s the score)", "loss", "Classification losses")
 
 
-def _dice(ax: Axes, pixels, p) -> None:
+def _dice(ax, pixels, p):
     """Two masks of `pixels` pixels overlapping in k = 0..pixels of them; a soft prediction p
     on every pixel of the ground truth."""
     k = np.arange(pixels + 1)[:, None]
@@ -88,7 +84,7 @@ def _dice(ax: Axes, pixels, p) -> None:
     tidy(ax, "overlap |A∩B| / |A|   or   soft prediction p", "Dice loss", "Dice loss")
 
 
-def losses(residual=(-3.0, 3.0), deltas=(0.5, 1.0, 2.0), margin=(-2.0, 3.0), pixels: int=16, points: int=401):
+def losses(residual=(-3.0, 3.0), deltas=(0.5, 1.0, 2.0), margin=(-2.0, 3.0), pixels=16, points=401):
     """Three panels: L1, L2 and Huber (one curve per delta) against the residual; hinge,
     squared hinge and binary cross-entropy from logits against the margin (with the 0-1 loss);
     the Dice loss against the overlap of two equal masks and against a soft prediction."""
@@ -103,7 +99,7 @@ def losses(residual=(-3.0, 3.0), deltas=(0.5, 1.0, 2.0), margin=(-2.0, 3.0), pix
     return fig
 
 
-def _activation_curves(act, z: ArrayLike, alpha: float):
+def _activation_curves(act, z, alpha):
     """(f(z), f'(z)); a per-row activation (softmax) is shown as component 0 of f([z, 0])."""
     opts = {"alpha": alpha} if "alpha" in act.options else {}
     if not act.per_row:
@@ -114,7 +110,7 @@ def _activation_curves(act, z: ArrayLike, alpha: float):
     return act(zz, **opts)[:, 0], act.backward(zz, e0, **opts)[:, 0]
 
 
-def activations(z=(-5.0, 5.0), alpha: float=0.1, points: int=401, columns: int=4):
+def activations(z=(-5.0, 5.0), alpha=0.1, points=401, columns=4):
     """One panel per registered activation with f(z) and f'(z) (from its backward kernel);
     softmax as component 0 of softmax([z, 0]); leaky ReLU with slope `alpha` below 0."""
     grid = _grid(z, "z", points)
@@ -136,13 +132,13 @@ def activations(z=(-5.0, 5.0), alpha: float=0.1, points: int=401, columns: int=4
     return fig
 
 
-def plateau_loss(epoch: int, epochs: int):
+def plateau_loss(epoch, epochs):
     """The loss fed to ReduceOnPlateau in `schedules`: falls linearly, then flat at 0.3 from a
     quarter of the run on."""
     return max(0.3, 1.0 - epoch / (0.35 * epochs))
 
 
-def _lrs(schedule, epochs: int):
+def _lrs(schedule, epochs):
     """The lr a schedule gives at each epoch, as fit uses it: schedule(e) at an epoch's start,
     step(plateau_loss(e, epochs)) at its end when the schedule has a step."""
     lrs = []
@@ -153,7 +149,7 @@ def _lrs(schedule, epochs: int):
     return lrs
 
 
-def schedules(lr: float=0.1, epochs: int=100, ax=None):
+def schedules(lr=0.1, epochs=100, ax=None):
     """The lr against the epoch for every schedule in pycvnn.schedules.REGISTRY, each built by
     its class's for_run(lr, epochs); ReduceOnPlateau is fed plateau_loss."""
     lr = v.number(lr, "lr", 0)

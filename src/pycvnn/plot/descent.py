@@ -2,8 +2,6 @@
 walkthrough problem, and the optimizers' paths over a surface. Every step is pycvnn's own
 update rule, run by optim.minimize."""
 
-from __future__ import annotations
-
 import copy
 
 import numpy as np
@@ -12,9 +10,6 @@ from .. import _validate as v
 from .. import losses, optim, surfaces
 from .._net import rng_for
 from ._mpl import panels, tidy
-from numpy.random import Generator
-from numpy.typing import ArrayLike
-from typing import Optional
 
 # The lecture's walkthrough problem: y = 2x fits it exactly.
 WALK_X = np.array([1.0, 2.0, 3.0])
@@ -22,12 +17,12 @@ WALK_Y = np.array([2.0, 4.0, 6.0])
 VARIANTS = {"batch": None, "stochastic": 1, "mini-batch": 2}  # name -> batch size
 
 
-def _line_gradient(X: ArrayLike, y: ArrayLike, batches):
+def _line_gradient(X, y, batches):
     """grad(theta) for optim.minimize: the MSE of y_hat = w x + b over the next batch of
     `batches`, (value, (dL/dw, dL/db)), from pycvnn's l2 loss and its gradient kernel."""
     batches = iter(batches)
 
-    def grad(theta: float):
+    def grad(theta):
         rows = next(batches)
         pred = theta[0] * X[rows] + theta[1]
         dpred = losses.l2_grad(pred, y[rows])  # dL/dy_hat = 2/n (y_hat - y)
@@ -36,7 +31,7 @@ def _line_gradient(X: ArrayLike, y: ArrayLike, batches):
     return grad
 
 
-def _batches(n, size: int, epochs: int, rng: Generator):
+def _batches(n, size, epochs, rng):
     """The rows of each step: one shuffled permutation per epoch (as fit draws them), cut into
     batches of `size` (None: the whole set, in order)."""
     for _ in range(epochs):
@@ -46,7 +41,7 @@ def _batches(n, size: int, epochs: int, rng: Generator):
     yield np.arange(n)  # minimize's last call only reads the value at the last iterate
 
 
-def descent_paths(lr: float=0.1, epochs: int=30, seed: int=0, X=WALK_X, y=WALK_Y):
+def descent_paths(lr=0.1, epochs=30, seed=0, X=WALK_X, y=WALK_Y):
     """{variant: (iterates (steps + 1, 2) of (w, b), full-data MSE at each iterate)} for
     batch, stochastic and mini-batch gradient descent from w = b = 0."""
     lr = v.number(lr, "lr", minimum=0)
@@ -62,7 +57,7 @@ def descent_paths(lr: float=0.1, epochs: int=30, seed: int=0, X=WALK_X, y=WALK_Y
     return out
 
 
-def gd_variants(lr: float=0.1, epochs: int=30, seed: int=0):
+def gd_variants(lr=0.1, epochs=30, seed=0):
     """Batch, stochastic (batch 1) and mini-batch (batch 2) gradient descent on the lecture's
     walkthrough (X = [1, 2, 3], y = [2, 4, 6], y_hat = w x + b, MSE) from w = b = 0: the loss
     over the whole set against iterations, and the (w, b) paths over the loss's contours."""
@@ -107,7 +102,7 @@ PATHS = {
 }
 
 
-def surface_paths(surface, optimizers=None, steps: Optional[int]=None):
+def surface_paths(surface, optimizers=None, steps=None):
     """{label: (iterates (steps + 1, 2), values)} of each optimizer from the surface's start."""
     surface = surfaces.get(surface)
     default_steps, default_optimizers = PATHS.get(surface.name, (100, PATHS["saddle"][1]))
@@ -124,7 +119,7 @@ def surface_paths(surface, optimizers=None, steps: Optional[int]=None):
     }
 
 
-def optimizer_paths(surface: str="quadratic", optimizers=None, steps: Optional[int]=None):
+def optimizer_paths(surface="quadratic", optimizers=None, steps=None):
     """GD, momentum (EMA and heavy ball), Nesterov, RMSProp and Adam from one start on a
     surface ("quadratic", "rosenbrock", "saddle" or a pycvnn.surfaces.Surface): the paths over
     its contours with the minima marked, and f - f* against step. `optimizers` (label ->

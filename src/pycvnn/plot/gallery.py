@@ -1,8 +1,6 @@
 """The gallery: every lecture figure by name, as `pycvnn figures` writes them (NAME.png) and
 the README shows them. Each entry is the call that draws it, as text and as a function."""
 
-from __future__ import annotations
-
 import functools
 import os
 
@@ -10,7 +8,6 @@ from .. import MLP, datasets
 from .._atomic import write_atomically
 from . import curves, descent, masks, models
 from ._mpl import plt
-from typing import Optional, Sequence
 
 
 def _digits_run():
@@ -61,7 +58,7 @@ FIGURES = {
 }
 
 
-def write(out, names: Optional[Sequence[str]]=None, dpi: int=100):
+def write(out, names=None, dpi=100):
     """Write the figures called `names` (default: all) as out/NAME.png, each atomically;
     returns their paths. The digits model is trained once, if a figure needs it."""
     names = list(FIGURES) if names is None else list(names)

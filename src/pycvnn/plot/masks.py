@@ -1,7 +1,5 @@
 """The Dice coefficient on two small binary masks, its loss from pycvnn.losses.dice."""
 
-from __future__ import annotations
-
 import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
@@ -9,7 +7,6 @@ from matplotlib.patches import Patch
 from .. import _validate as v
 from .. import losses as L
 from ._mpl import panels
-from matplotlib.axes import Axes
 
 # The lecture's example: a prediction of 6 pixels and a ground truth of 5, overlapping in 4.
 PREDICTION = np.array([[0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]])
@@ -19,7 +16,7 @@ GROUND_TRUTH = np.array([[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 1], [0, 0, 0, 0]]
 _OVERLAP = ("white", "#9ecae1", "#fdae6b", "#2ca02c")
 
 
-def _mask(value, name: str):
+def _mask(value, name):
     mask = v.numeric(value, name)
     if mask.ndim != 2 or mask.size == 0:
         raise ValueError(f"{name}: expected a 2-D mask, got shape {mask.shape}")
@@ -30,7 +27,7 @@ def _mask(value, name: str):
     return mask.astype(int)
 
 
-def _image(ax: Axes, image, colors, title) -> None:
+def _image(ax, image, colors, title):
     ax.imshow(image, cmap=ListedColormap(colors), vmin=0, vmax=len(colors) - 1)
     rows, cols = image.shape
     # Pixel borders as lines: minor-tick grids vanish on an image's inverted y axis.

@@ -1,8 +1,6 @@
 """Figures of a model and its training: the curves of a History, the decision regions of a
 2-D classifier and the confusion matrix."""
 
-from __future__ import annotations
-
 import numpy as np
 from matplotlib.colors import LinearSegmentedColormap, ListedColormap, Normalize, to_rgb
 from matplotlib.ticker import MaxNLocator
@@ -12,9 +10,6 @@ from .. import metrics
 from ..model import Sequential
 from ..training import History
 from ._mpl import panels, plt, tidy
-from matplotlib.axes import Axes
-from numpy.typing import ArrayLike
-from typing import Optional
 
 CURVES = ("loss", "accuracy")
 # More classes than this get neither numbers in the cells nor a tick per class: they would
@@ -56,7 +51,7 @@ def history(h, ax=None, columns=CURVES):
     return fig
 
 
-def _batch_losses(ax: Axes, batches) -> None:
+def _batch_losses(ax, batches):
     """Batch b of e's n batches sits at x = e + (b + 1) / n, so an epoch's last batch lines up
     with that epoch's point (epochs counted from 1)."""
     if batches is None or not len(batches) or not len(batches["loss"]):
@@ -74,7 +69,7 @@ def _model(model):
     return max(model.out_features, 2)  # one output is a 0/1 decision
 
 
-def _targets(y: ArrayLike, n, n_classes: int):
+def _targets(y, n, n_classes):
     y = metrics._labels(y, "y")
     if y.shape != (n,):
         raise ValueError(f"y: expected shape ({n},) (one class per row of X), got {y.shape}")
@@ -85,11 +80,11 @@ def _targets(y: ArrayLike, n, n_classes: int):
     return y
 
 
-def _colors(n_classes: int):
+def _colors(n_classes):
     return plt.get_cmap("tab10" if n_classes <= 10 else "tab20")(np.arange(n_classes) % 20)
 
 
-def decision_boundary(model, X: ArrayLike, y: ArrayLike, ax=None, resolution: int=200, margin: float=0.1):
+def decision_boundary(model, X, y, ax=None, resolution=200, margin=0.1):
     """The decision regions of a model of 2 inputs over the box around X (widened by `margin`
     of its size on each side), `resolution` points a side, with the points of X coloured by
     their class y. For two classes the shading is the model's confidence: P(class 1) for a
@@ -164,7 +159,7 @@ def _confidence(model, grid):
     return value, "score (class 1 where > 0)", Normalize(-top, top)
 
 
-def confusion_matrix(model, X: ArrayLike, y: ArrayLike, ax=None, normalize: Optional[bool]=None):
+def confusion_matrix(model, X, y, ax=None, normalize=None):
     """The confusion matrix of the model's decisions on X against the classes y: rows true,
     columns predicted, counts in the cells; normalize="true" shows each row as fractions of
     its true class."""

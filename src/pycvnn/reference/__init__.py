@@ -4,8 +4,6 @@ Written to be read: each function is the formula, vectorised. The C++ path is te
 against it, and it is tested against central finite differences.
 """
 
-from __future__ import annotations
-
 from . import activations as _activations
 from .dense import dense_backward, dense_forward
 from .gemm import matmul

@@ -5,17 +5,14 @@ shape, empty, unknown name). The richer value checks (NaN, label ranges) live in
 public layer, pycvnn._validate.
 """
 
-from __future__ import annotations
-
 import functools
 
 import numpy as np
-from .._types import Array
 
 REDUCTIONS = ("none", "mean", "sum")
 
 
-def as_float(a, name: str):
+def as_float(a, name):
     """The dtype rule: float64 stays float64, any other real numeric array becomes float32."""
     a = np.asarray(a)
     if a.dtype.kind not in "biuf":
@@ -26,7 +23,7 @@ def as_float(a, name: str):
     return np.asarray(a, dtype=dtype, order="C")
 
 
-def like(b, a, name: str, a_name: str):
+def like(b, a, name, a_name):
     """b cast to a's dtype; b must have a's shape exactly (no broadcasting)."""
     b = np.asarray(b)
     if b.dtype.kind not in "biuf":
@@ -36,12 +33,12 @@ def like(b, a, name: str, a_name: str):
     return np.asarray(b, dtype=a.dtype, order="C")
 
 
-def check_ndim(a, name: str, ndims, expected: str):
+def check_ndim(a, name, ndims, expected):
     if a.ndim not in ndims:
         raise ValueError(f"{name}: expected {expected}, got shape {a.shape}")
 
 
-def class_ids(target: Array, n, c, name: str="target"):
+def class_ids(target, n, c, name="target"):
     """Integer class ids (n,) in [0, c), as int64."""
     target = np.asarray(target)
     if target.dtype.kind not in "biuf":  # as the core: non-numeric is a type error
@@ -57,7 +54,7 @@ def class_ids(target: Array, n, c, name: str="target"):
     return target.astype(np.int64)
 
 
-def as_name(value, name: str, choices):
+def as_name(value, name, choices):
     """value as a str, as the core converts its string arguments (bytes decode, else a TypeError)."""
     if isinstance(value, bytes):
         value = value.decode()
@@ -68,7 +65,7 @@ def as_name(value, name: str, choices):
     return value
 
 
-def check_name(value, name: str, choices):
+def check_name(value, name, choices):
     """One of the names in choices; like the core's string arguments, bytes are decoded and
     anything else that is not a string is a TypeError."""
     value = as_name(value, name, choices)
@@ -77,11 +74,11 @@ def check_name(value, name: str, choices):
     return value
 
 
-def check_reduction(reduction: str):
+def check_reduction(reduction):
     return check_name(reduction, "reduction", REDUCTIONS)
 
 
-def reduce(per, reduction: str):
+def reduce(per, reduction):
     """ "none": the array itself; "mean"/"sum": its mean/sum as a Python float."""
     reduction = check_reduction(reduction)
     if reduction == "none":
@@ -89,12 +86,12 @@ def reduce(per, reduction: str):
     return float(per.mean() if reduction == "mean" else per.sum())
 
 
-def grad_scale(reduction: str, count: int):
+def grad_scale(reduction, count):
     """Factor on the gradient of the sum: 1/count for "mean", else 1."""
     return 1.0 / count if check_reduction(reduction) == "mean" else 1.0
 
 
-def as_number(value, name: str):
+def as_number(value, name):
     """float(value) as the core converts its float arguments: a string, or anything float()
     rejects, is a TypeError."""
     if isinstance(value, (str, bytes)):
@@ -105,7 +102,7 @@ def as_number(value, name: str):
         raise TypeError(f"{name}: expected a number, got {type(value).__name__}") from None
 
 
-def as_flag(value, name: str):
+def as_flag(value, name):
     """bool(value) as the core converts its bool arguments: None is False, only types with a
     __bool__ (numbers, NumPy scalars, one-element arrays) convert, anything else is a TypeError."""
     if value is None:
@@ -118,7 +115,7 @@ def as_flag(value, name: str):
     raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
 
 
-def check_scalar(value, name: str, ok, expected: str):
+def check_scalar(value, name, ok, expected):
     """A finite float for which ok(value) holds, else ValueError naming it (a type float()
     rejects is a TypeError, as the core's)."""
     value = as_number(value, name)

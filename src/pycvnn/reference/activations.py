@@ -4,14 +4,11 @@ z and dout have any one shape; softmax works over the last axis. NaN in z gives 
 through the piecewise derivatives (relu'(NaN) dout = NaN).
 """
 
-from __future__ import annotations
-
 import math
 
 import numpy as np
 
 from ._common import array_out, as_float, check_scalar, like
-from .._types import Array
 
 # The twin's registry, entry for entry as pycvnn._core.ACTIVATIONS: (name, works per row, takes
 # alpha, its backward needs z and not only a = f(z)). Each name has <name>_forward and
@@ -27,13 +24,13 @@ ACTIVATIONS = (
 )
 
 
-def _pair(z: Array, dout: Array):
+def _pair(z, dout):
     z = as_float(z, "z")
     return z, like(dout, z, "dout", "z")
 
 
 @array_out
-def sigmoid_forward(z: Array):
+def sigmoid_forward(z):
     """1 / (1 + exp(-z)); any shape -> same shape."""
     z = as_float(z, "z")
     e = np.exp(-np.abs(z))  # in (0, 1], so exp never overflows, even for |z| = 1000
@@ -41,7 +38,7 @@ def sigmoid_forward(z: Array):
 
 
 @array_out
-def sigmoid_backward(z: Array, dout: Array):
+def sigmoid_backward(z, dout):
     """dout * s (1 - s), s = sigmoid(z), as e / (1 + e)^2 with e = exp(-|z|) (1 - s would be
     all rounding error once s rounds to within a few ulp of 1)."""
     z, dout = _pair(z, dout)
@@ -50,13 +47,13 @@ def sigmoid_backward(z: Array, dout: Array):
 
 
 @array_out
-def tanh_forward(z: Array):
+def tanh_forward(z):
     """tanh(z); any shape -> same shape."""
     return np.tanh(as_float(z, "z"))
 
 
 @array_out
-def tanh_backward(z: Array, dout: Array):
+def tanh_backward(z, dout):
     """dout * (1 - tanh(z)^2), as 4 e / (1 + e)^2 with e = exp(-2|z|) (accurate where tanh
     rounds to about 1)."""
     z, dout = _pair(z, dout)
@@ -65,25 +62,25 @@ def tanh_backward(z: Array, dout: Array):
 
 
 @array_out
-def relu_forward(z: Array):
+def relu_forward(z):
     """max(z, 0); any shape -> same shape."""
     return np.maximum(as_float(z, "z"), 0)
 
 
-def keep_nan(z: Array, v):
+def keep_nan(z, v):
     """v, but z where z is NaN: a piecewise derivative's select would otherwise drop it."""
     return np.where(np.isnan(z), z, v)
 
 
 @array_out
-def relu_backward(z: Array, dout: Array):
+def relu_backward(z, dout):
     """dout where z > 0, else 0 (relu'(0) = 0); NaN where z is NaN."""
     z, dout = _pair(z, dout)
     return keep_nan(z, np.where(z > 0, dout, 0))
 
 
 @array_out
-def leaky_relu_forward(z: Array, alpha: float=0.01):
+def leaky_relu_forward(z, alpha=0.01):
     """z if z > 0 else alpha z; any shape -> same shape."""
     z = as_float(z, "z")
     alpha = check_scalar(alpha, "alpha", lambda x: x >= 0, "a number >= 0")
@@ -91,7 +88,7 @@ def leaky_relu_forward(z: Array, alpha: float=0.01):
 
 
 @array_out
-def leaky_relu_backward(z: Array, dout: Array, alpha: float=0.01):
+def leaky_relu_backward(z, dout, alpha=0.01):
     """dout * (1 if z > 0 else alpha)  (alpha at 0); NaN where z is NaN."""
     z, dout = _pair(z, dout)
     alpha = check_scalar(alpha, "alpha", lambda x: x >= 0, "a number >= 0")
@@ -99,7 +96,7 @@ def leaky_relu_backward(z: Array, dout: Array, alpha: float=0.01):
 
 
 @array_out
-def softmax_forward(z: Array):
+def softmax_forward(z):
     """exp(z - max z) / sum exp(z - max z) over the last axis; (..., C) -> (..., C)."""
     z = as_float(z, "z")
     if z.ndim < 1:
@@ -109,14 +106,14 @@ def softmax_forward(z: Array):
 
 
 @array_out
-def softmax_backward(z: Array, dout: Array):
+def softmax_backward(z, dout):
     """Vector-Jacobian product s * (dout - sum(dout * s)) over the last axis, s = softmax(z)."""
     z, dout = _pair(z, dout)
     s = softmax_forward(z)
     return softmax_vjp(s, dout)
 
 
-def softmax_vjp(s, dout: Array):
+def softmax_vjp(s, dout):
     """s (dout - sum(dout s) / sum(s)) over the last axis, dout shifted by its first finite
     entry first, as the core: a constant dout gives exactly 0 whatever the order of the sum."""
     d0 = dout[..., :1]
@@ -128,7 +125,7 @@ _erfc = np.vectorize(math.erfc, otypes=[np.float64])
 
 
 @array_out
-def gelu_forward(z: Array):
+def gelu_forward(z):
     """z Phi(z) = z erfc(-z / sqrt 2) / 2 (the exact GELU; erfc, not 1 + erf, keeps the
     digits where Phi(z) is tiny); any shape -> same shape."""
     z = as_float(z, "z")
@@ -136,7 +133,7 @@ def gelu_forward(z: Array):
 
 
 @array_out
-def gelu_backward(z: Array, dout: Array):
+def gelu_backward(z, dout):
     """dout * (Phi(z) + z phi(z)), phi the standard normal density."""
     z, dout = _pair(z, dout)
     z64 = z.astype(np.float64)
@@ -147,14 +144,14 @@ def gelu_backward(z: Array, dout: Array):
 
 
 @array_out
-def softplus_forward(z: Array):
+def softplus_forward(z):
     """log(1 + exp(z)) as max(z, 0) + log1p(exp(-|z|)): no overflow at any z."""
     z = as_float(z, "z")
     return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
 
 
 @array_out
-def softplus_backward(z: Array, dout: Array):
+def softplus_backward(z, dout):
     """dout * sigmoid(z)."""
     z, dout = _pair(z, dout)
     return dout * sigmoid_forward(z)

@@ -3,18 +3,15 @@
 x (N, in), w (out, in), b (out,), a and dout (N, out).
 """
 
-from __future__ import annotations
-
 from . import activations as A
 from ._common import as_float, as_name, as_number, check_name, check_ndim, check_scalar
 from .gemm import matmul
-from .._types import Array
 
 ACTIVATIONS = ("none", *(name for name, *_ in A.ACTIVATIONS))
 NEEDS_INPUT = {name for name, _, _, needs_input in A.ACTIVATIONS if needs_input}
 
 
-def check_activation(activation, alpha: float):
+def check_activation(activation, alpha):
     """alpha finite, and >= 0 for leaky_relu (then a > 0 exactly where z > 0, which backward
     reads off a); the other activations ignore it."""
     activation = check_name(activation, "activation", ACTIVATIONS)
@@ -24,7 +21,7 @@ def check_activation(activation, alpha: float):
     return float(alpha)
 
 
-def convert_arguments(activation, alpha: float) -> None:
+def convert_arguments(activation, alpha):
     """The core converts its string and float arguments before any check, so their type
     errors come first."""
     as_name(activation, "activation", ACTIVATIONS)
@@ -42,7 +39,7 @@ def _check_shapes(x, w, b):
         raise ValueError(f"b: expected shape ({w.shape[0]},) to match w, got {b.shape}")
 
 
-def dense_forward(x, w, b, activation: str="none", alpha: float=0.01):
+def dense_forward(x, w, b, activation="none", alpha=0.01):
     """a = f(x w^T + b): (N, in), (out, in), (out,) -> (N, out)."""
     convert_arguments(activation, alpha)  # then the core's order: two faults, the same one reported
     x = as_float(x, "x")
@@ -55,7 +52,7 @@ def dense_forward(x, w, b, activation: str="none", alpha: float=0.01):
     return activation_forward(activation, z, alpha)
 
 
-def activation_forward(activation, z: Array, alpha: float):
+def activation_forward(activation, z, alpha):
     """f(z) for the activation by name ("none": z itself)."""
     if activation == "none":
         return z
@@ -64,7 +61,7 @@ def activation_forward(activation, z: Array, alpha: float):
     return getattr(A, f"{activation}_forward")(z)
 
 
-def _dz(dout: Array, a, activation, alpha: float, z: Array):
+def _dz(dout, a, activation, alpha, z):
     """d loss / d z from d loss / d a: from a = f(z) where f' is a function of a (as the core
     does), else from z."""
     if activation == "none":
@@ -74,7 +71,7 @@ def _dz(dout: Array, a, activation, alpha: float, z: Array):
     return A.FROM_OUTPUT[activation](a, dout, alpha)
 
 
-def dense_backward(dout: Array, x, w, a, activation: str="none", alpha: float=0.01, z=None):
+def dense_backward(dout, x, w, a, activation="none", alpha=0.01, z=None):
     """(dx (N, in), dw (out, in), db (out,)): dz = dout * f'; dx = dz w, dw = dz^T x, db = sum_n dz.
     z, the forward's x w^T + b, is needed where f' is not a function of a (gelu)."""
     convert_arguments(activation, alpha)  # then checks in the core's order, as dense_forward

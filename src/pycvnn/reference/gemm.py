@@ -1,9 +1,7 @@
-from __future__ import annotations
-
 import numpy as np
 
 
-def _float(a, name: str):
+def _float(a, name):
     """float64 stays, other real numbers become float32; anything else is a TypeError (as the core)."""
     a = np.asarray(a)
     if a.dtype.kind not in "biuf":
@@ -11,7 +9,7 @@ def _float(a, name: str):
     return a if a.dtype == np.float64 else a.astype(np.float32)
 
 
-def matmul(a, b, trans_a: bool=False, trans_b: bool=False):
+def matmul(a, b, trans_a=False, trans_b=False):
     """op(a) @ op(b); float64 if a is float64, else float32."""
     a = _float(a, "a")
     b = _float(b, "b").astype(a.dtype, copy=False)

@@ -6,8 +6,6 @@ pred's shape; for "none" it is the gradient of the sum. NaN and Inf propagate th
 formulas as NumPy computes them; the piecewise ones (hinge's margins) keep NaN explicitly.
 """
 
-from __future__ import annotations
-
 import numpy as np
 
 from ._common import (
@@ -22,45 +20,44 @@ from ._common import (
     reduce,
 )
 from .activations import keep_nan, sigmoid_forward, softmax_forward
-from .._types import Array
 
 # ---- elementwise: pred any shape, target the same shape ---------------------------------
 
 
-def _residual(pred: Array, target: Array):
+def _residual(pred, target):
     pred = as_float(pred, "pred")
     return pred - like(target, pred, "target", "pred")
 
 
-def l1_forward(pred: Array, target: Array, reduction: str="mean"):
+def l1_forward(pred, target, reduction="mean"):
     """|pred - target| per element."""
     return reduce(np.abs(_residual(pred, target)), reduction)
 
 
 @array_out
-def l1_backward(pred: Array, target: Array, reduction: str="mean"):
+def l1_backward(pred, target, reduction="mean"):
     """sign(pred - target), 0 at a tie; / pred.size for "mean"."""
     r = _residual(pred, target)
     return np.sign(r) * grad_scale(reduction, r.size)
 
 
-def l2_forward(pred: Array, target: Array, reduction: str="mean"):
+def l2_forward(pred, target, reduction="mean"):
     """(pred - target)^2 per element."""
     return reduce(_residual(pred, target) ** 2, reduction)
 
 
 @array_out
-def l2_backward(pred: Array, target: Array, reduction: str="mean"):
+def l2_backward(pred, target, reduction="mean"):
     """2 (pred - target); / pred.size for "mean"."""
     r = _residual(pred, target)
     return 2 * r * grad_scale(reduction, r.size)
 
 
-def _check_delta(delta: float):
+def _check_delta(delta):
     return check_scalar(delta, "delta", lambda x: x > 0, "a number > 0")
 
 
-def huber_forward(pred: Array, target: Array, delta: float=1.0, reduction: str="mean"):
+def huber_forward(pred, target, delta=1.0, reduction="mean"):
     """0.5 r^2 if |r| <= delta else delta (|r| - 0.5 delta), r = pred - target."""
     delta = _check_delta(delta)
     r = _residual(pred, target)
@@ -70,7 +67,7 @@ def huber_forward(pred: Array, target: Array, delta: float=1.0, reduction: str="
 
 
 @array_out
-def huber_backward(pred: Array, target: Array, delta: float=1.0, reduction: str="mean"):
+def huber_backward(pred, target, delta=1.0, reduction="mean"):
     """r if |r| <= delta else delta sign(r); / pred.size for "mean"."""
     delta = _check_delta(delta)
     r = _residual(pred, target)
@@ -80,7 +77,7 @@ def huber_backward(pred: Array, target: Array, delta: float=1.0, reduction: str=
 # ---- cross-entropy: pred (N, C), target class ids (N,) or probabilities (N, C) ----------
 
 
-def _ce_inputs(pred: Array, target: Array):
+def _ce_inputs(pred, target):
     """pred (N, C), and the target as class ids (N,) or as an (N, C) matrix (the other None)."""
     pred = as_float(pred, "pred")
     check_ndim(pred, "pred", (2,), "shape (N, C)")
@@ -90,13 +87,13 @@ def _ce_inputs(pred: Array, target: Array):
     return pred, None, like(target, pred, "target", "pred")
 
 
-def _log_softmax(z: Array):
+def _log_softmax(z):
     """z - logsumexp(z) per row, with the max subtracted first."""
     shifted = z - z.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def cross_entropy_forward(pred: Array, target: Array, from_logits: bool=True, reduction: str="mean"):
+def cross_entropy_forward(pred, target, from_logits=True, reduction="mean"):
     """-sum_c t_c log p_c per sample (N,), -log p_y for class ids; log p = log_softmax(pred), or
     log clip(pred, eps, 1)."""
     pred, ids, t = _ce_inputs(pred, target)
@@ -106,7 +103,7 @@ def cross_entropy_forward(pred: Array, target: Array, from_logits: bool=True, re
     return reduce(-(t * log_p).sum(axis=1), reduction)
 
 
-def cross_entropy_backward(pred: Array, target: Array, from_logits: bool=True, reduction: str="mean"):
+def cross_entropy_backward(pred, target, from_logits=True, reduction="mean"):
     """softmax(pred) sum_c t_c - t from logits; -t / p where p > eps (else 0) from probabilities.
     With class ids t is the one-hot row, and from probabilities only p_y has a gradient."""
     pred, ids, t = _ce_inputs(pred, target)
@@ -129,7 +126,7 @@ def cross_entropy_backward(pred: Array, target: Array, from_logits: bool=True, r
 # ---- binary cross-entropy: pred (N,) or (N, 1), target the same shape in [0, 1] ---------
 
 
-def _binary_inputs(pred: Array, target: Array):
+def _binary_inputs(pred, target):
     pred = as_float(pred, "pred")
     if not (pred.ndim == 1 or (pred.ndim == 2 and pred.shape[1] == 1)):
         raise ValueError(f"pred: expected binary scores of shape (N,) or (N, 1), got {pred.shape}")
@@ -141,7 +138,7 @@ def _binary_inputs(pred: Array, target: Array):
     return pred, target
 
 
-def binary_cross_entropy_forward(pred: Array, target: Array, from_logits: bool=True, reduction: str="mean"):
+def binary_cross_entropy_forward(pred, target, from_logits=True, reduction="mean"):
     """Per sample (N,): max(x,0) - x t + log1p(exp(-|x|)) from logits x; else -(t log p + (1-t) log(1-p))."""
     x, t = _binary_inputs(pred, target)
     if from_logits:
@@ -153,7 +150,7 @@ def binary_cross_entropy_forward(pred: Array, target: Array, from_logits: bool=T
     return reduce(per.reshape(x.shape[0]), reduction)
 
 
-def binary_cross_entropy_backward(pred: Array, target: Array, from_logits: bool=True, reduction: str="mean"):
+def binary_cross_entropy_backward(pred, target, from_logits=True, reduction="mean"):
     """sigmoid(x) - t from logits; (p - t) / (p (1 - p)) where eps < p < 1 - eps (else 0)."""
     x, t = _binary_inputs(pred, target)
     if from_logits:
@@ -168,7 +165,7 @@ def binary_cross_entropy_backward(pred: Array, target: Array, from_logits: bool=
 # ---- hinge: binary scores (N,)/(N, 1) with y in {-1, +1}, or (N, C) with class ids -------
 
 
-def _margins(pred: Array, target: Array):
+def _margins(pred, target):
     """Margin terms m (N, K): binary 1 - y s (K = 1); multiclass 1 - s_y + s_j, 0 at j = y.
 
     Returns (pred, m, dm_ds) where dm_ds maps d loss / d m (N, K) to d loss / d pred.
@@ -196,25 +193,25 @@ def _margins(pred: Array, target: Array):
     return pred, m, dm_ds
 
 
-def hinge_forward(pred: Array, target: Array, reduction: str="mean"):
+def hinge_forward(pred, target, reduction="mean"):
     """Per sample (N,): sum over terms of max(0, m)."""
     _, m, _ = _margins(pred, target)
     return reduce(np.maximum(m, 0).sum(axis=1), reduction)
 
 
-def hinge_backward(pred: Array, target: Array, reduction: str="mean"):
+def hinge_backward(pred, target, reduction="mean"):
     """d/dm max(0, m) = [m > 0] (0 at the kink, NaN at NaN), chained to the scores."""
     pred, m, dm_ds = _margins(pred, target)
     return dm_ds(keep_nan(m, (m > 0).astype(pred.dtype))) * grad_scale(reduction, pred.shape[0])
 
 
-def squared_hinge_forward(pred: Array, target: Array, reduction: str="mean"):
+def squared_hinge_forward(pred, target, reduction="mean"):
     """Per sample (N,): sum over terms of max(0, m)^2."""
     _, m, _ = _margins(pred, target)
     return reduce((np.maximum(m, 0) ** 2).sum(axis=1), reduction)
 
 
-def squared_hinge_backward(pred: Array, target: Array, reduction: str="mean"):
+def squared_hinge_backward(pred, target, reduction="mean"):
     """d/dm max(0, m)^2 = 2 max(0, m), chained to the scores."""
     pred, m, dm_ds = _margins(pred, target)
     return dm_ds(2 * np.maximum(m, 0)) * grad_scale(reduction, pred.shape[0])
@@ -223,7 +220,7 @@ def squared_hinge_backward(pred: Array, target: Array, reduction: str="mean"):
 # ---- dice: pred (N, ...) probabilities, target the same shape ---------------------------
 
 
-def _dice_parts(pred: Array, target: Array, smooth: float):
+def _dice_parts(pred, target, smooth):
     smooth = check_scalar(smooth, "smooth", lambda x: x >= 0, "a number >= 0")
     pred = as_float(pred, "pred")
     smooth = float(pred.dtype.type(smooth))  # the core takes smooth in pred's dtype
@@ -239,13 +236,13 @@ def _dice_parts(pred: Array, target: Array, smooth: float):
     return pred, g, num + empty, den + empty, empty
 
 
-def dice_forward(pred: Array, target: Array, smooth: float=1e-6, reduction: str="mean"):
+def dice_forward(pred, target, smooth=1e-6, reduction="mean"):
     """Per sample (N,): 1 - (2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth)."""
     pred, _, num, den, _ = _dice_parts(pred, target, smooth)
     return reduce((1 - num / den).astype(pred.dtype), reduction)
 
 
-def dice_backward(pred: Array, target: Array, smooth: float=1e-6, reduction: str="mean"):
+def dice_backward(pred, target, smooth=1e-6, reduction="mean"):
     """d/dp_k = -(2 g_k den - num) / den^2, per sample."""
     pred, g, num, den, empty = _dice_parts(pred, target, smooth)
     scale = grad_scale(reduction, pred.shape[0])

@@ -5,8 +5,6 @@ Wi (out_i, in_i) row-major. The first n_decay entries are the weights, the only 
 weight decay touches. grads and optimizer state buffers have the arena's size and dtype.
 """
 
-from __future__ import annotations
-
 import threading
 
 import numpy as np
@@ -15,9 +13,6 @@ from . import activations as A
 from . import dense as D
 from . import losses as L
 from . import optimizers as O
-from .._types import Array
-from types import TracebackType
-from typing import Optional, Type
 
 OP_KINDS = ("dense", "act")
 ACTIVATIONS = D.ACTIVATIONS
@@ -47,16 +42,16 @@ class UpdateRule:
     def __init__(
         self,
         rule,
-        beta: float=0.9,
-        form: str="ema",
-        nesterov: bool=False,
-        rho: float=0.9,
-        beta1: float=0.9,
-        beta2: float=0.999,
-        eps: float=1e-8,
-        weight_decay: float=0.0,
-        clip_norm: float=0.0,
-    ) -> None:
+        beta=0.9,
+        form="ema",
+        nesterov=False,
+        rho=0.9,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
+        weight_decay=0.0,
+        clip_norm=0.0,
+    ):
         if rule not in dict(RULES):
             raise ValueError(f"rule: expected one of {tuple(dict(RULES))}, got {rule!r}")
         if form not in O.MOMENTUM_FORMS:
@@ -72,7 +67,7 @@ class UpdateRule:
         self.rho, self.beta1, self.beta2, self.eps = rho, beta1, beta2, eps
         self.weight_decay, self.clip_norm = weight_decay, clip_norm
 
-    def step(self, params, grads, state1, state2, n_decay, lr: float, t) -> None:
+    def step(self, params, grads, state1, state2, n_decay, lr, t):
         """One update of params in place; t >= 1 is this step's number."""
         if params.size == 0:
             return
@@ -109,20 +104,20 @@ class UpdateRule:
 class ThreadSession:
     """`with ThreadSession():` as the core's; the twin has no threads of its own to pin."""
 
-    def __init__(self) -> None:
+    def __init__(self):
         pass
 
     def __enter__(self):
         return self
 
-    def __exit__(self, exc_type: Optional[Type[BaseException]], exc_value: Optional[BaseException], traceback: Optional[TracebackType]) -> bool:
+    def __exit__(self, exc_type, exc_value, traceback):
         return False
 
 
 class LossSpec:
     """A loss by name with its options; value and gradient with reduction "mean"."""
 
-    def __init__(self, name: str, delta: float=1.0, smooth: float=1e-6, from_logits: bool=True) -> None:
+    def __init__(self, name, delta=1.0, smooth=1e-6, from_logits=True):
         if name not in dict(LOSSES):
             raise ValueError(f"name: expected one of {tuple(dict(LOSSES))}, got {name!r}")
         self.name, self.delta, self.smooth, self.from_logits = name, delta, smooth, from_logits
@@ -131,13 +126,13 @@ class LossSpec:
         option = dict(LOSSES)[self.name]
         return {option: getattr(self, option)} if option else {}
 
-    def value(self, pred: Array, target: Array):
+    def value(self, pred, target):
         return getattr(L, f"{self.name}_forward")(pred, target, **self._options())
 
-    def grad(self, pred: Array, target: Array):
+    def grad(self, pred, target):
         return getattr(L, f"{self.name}_backward")(pred, target, **self._options())
 
-    def weighted_value_and_grad(self, pred: Array, target: Array, w):
+    def weighted_value_and_grad(self, pred, target, w):
         """sum_i w_i l_i / (sum_i w_i k) and its gradient, l_i row i's sum of its k unreduced
         values (k = C for the elementwise losses, else 1): unit weights give the mean. A batch
         of no weight has a zero loss and a zero gradient."""
@@ -175,7 +170,7 @@ def _weights(sample_weight, rows, order, dtype):
     return w
 
 
-def _activation_backward(name: str, z: Array, dout: Array, alpha: float):
+def _activation_backward(name, z, dout, alpha):
     if name == "none":
         return dout
     if name == "leaky_relu":
@@ -187,7 +182,7 @@ class Network:
     """ops: [(kind, in, out, activation, alpha)]; "dense" is a Dense layer fused with the
     activation after it, "act" a lone activation layer (in == out)."""
 
-    def __init__(self, ops) -> None:
+    def __init__(self, ops):
         self.ops, n_w = [], 0
         width = None
         for i, op in enumerate(ops):
@@ -225,7 +220,7 @@ class Network:
         w, b = self._w_offsets[i], self._b_offsets[i]
         return buf[w : w + fout * fin].reshape(fout, fin), buf[b : b + fout]
 
-    def forward(self, params, x, keep: bool=True):
+    def forward(self, params, x, keep=True):
         """x (N, in) -> the last op's output (N, out); with keep, this thread's next backward
         differentiates this pass."""
         cache = []
@@ -242,7 +237,7 @@ class Network:
             self._local.cache = cache
         return x
 
-    def backward(self, params, grads, dout: Array):
+    def backward(self, params, grads, dout):
         """dout = d loss / d output (N, out); writes every op's gradients into grads, returns dx."""
         cache = getattr(self._local, "cache", None)
         if cache is None:
@@ -267,14 +262,14 @@ class Network:
         state1,
         state2,
         x,
-        y: Array,
+        y,
         order,
-        batch_size: int,
-        lr: float,
+        batch_size,
+        lr,
         t,
         loss,
         rule,
-        sample_weight: Optional[Array]=None,
+        sample_weight=None,
     ):
         """One epoch over the rows of x, y in `order`, in batches of batch_size (the last
         partial batch used): forward, mean loss and its gradient, backward, rule.step with

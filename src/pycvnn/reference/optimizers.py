@@ -4,8 +4,6 @@ Like the compiled core, they take C-contiguous float32 or float64 arrays of one 
 update them in place and return None; state buffers start at zeros.
 """
 
-from __future__ import annotations
-
 import numpy as np
 
 from ._common import as_flag, as_float, check_name, check_scalar
@@ -16,7 +14,7 @@ MOMENTUM_FORMS = ("ema", "heavy_ball")
 def _check_buffers(**buffers):
     """Every buffer a writeable C-contiguous float32/float64 ndarray, one dtype, one size, no overlap."""
     first_name, first = next(iter(buffers.items()))
-    seen = []
+    seen: list[tuple[str, object]] = []
     for name, a in buffers.items():
         if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
             got = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
@@ -39,15 +37,15 @@ def _check_buffers(**buffers):
         seen.append((name, a))
 
 
-def _lr(lr: float):
+def _lr(lr):
     return check_scalar(lr, "lr", lambda x: x >= 0, "a number >= 0")
 
 
-def _decay_rate(value, name: str):
+def _decay_rate(value, name):
     return check_scalar(value, name, lambda x: 0 <= x < 1, "a number in [0, 1)")
 
 
-def _eps(eps: float):
+def _eps(eps):
     return check_scalar(eps, "eps", lambda x: x > 0, "a number > 0")
 
 
@@ -67,13 +65,13 @@ def _check_step(t):
     return int(t)
 
 
-def gd_update(param, grad, lr: float) -> None:
+def gd_update(param, grad, lr):
     """param -= lr grad."""
     _check_buffers(param=param, grad=grad)
     param -= _lr(lr) * grad.reshape(param.shape)
 
 
-def momentum_update(param, grad, velocity, lr: float, beta: float=0.9, form: str="ema", nesterov: bool=False):
+def momentum_update(param, grad, velocity, lr, beta=0.9, form="ema", nesterov=False):
     """ema: v = beta v + (1 - beta) g; heavy_ball: v = beta v + g; param -= lr v (nesterov: lr (g + beta v))."""
     nesterov = as_flag(nesterov, "nesterov")  # converted before any check, as the core's
     _check_buffers(param=param, grad=grad, velocity=velocity)
@@ -89,7 +87,7 @@ def momentum_update(param, grad, velocity, lr: float, beta: float=0.9, form: str
     param -= lr * (g + beta * v) if nesterov else lr * v
 
 
-def rmsprop_update(param, grad, sq, lr: float, rho: float=0.9, eps: float=1e-8) -> None:
+def rmsprop_update(param, grad, sq, lr, rho=0.9, eps=1e-8):
     """s = rho s + (1 - rho) g^2; param -= lr g / (sqrt(s) + eps)."""
     _check_buffers(param=param, grad=grad, sq=sq)
     lr, rho, eps = _lr(lr), _decay_rate(rho, "rho"), _eps(eps)
@@ -99,7 +97,7 @@ def rmsprop_update(param, grad, sq, lr: float, rho: float=0.9, eps: float=1e-8) 
     param -= lr * g / (np.sqrt(s) + eps)
 
 
-def adam_update(param, grad, m, v, lr: float, beta1: float, beta2: float, eps: float, t) -> None:
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
     """m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; param -= lr m^ / (sqrt(v^) + eps), m^ = m/(1-b1^t), v^ = v/(1-b2^t)."""
     _check_buffers(param=param, grad=grad, m=m, v=v)
     t = _check_step(t)
@@ -115,7 +113,7 @@ def adam_update(param, grad, m, v, lr: float, beta1: float, beta2: float, eps: f
     param -= lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
-def adamw_update(param, grad, m, v, lr: float, beta1: float, beta2: float, eps: float, t, weight_decay: float) -> None:
+def adamw_update(param, grad, m, v, lr, beta1, beta2, eps, t, weight_decay):
     """param *= 1 - lr weight_decay (decoupled decay), then the Adam step."""
     _check_buffers(param=param, grad=grad, m=m, v=v)
     t = _check_step(t)  # check everything before the decay, so a bad call changes nothing
@@ -126,7 +124,7 @@ def adamw_update(param, grad, m, v, lr: float, beta1: float, beta2: float, eps: 
     adam_update(param, grad, m, v, lr, beta1, beta2, eps, t)
 
 
-def add_weight_decay(grad, param, weight_decay: float) -> None:
+def add_weight_decay(grad, param, weight_decay):
     """Coupled L2, in place: grad += weight_decay param."""
     _check_buffers(grad=grad, param=param)
     grad += _weight_decay(weight_decay) * param.reshape(grad.shape)

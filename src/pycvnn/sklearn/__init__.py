@@ -6,8 +6,6 @@ GridSearchCV, cross_val_score and clone. This module needs scikit-learn (the `sk
 extra); `import pycvnn` alone never imports it.
 """
 
-from __future__ import annotations
-
 from ._estimators import MLPClassifier, MLPRegressor
 
 __all__ = ["MLPClassifier", "MLPRegressor"]

@@ -1,8 +1,6 @@
 """What the classifier and the regressor share: parameter checks, the network and optimizer
 they build, and the epoch loop with scikit-learn's stopping rule."""
 
-from __future__ import annotations
-
 import contextlib
 import numbers
 import warnings
@@ -20,7 +18,6 @@ from ..activations import REGISTRY as ACTIVATIONS
 from ..layers import Dense
 from ..model import Sequential
 from ._checks import check_choice, check_flag, check_int, check_real
-from numpy.typing import ArrayLike
 
 # scikit-learn's activation names and the pycvnn activation each stands for ("identity" is a
 # Dense layer without one).
@@ -93,7 +90,7 @@ class BaseMLP(BaseEstimator):
         """The pycvnn activation after the last Dense (None for none); set per subclass."""
         raise NotImplementedError
 
-    def _new_model(self, hidden, n_in, dtype, seed: int):
+    def _new_model(self, hidden, n_in, dtype, seed):
         act = SKLEARN_ACTIVATIONS.get(self.activation, self.activation)
         init = ACTIVATIONS[act].init if act else "xavier"
         sizes = [n_in, *hidden, self.n_outputs_]
@@ -114,7 +111,7 @@ class BaseMLP(BaseEstimator):
         docstring): alpha / (the batch's weight) times the gradient scale."""
         return self._gradient_scale() * self.alpha / (batch * mean_weight)
 
-    def _lr(self, lr: float):
+    def _lr(self, lr):
         """The pycvnn lr giving scikit-learn's step: the plain-gradient solvers take the
         gradient scale out; Adam, RMSProp and AdamW do not see a gradient's scale."""
         plain = self.solver in ("sgd", "gd", "momentum")
@@ -138,11 +135,11 @@ class BaseMLP(BaseEstimator):
         return optim.AdamW(lr, beta1=self.beta_1, beta2=self.beta_2, eps=self.epsilon)
 
     # ---- fitting --------------------------------------------------------------------------
-    def _validate_X(self, X: ArrayLike, reset):
+    def _validate_X(self, X, reset):
         dtype = (np.float64, np.float32) if self.dtype is None else np.dtype(self.dtype)
         return validate_data(self, X, reset=reset, dtype=dtype)
 
-    def _fit(self, X: ArrayLike, y: ArrayLike, sample_weight, incremental, classes=None):
+    def _fit(self, X, y, sample_weight, incremental, classes=None):
         hidden = self._checked_params()
         first = not hasattr(self, "model_") or not (incremental or self.warm_start)
         if not first and tuple(self._hidden) != hidden:
@@ -167,7 +164,7 @@ class BaseMLP(BaseEstimator):
             self._epochs(X, targets, weights, incremental)
         return self
 
-    def _initialize(self, hidden, n_in, x_dtype) -> None:
+    def _initialize(self, hidden, n_in, x_dtype):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         self._rng = np.random.default_rng(seed)
         dtype = self.dtype if self.dtype is not None else x_dtype
@@ -186,7 +183,7 @@ class BaseMLP(BaseEstimator):
         self.validation_scores_ = [] if self.early_stopping else None
         self.best_validation_score_ = -np.inf if self.early_stopping else None
 
-    def _split(self, X: ArrayLike, targets, weights, incremental):
+    def _split(self, X, targets, weights, incremental):
         """(train, validation) parts; the validation part is None without early stopping."""
         if not self.early_stopping or incremental:
             return (X, targets, weights), None
@@ -208,7 +205,7 @@ class BaseMLP(BaseEstimator):
             train, val = train + [None], val + [None]
         return tuple(train), tuple(val)
 
-    def _epochs(self, X: ArrayLike, targets, weights, incremental) -> None:
+    def _epochs(self, X, targets, weights, incremental):
         (X, targets, weights), val = self._split(X, targets, weights, incremental)
         n = X.shape[0]
         batch = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)
@@ -287,7 +284,7 @@ class BaseMLP(BaseEstimator):
             return self.learning_rate_init / (self.t_ + 1) ** self.power_t
         return self._adaptive[1]
 
-    def _lowered_lr(self) -> bool:
+    def _lowered_lr(self):
         """scikit-learn's "adaptive" sgd: instead of stopping, divide the lr by 5 (until it
         is at most 1e-6) and count afresh. True if it did."""
         adaptive = self.solver == "sgd" and self.learning_rate == "adaptive"
@@ -323,7 +320,7 @@ class BaseMLP(BaseEstimator):
         """pycvnn's l2 is the mean squared error; scikit-learn reports half of it."""
         return 0.5 if self.loss in ("l2", "mse") else 1.0
 
-    def _output(self, X: ArrayLike):
+    def _output(self, X):
         """The network's output for X (N, n_outputs_) after the checks scikit-learn asks for."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)

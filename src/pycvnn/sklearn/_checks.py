@@ -1,13 +1,11 @@
 """Parameter checks whose errors name the parameter, the expected and the received value."""
 
-from __future__ import annotations
-
 import numbers
 
 import numpy as np
 
 
-def check_int(value, name: str, minimum):
+def check_int(value, name, minimum):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an int >= {minimum}, got {value!r}")
     if value < minimum:
@@ -15,7 +13,7 @@ def check_int(value, name: str, minimum):
     return int(value)
 
 
-def check_real(value, name: str, low, high=None, low_open: bool=False, high_open: bool=True):
+def check_real(value, name, low, high=None, low_open=False, high_open=True):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {value!r}")
     too_low = value <= low if low_open else value < low
@@ -27,13 +25,13 @@ def check_real(value, name: str, low, high=None, low_open: bool=False, high_open
     return float(value)
 
 
-def check_flag(value, name: str):
+def check_flag(value, name):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected True or False, got {value!r}")
     return bool(value)
 
 
-def check_choice(value, name: str, choices, hint: str=""):
+def check_choice(value, name, choices, hint=""):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name}: expected one of {sorted(choices)}{hint}, got {value!r}")
     return value

@@ -1,7 +1,5 @@
 """MLPClassifier and MLPRegressor: scikit-learn's estimators, trained by pycvnn."""
 
-from __future__ import annotations
-
 import inspect
 
 import numpy as np
@@ -11,17 +9,15 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import column_or_1d
 
 from ._base import BaseMLP
-from numpy.typing import ArrayLike
-from typing import Optional, Sequence
 
 
-def _init(self, hidden_layer_sizes: Sequence[int]=(100,), activation: str="relu", *, solver: str="adam", alpha: float=1e-4,
-          batch_size: str="auto", learning_rate: str="constant", learning_rate_init: float=0.001, power_t: float=0.5,
-          max_iter: int=200, shuffle: bool=True, random_state=None, tol: float=1e-4, verbose: bool=False,
-          warm_start: bool=False, momentum: float=0.9, nesterovs_momentum: bool=True, early_stopping: bool=False,
-          validation_fraction: float=0.1, beta_1: float=0.9, beta_2: float=0.999, epsilon: float=1e-8, n_iter_no_change: int=10,
-          loss: str="l2", schedule=None, momentum_form: str="heavy_ball", backend=None,
-          dtype=None) -> None:  # fmt: skip
+def _init(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=1e-4,
+          batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+          max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
+          warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+          validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
+          loss="l2", schedule=None, momentum_form="heavy_ball", backend=None,
+          dtype=None):  # fmt: skip
     """The parameters both estimators take: a signature for _estimator_init, never called."""
 
 
@@ -36,7 +32,7 @@ def _estimator_init(defaults, **extra):
     ]
     sig = sig.replace(parameters=params)
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, **kwargs):
         bound = sig.bind(self, *args, **kwargs)
         bound.apply_defaults()
         for name, value in list(bound.arguments.items())[1:]:
@@ -99,17 +95,17 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     LOSSES = ("cross_entropy", "l2", "mse")
     _y_numeric = False
 
-    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike]=None):
+    def fit(self, X, y, sample_weight=None):
         """Train on X (N, features) and labels y (N,) of any type; returns self."""
         return self._fit(X, y, sample_weight, incremental=False)
 
-    def partial_fit(self, X: ArrayLike, y: ArrayLike, classes=None, sample_weight: Optional[ArrayLike]=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over X, y; `classes` (every label) is needed on the first call."""
         if not hasattr(self, "model_") and classes is None:
             raise ValueError("classes: expected every class label on the first partial_fit call")
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
-    def _targets(self, y: ArrayLike, first, classes):
+    def _targets(self, y, first, classes):
         check_classification_targets(y)
         if type_of_target(y) == "multilabel-indicator":
             raise ValueError(
@@ -176,27 +172,27 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             return "binary_cross_entropy"
         return self.loss
 
-    def _stratify(self) -> bool:
+    def _stratify(self):
         return True
 
-    def _score_on(self, X: ArrayLike, targets, weights):
+    def _score_on(self, X, targets, weights):
         hits = self._decide(self.model_.predict(X)) == self._ids(targets)
         return float(np.average(hits, weights=weights))
 
     def _decide(self, out):
         return (out[:, 0] > 0.5).astype(np.int64) if out.shape[1] == 1 else out.argmax(axis=1)
 
-    def predict(self, X: ArrayLike):
+    def predict(self, X):
         """The predicted label per row of X."""
         out = self._output(X)  # checks the fit first
         return self.classes_[self._decide(out)]
 
-    def predict_proba(self, X: ArrayLike):
+    def predict_proba(self, X):
         """(N, n_classes) class probabilities, columns in classes_ order."""
         out = self._output(X)
         return np.hstack([1 - out, out]) if out.shape[1] == 1 else out
 
-    def predict_log_proba(self, X: ArrayLike):
+    def predict_log_proba(self, X):
         """The log of predict_proba."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
@@ -215,15 +211,15 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     LOSSES = ("l2", "mse", "l1", "huber")
     _y_numeric = True
 
-    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike]=None):
+    def fit(self, X, y, sample_weight=None):
         """Train on X (N, features) and targets y (N,) or (N, n_outputs); returns self."""
         return self._fit(X, y, sample_weight, incremental=False)
 
-    def partial_fit(self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike]=None):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over X, y (the first call builds the network)."""
         return self._fit(X, y, sample_weight, incremental=True)
 
-    def _targets(self, y: ArrayLike, first, classes):
+    def _targets(self, y, first, classes):
         y = np.asarray(y, dtype=np.float64)
         y = y.reshape(-1, 1) if y.ndim == 1 else y
         if first:
@@ -243,13 +239,13 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     def _fit_loss(self):
         return self.loss
 
-    def _stratify(self) -> bool:
+    def _stratify(self):
         return False
 
-    def _score_on(self, X: ArrayLike, targets, weights):
+    def _score_on(self, X, targets, weights):
         return float(r2_score(targets, self.model_.predict(X), sample_weight=weights))
 
-    def predict(self, X: ArrayLike):
+    def predict(self, X):
         """(N,) predictions, or (N, n_outputs) for several outputs."""
         out = self._output(X)
         return out.ravel() if self.n_outputs_ == 1 else out
