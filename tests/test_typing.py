@@ -30,7 +30,7 @@ SNIPPETS = {
             schedule=schedules.StepDecay(0.01, step_size=1), verbose=False,
         )
         reveal_type(history)  # R: pycvnn.training.History
-        reveal_type(history["loss"])  # R: builtins.list
+        reveal_type(history["loss"])  # R: list[Any]
         reveal_type(model.predict(X))  # R: numpy.ndarray
         reveal_type(model.evaluate(X, y))  # R: builtins.dict[builtins.str, builtins.float]
         reveal_type(pycvnn.load)  # R: def (path:
@@ -47,7 +47,7 @@ SNIPPETS = {
 
         X, y = pycvnn.datasets.digits()
         model = pycvnn.MLP([64, 10])
-        model.fit(X, y, epochs="10")  # E: Argument "epochs" to "fit" of "Sequential" has incompatible type "str"; expected "int"
+        model.fit(X, y, epochs="10")  # E: Argument "epochs" has incompatible type "str"; expected "int"
         """,
     "bad_seed": """
         import pycvnn
@@ -72,7 +72,7 @@ SNIPPETS = {
         """,
 }
 
-LINE = re.compile(r"^[^:]+?(\w+)\.py:(\d+): (error|note): (.*)$")
+LINE = re.compile(r"^(?:.*[/\\])?(\w+)\.py:(\d+): (error|note): (.*)$")
 
 
 @pytest.fixture(scope="module")
