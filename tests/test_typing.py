@@ -34,7 +34,7 @@ SNIPPETS = {
         reveal_type(model.predict(X))  # R: numpy.ndarray
         reveal_type(model.evaluate(X, y))  # R: dict[str, float]
         reveal_type(pycvnn.load)  # R: def (path:
-        reveal_type(pycvnn.get_backend())  # R: builtins.str
+        reveal_type(pycvnn.get_backend())  # R: str
         with pycvnn.using_backend("numpy"):
             model.predict_classes(X[:5])
         seq = pycvnn.Sequential([pycvnn.Dense(64, 10), pycvnn.Softmax()], seed=1)
