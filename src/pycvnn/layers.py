@@ -45,7 +45,13 @@ class Layer:
 class Dense(Layer):
     """Fully connected: z = a W^T + b for a batch of rows a (N, in); W (out, in), b (out,)."""
 
-    def __init__(self, in_features, out_features, activation=None, init="he"):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        activation: Optional[str] = None,
+        init: str = "he",
+    ) -> None:
         self.in_features = v.integer(in_features, "in_features", minimum=1, exc=ValueError)
         self.out_features = v.integer(out_features, "out_features", minimum=1, exc=ValueError)
         if activation is not None:
@@ -64,7 +70,7 @@ class LeakyReLU(Layer):
 
     activation = "leaky_relu"
 
-    def __init__(self, alpha=0.01):
+    def __init__(self, alpha: float = 0.01) -> None:
         self.alpha = v.number(alpha, "alpha", minimum=0)
 
     def __repr__(self):

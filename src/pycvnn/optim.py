@@ -130,8 +130,14 @@ class Momentum(Optimizer):
     rule, n_state = "momentum", 1
 
     def __init__(
-        self, lr=0.01, beta=0.9, form="ema", nesterov=False, weight_decay=0.0, clip_norm=None
-    ):
+        self,
+        lr: float = 0.01,
+        beta: float = 0.9,
+        form: str = "ema",
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        clip_norm: Optional[float] = None,
+    ) -> None:
         super().__init__(lr, weight_decay, clip_norm)
         self.beta = v.number(beta, "beta", minimum=0)
         if self.beta >= 1:
@@ -152,7 +158,14 @@ class RMSProp(Optimizer):
 
     rule, n_state = "rmsprop", 1
 
-    def __init__(self, lr=0.001, rho=0.9, eps=1e-8, weight_decay=0.0, clip_norm=None):
+    def __init__(
+        self,
+        lr: float = 0.001,
+        rho: float = 0.9,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        clip_norm: Optional[float] = None,
+    ) -> None:
         super().__init__(lr, weight_decay, clip_norm)
         self.rho = _unit("rho", rho)
         self.eps = v.number(eps, "eps", 0, strict=True)
@@ -168,8 +181,14 @@ class Adam(Optimizer):
     rule, n_state = "adam", 2
 
     def __init__(
-        self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, clip_norm=None
-    ):
+        self,
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        clip_norm: Optional[float] = None,
+    ) -> None:
         super().__init__(lr, weight_decay, clip_norm)
         self.beta1, self.beta2 = _unit("beta1", beta1), _unit("beta2", beta2)
         self.eps = v.number(eps, "eps", 0, strict=True)
@@ -184,8 +203,14 @@ class AdamW(Adam):
     rule = "adamw"
 
     def __init__(
-        self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, clip_norm=None
-    ):
+        self,
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+        clip_norm: Optional[float] = None,
+    ) -> None:
         super().__init__(lr, beta1, beta2, eps, weight_decay, clip_norm)
 
 

@@ -5,6 +5,8 @@ Each class's `for_run(lr, epochs)` is its default shape over a run of `epochs` e
 `pycvnn train --schedule NAME` uses); REGISTRY lists them by name.
 """
 
+from __future__ import annotations
+
 import math
 
 from . import _validate as v
@@ -64,12 +66,12 @@ class StepDecay:
     def for_run(cls, lr, epochs):
         return cls(lr, step_size=max(1, epochs // 3), gamma=0.1)
 
-    def __init__(self, lr, step_size, gamma=0.1):
+    def __init__(self, lr: float, step_size: int, gamma: float = 0.1) -> None:
         self.lr = _lr(lr)
         self.step_size = _count("step_size", step_size)
         self.gamma = _positive("gamma", gamma)
 
-    def __call__(self, epoch):
+    def __call__(self, epoch: int) -> float:
         e = _epoch(epoch)
         return _decayed(self.lr, self.gamma, e // self.step_size, e)
 
