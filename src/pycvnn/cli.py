@@ -1,5 +1,5 @@
 """The `pycvnn` command line: `pycvnn train`, `pycvnn walkthrough`, `pycvnn figures`,
-`pycvnn export`, `pycvnn info`, `pycvnn playground`."""
+`pycvnn export`, `pycvnn sweep`, `pycvnn info`, `pycvnn playground`."""
 
 import argparse
 import math
@@ -9,7 +9,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import __version__, losses, schedules, walkthrough
+from . import __version__, _sweep_cli, losses, schedules, walkthrough
 from .activations import names
 from .optim import OPTIMIZERS
 
@@ -739,6 +739,8 @@ def build_parser():
     p.add_argument(
         "--opset", metavar="N", type=opset_arg, default=17, help="ONNX opset (default 17)"
     )
+
+    _sweep_cli.add_parser(sub)
 
     p = sub.add_parser(
         "playground",
