@@ -48,7 +48,7 @@ __all__ = [
     "load",
     "check_gradients",
 ]
-__all__ += [name for name in layers.__all__ if name != "Layer"]
+__all__ += ["Dense", "LeakyReLU", "Sigmoid", "Tanh", "ReLU", "Softmax", "GELU", "Softplus"]
 
 if TYPE_CHECKING:
     from types import ModuleType

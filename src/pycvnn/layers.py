@@ -116,4 +116,5 @@ class Softplus(Layer):
 
 
 ACTIVATION_LAYERS = {cls.activation: cls for cls in Layer.__subclasses__() if cls.activation}
-__all__ = ["Layer", "Dense", *(cls.__name__ for cls in ACTIVATION_LAYERS.values())]
+# Written out, so that a type checker sees the names `from pycvnn.layers import *` brings.
+__all__ = ["Layer", "Dense", "LeakyReLU", "Sigmoid", "Tanh", "ReLU", "Softmax", "GELU", "Softplus"]
