@@ -20,6 +20,13 @@ class Schedule(Protocol):
     def __call__(self, epoch: int) -> float: ...
 
 
+class RegisteredSchedule(Schedule, Protocol):
+    """A schedule of the registry: its class also gives its default shape over a run."""
+
+    @classmethod
+    def for_run(cls, lr: float, epochs: int) -> Schedule: ...
+
+
 def _lr(value: object, name: str = "lr") -> float:
     return v.number(value, name, minimum=0)
 
@@ -209,7 +216,7 @@ class ReduceOnPlateau:
 
 
 # The one list of schedules: get() and the CLI's choices derive from it.
-REGISTRY: Registry[Type[Schedule]] = Registry("schedule")
+REGISTRY: Registry[Type[RegisteredSchedule]] = Registry("schedule")
 REGISTRY.update(
     constant=Constant,
     step=StepDecay,
