@@ -48,12 +48,12 @@ __all__ = [
     "load",
     "check_gradients",
 ]
-__all__ += ["Dense", "LeakyReLU", "Sigmoid", "Tanh", "ReLU", "Softmax", "GELU", "Softplus"]
+__all__ += [name for name in layers.__all__ if name != "Layer"]
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from . import export  # imported on first use at run time, below
+    from . import export as export  # imported on first use at run time, below
 
 
 def __getattr__(name: str) -> ModuleType:

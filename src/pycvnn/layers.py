@@ -18,9 +18,7 @@ ACTIVATIONS = names()
 INITS = ("he", "xavier", "normal", "zeros")
 
 
-def initial_weights(
-    init: str, fan_in: int, fan_out: int, rng: np.random.Generator
-) -> FloatArray:
+def initial_weights(init: str, fan_in: int, fan_out: int, rng: np.random.Generator) -> FloatArray:
     """W (fan_out, fan_in) in float64, drawn from rng. he: N(0, 2/fan_in);
     xavier: U(±sqrt(6/(fan_in + fan_out))); normal: N(0, 0.01^2); zeros."""
     shape = (fan_out, fan_in)

@@ -12,6 +12,7 @@ import inspect
 from typing import (
     Any,
     Callable,
+    ClassVar,
     Dict,
     Iterable,
     Literal,
@@ -49,7 +50,9 @@ class Value(Protocol):
     """<name>(pred, target, reduction="mean"): a float, or the unreduced array for "none"."""
 
     @overload
-    def __call__(self, pred: ArrayLike, target: ArrayLike, reduction: Reduced = "mean") -> float: ...
+    def __call__(
+        self, pred: ArrayLike, target: ArrayLike, reduction: Reduced = "mean"
+    ) -> float: ...
     @overload
     def __call__(
         self, pred: ArrayLike, target: ArrayLike, reduction: Literal["none"]
@@ -304,6 +307,7 @@ def _register(
     for fn, fn_name, fn_doc in ((value, name, doc), (grad, f"{name}_grad", grad_doc)):
         fn.__name__ = fn.__qualname__ = fn_name
         fn.__doc__ = fn_doc
+        # A function takes any attribute; inspect.signature reads this one.
         fn.__signature__ = signature  # type: ignore[attr-defined]
     _FUNCTIONS[name] = value, grad
     return value, grad
@@ -354,7 +358,9 @@ _FROM_LOGITS: OptionSpec = ("from_logits", True, v.flag)
 
 # The one list of losses: the classes, get(), fit and the CLI's choices derive from it.
 REGISTRY: Registry[LossInfo] = Registry("name")
-_FUNCTIONS: Dict[str, Tuple[Callable[..., Any], Callable[..., FloatArray]]] = {}  # name -> (value, gradient)
+_FUNCTIONS: Dict[
+    str, Tuple[Callable[..., Any], Callable[..., FloatArray]]
+] = {}  # name -> (value, gradient)
 # Each function declared with its signature: _register builds them, the declarations type them.
 l1: Value
 l1_grad: Grad
@@ -400,12 +406,12 @@ class Loss:
     A subclass per registered loss; its options are its registry entry's."""
 
     name: str = ""
+    # Each subclass's options, set by _loss_class: what __init__ binds and inspect shows.
+    __signature__: ClassVar[inspect.Signature]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         option = REGISTRY[self.name].option
-        # Each subclass gets its options' signature from _loss_class.
-        signature: inspect.Signature = type(self).__signature__  # type: ignore[attr-defined]
-        arguments = _bind(signature, args, kwargs)
+        arguments = _bind(type(self).__signature__, args, kwargs)
         self.options, self.reduction = _checked_options(option, arguments)
 
     def __call__(self, pred: ArrayLike, target: ArrayLike) -> Union[float, FloatArray]:
@@ -426,7 +432,7 @@ def _loss_class(class_name: str, name: str) -> Type[Loss]:
     cls = subclass(
         Loss, class_name, __name__, f"The {name} loss: {_FUNCTIONS[name][0].__doc__}", name=name
     )
-    cls.__signature__ = _options_signature(REGISTRY[name].option)  # type: ignore[attr-defined]  # what Loss.__init__ and inspect read
+    cls.__signature__ = _options_signature(REGISTRY[name].option)
     return cls
 
 

@@ -17,7 +17,7 @@ from . import _validate as v
 from ._backend import backend
 from ._net import TrainingDiverged, arena_zeros
 from ._registry import Registry
-from ._types import Array, ArrayLike, DTypeLike, FloatArray
+from ._types import ArrayLike, DTypeLike, FloatArray
 
 if TYPE_CHECKING:
     from ._core import UpdateRule
@@ -85,9 +85,7 @@ class Optimizer:
         owner = (model._uid, model.n_params, np.dtype(model.dtype).name)
         return self._state_for(owner, model.n_params, model.dtype)
 
-    def _state_for(
-        self, owner: Owner, n: int, dtype: DTypeLike
-    ) -> Tuple[FloatArray, FloatArray]:
+    def _state_for(self, owner: Owner, n: int, dtype: DTypeLike) -> Tuple[FloatArray, FloatArray]:
         """(state1, state2) for `n` parameters of `dtype`, kept while `owner` stays the same."""
         if self._owner != owner or self._state is None:
             sizes = [n if i < self.n_state else 0 for i in range(2)]
