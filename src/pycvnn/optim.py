@@ -9,7 +9,7 @@ Weight decay applies to weights, never to biases.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Type, Union
+from typing import TYPE_CHECKING, Any, Dict, Optional, Protocol, Tuple, Type, Union
 
 import numpy as np
 
@@ -26,8 +26,13 @@ if TYPE_CHECKING:
 
 # Who an optimizer's state belongs to: (model uid or "minimize", size, dtype name).
 Owner = Tuple[str, int, str]
-# grad(x) -> the gradient at x, or (value, gradient).
-GradFunction = Callable[[FloatArray], Union[ArrayLike, Tuple[float, ArrayLike]]]
+
+
+class GradFunction(Protocol):
+    """grad(x) -> the gradient at x, or (value, gradient); a Protocol rather than a Callable
+    so that a callable NamedTuple (a pycvnn.surfaces.Surface) matches it too."""
+
+    def __call__(self, x: FloatArray, /) -> Union[ArrayLike, Tuple[float, ArrayLike]]: ...
 
 
 class Optimizer:
