@@ -11,14 +11,14 @@ from typing import Optional
 import numpy as np
 
 from . import _validate as v
-from ._registry import subclass
+from ._types import FloatArray
 from .activations import REGISTRY, names
 
 ACTIVATIONS = names()
 INITS = ("he", "xavier", "normal", "zeros")
 
 
-def initial_weights(init, fan_in, fan_out, rng):
+def initial_weights(init: str, fan_in: int, fan_out: int, rng: np.random.Generator) -> FloatArray:
     """W (fan_out, fan_in) in float64, drawn from rng. he: N(0, 2/fan_in);
     xavier: U(±sqrt(6/(fan_in + fan_out))); normal: N(0, 0.01^2); zeros."""
     shape = (fan_out, fan_in)
@@ -38,7 +38,7 @@ class Layer:
     activation: Optional[str] = None
     alpha = 0.01
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
@@ -58,9 +58,13 @@ class Dense(Layer):
             v.name_in(activation, "activation", ACTIVATIONS)
         v.name_in(init, "init", INITS)
         self.dense_activation, self.init = activation, init
-        self.W = self.b = self.dW = self.db = None  # views, set by the model
+        # Views, set by the model.
+        self.W: Optional[FloatArray] = None
+        self.b: Optional[FloatArray] = None
+        self.dW: Optional[FloatArray] = None
+        self.db: Optional[FloatArray] = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         act = f", activation={self.dense_activation!r}" if self.dense_activation else ""
         return f"Dense({self.in_features}, {self.out_features}{act})"
 
@@ -73,23 +77,42 @@ class LeakyReLU(Layer):
     def __init__(self, alpha: float = 0.01) -> None:
         self.alpha = v.number(alpha, "alpha", minimum=0)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"LeakyReLU({self.alpha})"
 
 
-def _activation_layer(class_name, activation):
-    """A layer class for a registered activation without options."""
-    return subclass(
-        Layer, class_name, __name__, REGISTRY[activation].forward.__doc__, activation=activation
-    )
+# One layer class per registered activation without options (pycvnn.activations.REGISTRY),
+# each documented by its activation's forward function.
+class Sigmoid(Layer):
+    __doc__ = REGISTRY["sigmoid"].forward.__doc__
+    activation = "sigmoid"
 
 
-# One layer class per registered activation (pycvnn.activations.REGISTRY).
-Sigmoid = _activation_layer("Sigmoid", "sigmoid")
-Tanh = _activation_layer("Tanh", "tanh")
-ReLU = _activation_layer("ReLU", "relu")
-Softmax = _activation_layer("Softmax", "softmax")
-GELU = _activation_layer("GELU", "gelu")
-Softplus = _activation_layer("Softplus", "softplus")
+class Tanh(Layer):
+    __doc__ = REGISTRY["tanh"].forward.__doc__
+    activation = "tanh"
+
+
+class ReLU(Layer):
+    __doc__ = REGISTRY["relu"].forward.__doc__
+    activation = "relu"
+
+
+class Softmax(Layer):
+    __doc__ = REGISTRY["softmax"].forward.__doc__
+    activation = "softmax"
+
+
+class GELU(Layer):
+    __doc__ = REGISTRY["gelu"].forward.__doc__
+    activation = "gelu"
+
+
+class Softplus(Layer):
+    __doc__ = REGISTRY["softplus"].forward.__doc__
+    activation = "softplus"
+
+
 ACTIVATION_LAYERS = {cls.activation: cls for cls in Layer.__subclasses__() if cls.activation}
-__all__ = ["Layer", "Dense", *(cls.__name__ for cls in ACTIVATION_LAYERS.values())]
+# Written out, so that a type checker sees the names `from pycvnn.layers import *` brings.
+__all__ = ["Layer", "Dense", "LeakyReLU", "Sigmoid", "Tanh", "ReLU", "Softmax", "GELU", "Softplus"]
