@@ -228,6 +228,9 @@ class BaseMLP(BaseEstimator):
         classes: Optional[ArrayLike] = None,
     ) -> Self:
         hidden = self._checked_params()
+        if incremental and self.early_stopping:
+            # An epoch at a time has no held-out part to stop on, as in scikit-learn.
+            raise ValueError("early_stopping: partial_fit does not support early_stopping=True")
         first = not hasattr(self, "model_") or not (incremental or self.warm_start)
         if not first and tuple(self._hidden) != hidden:
             raise ValueError(
@@ -396,8 +399,8 @@ class BaseMLP(BaseEstimator):
         """scikit-learn's rule: count epochs whose loss fell (or validation score rose) by
         less than tol; True once that count passes n_iter_no_change."""
         if score is None:
-            # None with early_stopping, where partial_fit (no validation part) fails here.
-            assert self.best_loss_ is not None, "early_stopping is not supported by partial_fit"
+            # Without early_stopping (partial_fit refuses it) best_loss_ is a float.
+            assert self.best_loss_ is not None
             if self.loss_ > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
             else:
