@@ -7,7 +7,7 @@ through the piecewise derivatives (relu'(NaN) dout = NaN).
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict
+from typing import Callable
 
 import numpy as np
 
@@ -168,7 +168,7 @@ def softplus_backward(z: ArrayLike, dout: ArrayLike) -> FloatArray:
 
 # dout * f'(z) written in terms of a = f(z), as the core's *_backward_from_output: a layer keeps
 # only a, except for an activation that needs_input. (a, dout, alpha) -> dz.
-FROM_OUTPUT: Dict[str, Callable[[FloatArray, FloatArray, float], FloatArray]] = {
+FROM_OUTPUT: dict[str, Callable[[FloatArray, FloatArray, float], FloatArray]] = {
     "sigmoid": lambda a, dout, alpha: dout * a * (1 - a),
     "tanh": lambda a, dout, alpha: dout * ((1 - a) * (1 + a)),  # 1 - a exact near 1
     # a > 0 exactly where z > 0 (alpha >= 0), and a is NaN where z is

@@ -5,7 +5,7 @@ x (N, in), w (out, in), b (out,), a and dout (N, out).
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable
 
 from .._types import ArrayLike, FloatArray
 from . import activations as A
@@ -33,7 +33,7 @@ def convert_arguments(activation: object, alpha: object) -> None:
     as_number(alpha, "alpha")
 
 
-def _check_shapes(x: FloatArray, w: FloatArray, b: Optional[FloatArray]) -> None:
+def _check_shapes(x: FloatArray, w: FloatArray, b: FloatArray | None) -> None:
     check_ndim(x, "x", (2,), "shape (N, in)")
     check_ndim(w, "w", (2,), "shape (out, in)")
     if w.shape[1] != x.shape[1]:
@@ -70,7 +70,7 @@ def activation_forward(activation: str, z: FloatArray, alpha: float) -> FloatArr
 
 
 def _dz(
-    dout: FloatArray, a: FloatArray, activation: str, alpha: float, z: Optional[FloatArray]
+    dout: FloatArray, a: FloatArray, activation: str, alpha: float, z: FloatArray | None
 ) -> FloatArray:
     """d loss / d z from d loss / d a: from a = f(z) where f' is a function of a (as the core
     does), else from z."""
@@ -91,7 +91,7 @@ def dense_backward(
     a: ArrayLike,
     activation: str = "none",
     alpha: float = 0.01,
-    z: Optional[ArrayLike] = None,
+    z: ArrayLike | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """(dx (N, in), dw (out, in), db (out,)): dz = dout * f'; dx = dz w, dw = dz^T x, db = sum_n dz.
     z, the forward's x w^T + b, is needed where f' is not a function of a (gelu)."""

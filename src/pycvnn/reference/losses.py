@@ -8,7 +8,7 @@ formulas as NumPy computes them; the piecewise ones (hinge's margins) keep NaN e
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
@@ -88,7 +88,7 @@ def huber_backward(
 
 def _ce_inputs(
     pred: ArrayLike, target: ArrayLike
-) -> tuple[FloatArray, Optional[IntArray], Optional[FloatArray]]:
+) -> tuple[FloatArray, IntArray | None, FloatArray | None]:
     """pred (N, C), and the target as class ids (N,) or as an (N, C) matrix (the other None)."""
     pred = as_float(pred, "pred")
     check_ndim(pred, "pred", (2,), "shape (N, C)")
