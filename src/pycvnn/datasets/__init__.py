@@ -37,7 +37,7 @@ def digits() -> tuple[FloatArray, IntArray]:
     return X, y
 
 
-def split(n, test_fraction=0.2, seed=20240101):
+def split(n: int, test_fraction: float = 0.2, seed: int = 20240101) -> tuple[IntArray, IntArray]:
     """(train rows, test rows) of a fixed split of n samples: the same permutation every run
     (what `pycvnn train` and the digits figures hold out)."""
     order = np.random.default_rng(seed).permutation(n)
