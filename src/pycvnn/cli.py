@@ -269,8 +269,8 @@ def load_data(
             f"{files['t10k'][0]}: expected images of {X.shape[1]} pixels, as in "
             f"{files['train'][0]}, got {X_test.shape[1]}"
         )
-    names = " and ".join(os.path.basename(f) for f in files["t10k"])
-    note = f"the test set is {names} (--test-fraction does not apply)"
+    test_files = " and ".join(os.path.basename(f) for f in files["t10k"])
+    note = f"the test set is {test_files} (--test-fraction does not apply)"
     return X, y, (X_test, y_test), int(max(y.max(), y_test.max())) + 1, note
 
 

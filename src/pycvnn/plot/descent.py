@@ -135,9 +135,17 @@ def surface_paths(
     # Copies: the defaults are shared by every call (and thread), and a caller's optimizer
     # keeps its own state.
     return {
-        label: optim.minimize(chosen, chosen.start, copy.deepcopy(opt), steps)
-        for label, opt in optimizers.items()
+        label: _path(chosen, copy.deepcopy(opt), steps) for label, opt in optimizers.items()
     }
+
+
+def _path(
+    surface: surfaces.Surface, optimizer: optim.Optimizer, steps: int
+) -> tuple[FloatArray, FloatArray]:
+    found = optim.minimize(surface, surface.start, optimizer, steps)
+    # A surface returns (value, gradient), so minimize returns (iterates, values).
+    assert isinstance(found, tuple)
+    return found
 
 
 def optimizer_paths(
