@@ -134,9 +134,7 @@ def surface_paths(
         raise TypeError(f"optimizers: expected a dict label -> optimizer, got {optimizers!r}")
     # Copies: the defaults are shared by every call (and thread), and a caller's optimizer
     # keeps its own state.
-    return {
-        label: _path(chosen, copy.deepcopy(opt), steps) for label, opt in optimizers.items()
-    }
+    return {label: _path(chosen, copy.deepcopy(opt), steps) for label, opt in optimizers.items()}
 
 
 def _path(
