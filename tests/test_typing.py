@@ -40,6 +40,39 @@ SNIPPETS = {
         seq = pycvnn.Sequential([pycvnn.Dense(64, 10), pycvnn.Softmax()], seed=1)
         seq.set_weights(seq.get_weights())
         """,
+    "good_parts": """
+        import numpy as np
+        import pycvnn
+        from pycvnn import datasets, losses, metrics
+        from pycvnn.sklearn import MLPClassifier
+
+        X, y = datasets.make_circles(100, seed=0)
+        pred, target = np.zeros((4, 3)), np.ones((4, 3))
+        reveal_type(losses.mse(pred, target))  # R: "float"
+        reveal_type(losses.mse(pred, target, reduction="none"))  # R: numpy.ndarray
+        reveal_type(pycvnn.load("m.npz"))  # R: pycvnn.model.Sequential
+        reveal_type(pycvnn.load("m.npz", with_optimizer=True))  # R: tuple[pycvnn.model.Sequential
+        reveal_type(MLPClassifier().fit(X, y))  # R: pycvnn.sklearn._estimators.MLPClassifier
+        reveal_type(metrics.confusion_matrix([0, 1], [1, 1]))  # R: numpy.ndarray
+        """,
+    "good_plot": """
+        import pycvnn.plot
+
+        reveal_type(pycvnn.plot.losses())  # R: matplotlib.figure.Figure
+        reveal_type(pycvnn.plot.optimizer_paths("rosenbrock"))  # R: matplotlib.figure.Figure
+        """,
+    "bad_reduction": """
+        import numpy as np
+        from pycvnn import losses
+
+        losses.mse(np.zeros(3), np.zeros(3), reduction="average")  # E: No overload variant of "__call__" of "Value" matches
+        """,
+    "bad_leaky_alpha": """
+        import numpy as np
+        from pycvnn import activations
+
+        activations.sigmoid(np.zeros(3), alpha=0.1)  # E: Unexpected keyword argument "alpha"
+        """,
     "bad_epochs": """
         import pycvnn
 

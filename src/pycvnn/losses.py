@@ -388,6 +388,8 @@ binary_cross_entropy, binary_cross_entropy_grad = _register(
 hinge, hinge_grad = _register("hinge", _hinge_args)
 squared_hinge, squared_hinge_grad = _register("squared_hinge", _hinge_args)
 dice, dice_grad = _register("dice", _dice_args, ("smooth", 1e-6, _non_negative))
+mse: Value
+mse_grad: Grad
 mse, mse_grad = l2, l2_grad
 
 
