@@ -38,6 +38,10 @@ def test_each_activation_has_one_layer_class_and_a_model_file_entry(name, tmp_pa
 
 def test_layer_classes_are_exactly_the_registry():
     assert set(layers.ACTIVATION_LAYERS) == set(NAMES)
+    # __all__ is written out for type checkers; every layer class must still be in it and exported.
+    classes = {cls.__name__ for cls in layers.ACTIVATION_LAYERS.values()} | {"Dense", "LeakyReLU"}
+    assert classes | {"Layer"} == set(layers.__all__)
+    assert all(getattr(pycvnn, name) is getattr(layers, name) for name in classes)
 
 
 def test_cli_offers_every_elementwise_activation():

@@ -245,6 +245,17 @@ def test_bad_targets_are_refused():
         reg.partial_fit(X, regression_target(Y))
 
 
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_partial_fit_refuses_early_stopping_before_any_work(cls):
+    # scikit-learn's own MLPs raise a ValueError here too.
+    est = small(cls, early_stopping=True)
+    extra = {"classes": np.unique(Y)} if cls is MLPClassifier else {}
+    with pytest.raises(ValueError, match="early_stopping: partial_fit does not support"):
+        est.partial_fit(X, Y, **extra)
+    assert not hasattr(est, "model_")
+    assert est.set_params(early_stopping=False).partial_fit(X, Y, **extra).n_iter_ == 1
+
+
 @QUIET
 def test_numpy_backend_matches_cpp():
     a = small(MLPClassifier, backend="cpp").fit(X, Y)

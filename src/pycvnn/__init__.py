@@ -1,5 +1,9 @@
 """pycvnn: feed-forward neural networks with a C++ core and a NumPy twin."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
 from . import (
@@ -46,8 +50,13 @@ __all__ = [
 ]
 __all__ += [name for name in layers.__all__ if name != "Layer"]
 
+if TYPE_CHECKING:
+    from types import ModuleType
 
-def __getattr__(name):
+    from . import export as export  # imported on first use at run time, below
+
+
+def __getattr__(name: str) -> ModuleType:
     # pycvnn.export needs onnx, an optional extra: it is imported on first use, not with pycvnn.
     if name == "export":
         import importlib

@@ -8,18 +8,26 @@ Elsewhere (or where the file system cannot link such a file) a named temporary i
 directory is used and removed on every exception.
 """
 
+from __future__ import annotations
+
 import ctypes
 import errno
 import os
 import secrets
+from typing import Any, BinaryIO, Callable, Optional, Set
+
+from ._types import PathLike
+
+# Writes a file's new contents into the binary file object it is given.
+Writer = Callable[[BinaryIO], Any]
 
 _AT_FDCWD = -100
 _AT_EMPTY_PATH = 0x1000
 # Devices where an O_TMPFILE could not be given a name: go straight to a named temporary.
-_unlinkable_devices = set()
+_unlinkable_devices: Set[int] = set()
 
 
-def _libc_linkat():
+def _libc_linkat() -> Optional[Callable[..., int]]:
     try:
         linkat = ctypes.CDLL(None, use_errno=True).linkat
     except (OSError, AttributeError):
@@ -32,12 +40,12 @@ def _libc_linkat():
 _linkat = _libc_linkat() if hasattr(os, "O_TMPFILE") else None
 
 
-def _temporary_name(path):
+def _temporary_name(path: str) -> str:
     directory, name = os.path.split(path)
     return os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
 
 
-def _give_name(fd, name):
+def _give_name(fd: int, name: str) -> bool:
     """Link the unnamed file open at fd to `name`; False if this system cannot."""
     if _linkat is not None and _linkat(fd, b"", _AT_FDCWD, os.fsencode(name), _AT_EMPTY_PATH) == 0:
         return True
@@ -50,14 +58,14 @@ def _give_name(fd, name):
         return False
 
 
-def _write_fd(fd, write):
+def _write_fd(fd: int, write: Writer) -> None:
     with os.fdopen(fd, "wb", closefd=False) as f:
         write(f)
         f.flush()
         os.fsync(fd)
 
 
-def _publish(temporary, path):
+def _publish(temporary: str, path: str) -> None:
     try:
         os.replace(temporary, path)
     except BaseException:
@@ -65,7 +73,7 @@ def _publish(temporary, path):
         raise
 
 
-def _sync_directory(directory):
+def _sync_directory(directory: str) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
@@ -78,7 +86,7 @@ def _sync_directory(directory):
         os.close(fd)
 
 
-def _via_named_temporary(path, write, source_fd=None):
+def _via_named_temporary(path: str, write: Writer, source_fd: Optional[int] = None) -> None:
     temporary = _temporary_name(path)
     flags = (
         os.O_WRONLY
@@ -88,6 +96,7 @@ def _via_named_temporary(path, write, source_fd=None):
         | getattr(os, "O_BINARY", 0)
     )
     fd = os.open(temporary, flags, 0o666)
+    is_open = True
     try:
         if source_fd is None:
             _write_fd(fd, write)
@@ -95,16 +104,16 @@ def _via_named_temporary(path, write, source_fd=None):
             _copy_fd(source_fd, fd)
             os.fsync(fd)
         os.close(fd)
-        fd = None
+        is_open = False
         _publish(temporary, path)
     except BaseException:
-        if fd is not None:
+        if is_open:
             os.close(fd)
             os.unlink(temporary)
         raise
 
 
-def _copy_fd(source, target):
+def _copy_fd(source: int, target: int) -> None:
     os.lseek(source, 0, os.SEEK_SET)
     while chunk := os.read(source, 1 << 20):
         view = memoryview(chunk)
@@ -112,7 +121,7 @@ def _copy_fd(source, target):
             view = view[os.write(target, view) :]
 
 
-def _via_unnamed_temporary(path, directory, write):
+def _via_unnamed_temporary(path: str, directory: str, write: Writer) -> bool:
     """False when the directory's file system has no O_TMPFILE (nothing was written)."""
     try:
         fd = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o666)
@@ -133,7 +142,7 @@ def _via_unnamed_temporary(path, directory, write):
     return True
 
 
-def write_atomically(path, write):
+def write_atomically(path: PathLike, write: Writer) -> None:
     """Call write(binary file object) to produce the new contents of `path`, then put them in
     place atomically. An OSError names `path` (not a temporary or its directory)."""
     path = os.fspath(path)
@@ -159,7 +168,7 @@ def write_atomically(path, write):
     _sync_directory(directory)
 
 
-def unnamed_temporaries_work(directory):
+def unnamed_temporaries_work(directory: str) -> bool:
     """Whether a write into `directory` goes through an unnamed temporary (so a killed writer
     leaves nothing behind); tests use it to know what to expect."""
     try:

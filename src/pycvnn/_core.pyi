@@ -46,6 +46,20 @@ class _ActivationKernel(Protocol):
 
 def __getattr__(name: str) -> _ActivationKernel: ...  # the <name>_forward / _backward kernels
 
+# ---- private: the BLAS and the thread pool (pycvnn._backend uses them) ------------------
+def _blas_load() -> bool:
+    """Resolve the BLAS symbols; False if none are loaded."""
+
+def _blas_name() -> str: ...
+def _blas_num_threads() -> int:
+    """OpenBLAS's own thread count."""
+
+def _set_num_threads(n: int) -> None:
+    """The core's thread count, from 1 to 1024 (ValueError naming n otherwise)."""
+
+def _get_num_threads() -> int: ...
+def _small_gemm_available() -> bool: ...
+
 # ---- losses: <name>_forward -> value; <name>_backward -> d loss / d pred ------------------
 # A kernel pair for every entry (name, option or None) of LOSSES, the registry; LossSpec takes
 # the same names.

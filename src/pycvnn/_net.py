@@ -5,12 +5,18 @@ A leaf module (it imports no model, training, optimizer or file code), so that t
 use it without importing each other.
 """
 
-from typing import NamedTuple
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Type, cast
 
 import numpy as np
 
 from ._backend import backend
-from .layers import Dense
+from ._types import Array, DTypeLike, FloatArray, IntArray
+from .layers import Dense, Layer
+
+if TYPE_CHECKING:
+    from ._core import Network
 
 
 class TrainingDiverged(RuntimeError):
@@ -29,12 +35,12 @@ class Op(NamedTuple):
     alpha: float
 
 
-DTYPES = {"float32": np.float32, "float64": np.float64}
+DTYPES: Dict[Optional[str], Type[np.floating[Any]]] = {"float32": np.float32, "float64": np.float64}
 # A model ending in this activation, trained with this loss, takes the loss on the logits.
-FUSED_OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+FUSED_OUTPUT: Dict[str, str] = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
 
 
-def model_dtype(dtype):
+def model_dtype(dtype: DTypeLike) -> Type[np.floating[Any]]:
     try:  # np.dtype(None) is float64: None must not pass as a choice
         name = None if dtype is None else np.dtype(dtype).name
     except TypeError:
@@ -44,7 +50,7 @@ def model_dtype(dtype):
     return DTYPES[name]
 
 
-def arena_zeros(n, dtype):
+def arena_zeros(n: int, dtype: DTypeLike) -> Array:
     """n zeros starting on a 64-byte boundary (a cache line, one AVX-512 vector): the core's
     vector loads and stores over the arena then never split two lines."""
     dtype = np.dtype(dtype)
@@ -53,14 +59,14 @@ def arena_zeros(n, dtype):
     return raw[start : start + n * dtype.itemsize].view(dtype)
 
 
-def read_only(a):
+def read_only(a: Array) -> Array:
     """A view of `a` that refuses writes (a model's arena, shown without handing it out)."""
-    view = a.view()
+    view: Array = a.view()
     view.flags.writeable = False
     return view
 
 
-def rng_for(seed):
+def rng_for(seed: Optional[int]) -> np.random.Generator:
     """np.random.default_rng(seed), with the error naming `seed`."""
     if seed is not None and (
         isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
@@ -71,10 +77,11 @@ def rng_for(seed):
     return np.random.default_rng(seed)
 
 
-def ops_of(layers):
+def ops_of(layers: Sequence[Layer]) -> List[Op]:
     """Layers -> [Op], each Dense fused with the activation layer right after it (when it has
     none of its own)."""
-    ops, i, width = [], 0, None
+    ops: List[Op] = []
+    i, width = 0, None
     while i < len(layers):
         layer = layers[i]
         if isinstance(layer, Dense):
@@ -95,12 +102,13 @@ def ops_of(layers):
                     f"layers[{i}]: expected a Dense first layer (it fixes the "
                     f"input size), got {layer!r}"
                 )
-            ops.append(Op("act", width, width, layer.activation, layer.alpha))
+            # Every layer but Dense is an activation layer, which names its activation.
+            ops.append(Op("act", width, width, cast(str, layer.activation), layer.alpha))
         i += 1
     return ops
 
 
-def strip_output(ops, loss_name):
+def strip_output(ops: List[Op], loss_name: str) -> Tuple[List[Op], bool]:
     """The training ops for this loss: a final softmax (cross-entropy) or sigmoid (binary
     cross-entropy) is dropped so the loss takes logits with the fused gradient.
     Returns (ops, fused)."""
@@ -115,7 +123,7 @@ def strip_output(ops, loss_name):
     return ops, True
 
 
-def forward_in_chunks(net, params, X, rows):
+def forward_in_chunks(net: Network, params: Array, X: Array, rows: int) -> FloatArray:
     """net.forward over X, `rows` at a time, so the network's workspace never grows past
     that many rows (fit passes its batch size)."""
     if X.shape[0] <= rows:
@@ -126,10 +134,11 @@ def forward_in_chunks(net, params, X, rows):
         )
 
 
-def decisions(out, last_activation, fused=False):
+def decisions(out: Array, last_activation: str, fused: bool = False) -> IntArray:
     """Class decisions from a model's output: argmax per row, or for one output the 0/1
     decision at 0.5 after a sigmoid applied (not fused into the loss), else at 0."""
     if out.shape[1] > 1:
-        return out.argmax(axis=1)
+        ids: IntArray = out.argmax(axis=1)
+        return ids
     threshold = 0.5 if (last_activation == "sigmoid" and not fused) else 0.0
     return (out[:, 0] > threshold).astype(np.int64)

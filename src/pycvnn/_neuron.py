@@ -3,16 +3,23 @@
 (A private module name so that `pycvnn.neuron` stays the function, not a module.)
 """
 
+from __future__ import annotations
+
+from typing import Union
+
 import numpy as np
 
 from . import _validate as v
 from ._backend import backend
+from ._types import ArrayLike, FloatArray
 from .activations import names
 
 NEURON_ACTIVATIONS = (*names(per_row=False), "none")
 
 
-def neuron(x, w, b, activation="sigmoid"):
+def neuron(
+    x: ArrayLike, w: ArrayLike, b: ArrayLike, activation: str = "sigmoid"
+) -> Union[float, FloatArray]:
     """f(w·x + b): x (F,) -> float, x (N, F) -> (N,); w (F,), b a number."""
     activation = v.name_in(activation, "activation", NEURON_ACTIVATIONS)
     x = v.floating(x, "x")

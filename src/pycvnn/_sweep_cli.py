@@ -9,17 +9,24 @@ import logging
 import os
 import sys
 import time
+from typing import TYPE_CHECKING, Iterator, Optional
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from .cli import Parser
+    from .sweep import Result
 
 RESULT_SUFFIXES = (".csv", ".json")
 
 
-def workers_arg(text):
+def workers_arg(text: str) -> int:
     from .cli import _int_in
 
     return _int_in(text, 0, 1024, "a number of worker processes from 0 (serial) to 1024")
 
 
-def timeout_arg(text):
+def timeout_arg(text: str) -> float:
     from .cli import _float
 
     value = _float(text, "a number of seconds > 0", minimum=0)
@@ -28,7 +35,7 @@ def timeout_arg(text):
     return value
 
 
-def results_path(text):
+def results_path(text: str) -> str:
     from .cli import _folder_for
 
     _folder_for(text, "results")
@@ -39,7 +46,7 @@ def results_path(text):
     return text
 
 
-def add_parser(sub):
+def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     from .cli import save_path
 
     p = sub.add_parser(
@@ -80,7 +87,7 @@ def add_parser(sub):
     p.set_defaults(func=cmd_sweep, check=lambda args, p=p: check_sweep(p, args), error=p.error)
 
 
-def check_sweep(parser, args):
+def check_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Everything that can be checked before a cluster starts: the flags and the spec."""
     from .sweep import SpecError, load_spec
 
@@ -104,7 +111,7 @@ def check_sweep(parser, args):
 
 
 @contextlib.contextmanager
-def dask_client(args):
+def dask_client(args: argparse.Namespace) -> Iterator[Optional[Client]]:
     """A Client for the run (None for a serial one); what it started is closed on exit."""
     if args.workers == 0 and args.scheduler is None:
         yield None
@@ -134,7 +141,7 @@ def dask_client(args):
         yield client
 
 
-def _where(args, client):
+def _where(args: argparse.Namespace, client: Optional[Client]) -> str:
     if client is None:
         return "in this process"
     if args.scheduler is None:
@@ -143,7 +150,7 @@ def _where(args, client):
     return f"on {args.scheduler} ({workers} worker(s))"
 
 
-def cmd_sweep(args):
+def cmd_sweep(args: argparse.Namespace) -> int:
     from . import sweep
     from .cli import _fail, _reason
 
@@ -151,7 +158,7 @@ def cmd_sweep(args):
     trials = sweep.plan(spec)
     total = len(trials)
 
-    def report(result):
+    def report(result: Result) -> None:
         if args.quiet:
             return
         status = f"error: {result.error}" if result.error else f"mean {result.mean_score:.4f}"
@@ -187,7 +194,7 @@ def cmd_sweep(args):
     top = sweep.best(results)
     print(f"{total} trial(s) in {seconds:.2f} s, {failed} failed")
     if top is None:
-        _fail("every trial failed; the first error: " + results[0].error, "sweep")
+        _fail(f"every trial failed; the first error: {results[0].error}", "sweep")
         return 1
     print(sweep.table(results))
     print(f"best: trial {top.index}, mean {top.mean_score:.4f} +/- {top.std_score:.4f}")

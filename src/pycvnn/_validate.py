@@ -4,14 +4,21 @@ Each error names the argument, what was expected and what was received. Checked 
 come back C-contiguous in the dtype the kernels take.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import Container, Iterable, Optional, TypeVar
 
 import numpy as np
+
+from ._types import Array, ArrayLike, FloatArray, IntArray
+
+A = TypeVar("A", bound=Array)
 
 REDUCTIONS = ("none", "mean", "sum")
 
 
-def numeric(x, name):
+def numeric(x: ArrayLike, name: str) -> Array:
     """x as an ndarray of a real numeric (or bool) dtype, else TypeError."""
     try:
         a = np.asarray(x)
@@ -26,7 +33,7 @@ def numeric(x, name):
     return a
 
 
-def _finite(a, name):
+def _finite(a: A, name: str) -> A:
     # A float64 sum is finite exactly when every value is (bar overflow of huge float64
     # values, which falls through to the exact check): no array-sized temporary for big X.
     if a.dtype.kind == "f" and not np.isfinite(a.sum(dtype=np.float64)):
@@ -37,14 +44,14 @@ def _finite(a, name):
     return a
 
 
-def floating(x, name):
+def floating(x: ArrayLike, name: str) -> FloatArray:
     """The dtype rule: float32/float64 kept, other numeric (int, bool, float16) -> float32."""
     a = numeric(x, name)
     dtype = a.dtype if a.dtype in (np.float32, np.float64) else np.float32
     return _finite(np.asarray(a, dtype=dtype, order="C"), name)
 
 
-def like(x, ref, name, ref_name):
+def like(x: ArrayLike, ref: Array, name: str, ref_name: str) -> Array:
     """x cast to ref's dtype, with exactly ref's shape (no broadcasting)."""
     a = numeric(x, name)
     if a.shape != ref.shape:
@@ -54,12 +61,12 @@ def like(x, ref, name, ref_name):
     return _finite(np.asarray(a, dtype=ref.dtype, order="C"), name)
 
 
-def ndim(a, name, allowed, expected):
+def ndim(a: Array, name: str, allowed: Container[int], expected: str) -> None:
     if a.ndim not in allowed:
         raise ValueError(f"{name}: expected {expected}, got shape {a.shape}")
 
 
-def in_range(a, name, lo, hi, what):
+def in_range(a: Array, name: str, lo: float, hi: float, what: str) -> None:
     """All values in [lo, hi]."""
     if a.min() < lo or a.max() > hi:
         raise ValueError(
@@ -67,12 +74,12 @@ def in_range(a, name, lo, hi, what):
         )
 
 
-def binary_shape(a, name):
+def binary_shape(a: Array, name: str) -> None:
     if not (a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1)):
         raise ValueError(f"{name}: expected binary scores of shape (N,) or (N, 1), got {a.shape}")
 
 
-def class_ids(x, name, n, c):
+def class_ids(x: ArrayLike, name: str, n: int, c: int) -> IntArray:
     """Class ids (n,) in [0, c) as int64; floats are accepted only if every value is integral."""
     a = numeric(x, name)
     if a.shape != (n,):
@@ -94,19 +101,21 @@ def class_ids(x, name, n, c):
     return np.asarray(a, dtype=np.int64, order="C")
 
 
-def reduction(value):
+def reduction(value: object) -> str:
     if not isinstance(value, str) or value not in REDUCTIONS:
         raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {value!r}")
     return value
 
 
-def flag(value, name):
+def flag(value: object, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected True or False, got {value!r}")
     return bool(value)
 
 
-def number(value, name, minimum=None, strict=False):
+def number(
+    value: object, name: str, minimum: Optional[float] = None, strict: bool = False
+) -> float:
     """A finite real number (not a bool), optionally > or >= minimum, as a float."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {value!r}")
@@ -125,7 +134,9 @@ def number(value, name, minimum=None, strict=False):
     return value
 
 
-def integer(value, name, minimum=None, exc=TypeError):
+def integer(
+    value: object, name: str, minimum: Optional[int] = None, exc: type[Exception] = TypeError
+) -> int:
     """An int (Python or NumPy, not a bool) >= minimum, as a Python int; `exc` is raised for a
     non-integer (some callers keep the ValueError they have always raised there)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
@@ -137,7 +148,7 @@ def integer(value, name, minimum=None, exc=TypeError):
     return value
 
 
-def name_in(value, name, known):
+def name_in(value: object, name: str, known: Iterable[str]) -> str:
     if not isinstance(value, str) or value not in known:
         raise ValueError(f"{name}: expected one of {sorted(known)}, got {value!r}")
     return value

@@ -1,17 +1,26 @@
 """The `pycvnn` command line: `pycvnn train`, `pycvnn walkthrough`, `pycvnn figures`,
 `pycvnn export`, `pycvnn sweep`, `pycvnn info`, `pycvnn playground`."""
 
+from __future__ import annotations
+
 import argparse
 import math
 import os
 import sys
-from typing import NamedTuple, Optional
+from typing import TYPE_CHECKING, Callable, Literal, NamedTuple, NoReturn, Optional, Sequence, Union
 
 import numpy as np
 
 from . import __version__, _sweep_cli, losses, schedules, walkthrough
+from ._types import FloatArray, IntArray
 from .activations import names
 from .optim import OPTIMIZERS
+
+if TYPE_CHECKING:
+    import socket
+
+# How the argument checks report a problem that needs more than one argument: parser.error.
+ErrorReporter = Callable[[str], NoReturn]
 
 SCHEDULES = schedules.REGISTRY.names()
 # The losses a multiclass model can train on: on class ids, or on one-hot values.
@@ -32,7 +41,7 @@ MAX_ITERATIONS = 10_000
 # ---- argument types: each returns the parsed value or raises ArgumentTypeError ------------------
 
 
-def _int_in(text, lo, hi, what):
+def _int_in(text: str, lo: float, hi: float, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -42,7 +51,7 @@ def _int_in(text, lo, hi, what):
     return value
 
 
-def _float(text, what, minimum=None):
+def _float(text: str, what: str, minimum: Optional[float] = None) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -52,42 +61,42 @@ def _float(text, what, minimum=None):
     return value + 0.0  # -0.0 -> 0.0
 
 
-def learning_rate(text):
+def learning_rate(text: str) -> float:
     return _float(text, "a finite number >= 0", minimum=0)
 
 
-def finite_float(text):
+def finite_float(text: str) -> float:
     return _float(text, "a finite number")
 
 
-def epochs_arg(text):
+def epochs_arg(text: str) -> int:
     return _int_in(text, 1, MAX_EPOCHS, f"an int from 1 to {MAX_EPOCHS:,}")
 
 
-def seed_arg(text):
+def seed_arg(text: str) -> int:
     return _int_in(text, 0, math.inf, "a non-negative int")
 
 
-def iterations_arg(text):
+def iterations_arg(text: str) -> int:
     return _int_in(text, 0, MAX_ITERATIONS, f"an int from 0 to {MAX_ITERATIONS:,}")
 
 
-def batch_size_arg(text):
+def batch_size_arg(text: str) -> Union[int, Literal["full"]]:
     if text == "full":
-        return text
+        return "full"
     return _int_in(text, 1, MAX_BATCH, f"an int from 1 to {MAX_BATCH:,} or 'full'")
 
 
-def port_arg(text):
+def port_arg(text: str) -> int:
     return _int_in(text, 1, 65535, "a port from 1 to 65535")
 
 
-def hidden_arg(text):
+def hidden_arg(text: str) -> list[int]:
     """'64,32' -> [64, 32]; '' -> [] (no hidden layer)."""
     if not text.strip():
         return []
     what = f"comma-separated layer sizes, each an int from 1 to {MAX_HIDDEN:,}"
-    sizes = []
+    sizes: list[int] = []
     for item in text.split(","):
         try:
             sizes.append(_int_in(item, 1, MAX_HIDDEN, what))
@@ -104,11 +113,11 @@ class DataSpec(NamedTuple):
     scheme: str
     folder: Optional[str] = None
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.scheme if self.folder is None else f"{self.scheme}:{self.folder}"
 
 
-def data_arg(text):
+def data_arg(text: str) -> DataSpec:
     """'digits', 'idx:DIR' (MNIST-format files) or 'folder:DIR' (one folder of images per class)."""
     what = "digits, idx:DIR or folder:DIR"
     if text in DATASETS:
@@ -124,7 +133,7 @@ def data_arg(text):
     return DataSpec(scheme, folder)
 
 
-def fraction_arg(text):
+def fraction_arg(text: str) -> float:
     value = _float(text, "a fraction between 0 and 1 (both excluded)")
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(
@@ -133,7 +142,7 @@ def fraction_arg(text):
     return value
 
 
-def image_size_arg(text):
+def image_size_arg(text: str) -> tuple[int, int]:
     """'28' -> (28, 28); '32x24' -> (32, 24) as (width, height)."""
     what = f"N or WIDTHxHEIGHT, each an int from 1 to {MAX_IMAGE_SIDE}"
     parts = text.lower().split("x")
@@ -146,7 +155,7 @@ def image_size_arg(text):
     return (sizes[0], sizes[-1])
 
 
-def _folder_for(text, what):
+def _folder_for(text: str, what: str) -> None:
     """The checks a path to be written needs before training: a name, an existing, writable folder."""
     if not text:
         raise argparse.ArgumentTypeError(f"expected a file path for the {what}, got ''")
@@ -165,12 +174,12 @@ def _folder_for(text, what):
         )
 
 
-def save_path(text):
+def save_path(text: str) -> str:
     _folder_for(text, "model")
     return text
 
 
-def plot_path(text):
+def plot_path(text: str) -> str:
     _folder_for(text, "curves")
     try:
         from matplotlib.backend_bases import FigureCanvasBase
@@ -186,11 +195,13 @@ def plot_path(text):
     return text
 
 
-def parameter_count(sizes):
+def parameter_count(sizes: Sequence[int]) -> int:
     return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
 
 
-def check_model_size(error, hidden, features, classes, data):
+def check_model_size(
+    error: ErrorReporter, hidden: Sequence[int], features: int, classes: int, data: DataSpec
+) -> None:
     count = parameter_count([features, *hidden, classes])
     if count > MAX_PARAMETERS:
         error(
@@ -199,40 +210,43 @@ def check_model_size(error, hidden, features, classes, data):
         )
 
 
-def check_train(parser, args):
+def check_train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The checks that need more than one argument, before any data is loaded (the sizes of
     data read from a folder are checked once it is loaded)."""
     if args.data.scheme in DATASETS:
         check_model_size(parser.error, args.hidden, *DATASETS[args.data.scheme], args.data)
 
 
-def make_schedule(name, lr, epochs):
+def make_schedule(name: str, lr: float, epochs: int) -> Optional[Callable[[int], float]]:
     if name == "constant" or lr == 0:  # every schedule of a zero lr is zero throughout
         return None
-    return schedules.REGISTRY.lookup(name).for_run(lr, epochs)
+    schedule: Callable[[int], float] = schedules.REGISTRY.lookup(name).for_run(lr, epochs)
+    return schedule
 
 
 class _EpochCounter:
     """Counts finished epochs, so that a divergence can be reported by its epoch."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.done = 0
 
-    def on_epoch_end(self, epoch, logs):
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> bool:
         self.done = epoch + 1
         return False
 
 
-def _fail(message, command="train"):
+def _fail(message: str, command: str = "train") -> None:
     print(f"pycvnn {command}: {message}", file=sys.stderr)
 
 
-def _reason(err):
+def _reason(err: BaseException) -> str:
     # strerror leaves out the file name, which for a save is the temporary file's, not the user's.
     return err.strerror if isinstance(err, OSError) and err.strerror else str(err)
 
 
-def load_data(args):
+def load_data(
+    args: argparse.Namespace,
+) -> tuple[FloatArray, IntArray, Optional[tuple[FloatArray, IntArray]], int, Optional[str]]:
     """(X, y, test, classes, note): the rows to split, a test set (X, y) given by the data
     itself or None, the number of classes, and a note on where the test set comes from."""
     from . import datasets
@@ -255,12 +269,14 @@ def load_data(args):
             f"{files['t10k'][0]}: expected images of {X.shape[1]} pixels, as in "
             f"{files['train'][0]}, got {X_test.shape[1]}"
         )
-    names = " and ".join(os.path.basename(f) for f in files["t10k"])
-    note = f"the test set is {names} (--test-fraction does not apply)"
+    test_files = " and ".join(os.path.basename(f) for f in files["t10k"])
+    note = f"the test set is {test_files} (--test-fraction does not apply)"
     return X, y, (X_test, y_test), int(max(y.max(), y_test.max())) + 1, note
 
 
-def split_rows(error, n, test_fraction, validation_fraction, has_test):
+def split_rows(
+    error: ErrorReporter, n: int, test_fraction: float, validation_fraction: float, has_test: bool
+) -> tuple[IntArray, IntArray, Optional[IntArray]]:
     """(fit rows, validation rows, test rows or None when the data has its own test set): the
     test rows a fixed split of all n rows, the validation rows a fixed split of the rest."""
     from .datasets import split
@@ -279,7 +295,7 @@ def split_rows(error, n, test_fraction, validation_fraction, has_test):
     return train[fit], train[validation], test
 
 
-def cmd_train(args):
+def cmd_train(args: argparse.Namespace) -> int:
     import time
 
     from . import TrainingDiverged, optim, set_backend
@@ -393,7 +409,7 @@ def cmd_train(args):
     return status
 
 
-def cmd_walkthrough(args):
+def cmd_walkthrough(args: argparse.Namespace) -> None:
     rows = walkthrough.linear_regression(
         [1.0, 2.0, 3.0], [2.0, 4.0, 6.0], args.lr, args.w0, args.b0, args.iterations
     )
@@ -424,11 +440,11 @@ FIGURE_NAMES = (
 )
 
 
-def dpi_arg(text):
+def dpi_arg(text: str) -> int:
     return _int_in(text, 20, 600, "a resolution from 20 to 600 dots per inch")
 
 
-def out_folder(text):
+def out_folder(text: str) -> str:
     """A folder to write into: it may not exist yet, but it may not be a file."""
     if not text:
         raise argparse.ArgumentTypeError("expected a folder, got ''")
@@ -437,7 +453,7 @@ def out_folder(text):
     return text
 
 
-def cmd_figures(args):
+def cmd_figures(args: argparse.Namespace) -> int:
     import time
 
     try:
@@ -459,16 +475,16 @@ def cmd_figures(args):
     return 0
 
 
-def onnx_path(text):
+def onnx_path(text: str) -> str:
     _folder_for(text, "ONNX model")
     return text
 
 
-def opset_arg(text):
+def opset_arg(text: str) -> int:
     return _int_in(text, 1, math.inf, "an ONNX opset number (an int >= 1)")
 
 
-def check_export(parser, args):
+def check_export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The opset's range is the installed onnx package's, so it is checked once onnx is known
     to be there (cmd_export says how to install it otherwise)."""
     try:
@@ -481,7 +497,7 @@ def check_export(parser, args):
         )
 
 
-def cmd_export(args):
+def cmd_export(args: argparse.Namespace) -> int:
     try:
         from . import export
     except ImportError as err:
@@ -506,7 +522,7 @@ def cmd_export(args):
     return 0
 
 
-def cmd_info(args):
+def cmd_info(args: argparse.Namespace) -> None:
     from . import _core, get_backend, get_num_threads
 
     print(f"pycvnn {__version__}")
@@ -515,7 +531,7 @@ def cmd_info(args):
     )
 
 
-def listen(host, port):
+def listen(host: str, port: int) -> socket.socket:
     """A TCP socket listening on host:port. Its proto is IPPROTO_TCP, as getaddrinfo gives it:
     asyncio sets TCP_NODELAY only on such sockets, and without it a small response waits
     40 ms on each keep-alive request (Nagle's algorithm against the client's delayed ACK)."""
@@ -533,7 +549,7 @@ def listen(host, port):
     return sock
 
 
-def cmd_playground(args):
+def cmd_playground(args: argparse.Namespace) -> int:
     # The web stack is imported here, not at the top, so the other commands start fast.
     try:
         import uvicorn
@@ -573,7 +589,7 @@ def cmd_playground(args):
         )
     )
 
-    def open_when_up():
+    def open_when_up() -> None:
         while not (server.started or server.should_exit):
             time.sleep(0.05)
         if server.started:
@@ -592,11 +608,11 @@ def cmd_playground(args):
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad value is one line on stderr (the usage is a --help away)."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser():
+def build_parser() -> Parser:
     parser = Parser(prog="pycvnn", description="Feed-forward neural networks.")
     parser.add_argument("--version", action="version", version=f"pycvnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -758,11 +774,12 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if hasattr(args, "check"):
         args.check(args)
-    return args.func(args) or 0
+    status: int = args.func(args) or 0
+    return status
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """ONNX export: `to_onnx(model, path)` writes a model as an ONNX graph whose output is what
 model.predict returns, for a batch of any size."""
 
+from __future__ import annotations
+
 import os
+from typing import Any, List, TypeVar
 
 import numpy as np
 
@@ -16,7 +19,10 @@ except ImportError as err:
 from . import __version__
 from . import _validate as v
 from ._atomic import write_atomically
+from ._types import ArrayLike, DTypeLike
 from .model import Sequential
+
+P = TypeVar("P", str, "os.PathLike[str]")
 
 # Opset 13 is the first whose Softmax works over one axis; the highest is the installed
 # onnx package's, which its checker knows.
@@ -28,7 +34,7 @@ MAX_BYTES = 2**31 - 2**20
 ELEMENT_TYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}
 
 
-def check_opset(opset):
+def check_opset(opset: int) -> int:
     """opset as an int in [MIN_OPSET, MAX_OPSET], else a TypeError/ValueError naming it."""
     opset = v.integer(opset, "opset")
     if not MIN_OPSET <= opset <= MAX_OPSET:
@@ -39,22 +45,23 @@ def check_opset(opset):
 class _Graph:
     """Nodes and initializers in the model's dtype, each value named uniquely."""
 
-    def __init__(self, dtype, opset):
+    def __init__(self, dtype: DTypeLike, opset: int) -> None:
         self.dtype, self.opset = np.dtype(dtype), opset
-        self.nodes, self.initializers = [], []
+        self.nodes: List[onnx.NodeProto] = []
+        self.initializers: List[onnx.TensorProto] = []
 
-    def const(self, value):
+    def const(self, value: ArrayLike) -> str:
         name = f"c{len(self.initializers)}"
         array = np.asarray(value, self.dtype)
         self.initializers.append(numpy_helper.from_array(array, name))
         return name
 
-    def op(self, op_type, *inputs, **attributes):
+    def op(self, op_type: str, *inputs: str, **attributes: Any) -> str:
         out = f"{op_type.lower()}{len(self.nodes)}"
         self.nodes.append(helper.make_node(op_type, list(inputs), [out], **attributes))
         return out
 
-    def activation(self, name, x, alpha):
+    def activation(self, name: str, x: str, alpha: float) -> str:
         """f(x) for the registry's activation `name`. onnxruntime has no double kernels for
         LeakyRelu, Softplus and Erf, so float64 graphs compose the first two from ops it has
         and take Erf in float32."""
@@ -90,7 +97,7 @@ class _Graph:
         raise ValueError(f"model: the activation {name!r} has no ONNX form in pycvnn.export")
 
 
-def build(model, opset=17):
+def build(model: Sequential, opset: int = 17) -> onnx.ModelProto:
     """The ONNX ModelProto for `model` (checked), input "input" (N, in), output "output"."""
     if not isinstance(model, Sequential):
         raise TypeError(f"model: expected a pycvnn Sequential or MLP, got {type(model).__name__}")
@@ -129,7 +136,7 @@ def build(model, opset=17):
     return proto
 
 
-def to_onnx(model, path, opset=17):
+def to_onnx(model: Sequential, path: P, opset: int = 17) -> P:
     """Write `model` to `path` as ONNX (atomically) and return path; the graph takes "input"
     (N, in_features) and gives "output" (N, out_features), model.predict's values, in the
     model's dtype. A float64 model's GELU takes its Erf in float32 (about 1e-7 off), as

@@ -1,15 +1,26 @@
 """check_gradients: backprop against central finite differences, in float64."""
 
+from __future__ import annotations
+
 import copy
+from typing import Union
 
 import numpy as np
 
 from . import _validate as v
+from ._types import ArrayLike
+from .losses import Loss
 from .model import Sequential
 from .training import _plan, prepare_targets
 
 
-def check_gradients(model, X, y, loss="cross_entropy", h=1e-6):
+def check_gradients(
+    model: Sequential,
+    X: ArrayLike,
+    y: ArrayLike,
+    loss: Union[str, Loss] = "cross_entropy",
+    h: float = 1e-6,
+) -> float:
     """Largest relative error max |a - n| / max(|a|, |n|, 1e-8) over all parameters, between
     backprop (a) and central differences (n) of the mean training loss, on a float64 copy."""
     if not isinstance(model, Sequential):
@@ -23,7 +34,7 @@ def check_gradients(model, X, y, loss="cross_entropy", h=1e-6):
     net, spec, name = _plan(m, loss)[:3]
     targets, _ = prepare_targets(y, name, X.shape[0], m.out_features, m.dtype)
 
-    def value():
+    def value() -> float:
         return spec.value(net.forward(m._params, X), targets)
 
     pred = net.forward(m._params, X)

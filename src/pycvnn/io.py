@@ -15,6 +15,8 @@ damaged or hostile file as a ValueError naming it. `save` writes atomically with
 permissions a plain file would get.
 """
 
+from __future__ import annotations
+
 import errno
 import hashlib
 import inspect
@@ -28,14 +30,44 @@ import sys
 import tokenize
 import zipfile
 import zlib
+from typing import (
+    IO,
+    TYPE_CHECKING,
+    Any,
+    Dict,
+    Iterable,
+    List,
+    Literal,
+    NoReturn,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    Union,
+    overload,
+)
 
 import numpy as np
 from numpy.lib import format as npy
 
 from ._atomic import write_atomically
 from ._net import arena_zeros
-from .layers import ACTIVATION_LAYERS, ACTIVATIONS, INITS, Dense, LeakyReLU
+from ._types import Array, PathLike
+from .layers import ACTIVATION_LAYERS, ACTIVATIONS, INITS, Dense, Layer, LeakyReLU
 from .optim import OPTIMIZERS, Optimizer
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
+    from typing import TypeGuard
+
+    from .model import Sequential
+
+# A parsed JSON header (or one part of it).
+Header = Dict[str, Any]
+# The optimizer a file holds: (optimizer, step count t, state of shape (n_state, n_params)).
+SavedOptimizer = Tuple[Optimizer, int, Array]
+# What a model file holds: layers, dtype name, the flat parameters, the saved optimizer.
+Contents = Tuple[List[Layer], str, Array, Optional[SavedOptimizer]]
 
 FORMAT = "pycvnn-model"
 VERSION = 3  # the newest this reader knows; a file without an optimizer is written as 2
@@ -75,7 +107,7 @@ class _Invalid(ValueError):
 # ---- header: layers <-> JSON -------------------------------------------------------------------
 
 
-def _layer_config(layer):
+def _layer_config(layer: Layer) -> Header:
     if isinstance(layer, Dense):
         return {
             "type": "Dense",
@@ -84,36 +116,36 @@ def _layer_config(layer):
             "activation": layer.dense_activation,
             "init": layer.init,
         }
-    config = {"type": layer.activation}
+    config: Header = {"type": layer.activation}
     if isinstance(layer, LeakyReLU):
         config["alpha"] = layer.alpha
     return config
 
 
-def _canonical(header):
+def _canonical(header: Header) -> str:
     return json.dumps(
         header, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
     )
 
 
-def _hasher(header):
+def _hasher(header: Header) -> _Hash:
     """SHA-256 primed with the canonical header without its checksum field."""
     body = {k: v for k, v in header.items() if k != "sha256"}
     return hashlib.sha256(_canonical(body).encode("ascii") + b"\n")
 
 
-def _is_int(value):
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _keys(config, expected, what):
+def _keys(config: Iterable[str], expected: Iterable[str], what: str) -> None:
     if sorted(config) != sorted(expected):
         raise _Invalid(
             f"has an invalid {what}: expected the keys {sorted(expected)}, got {sorted(config)}"
         )
 
 
-def _check_layer(i, config, width):
+def _check_layer(i: int, config: Any, width: Optional[int]) -> Tuple[int, int]:
     """Validate one layer entry; returns the width after it and its parameter count."""
     where = f"layer list: layers[{i}]"
     if not isinstance(config, dict) or not isinstance(config.get("type"), str):
@@ -169,7 +201,7 @@ def _check_layer(i, config, width):
     return width, 0
 
 
-def _check_header(header):
+def _check_header(header: Any) -> Tuple[int, str, int]:
     """Validate a parsed header; returns (version, dtype name, parameter count)."""
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         shown = header.get("format") if isinstance(header, dict) else type(header).__name__
@@ -221,16 +253,16 @@ def _check_header(header):
     return version, header["dtype"], n_params
 
 
-def _registry_name(cls):
+def _registry_name(cls: Type[Optimizer]) -> Optional[str]:
     """The first name the optimizer registry gives exactly this class, else None."""
     return next((name for name, entry in OPTIMIZERS.items() if entry is cls), None)
 
 
-def _constructor_keys(cls):
+def _constructor_keys(cls: Type[Optimizer]) -> List[str]:
     return sorted(inspect.signature(cls).parameters)
 
 
-def _hyperparameters(optimizer):
+def _hyperparameters(optimizer: Optimizer) -> Dict[str, Any]:
     """Everything the optimizer's constructor takes, as the optimizer holds it now."""
     return {
         "lr": optimizer.lr,
@@ -240,7 +272,7 @@ def _hyperparameters(optimizer):
     }
 
 
-def _build_optimizer(entry):
+def _build_optimizer(entry: Any) -> Tuple[Optimizer, int]:
     """The optimizer a header's `optimizer` entry describes, built through its constructor
     (which checks every hyperparameter's type and range); returns (optimizer, t)."""
     where = "optimizer entry"
@@ -271,7 +303,7 @@ def _build_optimizer(entry):
     return optimizer, t
 
 
-def _nesting(text):
+def _nesting(text: str) -> int:
     """How deep [ and { nest in JSON text, strings ignored (an upper bound if it is not JSON)."""
     brackets = _NOT_BRACKET.sub("", _STRING.sub('""', text)).encode("ascii")
     if not brackets:
@@ -280,18 +312,18 @@ def _nesting(text):
     return int(np.cumsum(np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)).max())
 
 
-def _reject_constant(name):
+def _reject_constant(name: str) -> NoReturn:
     raise _Invalid(f"has an invalid header: {name} is not allowed in it")
 
 
-def _unique_keys(pairs):
+def _unique_keys(pairs: List[Tuple[str, Any]]) -> Header:
     keys = [k for k, _ in pairs]
     if len(set(keys)) != len(keys):
         raise _Invalid(f"has an invalid header: a key appears twice in {sorted(keys)}")
     return dict(pairs)
 
 
-def _parse_header(text):
+def _parse_header(text: str) -> Any:
     if len(text) > MAX_HEADER_CHARS:
         raise _Invalid(f"has a header of {len(text)} characters (at most {MAX_HEADER_CHARS})")
     depth = _nesting(text)
@@ -308,14 +340,14 @@ def _parse_header(text):
 # ---- archive ------------------------------------------------------------------------------------
 
 
-def _foreign(names):
+def _foreign(names: Sequence[str]) -> NoReturn:
     raise _Invalid(
         f"is an .npz archive but not a pycvnn model (it holds "
         f"{[n.removesuffix('.npy') for n in names][:20]})"
     )
 
 
-def _members(archive, file_size):
+def _members(archive: zipfile.ZipFile, file_size: int) -> Dict[str, zipfile.ZipInfo]:
     """The zip's {name: ZipInfo}, after checking names, flags and declared sizes."""
     infos = archive.infolist()
     names = [info.filename for info in infos]
@@ -345,7 +377,7 @@ def _members(archive, file_size):
     return dict(zip(names, infos))
 
 
-def _npy_header(member, name):
+def _npy_header(member: IO[bytes], name: str) -> Tuple[Tuple[int, ...], bool, np.dtype[Any]]:
     """(shape, fortran_order, dtype) of an .npy member, its data not read."""
     version = npy.read_magic(member)
     readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
@@ -365,7 +397,7 @@ def _npy_header(member, name):
     return shape, fortran, dtype
 
 
-def _expect_size(info, data_start, data_bytes, what):
+def _expect_size(info: zipfile.ZipInfo, data_start: int, data_bytes: int, what: str) -> None:
     if info.file_size != data_start + data_bytes:
         raise _Invalid(
             f"is damaged: its {what} member declares {info.file_size} bytes, its "
@@ -373,20 +405,20 @@ def _expect_size(info, data_start, data_bytes, what):
         )
 
 
-def _read_exactly(member, n):
+def _read_exactly(member: IO[bytes], n: int) -> bytes:
     data = member.read(n)
     if len(data) != n:
         raise EOFError(f"expected {n} bytes, got {len(data)}")
     return data
 
 
-def _end_of(member):
+def _end_of(member: IO[bytes]) -> None:
     """Reading past the end makes zipfile check the member's CRC-32."""
     if member.read(1):
         raise _Invalid("is damaged: a member holds more data than it declares")
 
 
-def _read_header(archive, info):
+def _read_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
     if info.file_size > 4 * MAX_HEADER_CHARS + _NPY_HEADER_MAX + 16:
         raise _Invalid(
             f"has a header member of {info.file_size} bytes (its JSON may hold at "
@@ -407,7 +439,9 @@ def _read_header(archive, info):
     return raw.decode("utf-32-le" if little else "utf-32-be").rstrip("\0")
 
 
-def _arena_header(member, name, what, dtype_name):
+def _arena_header(
+    member: IO[bytes], name: str, what: str, dtype_name: str
+) -> Tuple[Tuple[int, ...], bool]:
     """(shape, fortran_order) of an arena member, after checking its dtype against the header's."""
     shape, fortran, dtype = _npy_header(member, name)
     expected = np.dtype(dtype_name).newbyteorder("<")
@@ -419,7 +453,9 @@ def _arena_header(member, name, what, dtype_name):
     return shape, fortran
 
 
-def _stored(member, info, name, what, n_values, dtype_name):
+def _stored(
+    member: IO[bytes], info: zipfile.ZipInfo, name: str, what: str, n_values: int, dtype_name: str
+) -> None:
     """Check an arena member's declared size and that it is stored uncompressed."""
     _expect_size(info, member.tell(), n_values * np.dtype(dtype_name).itemsize, name)
     if info.compress_type != zipfile.ZIP_STORED:
@@ -429,7 +465,9 @@ def _stored(member, info, name, what, n_values, dtype_name):
         )
 
 
-def _params_layout(member, info, dtype_name, n_params):
+def _params_layout(
+    member: IO[bytes], info: zipfile.ZipInfo, dtype_name: str, n_params: int
+) -> None:
     """Check the params member's .npy header against the header's dtype and layers."""
     shape, fortran = _arena_header(member, "params", "parameters", dtype_name)
     if fortran or len(shape) != 1:
@@ -439,7 +477,14 @@ def _params_layout(member, info, dtype_name, n_params):
     _stored(member, info, "params", "parameters", n_params, dtype_name)
 
 
-def _state_layout(member, info, dtype_name, n_state, n_params, name):
+def _state_layout(
+    member: IO[bytes],
+    info: zipfile.ZipInfo,
+    dtype_name: str,
+    n_state: int,
+    n_params: int,
+    name: str,
+) -> None:
     """Check the state member's .npy header against the optimizer's buffers and the layers."""
     shape, fortran = _arena_header(member, "state", "optimizer state", dtype_name)
     if fortran or shape != (n_state, n_params):
@@ -451,9 +496,9 @@ def _state_layout(member, info, dtype_name, n_state, n_params, name):
     _stored(member, info, "state", "optimizer state", n_state * n_params, dtype_name)
 
 
-def _layers(header):
+def _layers(header: Header) -> List[Layer]:
     """The layers the header describes."""
-    layers = []
+    layers: List[Layer] = []
     for config in header["layers"]:
         if config["type"] == "Dense":
             layers.append(
@@ -471,7 +516,7 @@ def _layers(header):
     return layers
 
 
-def _fill(member, arena, hasher):
+def _fill(member: IO[bytes], arena: Array, hasher: _Hash) -> None:
     """Read the parameter bytes into the arena, feeding the hasher, a chunk at a time."""
     raw = arena.view(np.uint8)
     for start in range(0, raw.size, _CHUNK):
@@ -481,7 +526,7 @@ def _fill(member, arena, hasher):
     _end_of(member)
 
 
-def _first_non_finite(arena):
+def _first_non_finite(arena: Array) -> Optional[int]:
     for start in range(0, arena.size, _CHUNK):
         bad = np.flatnonzero(~np.isfinite(arena[start : start + _CHUNK]))
         if bad.size:
@@ -489,7 +534,7 @@ def _first_non_finite(arena):
     return None
 
 
-def _load(f, file_size):
+def _load(f: IO[bytes], file_size: int) -> Contents:
     """(layers, dtype name, params, saved optimizer or None) of an open model file, where a
     saved optimizer is (optimizer, t, state of shape (n_state, n_params))."""
     with zipfile.ZipFile(f) as archive:
@@ -549,7 +594,7 @@ def _load(f, file_size):
 # ---- public -------------------------------------------------------------------------------------
 
 
-def save(model, path, optimizer=None):
+def save(model: Sequential, path: PathLike, optimizer: Optional[Optimizer] = None) -> None:
     """Write model to path (.npz format, whatever the name) atomically, with the permissions
     a new file gets (0o666 & ~umask). Nothing is left behind if it fails. With an optimizer
     (one used on this model, or not used yet: then it is stored with t = 0 and zero state, as
@@ -575,13 +620,17 @@ def save(model, path, optimizer=None):
         arrays["state"] = np.ascontiguousarray(state, dtype=little)
     hasher = _hasher(header)
     for data in arrays.values():
-        hasher.update(data.view(np.uint8))
+        hasher.update(data.view(np.uint8).data)
     header["sha256"] = hasher.hexdigest()
     text = _canonical(header)
-    write_atomically(path, lambda f: np.savez(f, header=np.array(text), **arrays))
+    write_atomically(
+        path,
+        # numpy's stub lets **arrays fill savez's allow_pickle; its keys are params and state.
+        lambda f: np.savez(f, header=np.array(text), **arrays),  # type: ignore[arg-type]
+    )
 
 
-def _optimizer_entry(model, optimizer):
+def _optimizer_entry(model: Sequential, optimizer: object) -> Tuple[Header, Array]:
     """The header entry and the (n_state, n_params) state of an optimizer saved with model."""
     if not isinstance(optimizer, Optimizer):
         raise TypeError(
@@ -605,7 +654,7 @@ def _optimizer_entry(model, optimizer):
         raise type(err)(f"optimizer: {err}") from None
     n_params, n_state = model.n_params, optimizer.n_state
     owner = (model._uid, n_params, np.dtype(model.dtype).name)
-    if optimizer._owner is None:
+    if optimizer._owner is None or optimizer._state is None:
         state, t = np.zeros((n_state, n_params), model.dtype), 0
     elif optimizer._owner != owner:
         raise ValueError(
@@ -627,7 +676,19 @@ def _optimizer_entry(model, optimizer):
     return entry, state
 
 
-def read(path, with_optimizer=False):
+@overload
+def read(
+    path: PathLike, with_optimizer: Literal[False] = False
+) -> Tuple[List[Layer], str, Array]: ...
+@overload
+def read(path: PathLike, with_optimizer: Literal[True]) -> Contents: ...
+@overload
+def read(
+    path: PathLike, with_optimizer: bool
+) -> Union[Contents, Tuple[List[Layer], str, Array]]: ...
+def read(
+    path: PathLike, with_optimizer: bool = False
+) -> Union[Contents, Tuple[List[Layer], str, Array]]:
     """(layers, dtype name, flat parameters) of the model file at path, and with_optimizer
     a fourth item: None or (optimizer, t, state of shape (n_state, n_params)) of the
     optimizer saved with it. FileNotFoundError if missing; ValueError naming the file for a
@@ -637,7 +698,7 @@ def read(path, with_optimizer=False):
     return contents if with_optimizer else contents[:3]
 
 
-def _read(path):
+def _read(path: PathLike) -> Contents:
     path = os.fspath(path)
     # O_NONBLOCK so that a FIFO without a writer is refused below instead of hanging here.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)

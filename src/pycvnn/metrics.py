@@ -1,15 +1,20 @@
 """Metrics on class decisions: the confusion matrix."""
 
+from __future__ import annotations
+
+from typing import Optional
+
 import numpy as np
 
 from . import _validate as v
+from ._types import ArrayLike, IntArray
 
 # A (C, C) int64 table of this many classes is 128 MiB; a larger label is almost surely a
 # mistake (a score or a pixel value passed as a class id), not a class count.
 MAX_CLASSES = 4096
 
 
-def _labels(x, name):
+def _labels(x: ArrayLike, name: str) -> IntArray:
     """Class ids (N,) as int64: integers (or integral floats) >= 0."""
     a = v.numeric(x, name)
     if a.ndim != 1:
@@ -26,7 +31,9 @@ def _labels(x, name):
     return a.astype(np.int64)
 
 
-def confusion_matrix(y_true, y_pred, n_classes=None):
+def confusion_matrix(
+    y_true: ArrayLike, y_pred: ArrayLike, n_classes: Optional[int] = None
+) -> IntArray:
     """(C, C) int64 counts: row i, column j counts the samples of true class i predicted as j
     (scikit-learn's layout). C is n_classes, else one more than the largest label given."""
     t = _labels(y_true, "y_true")

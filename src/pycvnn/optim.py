@@ -7,19 +7,41 @@ Order per step: clip the raw gradients by global norm, add coupled weight decay,
 Weight decay applies to weights, never to biases.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, Optional, Protocol, Tuple, Type, Union
+
 import numpy as np
 
 from . import _validate as v
 from ._backend import backend
 from ._net import TrainingDiverged, arena_zeros
 from ._registry import Registry
+from ._types import ArrayLike, DTypeLike, FloatArray
+
+if TYPE_CHECKING:
+    from ._core import UpdateRule
+    from .model import Sequential
+    from .schedules import Schedule
+
+# Who an optimizer's state belongs to: (model uid or "minimize", size, dtype name).
+Owner = Tuple[str, int, str]
+
+
+class GradFunction(Protocol):
+    """grad(x) -> the gradient at x, or (value, gradient); a Protocol rather than a Callable
+    so that a callable NamedTuple (a pycvnn.surfaces.Surface) matches it too."""
+
+    def __call__(self, x: FloatArray, /) -> Union[ArrayLike, Tuple[float, ArrayLike]]: ...
 
 
 class Optimizer:
-    rule = None
+    rule: Optional[str] = None
     n_state = 0  # state buffers the rule keeps (velocity; Adam's m and v)
 
-    def __init__(self, lr, weight_decay=0.0, clip_norm=None):
+    def __init__(
+        self, lr: float, weight_decay: float = 0.0, clip_norm: Optional[float] = None
+    ) -> None:
         self.lr = lr
         self.weight_decay = v.number(weight_decay, "weight_decay", minimum=0)
         self.clip_norm = (
@@ -28,69 +50,70 @@ class Optimizer:
         # Steps taken, in an array the compiled epoch loop advances step by step: the count
         # always matches the weights and the moments, even after a Ctrl-C mid-epoch.
         self._steps = np.zeros(1, np.int64)
-        self._state = None
-        self._owner = None
+        self._state: Optional[Tuple[FloatArray, FloatArray]] = None
+        self._owner: Optional[Owner] = None
 
     @property
-    def t(self):
+    def t(self) -> int:
         """The number of steps taken (Adam's bias correction counts from it)."""
         return int(self._steps[0])
 
     @t.setter
-    def t(self, value):
+    def t(self, value: int) -> None:
         self._steps[0] = value
 
     @property
-    def lr(self):
+    def lr(self) -> float:
         return self._lr
 
     @lr.setter
-    def lr(self, value):
+    def lr(self, value: float) -> None:
         # 0 is legal (PyTorch allows it; a schedule may decay or underflow to it): no update.
         self._lr = v.number(value, "lr", minimum=0)
 
-    def hyperparameters(self):
+    def hyperparameters(self) -> Dict[str, Any]:
         """The rule's own hyperparameters, as UpdateRule takes them."""
         return {}
 
-    def update_rule(self):
+    def update_rule(self) -> UpdateRule:
         """The current backend's UpdateRule for this optimizer."""
-        return backend().UpdateRule(
+        rule: UpdateRule = backend().UpdateRule(
             self.rule,
             **self.hyperparameters(),
             weight_decay=self.weight_decay,
             clip_norm=self.clip_norm or 0.0,
         )
+        return rule
 
-    def state(self, model):
+    def state(self, model: Sequential) -> Tuple[FloatArray, FloatArray]:
         """(state1, state2) for model's arena, zeros on first use or for a different model."""
         owner = (model._uid, model.n_params, np.dtype(model.dtype).name)
         return self._state_for(owner, model.n_params, model.dtype)
 
-    def _state_for(self, owner, n, dtype):
+    def _state_for(self, owner: Owner, n: int, dtype: DTypeLike) -> Tuple[FloatArray, FloatArray]:
         """(state1, state2) for `n` parameters of `dtype`, kept while `owner` stays the same."""
-        if self._owner != owner:
+        if self._owner != owner or self._state is None:
             sizes = [n if i < self.n_state else 0 for i in range(2)]
-            self._state = tuple(arena_zeros(size, dtype) for size in sizes)
+            self._state = (arena_zeros(sizes[0], dtype), arena_zeros(sizes[1], dtype))
             self._owner, self.t = owner, 0
         return self._state
 
-    def __getstate__(self):
+    def __getstate__(self) -> Dict[str, Any]:
         return dict(self.__dict__)
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: Dict[str, Any]) -> None:
         self.__dict__.update(state)
         if self._state is not None:  # back on 64-byte boundaries, as the core's loops like
-            self._state = tuple(_aligned_copy(buf) for buf in self._state)
+            self._state = (_aligned_copy(self._state[0]), _aligned_copy(self._state[1]))
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget the state and the step count (the next step starts afresh)."""
         if self._state is not None:
             for buf in self._state:
                 buf[...] = 0
         self.t = 0
 
-    def step(self, model):
+    def step(self, model: Sequential) -> None:
         """One update of model's weights from its current gradients (after model.backward)."""
         s1, s2 = self.state(model)
         self.update_rule().step(
@@ -98,7 +121,7 @@ class Optimizer:
         )
         self.t += 1
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={val!r}" for k, val in self.hyperparameters().items())
         return f"{type(self).__name__}(lr={self.lr}{', ' + args if args else ''})"
 
@@ -108,7 +131,9 @@ class GD(Optimizer):
 
     rule = "gd"
 
-    def __init__(self, lr=0.01, weight_decay=0.0, clip_norm=None):
+    def __init__(
+        self, lr: float = 0.01, weight_decay: float = 0.0, clip_norm: Optional[float] = None
+    ) -> None:
         super().__init__(lr, weight_decay, clip_norm)
 
 
@@ -122,8 +147,14 @@ class Momentum(Optimizer):
     rule, n_state = "momentum", 1
 
     def __init__(
-        self, lr=0.01, beta=0.9, form="ema", nesterov=False, weight_decay=0.0, clip_norm=None
-    ):
+        self,
+        lr: float = 0.01,
+        beta: float = 0.9,
+        form: str = "ema",
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        clip_norm: Optional[float] = None,
+    ) -> None:
         super().__init__(lr, weight_decay, clip_norm)
         self.beta = v.number(beta, "beta", minimum=0)
         if self.beta >= 1:
@@ -135,7 +166,7 @@ class Momentum(Optimizer):
                 "nesterov: expected False with form='ema' (use form='heavy_ball'), got True"
             )
 
-    def hyperparameters(self):
+    def hyperparameters(self) -> Dict[str, Any]:
         return {"beta": self.beta, "form": self.form, "nesterov": self.nesterov}
 
 
@@ -144,12 +175,19 @@ class RMSProp(Optimizer):
 
     rule, n_state = "rmsprop", 1
 
-    def __init__(self, lr=0.001, rho=0.9, eps=1e-8, weight_decay=0.0, clip_norm=None):
+    def __init__(
+        self,
+        lr: float = 0.001,
+        rho: float = 0.9,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        clip_norm: Optional[float] = None,
+    ) -> None:
         super().__init__(lr, weight_decay, clip_norm)
         self.rho = _unit("rho", rho)
         self.eps = v.number(eps, "eps", 0, strict=True)
 
-    def hyperparameters(self):
+    def hyperparameters(self) -> Dict[str, Any]:
         return {"rho": self.rho, "eps": self.eps}
 
 
@@ -160,13 +198,19 @@ class Adam(Optimizer):
     rule, n_state = "adam", 2
 
     def __init__(
-        self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, clip_norm=None
-    ):
+        self,
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        clip_norm: Optional[float] = None,
+    ) -> None:
         super().__init__(lr, weight_decay, clip_norm)
         self.beta1, self.beta2 = _unit("beta1", beta1), _unit("beta2", beta2)
         self.eps = v.number(eps, "eps", 0, strict=True)
 
-    def hyperparameters(self):
+    def hyperparameters(self) -> Dict[str, Any]:
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
 
@@ -176,18 +220,24 @@ class AdamW(Adam):
     rule = "adamw"
 
     def __init__(
-        self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, clip_norm=None
-    ):
+        self,
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+        clip_norm: Optional[float] = None,
+    ) -> None:
         super().__init__(lr, beta1, beta2, eps, weight_decay, clip_norm)
 
 
-def _aligned_copy(a):
+def _aligned_copy(a: FloatArray) -> FloatArray:
     out = arena_zeros(a.size, a.dtype)
     out[...] = a
     return out
 
 
-def _unit(name, value):
+def _unit(name: str, value: object) -> float:
     value = v.number(value, name, minimum=0)
     if value >= 1:
         raise ValueError(f"{name}: expected a value in [0, 1), got {value!r}")
@@ -196,11 +246,12 @@ def _unit(name, value):
 
 # The one list of optimizers: get() and the CLI's choices derive from it. Each class's `rule`
 # names an update rule of the training core (pycvnn._core.RULES and its twin's).
-REGISTRY = OPTIMIZERS = Registry("optimizer")
+OPTIMIZERS: Registry[Type[Optimizer]] = Registry("optimizer")
+REGISTRY = OPTIMIZERS
 OPTIMIZERS.update(gd=GD, sgd=GD, momentum=Momentum, rmsprop=RMSProp, adam=Adam, adamw=AdamW)
 
 
-def get(name, **options):
+def get(name: Union[str, Optimizer], **options: Any) -> Optimizer:
     """An optimizer by name ("gd", "sgd", "momentum", "rmsprop", "adam", "adamw"), built with
     `options`; an Optimizer passes through."""
     return OPTIMIZERS.build(name, options, Optimizer)
@@ -209,7 +260,13 @@ def get(name, **options):
 # ---- optimizers on any function ----------------------------------------------------------
 
 
-def minimize(grad, x0, optimizer="gd", steps=100, schedule=None):
+def minimize(
+    grad: GradFunction,
+    x0: ArrayLike,
+    optimizer: Union[str, Optimizer] = "gd",
+    steps: int = 100,
+    schedule: Optional[Schedule] = None,
+) -> Union[FloatArray, Tuple[FloatArray, FloatArray]]:
     """Run `optimizer` on a function for `steps` steps from x0; returns the iterates, shape
     (steps + 1, d), x0 first.
 
@@ -259,17 +316,24 @@ def minimize(grad, x0, optimizer="gd", steps=100, schedule=None):
     return iterates if values is None else (iterates, values)
 
 
-def _gradient(grad, x, g, k, with_values, d):
+def _gradient(
+    grad: GradFunction,
+    x: FloatArray,
+    g: FloatArray,
+    k: int,
+    with_values: Union[float, bool, None],
+    d: int,
+) -> Union[float, bool]:
     """Call grad at x (step k), check what it returned and write the gradient into g.
     Returns the value (a float) when grad returns (value, gradient), else False."""
-    out = grad(x.copy())
+    out: Any = grad(x.copy())  # checked below: a gradient, or a (value, gradient) pair
     pair = isinstance(out, tuple)
     if with_values is not None and pair != (with_values is not False):
         raise ValueError(
             f"grad: returned {'a (value, gradient) pair' if pair else 'a gradient alone'} at "
             f"step {k}, but {'a gradient alone' if pair else 'a (value, gradient) pair'} before"
         )
-    value = False
+    value: float | bool = False
     if pair:
         if len(out) != 2:
             raise ValueError(

@@ -9,6 +9,7 @@ the same folds, so a trial's scores do not depend on which worker ran it or when
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import numbers
@@ -16,9 +17,31 @@ import os
 import sys
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Optional
+from types import ModuleType
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    NoReturn,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+    overload,
+)
 
 import numpy as np
+
+from ._types import Array, FloatArray, IntArray, PathLike
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from .cli import DataSpec
+    from .sklearn import MLPClassifier, MLPRegressor
+
+    Estimator = Union[MLPClassifier, MLPRegressor]
 
 ESTIMATORS = ("classifier", "regressor")
 SEARCHES = ("grid", "random")
@@ -39,6 +62,11 @@ DISTRIBUTION_KEYS = ("low", "high", "log")
 RESERVED_PARAMS = ("random_state", "warm_start", "verbose")
 MAX_TRIALS = 100_000
 
+# A grid entry: a tuple of values, or for random search a {low, high, log} distribution.
+SearchSpace = Union[Tuple[Any, ...], Dict[str, Any]]
+# How the spec checks report a problem: the key and the message (it raises SpecError).
+Fail = Callable[[str, str], NoReturn]
+
 
 class SpecError(ValueError):
     """A spec that cannot run; the message names the file and the key."""
@@ -48,12 +76,12 @@ class SpecError(ValueError):
 class Spec:
     path: str
     estimator: str
-    data: Any  # cli.DataSpec
+    data: DataSpec
     search: str
     cv: int
     seed: int
-    fixed: dict
-    grid: dict
+    fixed: dict[str, Any]
+    grid: dict[str, SearchSpace]
     n_trials: Optional[int] = None
     scoring: Optional[str] = None
     max_rows: Optional[int] = None
@@ -63,17 +91,17 @@ class Spec:
 class Trial:
     index: int
     seed: int
-    params: dict  # the swept parameters; fixed ones and the seed are added by estimator()
+    params: dict[str, Any]  # the swept parameters; fixed ones and the seed are added by estimator()
 
 
 @dataclass
 class Result:
     index: int
     seed: int
-    params: dict
+    params: dict[str, Any]
     mean_score: float
     std_score: float
-    scores: list
+    scores: list[float]
     fit_seconds: float
     worker: str
     error: Optional[str] = None
@@ -83,36 +111,35 @@ class Result:
 class Dataset:
     """The rows every trial cross-validates on and the folds (index arrays) they all share."""
 
-    X: np.ndarray
-    y: np.ndarray
-    folds: tuple = field(repr=False)
+    X: FloatArray
+    y: Array  # class ids for a classifier, one-hot float rows for a regressor
+    folds: tuple[tuple[IntArray, IntArray], ...] = field(repr=False)
 
 
 # ---- the spec ---------------------------------------------------------------------------------
 
 
-def _toml():
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:
-        import tomli as tomllib
-    return tomllib
+def _toml() -> ModuleType:
+    # By name, so that type checking as Python 3.10 does not need tomli installed.
+    return importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
 
 
-def _tuples(value):
+def _tuples(value: Any) -> Any:
     """TOML arrays as tuples (hidden_layer_sizes = [64, 32] means (64, 32))."""
     if isinstance(value, list):
         return tuple(_tuples(v) for v in value)
     return value
 
 
-def estimator_class(kind):
+def estimator_class(kind: str) -> type[MLPClassifier] | type[MLPRegressor]:
     from .sklearn import MLPClassifier, MLPRegressor
 
-    return MLPClassifier if kind == "classifier" else MLPRegressor
+    if kind == "classifier":
+        return MLPClassifier
+    return MLPRegressor
 
 
-def load_spec(path):
+def load_spec(path: PathLike) -> Spec:
     """Read and check the spec at `path`; SpecError naming the file and key on any problem."""
     path = os.fspath(path)
     try:
@@ -125,23 +152,29 @@ def load_spec(path):
     return check_spec(raw, path)
 
 
-def check_spec(raw, path="<spec>"):
+def check_spec(raw: dict[str, Any], path: str = "<spec>") -> Spec:
     """A Spec from the parsed TOML `raw`, every key and parameter value checked."""
 
-    def fail(key, message):
+    def fail(key: str, message: str) -> NoReturn:
         raise SpecError(f"{path}: {key}: {message}")
 
-    def integer(key, low, default=None):
-        value = raw.get(key, default)
+    @overload
+    def integer(key: str, low: int, default: int) -> int: ...
+
+    @overload
+    def integer(key: str, low: int, default: None = None) -> Optional[int]: ...
+
+    def integer(key: str, low: int, default: Optional[int] = None) -> Optional[int]:
+        value: object = raw.get(key, default)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             fail(key, f"expected an int >= {low}, got {value!r}")
         return value
 
-    def choice(key, options, default=None):
-        value = raw.get(key, default)
-        if value not in options:
+    def choice(key: str, options: Sequence[str], default: Optional[str] = None) -> str:
+        value: object = raw.get(key, default)
+        if not isinstance(value, str) or value not in options:
             fail(key, f"expected one of {', '.join(map(repr, options))}, got {value!r}")
         return value
 
@@ -198,13 +231,13 @@ def check_spec(raw, path="<spec>"):
         for value in values:
             _check_value(cls, fixed, name, value, key, fail)
     spec = Spec(path, kind, data, search, cv, seed, fixed, grid, n_trials, scoring, max_rows)
-    count = n_trials if search == "random" else math.prod(len(v) for v in grid.values())
+    count = n_trials if n_trials is not None else math.prod(len(v) for v in grid.values())
     if count > MAX_TRIALS:
         fail("grid", f"{count:,} combinations; the limit is {MAX_TRIALS:,}")
     return spec
 
 
-def _data_spec(text, path, fail):
+def _data_spec(text: str, path: str, fail: Fail) -> DataSpec:
     import argparse
 
     from .cli import data_arg
@@ -215,7 +248,9 @@ def _data_spec(text, path, fail):
         fail("data", str(err))
 
 
-def _check_names(cls, fixed, grid, fail):
+def _check_names(
+    cls: type[Estimator], fixed: dict[str, Any], grid: dict[str, SearchSpace], fail: Fail
+) -> None:
     known = set(cls().get_params())
     for table, params in (("fixed", fixed), ("grid", grid)):
         for name in params:
@@ -231,7 +266,7 @@ def _check_names(cls, fixed, grid, fail):
         fail(f"grid.{both[0]}", "also in [fixed]; a parameter is either fixed or searched")
 
 
-def _check_distribution(dist, key, fail):
+def _check_distribution(dist: dict[str, Any], key: str, fail: Fail) -> tuple[Any, Any]:
     """A {low, high, log} table; returns its two ends for the value checks."""
     unknown = sorted(set(dist) - set(DISTRIBUTION_KEYS))
     if unknown:
@@ -251,7 +286,14 @@ def _check_distribution(dist, key, fail):
     return (dist["low"], dist["high"])
 
 
-def _check_value(cls, fixed, name, value, key, fail):
+def _check_value(
+    cls: type[Estimator],
+    fixed: dict[str, Any],
+    name: Optional[str],
+    value: Any,
+    key: str,
+    fail: Fail,
+) -> None:
     """The estimator's own parameter checks, run on `value` (on `fixed` alone for name None)
     before anything starts."""
     params = fixed if name is None else {**fixed, name: value}
@@ -264,12 +306,12 @@ def _check_value(cls, fixed, name, value, key, fail):
 # ---- planning ---------------------------------------------------------------------------------
 
 
-def trial_seed(seed, index):
+def trial_seed(seed: int, index: int) -> int:
     """The random_state of trial `index`: a function of (spec seed, index) alone."""
     return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint32)[0])
 
 
-def _draw(rng, values):
+def _draw(rng: np.random.Generator, values: SearchSpace) -> Any:
     if isinstance(values, dict):
         low, high, log = values["low"], values["high"], values.get("log", False)
         integral = isinstance(low, int) and isinstance(high, int)
@@ -280,7 +322,7 @@ def _draw(rng, values):
     return values[int(rng.integers(len(values)))]
 
 
-def plan(spec):
+def plan(spec: Spec) -> list[Trial]:
     """The trials: every grid combination (scikit-learn's ParameterGrid order), or n_trials
     draws, trial i drawn from its own generator seeded with (spec seed, i). Lists are drawn
     uniformly; a {low, high} of two ints gives ints in [low, high], else floats, log-uniform
@@ -291,13 +333,14 @@ def plan(spec):
         points = list(ParameterGrid({k: list(v) for k, v in spec.grid.items()}))
     else:
         points = []
+        assert spec.n_trials is not None  # check_spec requires it for a random search
         for i in range(spec.n_trials):
             rng = np.random.default_rng([spec.seed, i])
             points.append({name: _draw(rng, spec.grid[name]) for name in sorted(spec.grid)})
     return [Trial(i, trial_seed(spec.seed, i), p) for i, p in enumerate(points)]
 
 
-def estimator(kind, fixed, trial):
+def estimator(kind: str, fixed: dict[str, Any], trial: Trial) -> Estimator:
     """The unfitted estimator of a trial."""
     return estimator_class(kind)(**fixed, **trial.params, random_state=trial.seed)
 
@@ -305,36 +348,37 @@ def estimator(kind, fixed, trial):
 # ---- data -------------------------------------------------------------------------------------
 
 
-def load_dataset(spec):
+def load_dataset(spec: Spec) -> Dataset:
     """The spec's rows (a fixed subset of max_rows of them if set) and the shared folds:
     StratifiedKFold for a classifier, KFold for a regressor, shuffled with the spec's seed.
     A regressor learns the one-hot class targets. Loading is `pycvnn train`'s with its
     defaults (folder:DIR images as 28x28 grayscale); the folds are cut from the training
     rows, so idx t10k files, when present, are not used."""
-    from types import SimpleNamespace
+    from argparse import Namespace
 
     from sklearn.model_selection import KFold, StratifiedKFold
 
     from .cli import load_data
 
-    args = SimpleNamespace(data=spec.data, image_size=(28, 28), rgb=False)
+    args = Namespace(data=spec.data, image_size=(28, 28), rgb=False)
     X, y, _, classes, _ = load_data(args)
     if spec.max_rows is not None and spec.max_rows < len(X):
         rows = np.sort(np.random.default_rng(spec.seed).permutation(len(X))[: spec.max_rows])
         X, y = X[rows], y[rows]
+    targets: Array = y
     if spec.estimator == "regressor":
-        y = np.eye(classes, dtype=np.float32)[y]
+        targets = np.eye(classes, dtype=np.float32)[y]
         splitter = KFold(spec.cv, shuffle=True, random_state=spec.seed)
     else:
         splitter = StratifiedKFold(spec.cv, shuffle=True, random_state=spec.seed)
-    folds = tuple(splitter.split(X, y if spec.estimator == "classifier" else None))
-    return Dataset(np.ascontiguousarray(X), y, folds)
+    folds = tuple(splitter.split(X, targets if spec.estimator == "classifier" else None))
+    return Dataset(np.ascontiguousarray(X), targets, folds)
 
 
 # ---- running ----------------------------------------------------------------------------------
 
 
-def _worker_name():
+def _worker_name() -> str:
     try:
         from distributed import get_worker
 
@@ -343,7 +387,14 @@ def _worker_name():
         return f"local:{os.getpid()}"
 
 
-def run_trial(trial, data, kind, fixed, scoring=None, threads=1):
+def run_trial(
+    trial: Trial,
+    data: Dataset,
+    kind: str,
+    fixed: dict[str, Any],
+    scoring: Optional[str] = None,
+    threads: int = 1,
+) -> Result:
     """Cross-validate one trial on `data`'s folds with the core on `threads` threads (the
     count is part of the arithmetic, so every trial uses the same one). An exception from
     the estimator becomes the result's error rather than ending the sweep."""
@@ -378,11 +429,17 @@ def run_trial(trial, data, kind, fixed, scoring=None, threads=1):
     )
 
 
-def _failed(trial, error):
+def _failed(trial: Trial, error: str) -> Result:
     return Result(trial.index, trial.seed, trial.params, math.nan, math.nan, [], 0.0, "", error)
 
 
-def run(spec, trials, data, client=None, on_result: Optional[Callable] = None):
+def run(
+    spec: Spec,
+    trials: Sequence[Trial],
+    data: Dataset,
+    client: Optional[Client] = None,
+    on_result: Optional[Callable[[Result], object]] = None,
+) -> list[Result]:
     """The trials' results in index order: on the Dask `client` (data scattered to every
     worker once), or one after the other in this process when client is None. on_result is
     called with each result as it arrives."""
@@ -421,13 +478,13 @@ def run(spec, trials, data, client=None, on_result: Optional[Callable] = None):
     return sorted(results, key=lambda r: r.index)
 
 
-def best(results):
+def best(results: Sequence[Result]) -> Optional[Result]:
     """The finished result with the highest mean score (the lowest index among equals)."""
     done = [r for r in results if r.error is None and math.isfinite(r.mean_score)]
     return max(done, key=lambda r: (r.mean_score, -r.index)) if done else None
 
 
-def refit(spec, result, data):
+def refit(spec: Spec, result: Result, data: Dataset) -> Estimator:
     """The best trial's estimator trained on all the rows."""
     from sklearn.exceptions import ConvergenceWarning
 
@@ -440,11 +497,11 @@ def refit(spec, result, data):
 # ---- results ----------------------------------------------------------------------------------
 
 
-def _jsonable(value):
+def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def rows(results):
+def rows(results: Sequence[Result]) -> list[dict[str, Any]]:
     """One dict per result, values JSON-ready (tuples as lists)."""
     out = []
     for r in results:
@@ -454,7 +511,7 @@ def rows(results):
     return out
 
 
-def to_csv(results):
+def to_csv(results: Sequence[Result]) -> str:
     """CSV text: one line per trial, a param_<name> column per swept parameter (JSON values)."""
     import csv
     import io
@@ -474,7 +531,7 @@ def to_csv(results):
     return buffer.getvalue()
 
 
-def to_json(spec, results):
+def to_json(spec: Spec, results: Sequence[Result]) -> str:
     top = best(results)
     document = {
         "spec": spec.path,
@@ -492,7 +549,7 @@ def to_json(spec, results):
     return json.dumps(_nan_to_none(document), indent=2) + "\n"
 
 
-def _nan_to_none(value):
+def _nan_to_none(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
@@ -502,7 +559,7 @@ def _nan_to_none(value):
     return value
 
 
-def write_results(spec, results, path):
+def write_results(spec: Spec, results: Sequence[Result], path: str) -> None:
     """Write the results to `path` atomically, as CSV or JSON by its suffix."""
     from ._atomic import write_atomically
 
@@ -511,7 +568,7 @@ def write_results(spec, results, path):
     write_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def table(results, top=5):
+def table(results: Sequence[Result], top: int = 5) -> str:
     """The `top` best trials, best first, as printable lines."""
     ranked = sorted(
         (r for r in results if r.error is None),

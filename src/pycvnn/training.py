@@ -5,10 +5,28 @@ which shuffles nothing itself: the order comes from np.random.default_rng(seed),
 permutation per epoch, so both backends visit the samples in the same order.
 """
 
+from __future__ import annotations
+
 import functools
 import math
 import sys
 import time
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    TextIO,
+    Tuple,
+    TypeVar,
+    Union,
+    cast,
+)
 
 import numpy as np
 
@@ -17,11 +35,21 @@ from . import losses as L
 from . import optim
 from ._backend import backend
 from ._net import TrainingDiverged, decisions, rng_for, strip_output
+from ._types import Array, ArrayLike, DTypeLike, FloatArray, IntArray
+
+if TYPE_CHECKING:
+    from ._core import LossSpec, Network
+    from .model import Sequential
+
+F = TypeVar("F", bound=Callable[..., Any])
+# What training or evaluating a model with a loss runs on: (network, LossSpec, loss name,
+# fused, the loss with reduction "none").
+Plan = Tuple["Network", "LossSpec", str, bool, L.Loss]
 
 # ---- losses and targets -------------------------------------------------------------------
 
 
-def loss_spec(loss):
+def loss_spec(loss: Union[str, L.Loss]) -> Tuple[str, Dict[str, Any]]:
     """A loss name or pycvnn.losses object -> (name, options). Training always takes the
     batch mean, whatever reduction the object was built with."""
     if not isinstance(loss, (str, L.Loss)):
@@ -32,7 +60,9 @@ def loss_spec(loss):
     return ("l2" if obj.name == "mse" else obj.name), dict(obj.options)
 
 
-def prepare_targets(y, name, n, out, dtype):
+def prepare_targets(
+    y: ArrayLike, name: str, n: int, out: int, dtype: DTypeLike
+) -> Tuple[Array, Optional[IntArray]]:
     """y checked and shaped for the loss kernels on an output of (n, out).
     Returns (targets, labels) where labels are class ids for accuracy, or None."""
     y = v.numeric(y, "y")
@@ -94,7 +124,7 @@ def prepare_targets(y, name, n, out, dtype):
     return y, None
 
 
-def _plan(model, loss):
+def _plan(model: Sequential, loss: Union[str, L.Loss]) -> Plan:
     """(network, LossSpec, loss name, fused, row losses) for training or evaluating model with
     loss; row losses is the loss with reduction "none", which a weighted mean needs."""
     name, opts = loss_spec(loss)
@@ -105,7 +135,9 @@ def _plan(model, loss):
     return model.network(ops), spec, name, fused, L.get(name, **opts, reduction="none")
 
 
-def sample_weights(sample_weight, n, name="sample_weight"):
+def sample_weights(
+    sample_weight: Optional[ArrayLike], n: int, name: str = "sample_weight"
+) -> Optional[FloatArray]:
     """One weight per row as float64, finite, >= 0 and not all zero; None stays None."""
     if sample_weight is None:
         return None
@@ -127,11 +159,20 @@ def sample_weights(sample_weight, n, name="sample_weight"):
 EVAL_FLOATS = 1 << 16
 
 
-def _eval_rows(model, batch):
+def _eval_rows(model: Sequential, batch: int) -> int:
     return max(batch, EVAL_FLOATS // sum(op.fout for op in model.ops))
 
 
-def _loss_and_accuracy(model, plan, X, targets, labels, rows, with_loss=True, weights=None):
+def _loss_and_accuracy(
+    model: Sequential,
+    plan: Plan,
+    X: FloatArray,
+    targets: Array,
+    labels: Optional[IntArray],
+    rows: int,
+    with_loss: bool = True,
+    weights: Optional[FloatArray] = None,
+) -> Tuple[float, Optional[float]]:
     """Mean loss and accuracy over X (weighted by `weights`, if given), `rows` at a time:
     neither the network's workspace nor any temporary grows with len(X). Every loss's "mean"
     weighs rows equally, so the chunk means combine by their row counts. One thread count for
@@ -155,7 +196,14 @@ def _loss_and_accuracy(model, plan, X, targets, labels, rows, with_loss=True, we
     return total / norm, (correct / norm if labels is not None else None)
 
 
-def evaluate(model, X, y, loss="cross_entropy", rows=1024, sample_weight=None):
+def evaluate(
+    model: Sequential,
+    X: ArrayLike,
+    y: ArrayLike,
+    loss: Union[str, L.Loss] = "cross_entropy",
+    rows: int = 1024,
+    sample_weight: Optional[ArrayLike] = None,
+) -> dict[str, float]:
     """{"loss": mean loss over X, "accuracy": fraction correct (class targets only)}; with
     sample_weight, both are weighted means."""
     X = model._input(X)
@@ -176,26 +224,26 @@ class Log:
     """A table of records (dicts with the same keys): log["loss"] is a column, log.table()
     a printable table."""
 
-    def __init__(self):
-        self.records = []
+    def __init__(self) -> None:
+        self.records: List[Dict[str, Any]] = []
 
-    def append(self, record):
+    def append(self, record: dict[str, Any]) -> None:
         self.records.append(dict(record))
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> list[Any]:
         if not self.records or key not in self.records[0]:
             known = list(self.records[0]) if self.records else []
             raise KeyError(f"history: no column {key!r}; columns are {known}")
         return [r[key] for r in self.records]
 
     @property
-    def columns(self):
+    def columns(self) -> list[str]:
         return list(self.records[0]) if self.records else []
 
-    def table(self):
+    def table(self) -> str:
         cols = self.columns
         lines = ["  ".join(f"{c:>12}" for c in cols)]
         for r in self.records:
@@ -209,11 +257,11 @@ class History(Log):
     where they apply. With fit(..., log_every="batch"), history.batches holds one record per
     batch: step (the optimizer's step count after it), epoch, batch, loss, lr; else it is empty."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.batches = Log()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"History({len(self)} epochs)"
 
 
@@ -221,7 +269,19 @@ class EarlyStopping:
     """Stop when `monitor` has not improved for `patience` epochs; with restore_best, put back
     the weights of the best epoch at the end. Losses improve downwards, accuracies upwards."""
 
-    def __init__(self, monitor="val_loss", patience=5, restore_best=True, min_delta=0.0):
+    model: Sequential
+    best: float
+    wait: int
+    best_weights: Optional[FloatArray]
+    best_epoch: Optional[int]
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 5,
+        restore_best: bool = True,
+        min_delta: float = 0.0,
+    ) -> None:
         if not isinstance(monitor, str) or not monitor:
             raise (ValueError if isinstance(monitor, str) else TypeError)(
                 f"monitor: expected the name of a logged column such as 'val_loss', got {monitor!r}"
@@ -232,7 +292,7 @@ class EarlyStopping:
         self.min_delta = v.number(min_delta, "min_delta", minimum=0)
         self.sign = -1.0 if "acc" in monitor else 1.0
 
-    def on_train_begin(self, model):
+    def on_train_begin(self, model: Sequential) -> None:
         self.model, self.best, self.wait, self.best_weights, self.best_epoch = (
             model,
             math.inf,
@@ -241,7 +301,7 @@ class EarlyStopping:
             None,
         )
 
-    def on_epoch_end(self, epoch, logs):
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, float]) -> bool:
         if self.monitor not in logs:
             raise ValueError(f"monitor: {self.monitor!r} is not logged; logged are {sorted(logs)}")
         value = self.sign * logs[self.monitor]
@@ -253,7 +313,7 @@ class EarlyStopping:
         self.wait += 1
         return self.wait >= self.patience
 
-    def on_train_end(self, model):
+    def on_train_end(self, model: Sequential) -> None:
         if self.restore_best and self.best_weights is not None:
             model._params[...] = self.best_weights
 
@@ -261,12 +321,12 @@ class EarlyStopping:
 class ProgressBar:
     """A one-line bar on stderr: epoch 1/10, batches done, running loss."""
 
-    def __init__(self, epochs, n_batches, stream=None):
+    def __init__(self, epochs: int, n_batches: int, stream: Optional[TextIO] = None) -> None:
         self.epochs, self.n_batches = epochs, n_batches
         self.stream = stream or sys.stderr
         self.live = getattr(self.stream, "isatty", lambda: False)()
 
-    def update(self, epoch, done, running_loss):
+    def update(self, epoch: int, done: int, running_loss: float) -> None:
         if self.live:
             filled = int(20 * done / self.n_batches)
             self.stream.write(
@@ -275,7 +335,7 @@ class ProgressBar:
             )
             self.stream.flush()
 
-    def end_epoch(self, epoch, logs):
+    def end_epoch(self, epoch: int, logs: Mapping[str, float]) -> None:
         figures = "  ".join(f"{k} {logs[k]:.4g}" for k in logs if k not in ("epoch",))
         self.stream.write(
             f"\repoch {epoch + 1}/{self.epochs} {figures}\x1b[K\n"
@@ -290,7 +350,7 @@ class ProgressBar:
 CALLBACK_HOOKS = ("on_train_begin", "on_epoch_end", "on_train_end")
 
 
-def _callbacks(callbacks):
+def _callbacks(callbacks: Optional[Iterable[Any]]) -> List[Any]:
     """callbacks as a list (None is none), each an object with at least one hook."""
     if callbacks is None:
         return []
@@ -307,36 +367,36 @@ def _callbacks(callbacks):
     return callbacks
 
 
-def _one_fit_at_a_time(fn):
+def _one_fit_at_a_time(fn: F) -> F:
     """Fits of one model run one at a time (a second waits for the first), and a fit keeps the
     thread count it started with to its end (set_num_threads meanwhile applies after it)."""
 
     @functools.wraps(fn)
-    def run(model, *args, **kwargs):
+    def run(model: Sequential, *args: Any, **kwargs: Any) -> Any:
         with model._train_lock, backend().ThreadSession():
             return fn(model, *args, **kwargs)
 
-    return run
+    return cast(F, run)
 
 
 @_one_fit_at_a_time
 def fit(
-    model,
-    X,
-    y,
-    loss="cross_entropy",
-    optimizer="adam",
-    epochs=10,
-    batch_size=32,
-    shuffle=True,
-    seed=None,
-    validation_data=None,
-    schedule=None,
-    callbacks=(),
-    verbose=True,
-    log_every="epoch",
-    sample_weight=None,
-):
+    model: Sequential,
+    X: ArrayLike,
+    y: ArrayLike,
+    loss: Union[str, L.Loss] = "cross_entropy",
+    optimizer: Union[str, optim.Optimizer] = "adam",
+    epochs: int = 10,
+    batch_size: Optional[int] = 32,
+    shuffle: bool = True,
+    seed: Optional[int] = None,
+    validation_data: Optional[Sequence[ArrayLike]] = None,
+    schedule: Optional[Callable[[int], float]] = None,
+    callbacks: Optional[Iterable[Any]] = (),
+    verbose: bool = True,
+    log_every: str = "epoch",
+    sample_weight: Optional[ArrayLike] = None,
+) -> History:
     """Train model; returns a History. batch_size=None is batch GD, 1 stochastic, m mini-batch.
     The loss and the optimizer are names or objects (pycvnn.losses, pycvnn.optim); schedule
     maps an epoch to its lr; callbacks have any of on_train_begin, on_epoch_end(epoch, logs)
@@ -456,14 +516,16 @@ def fit(
             "seconds": time.perf_counter() - start,
         }
         if labels is not None:
-            logs["accuracy"] = _loss_and_accuracy(
-                model, plan, X, targets, labels, eval_rows, False, weights
-            )[1]
+            # With labels given the accuracy is a number, never None.
+            logs["accuracy"] = cast(
+                float,
+                _loss_and_accuracy(model, plan, X, targets, labels, eval_rows, False, weights)[1],
+            )
         if validation_data is not None:
             X_val, y_val, *w_val = validation_data
             val = evaluate(model, X_val, y_val, loss, eval_rows, *w_val)
             logs.update({f"val_{k}": val[k] for k in val})
-        if hasattr(schedule, "step"):
+        if schedule is not None and hasattr(schedule, "step"):
             schedule.step(logs.get("val_loss", logs["loss"]))
         history.append(logs)
         if bar:

@@ -1,10 +1,13 @@
 """Data sets: the bundled digits, MNIST-format IDX files, class-per-folder images and 2-D toy
 generators."""
 
+from __future__ import annotations
+
 import importlib.resources
 
 import numpy as np
 
+from .._types import FloatArray, IntArray
 from ._idx import load_idx
 from ._images import load_image_folder
 from ._toy import make_circles, make_gaussians, make_spiral, make_xor
@@ -21,7 +24,7 @@ __all__ = [
 ]
 
 
-def digits():
+def digits() -> tuple[FloatArray, IntArray]:
     """The 8x8 handwritten digits: X float32 (1797, 64) = pixel / 16 in [0, 1], y int64 0..9.
 
     The UCI "Optical Recognition of Handwritten Digits" set as scikit-learn distributes it
@@ -34,7 +37,7 @@ def digits():
     return X, y
 
 
-def split(n, test_fraction=0.2, seed=20240101):
+def split(n: int, test_fraction: float = 0.2, seed: int = 20240101) -> tuple[IntArray, IntArray]:
     """(train rows, test rows) of a fixed split of n samples: the same permutation every run
     (what `pycvnn train` and the digits figures hold out)."""
     order = np.random.default_rng(seed).permutation(n)

@@ -1,14 +1,19 @@
 """MNIST-format IDX files (raw or gzip): headers checked against the file before the pixels
 are read."""
 
+from __future__ import annotations
+
 import contextlib
 import errno
 import gzip
+import io
 import os
 import struct
 import zlib
 
 import numpy as np
+
+from .._types import FloatArray, IntArray, NDArray, PathLike
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions (count, rows, cols)
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension (count)
@@ -23,20 +28,20 @@ IDX_TYPES = {
 }
 
 
-def _path(value, name):
+def _path(value: object, name: str) -> str:
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name}: expected a file path (str or os.PathLike), got {value!r}")
     return os.fspath(value)
 
 
-def _describe(magic):
+def _describe(magic: int) -> str:
     kind, ndim = (magic >> 8) & 0xFF, magic & 0xFF
     if magic >> 16 or kind not in IDX_TYPES:
         return f"0x{magic:08x} (not an IDX header)"
     return f"0x{magic:08x} ({IDX_TYPES[kind]} data, {ndim} dimension(s))"
 
 
-def _open(path, stack):
+def _open(path: str, stack: contextlib.ExitStack) -> io.BufferedIOBase:
     """A binary stream of the file's IDX bytes: a gzip file is recognised by its first bytes."""
     if not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, "no such IDX file", path)
@@ -46,7 +51,7 @@ def _open(path, stack):
     return stack.enter_context(gzip.GzipFile(fileobj=f)) if compressed else f
 
 
-def _read(stream, size, path):
+def _read(stream: io.BufferedIOBase, size: int, path: str) -> bytearray:
     """Up to `size` bytes, growing with what the file holds, so a header that lies about the
     size costs no allocation beyond the file's data."""
     data = bytearray()
@@ -63,7 +68,7 @@ def _read(stream, size, path):
     return data
 
 
-def _header(stream, path, magic, what):
+def _header(stream: io.BufferedIOBase, path: str, magic: int, what: str) -> tuple[int, ...]:
     """The dimensions of the IDX file at path, whose magic number must be `magic`."""
     head = _read(stream, 4, path)
     found = struct.unpack(">I", head)[0] if len(head) == 4 else None
@@ -85,7 +90,9 @@ def _header(stream, path, magic, what):
     return dims
 
 
-def _payload(stream, path, header_size, size):
+def _payload(
+    stream: io.BufferedIOBase, path: str, header_size: int, size: int
+) -> NDArray[np.uint8]:
     """The `size` bytes after the header, as uint8; any other length is a ValueError."""
     data = _read(stream, size + 1, path)  # one byte more tells a longer file from an exact one
     if len(data) != size:
@@ -101,7 +108,7 @@ def _payload(stream, path, header_size, size):
     return np.frombuffer(data, dtype=np.uint8)
 
 
-def load_idx(images, labels):
+def load_idx(images: PathLike, labels: PathLike) -> tuple[FloatArray, IntArray]:
     """Images and labels from MNIST-format IDX files (each raw or gzip-compressed).
 
     Returns X float32 (N, rows * cols) = pixel / 255 and y int64 (N,). Both headers (magic
@@ -128,13 +135,13 @@ def load_idx(images, labels):
     return X, y
 
 
-def find_idx_files(folder):
+def find_idx_files(folder: PathLike) -> dict[str, tuple[str, str]]:
     """MNIST's file names in folder: {"train": (images, labels)} plus "t10k" when its test
     files are there. A name matches by its prefix (train-images-idx3-ubyte, Kaggle's
     train-images.idx3-ubyte, either with .gz); of several matches the first by name is used."""
     names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
 
-    def first(prefix):
+    def first(prefix: str) -> str | None:
         found = [n for n in names if n.startswith(prefix)]
         return os.path.join(folder, found[0]) if found else None
 

@@ -1,16 +1,20 @@
 """Class-per-folder image sets (root/<class>/<image>) read with Pillow."""
 
+from __future__ import annotations
+
 import os
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from .. import _validate
+from .._types import FloatArray, IntArray, PathLike
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 MAX_SIDE = 4096
 
 
-def _size(size):
+def _size(size: int | Sequence[int]) -> tuple[int, int]:
     """(width, height) from an int (a square) or a pair of ints."""
     what = f"an int from 1 to {MAX_SIDE} or a (width, height) pair of them"
     pair = (size, size) if isinstance(size, (int, np.integer)) else size
@@ -24,11 +28,11 @@ def _size(size):
     return int(pair[0]), int(pair[1])
 
 
-def _visible(names):
+def _visible(names: Iterable[str]) -> list[str]:
     return sorted(n for n in names if not n.startswith("."))
 
 
-def list_image_folder(root):
+def list_image_folder(root: PathLike) -> tuple[list[str], list[tuple[str, int]]]:
     """(classes, [(path, class index)]) of root/<class>/<image>: the class folders sorted by
     name, their PNG and JPEG files sorted by name; hidden entries and other files skipped."""
     if not isinstance(root, (str, os.PathLike)):
@@ -57,7 +61,9 @@ def list_image_folder(root):
     return classes, files
 
 
-def load_image_folder(root, size, grayscale=True):
+def load_image_folder(
+    root: PathLike, size: int | tuple[int, int], grayscale: bool = True
+) -> tuple[FloatArray, IntArray, list[str]]:
     """Images in class folders, root/<class>/<image>.png|.jpg|.jpeg, each resized to size.
 
     size is (width, height), or an int for a square. Returns X float32 (N, height * width *

@@ -4,36 +4,42 @@ Training, boundaries and session set-up run in worker threads, never on the even
 a health check answers while sessions train. Every error is JSON {"error": "<field>: ..."}.
 """
 
+from __future__ import annotations
+
 import json
 import math
 import os
 from pathlib import Path
+from typing import Any, Callable, TypeVar, cast
 
 import anyio
 import numpy as np
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
+from .._types import FloatArray
 from . import config as cfg
 from .session import Session, SessionError, Store
 
 STATIC = Path(__file__).parent / "static"
 BODY_LIMIT = 64 * 1024
 MESSAGE_LIMIT = 300  # characters of an error message; a client's long value is cut short
+T = TypeVar("T")
 
 
 class ApiError(Exception):
-    def __init__(self, status, message):
+    def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
 
 
-def _significant(a, digits=4):
+def _significant(a: FloatArray, digits: int = 4) -> FloatArray:
     """a rounded to `digits` significant digits of its largest magnitude: short JSON."""
     finite = np.abs(a[np.isfinite(a)])
     top = float(finite.max()) if finite.size else 0.0
@@ -41,23 +47,24 @@ def _significant(a, digits=4):
     return np.round(a, min(max(decimals, 0), 12))
 
 
-def json_response(content, status=200):
+def json_response(content: Any, status: int = 200) -> Response:
     body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
     return Response(body, status_code=status, media_type="application/json")
 
 
-def error_response(status, message):
+def error_response(status: int, message: str) -> Response:
     if len(message) > MESSAGE_LIMIT:
         message = message[: MESSAGE_LIMIT - 3] + "..."
     return json_response({"error": message}, status)
 
 
-async def read_json(request):
+async def read_json(request: Request) -> Any:
     """The request's JSON body ({} when empty), refused past BODY_LIMIT bytes."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > BODY_LIMIT:
         raise ApiError(400, f"body: expected at most {BODY_LIMIT} bytes, got {int(declared)}")
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > BODY_LIMIT:
@@ -72,7 +79,7 @@ async def read_json(request):
         raise ApiError(400, f"body: expected JSON, got invalid JSON ({err})") from None
 
 
-async def off_loop(limiter, fn, *args):
+async def off_loop(limiter: anyio.CapacityLimiter, fn: Callable[..., T], *args: Any) -> T:
     """fn(*args) in a worker thread once the limiter lets it; a bad setting it finds becomes
     a 400."""
     try:
@@ -81,7 +88,7 @@ async def off_loop(limiter, fn, *args):
         raise ApiError(400, str(err)) from None
 
 
-def _size(request):
+def _size(request: Request) -> int:
     text = request.query_params.get("size", "64")
     lo, hi = cfg.LIMITS["size"]
     size = int(text) if text.isascii() and text.isdigit() else None
@@ -90,7 +97,7 @@ def _size(request):
     return size
 
 
-def _epochs(body):
+def _epochs(body: object) -> int:
     if not isinstance(body, dict):
         raise ApiError(400, f"body: expected a JSON object, got {type(body).__name__}")
     extra = sorted(set(body) - {"epochs"})
@@ -103,14 +110,14 @@ def _epochs(body):
     return value
 
 
-def create_app(capacity=32):
+def create_app(capacity: int = 32) -> Starlette:
     """The app, with its own store of at most `capacity` sessions."""
     store = Store(capacity)
     # Computations run on all cores but one, which stays free for the event loop: more
     # threads would only queue for the GIL between epochs, and the loop's answers with them.
     limiter = anyio.CapacityLimiter(max(1, (os.cpu_count() or 1) - 1))
 
-    def session_of(request):
+    def session_of(request: Request) -> Session:
         session_id = request.path_params["id"]
         try:
             return store.get(session_id)
@@ -119,35 +126,35 @@ def create_app(capacity=32):
                 404, f"session: no session {session_id!r} (it may have expired)"
             ) from None
 
-    async def index(request):
+    async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
 
-    async def health(request):
+    async def health(request: Request) -> Response:
         return json_response({"ok": True, "version": __version__})
 
-    async def options(request):
+    async def options(request: Request) -> Response:
         return json_response(cfg.options())
 
-    def create(body):
+    def create(body: object) -> str:
         session = Session(cfg.parse(body))
         store.add(session)
         return session.id
 
-    async def new_session(request):
+    async def new_session(request: Request) -> Response:
         session_id = await off_loop(limiter, create, await read_json(request))
         return json_response({"id": session_id}, 201)
 
-    async def show(request):
+    async def show(request: Request) -> Response:
         return json_response(await off_loop(limiter, session_of(request).describe))
 
-    async def delete(request):
+    async def delete(request: Request) -> Response:
         try:
             store.delete(request.path_params["id"])
         except KeyError:
             session_of(request)  # raises the 404
         return Response(status_code=204)
 
-    async def patch(request):
+    async def patch(request: Request) -> Response:
         session = session_of(request)
         body = await read_json(request)
         await off_loop(limiter, session.update, body)
@@ -155,29 +162,33 @@ def create_app(capacity=32):
             {"id": session.id, "config": session.config, "max_epochs": session.max_epochs()}
         )
 
-    async def train(request):
+    async def train(request: Request) -> Response:
         session = session_of(request)
         epochs = _epochs(await read_json(request))
         return json_response(await off_loop(limiter, session.train, epochs))
 
-    def frame(session, size):
+    def frame(session: Session, size: int) -> bytes:
         result = session.boundary(size)
         result["output"] = _significant(result["output"])
         result["neurons"] = _significant(result["neurons"])
         return orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY)
 
-    async def boundary(request):
+    async def boundary(request: Request) -> Response:
         session, size = session_of(request), _size(request)
         body = await off_loop(limiter, frame, session, size)
         return Response(body, media_type="application/json")
 
-    async def api_error(request, exc):
-        return error_response(exc.status, str(exc))
+    # Starlette types every handler as taking an Exception; it calls each only with its
+    # own class, hence the casts.
+    async def api_error(request: Request, exc: Exception) -> Response:
+        error = cast(ApiError, exc)
+        return error_response(error.status, str(error))
 
-    async def http_error(request, exc):
-        return error_response(exc.status_code, f"path: {request.url.path}: {exc.detail}")
+    async def http_error(request: Request, exc: Exception) -> Response:
+        error = cast(HTTPException, exc)
+        return error_response(error.status_code, f"path: {request.url.path}: {error.detail}")
 
-    async def server_error(request, exc):
+    async def server_error(request: Request, exc: Exception) -> Response:
         return error_response(500, f"server: {type(exc).__name__}: {exc}")
 
     routes = [

@@ -3,16 +3,51 @@
 configuration or an error naming the field.
 """
 
+from __future__ import annotations
+
 import inspect
 import math
 import numbers
+from typing import (
+    Any,
+    Callable,
+    Collection,
+    Dict,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    TypedDict,
+    TypeVar,
+    Union,
+    cast,
+)
 
 from .. import _validate as v
 from .. import losses, optim, schedules
 from ..activations import names as activation_names
 from .data import DATASETS, FEATURES
 
-LIMITS = {
+T = TypeVar("T")
+# A session's configuration: JSON values by field name (DEFAULTS' fields, all checked).
+Config = Dict[str, Any]
+
+
+class Limits(TypedDict):
+    """The bounds of the settings: a count, or [lowest, highest]."""
+
+    layers: int
+    neurons: int
+    n: List[int]
+    size: List[int]
+    noise: List[float]
+    train_fraction: List[float]
+    epochs: List[int]
+    batch_size: List[int]
+    seed: List[int]
+
+
+LIMITS: Limits = {
     "layers": 6,
     "neurons": 8,
     "n": [10, 10_000],
@@ -24,7 +59,7 @@ LIMITS = {
     "seed": [0, 2**32 - 1],
 }
 
-DEFAULTS = {
+DEFAULTS: Config = {
     "dataset": "circle",
     "noise": 0.1,
     "n": 500,
@@ -57,7 +92,7 @@ LOSSES = {
 # Options the session itself sets, never a client through the optimizer or schedule object.
 _OWNED = {"lr", "weight_decay", "clip_norm", "then"}
 # Values for schedule options the library leaves without a default, sized for a playground run.
-_SCHEDULE_DEFAULTS = {
+_SCHEDULE_DEFAULTS: dict[str, dict[str, float]] = {
     "step": {"step_size": 100, "gamma": 0.5},
     "exponential": {"gamma": 0.999},
     "cosine": {"t_max": 1000},
@@ -69,7 +104,7 @@ class ConfigError(ValueError):
     """A bad configuration; the message starts with the field's name."""
 
 
-def _hyperparameters(cls, extra=None):
+def _hyperparameters(cls: type, extra: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
     """A class's keyword options with their defaults (extra's where it has none)."""
     found = {
         name: p.default
@@ -80,9 +115,9 @@ def _hyperparameters(cls, extra=None):
     return {k: (None if val is inspect.Parameter.empty else val) for k, val in found.items()}
 
 
-def _unique(registry):
+def _unique(registry: Mapping[str, type]) -> dict[str, type]:
     """name -> class, the first name of a class registered under several (sgd is gd)."""
-    seen = {}
+    seen: dict[str, type] = {}
     for name, cls in registry.items():
         if cls not in seen.values():
             seen[name] = cls
@@ -96,7 +131,7 @@ SCHEDULES = {
 }
 
 
-def options():
+def options() -> dict[str, Any]:
     """What the page offers, the defaults and the limits."""
     return {
         "datasets": {name: kind for name, (kind, _) in DATASETS.items()},
@@ -113,12 +148,12 @@ def options():
 # ---- checks --------------------------------------------------------------------------------
 
 
-def _short(value):
+def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _checked(field, check, *args, **kwargs):
+def _checked(field: str, check: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """check(*args, **kwargs), its ValueError/TypeError re-raised as a ConfigError naming `field`."""
     try:
         return check(*args, **kwargs)
@@ -126,36 +161,42 @@ def _checked(field, check, *args, **kwargs):
         raise ConfigError(f"{field}.{err}" if field else str(err)) from None
 
 
-def _int_in(value, field, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
+def _int_in(value: object, field: str, lo: int, hi: int) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not lo <= int(value) <= hi  # int() of an Integral is exact
+    ):
         raise ConfigError(f"{field}: expected an int from {lo} to {hi}, got {_short(value)}")
     return int(value)
 
 
-def _number_in(value, field, lo, hi):
+def _number_in(value: object, field: str, lo: float, hi: float) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Real)
-        or not lo <= value <= hi  # before isfinite, which overflows on a huge int
+        # Before isfinite, which overflows on a huge int; typeshed's Real has no comparison
+        # with float, but a Real compares as one.
+        or not lo <= cast(float, value) <= hi
         or not math.isfinite(value)
     ):
         raise ConfigError(f"{field}: expected a number from {lo} to {hi}, got {_short(value)}")
     return float(value)
 
 
-def _name(value, field, known):
+def _name(value: object, field: str, known: Collection[str]) -> str:
     if not isinstance(value, str) or value not in known:
         raise ConfigError(f"{field}: expected one of {list(known)}, got {_short(value)}")
     return value
 
 
-def _object(value, field):
+def _object(value: object, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{field}: expected a JSON object, got {_short(value)}")
     return value
 
 
-def _known_keys(body, field, known):
+def _known_keys(body: Mapping[str, Any], field: str, known: Collection[str]) -> None:
     unknown = sorted(set(body) - set(known))
     if unknown:
         prefix = f"{field}." if field else ""
@@ -165,7 +206,7 @@ def _known_keys(body, field, known):
         )
 
 
-def _features(value):
+def _features(value: object) -> list[str]:
     if not isinstance(value, list) or not value:
         raise ConfigError(
             f"features: expected a non-empty list of {list(FEATURES)}, got {_short(value)}"
@@ -177,7 +218,7 @@ def _features(value):
     return list(value)
 
 
-def _hidden(value):
+def _hidden(value: object) -> list[int]:
     if not isinstance(value, list) or len(value) > LIMITS["layers"]:
         raise ConfigError(
             f"hidden: expected a list of at most {LIMITS['layers']} layer sizes, got {_short(value)}"
@@ -185,18 +226,22 @@ def _hidden(value):
     return [_int_in(n, f"hidden[{i}]", 1, LIMITS["neurons"]) for i, n in enumerate(value)]
 
 
-def _batch_size(value):
+def _batch_size(value: object) -> Union[int, Literal["full"]]:
     if value == "full":
-        return value
+        return "full"
     lo, hi = LIMITS["batch_size"]
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not lo <= int(value) <= hi  # int() of an Integral is exact
+    ):
         raise ConfigError(
             f"batch_size: expected an int from {lo} to {hi} or 'full', got {_short(value)}"
         )
     return int(value)
 
 
-def _spec(value, field, known):
+def _spec(value: object, field: str, known: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """{"name": ..., options...} with the name checked and the options completed from known."""
     value = _object(value, field)
     name = _name(value.get("name"), f"{field}.name", known)
@@ -205,39 +250,41 @@ def _spec(value, field, known):
     return {"name": name, **known[name], **{k: val for k, val in value.items() if k != "name"}}
 
 
-def optimizer_spec(value, default_lr):
+def optimizer_spec(value: object, default_lr: float) -> dict[str, Any]:
     spec = _spec(value, "optimizer", OPTIMIZERS)
     spec["lr"] = _checked("optimizer", v.number, spec.get("lr", default_lr), "lr", 0, True)
     build_optimizer(spec, 0.0)  # the class checks its own options
     return spec
 
 
-def schedule_spec(value, lr):
+def schedule_spec(value: object, lr: float) -> dict[str, Any]:
     spec = _spec(value, "schedule", SCHEDULES)
     build_schedule(spec, lr)
     return spec
 
 
-def build_optimizer(spec, weight_decay):
+def build_optimizer(spec: Mapping[str, Any], weight_decay: float) -> optim.Optimizer:
     cls = optim.OPTIMIZERS[spec["name"]]
     options = {k: val for k, val in spec.items() if k != "name"}
-    return _checked("optimizer", cls, **options, weight_decay=weight_decay)
+    optimizer: optim.Optimizer = _checked("optimizer", cls, **options, weight_decay=weight_decay)
+    return optimizer
 
 
-def build_schedule(spec, lr):
+def build_schedule(spec: Mapping[str, Any], lr: float) -> Optional[Callable[[int], float]]:
     """The schedule object, or None for a constant lr."""
     if spec["name"] == "constant":
         return None
     cls = schedules.REGISTRY[spec["name"]]
     options = {k: val for k, val in spec.items() if k != "name"}
-    return _checked("schedule", cls, lr, **options)
+    schedule: Callable[[int], float] = _checked("schedule", cls, lr, **options)
+    return schedule
 
 
-def kind_of(config):
+def kind_of(config: Mapping[str, Any]) -> str:
     return DATASETS[config["dataset"]][0]
 
 
-def parse(body):
+def parse(body: object) -> Config:
     """The complete configuration from a client's (partial) one, or a ConfigError."""
     body = _object(body, "body")
     _known_keys(body, "", DEFAULTS)
@@ -265,15 +312,15 @@ def parse(body):
 TRAINING = ("optimizer", "batch_size", "weight_decay", "schedule")
 
 
-def parse_training(body, current):
+def parse_training(body: object, current: Mapping[str, Any]) -> Config:
     """The training settings in body (a PATCH) checked, the others taken from current; a new
     optimizer without an lr keeps the session's."""
-    _object(body, "body")
+    body = _object(body, "body")
     _known_keys(body, "", TRAINING)
     return _training({**current, **body}, current["optimizer"]["lr"])
 
 
-def _training(settings, default_lr):
+def _training(settings: Mapping[str, Any], default_lr: float) -> Config:
     """The four training settings of `settings` checked; default_lr for an optimizer without one."""
     weight_decay = _checked("", v.number, settings["weight_decay"], "weight_decay", 0)
     opt = optimizer_spec(settings["optimizer"], default_lr)

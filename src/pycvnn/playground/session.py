@@ -5,21 +5,28 @@ Every use of a session's model holds the session's lock, so the model never runs
 threads at once; different sessions train in parallel (the core releases the GIL).
 """
 
+from __future__ import annotations
+
 import secrets
 import threading
 from collections import OrderedDict
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from .. import TrainingDiverged, activations
+from .._types import FloatArray
 from ..layers import Dense
 from ..model import Sequential
+from ..optim import Optimizer
 from . import config as cfg
 from . import data
 
 # The pycvnn loss each playground loss trains with, and the output activation it needs: a
 # single output unit, whose sigmoid gives P(class 1) for cross-entropy.
-_TRAINING_LOSS = {"cross_entropy": ("binary_cross_entropy", "sigmoid")}
+_TRAINING_LOSS: dict[str, tuple[str, Optional[str]]] = {
+    "cross_entropy": ("binary_cross_entropy", "sigmoid")
+}
 HISTORY_LIMIT = 2000  # records kept; past it every second one is dropped
 # The work one train call may do, in batches and in rows: about a second on one core at the
 # largest network and data set, so no client holds the worker threads from the other sessions.
@@ -33,31 +40,33 @@ class SessionError(ValueError):
 class _FromEpoch:
     """A schedule counted from the session's first epoch rather than from each fit call's."""
 
-    def __init__(self, schedule, start):
+    def __init__(self, schedule: Callable[[int], float], start: int) -> None:
         self.schedule, self.start = schedule, start
 
-    def __call__(self, epoch):
+    def __call__(self, epoch: int) -> float:
         try:
             return self.schedule(self.start + epoch)
         except ValueError as err:  # a decay past float's range: the schedule's setting is at fault
             raise SessionError(f"schedule.{err}") from None
 
-    def step(self, metric):
-        if hasattr(self.schedule, "step"):
-            self.schedule.step(metric)
+    def step(self, metric: float) -> None:
+        # A ReduceOnPlateau-like schedule also takes the metric: a method no type names.
+        schedule: Any = self.schedule
+        if hasattr(schedule, "step"):
+            schedule.step(metric)
 
 
 class _Counter:
     """Counts the epochs a fit finished, so a diverged fit still counts the ones before."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.done = 0
 
-    def on_epoch_end(self, epoch, logs):
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         self.done = epoch + 1
 
 
-def build_model(config, n_inputs, output):
+def build_model(config: cfg.Config, n_inputs: int, output: Optional[str]) -> Sequential:
     """The network [inputs, *hidden, 1] with the configured activation between layers."""
     act = None if config["activation"] == "linear" else config["activation"]
     init = activations.REGISTRY[act].init if act else "xavier"
@@ -69,9 +78,12 @@ def build_model(config, n_inputs, output):
     return Sequential(layers, seed=config["seed"])
 
 
-def _hidden_outputs(X, weights, activation):
+def _hidden_outputs(
+    X: FloatArray, weights: Sequence[FloatArray], activation: str
+) -> list[FloatArray]:
     """Each hidden layer's activations for the inputs X, from the weights [W1, b1, ...]."""
-    outputs, a = [], X
+    outputs: list[FloatArray] = []
+    a = X
     for W, b in zip(weights[0:-2:2], weights[1:-2:2]):
         z = a @ W.T + b
         a = z if activation == "linear" else activations.get(activation)(z)
@@ -82,7 +94,12 @@ def _hidden_outputs(X, weights, activation):
 class Session:
     """A network training on one data set, as the configuration (see config.parse) says."""
 
-    def __init__(self, config):
+    # Set by _set_training, which keeps the optimizer when its settings did not change.
+    optimizer: Optimizer
+    optimizer_spec: dict[str, Any]
+    schedule: Optional[Callable[[int], float]]
+
+    def __init__(self, config: cfg.Config) -> None:
         self.id = secrets.token_hex(8)
         self.lock = threading.Lock()
         self.config = config
@@ -100,15 +117,15 @@ class Session:
         self.loss, output = _TRAINING_LOSS.get(config["loss"], (config["loss"], None))
         self.model = build_model(config, self.X_train.shape[1], output)
         self.epoch = 0
-        self.history = {key: [] for key in self._metric_keys()}
-        self._grids = {}  # size -> the grid's input features
+        self.history: dict[str, list[float]] = {key: [] for key in self._metric_keys()}
+        self._grids: dict[int, FloatArray] = {}  # size -> the grid's input features
         self._set_training(config)
 
-    def _metric_keys(self):
+    def _metric_keys(self) -> list[str]:
         keys = ["epoch", "train_loss", "test_loss"]
         return keys + (["train_accuracy", "test_accuracy"] if self.kind == "classification" else [])
 
-    def _set_training(self, config):
+    def _set_training(self, config: cfg.Config) -> None:
         """Optimizer and schedule from the config; a changed optimizer starts with fresh state."""
         old = getattr(self, "optimizer_spec", None)
         spec = config["optimizer"]
@@ -124,20 +141,20 @@ class Session:
 
     # ---- what the API calls; each holds the lock while it uses the model -----------------
 
-    def update(self, body):
+    def update(self, body: object) -> None:
         """Apply a PATCH of the training settings, keeping the weights."""
         with self.lock:
             settings = cfg.parse_training(body, self.config)
             self._set_training({**self.config, **settings})
 
-    def max_epochs(self):
+    def max_epochs(self) -> int:
         """The most epochs one train call may ask for (at least 1), by MAX_STEPS and MAX_ROWS."""
         rows = len(self.X_train)
         batch = self.config["batch_size"]
         batches = 1 if batch == "full" else -(-rows // batch)
         return max(1, min(MAX_STEPS // batches, MAX_ROWS // rows))
 
-    def train(self, epochs):
+    def train(self, epochs: int) -> dict[str, float]:
         """Train `epochs` more epochs; returns the metrics after them."""
         with self.lock:
             limit = self.max_epochs()
@@ -179,9 +196,9 @@ class Session:
             self.epoch += epochs
             return self._record()
 
-    def _record(self):
+    def _record(self) -> dict[str, float]:
         """The current metrics, also appended to the history."""
-        record = {"epoch": self.epoch}
+        record: dict[str, float] = {"epoch": self.epoch}
         for part, X, y in (
             ("train", self.X_train, self.split.train_targets),
             ("test", self.X_test, self.split.test_targets),
@@ -197,14 +214,14 @@ class Session:
                 self.history[key] = self.history[key][1::2]
         return {**record, "lr": self.optimizer.lr}
 
-    def _grid(self, size):
+    def _grid(self, size: int) -> FloatArray:
         if size not in self._grids:
             if len(self._grids) >= 4:
                 self._grids.clear()
             self._grids[size] = data.features(data.grid(size), self.config["features"])
         return self._grids[size]
 
-    def boundary(self, size):
+    def boundary(self, size: int) -> dict[str, Any]:
         """The output and every hidden neuron's output over a size x size grid of the plane.
 
         For classification the output is in [0, 1] with 0.5 on the decision boundary: the
@@ -215,7 +232,7 @@ class Session:
             output = self.model.predict(X)[:, 0]
             weights = self.model.get_weights()
         neurons = _hidden_outputs(X, weights, self.config["activation"])
-        result = {"size": size, "extent": list(data.EXTENT)}
+        result: dict[str, Any] = {"size": size, "extent": list(data.EXTENT)}
         if self.kind == "classification" and self.loss != "binary_cross_entropy":
             output = np.clip((output + 1) / 2, 0, 1)
         result["output"] = output
@@ -227,7 +244,7 @@ class Session:
         )
         return result
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         """The configuration, the data, the weights (input to output) and the history."""
         with self.lock:
             weights = self.model.get_weights()
@@ -257,30 +274,30 @@ class Store:
     """The live sessions by id, at most `capacity`: adding one more drops the least recently
     used."""
 
-    def __init__(self, capacity=32):
+    def __init__(self, capacity: int = 32) -> None:
         self.capacity = capacity
-        self._sessions = OrderedDict()
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
 
-    def add(self, session):
+    def add(self, session: Session) -> None:
         with self._lock:
             self._sessions[session.id] = session
             while len(self._sessions) > self.capacity:
                 self._sessions.popitem(last=False)
 
-    def get(self, session_id):
+    def get(self, session_id: str) -> Session:
         """The session, marked as just used; KeyError if there is none by that id."""
         with self._lock:
             session = self._sessions[session_id]
             self._sessions.move_to_end(session_id)
             return session
 
-    def delete(self, session_id):
+    def delete(self, session_id: str) -> None:
         with self._lock:
             del self._sessions[session_id]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._sessions)
 
-    def __contains__(self, session_id):
+    def __contains__(self, session_id: object) -> bool:
         return session_id in self._sessions

@@ -1,7 +1,10 @@
 """Curves of the losses, the activations and the learning-rate schedules, every value computed
 by pycvnn's own kernels on the current backend."""
 
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Callable, Iterable, overload
 
 import numpy as np
 
@@ -9,10 +12,15 @@ from .. import _validate as v
 from .. import activations as A
 from .. import losses as L
 from .. import schedules as S
+from .._types import FloatArray
 from ._mpl import panels, tidy
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
 
-def _interval(value, name):
+
+def _interval(value: tuple[float, float], name: str) -> tuple[float, float]:
     """(low, high) as two finite floats with low < high."""
     try:
         lo, hi = value
@@ -24,20 +32,20 @@ def _interval(value, name):
     return lo, hi
 
 
-def _grid(value, name, points):
+def _grid(value: tuple[float, float], name: str, points: int) -> FloatArray:
     return np.linspace(*_interval(value, name), v.integer(points, "points", minimum=2))
 
 
-def _deltas(deltas):
+def _deltas(deltas: Iterable[float]) -> list[float]:
     if isinstance(deltas, str) or not hasattr(deltas, "__iter__"):
         raise TypeError(f"deltas: expected a sequence of positive numbers, got {deltas!r}")
-    deltas = [v.number(d, "deltas", 0, strict=True) for d in deltas]
-    if not deltas:
+    checked = [v.number(d, "deltas", 0, strict=True) for d in deltas]
+    if not checked:
         raise ValueError("deltas: expected at least one Huber delta, got an empty sequence")
-    return deltas
+    return checked
 
 
-def _regression(ax, r, deltas):
+def _regression(ax: Axes, r: FloatArray, deltas: list[float]) -> None:
     zero = np.zeros_like(r)
     ax.plot(r, L.l1(r, zero, reduction="none"), label="L1  |r|")
     ax.plot(r, L.l2(r, zero, reduction="none"), label="L2  r²")
@@ -46,7 +54,7 @@ def _regression(ax, r, deltas):
     tidy(ax, "residual r = pred − target", "loss", "Regression losses")
 
 
-def _classification(ax, m):
+def _classification(ax: Axes, m: FloatArray) -> None:
     one = np.ones_like(m)
     hinge = L.hinge(m, one, reduction="none")
     ax.plot(m, hinge, label="hinge  max(0, 1 − m)")
@@ -60,7 +68,7 @@ def _classification(ax, m):
     tidy(ax, "margin m = y·s  (y = ±1, s the score)", "loss", "Classification losses")
 
 
-def _dice(ax, pixels, p):
+def _dice(ax: Axes, pixels: int, p: FloatArray) -> None:
     """Two masks of `pixels` pixels overlapping in k = 0..pixels of them; a soft prediction p
     on every pixel of the ground truth."""
     k = np.arange(pixels + 1)[:, None]
@@ -84,7 +92,13 @@ def _dice(ax, pixels, p):
     tidy(ax, "overlap |A∩B| / |A|   or   soft prediction p", "Dice loss", "Dice loss")
 
 
-def losses(residual=(-3.0, 3.0), deltas=(0.5, 1.0, 2.0), margin=(-2.0, 3.0), pixels=16, points=401):
+def losses(
+    residual: tuple[float, float] = (-3.0, 3.0),
+    deltas: Iterable[float] = (0.5, 1.0, 2.0),
+    margin: tuple[float, float] = (-2.0, 3.0),
+    pixels: int = 16,
+    points: int = 401,
+) -> Figure:
     """Three panels: L1, L2 and Huber (one curve per delta) against the residual; hinge,
     squared hinge and binary cross-entropy from logits against the margin (with the 0-1 loss);
     the Dice loss against the overlap of two equal masks and against a soft prediction."""
@@ -99,7 +113,9 @@ def losses(residual=(-3.0, 3.0), deltas=(0.5, 1.0, 2.0), margin=(-2.0, 3.0), pix
     return fig
 
 
-def _activation_curves(act, z, alpha):
+def _activation_curves(
+    act: A.Activation, z: FloatArray, alpha: float
+) -> tuple[FloatArray, FloatArray]:
     """(f(z), f'(z)); a per-row activation (softmax) is shown as component 0 of f([z, 0])."""
     opts = {"alpha": alpha} if "alpha" in act.options else {}
     if not act.per_row:
@@ -110,7 +126,9 @@ def _activation_curves(act, z, alpha):
     return act(zz, **opts)[:, 0], act.backward(zz, e0, **opts)[:, 0]
 
 
-def activations(z=(-5.0, 5.0), alpha=0.1, points=401, columns=4):
+def activations(
+    z: tuple[float, float] = (-5.0, 5.0), alpha: float = 0.1, points: int = 401, columns: int = 4
+) -> Figure:
     """One panel per registered activation with f(z) and f'(z) (from its backward kernel);
     softmax as component 0 of softmax([z, 0]); leaky ReLU with slope `alpha` below 0."""
     grid = _grid(z, "z", points)
@@ -132,13 +150,13 @@ def activations(z=(-5.0, 5.0), alpha=0.1, points=401, columns=4):
     return fig
 
 
-def plateau_loss(epoch, epochs):
+def plateau_loss(epoch: int, epochs: int) -> float:
     """The loss fed to ReduceOnPlateau in `schedules`: falls linearly, then flat at 0.3 from a
     quarter of the run on."""
     return max(0.3, 1.0 - epoch / (0.35 * epochs))
 
 
-def _lrs(schedule, epochs):
+def _lrs(schedule: Callable[[int], float], epochs: int) -> list[float]:
     """The lr a schedule gives at each epoch, as fit uses it: schedule(e) at an epoch's start,
     step(plateau_loss(e, epochs)) at its end when the schedule has a step."""
     lrs = []
@@ -149,7 +167,11 @@ def _lrs(schedule, epochs):
     return lrs
 
 
-def schedules(lr=0.1, epochs=100, ax=None):
+@overload
+def schedules(lr: float = ..., epochs: int = ..., ax: None = ...) -> Figure: ...
+@overload
+def schedules(lr: float = ..., epochs: int = ..., ax: Axes | None = ...) -> Figure | SubFigure: ...
+def schedules(lr: float = 0.1, epochs: int = 100, ax: Axes | None = None) -> Figure | SubFigure:
     """The lr against the epoch for every schedule in pycvnn.schedules.REGISTRY, each built by
     its class's for_run(lr, epochs); ReduceOnPlateau is fed plateau_loss."""
     lr = v.number(lr, "lr", 0)

@@ -2,14 +2,21 @@
 walkthrough problem, and the optimizers' paths over a surface. Every step is pycvnn's own
 update rule, run by optim.minimize."""
 
+from __future__ import annotations
+
 import copy
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
 
 from .. import _validate as v
 from .. import losses, optim, surfaces
 from .._net import rng_for
+from .._types import FloatArray, IntArray
 from ._mpl import panels, tidy
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # The lecture's walkthrough problem: y = 2x fits it exactly.
 WALK_X = np.array([1.0, 2.0, 3.0])
@@ -17,21 +24,23 @@ WALK_Y = np.array([2.0, 4.0, 6.0])
 VARIANTS = {"batch": None, "stochastic": 1, "mini-batch": 2}  # name -> batch size
 
 
-def _line_gradient(X, y, batches):
+def _line_gradient(
+    X: FloatArray, y: FloatArray, batches: Iterable[IntArray]
+) -> Callable[[FloatArray], tuple[float, FloatArray]]:
     """grad(theta) for optim.minimize: the MSE of y_hat = w x + b over the next batch of
     `batches`, (value, (dL/dw, dL/db)), from pycvnn's l2 loss and its gradient kernel."""
     batches = iter(batches)
 
-    def grad(theta):
+    def grad(theta: FloatArray) -> tuple[float, FloatArray]:
         rows = next(batches)
         pred = theta[0] * X[rows] + theta[1]
         dpred = losses.l2_grad(pred, y[rows])  # dL/dy_hat = 2/n (y_hat - y)
-        return losses.l2(pred, y[rows]), np.array([dpred @ X[rows], dpred.sum()])
+        return float(losses.l2(pred, y[rows])), np.array([dpred @ X[rows], dpred.sum()])
 
     return grad
 
 
-def _batches(n, size, epochs, rng):
+def _batches(n: int, size: int | None, epochs: int, rng: np.random.Generator) -> Iterator[IntArray]:
     """The rows of each step: one shuffled permutation per epoch (as fit draws them), cut into
     batches of `size` (None: the whole set, in order)."""
     for _ in range(epochs):
@@ -41,7 +50,13 @@ def _batches(n, size, epochs, rng):
     yield np.arange(n)  # minimize's last call only reads the value at the last iterate
 
 
-def descent_paths(lr=0.1, epochs=30, seed=0, X=WALK_X, y=WALK_Y):
+def descent_paths(
+    lr: float = 0.1,
+    epochs: int = 30,
+    seed: int | None = 0,
+    X: FloatArray = WALK_X,
+    y: FloatArray = WALK_Y,
+) -> dict[str, tuple[FloatArray, FloatArray]]:
     """{variant: (iterates (steps + 1, 2) of (w, b), full-data MSE at each iterate)} for
     batch, stochastic and mini-batch gradient descent from w = b = 0."""
     lr = v.number(lr, "lr", minimum=0)
@@ -57,7 +72,7 @@ def descent_paths(lr=0.1, epochs=30, seed=0, X=WALK_X, y=WALK_Y):
     return out
 
 
-def gd_variants(lr=0.1, epochs=30, seed=0):
+def gd_variants(lr: float = 0.1, epochs: int = 30, seed: int | None = 0) -> Figure:
     """Batch, stochastic (batch 1) and mini-batch (batch 2) gradient descent on the lecture's
     walkthrough (X = [1, 2, 3], y = [2, 4, 6], y_hat = w x + b, MSE) from w = b = 0: the loss
     over the whole set against iterations, and the (w, b) paths over the loss's contours."""
@@ -81,7 +96,9 @@ def gd_variants(lr=0.1, epochs=30, seed=0):
     return fig
 
 
-def _six(gd, ema, heavy_ball, rmsprop, adam):
+def _six(
+    gd: float, ema: float, heavy_ball: float, rmsprop: float, adam: float
+) -> dict[str, optim.Optimizer]:
     """The six optimizers of the pictures, with these learning rates (Nesterov's is heavy
     ball's)."""
     return {
@@ -102,10 +119,14 @@ PATHS = {
 }
 
 
-def surface_paths(surface, optimizers=None, steps=None):
+def surface_paths(
+    surface: str | surfaces.Surface,
+    optimizers: dict[str, optim.Optimizer] | None = None,
+    steps: int | None = None,
+) -> dict[str, tuple[FloatArray, FloatArray]]:
     """{label: (iterates (steps + 1, 2), values)} of each optimizer from the surface's start."""
-    surface = surfaces.get(surface)
-    default_steps, default_optimizers = PATHS.get(surface.name, (100, PATHS["saddle"][1]))
+    chosen = surfaces.get(surface)
+    default_steps, default_optimizers = PATHS.get(chosen.name, (100, PATHS["saddle"][1]))
     steps = default_steps if steps is None else v.integer(steps, "steps", minimum=1)
     if optimizers is None:
         optimizers = default_optimizers
@@ -113,23 +134,33 @@ def surface_paths(surface, optimizers=None, steps=None):
         raise TypeError(f"optimizers: expected a dict label -> optimizer, got {optimizers!r}")
     # Copies: the defaults are shared by every call (and thread), and a caller's optimizer
     # keeps its own state.
-    return {
-        label: optim.minimize(surface, surface.start, copy.deepcopy(opt), steps)
-        for label, opt in optimizers.items()
-    }
+    return {label: _path(chosen, copy.deepcopy(opt), steps) for label, opt in optimizers.items()}
 
 
-def optimizer_paths(surface="quadratic", optimizers=None, steps=None):
+def _path(
+    surface: surfaces.Surface, optimizer: optim.Optimizer, steps: int
+) -> tuple[FloatArray, FloatArray]:
+    found = optim.minimize(surface, surface.start, optimizer, steps)
+    # A surface returns (value, gradient), so minimize returns (iterates, values).
+    assert isinstance(found, tuple)
+    return found
+
+
+def optimizer_paths(
+    surface: str | surfaces.Surface = "quadratic",
+    optimizers: dict[str, optim.Optimizer] | None = None,
+    steps: int | None = None,
+) -> Figure:
     """GD, momentum (EMA and heavy ball), Nesterov, RMSProp and Adam from one start on a
     surface ("quadratic", "rosenbrock", "saddle" or a pycvnn.surfaces.Surface): the paths over
     its contours with the minima marked, and f - f* against step. `optimizers` (label ->
     optimizer) and `steps` replace the defaults."""
-    surface = surfaces.get(surface)
-    runs = surface_paths(surface, optimizers, steps)
+    chosen = surfaces.get(surface)
+    runs = surface_paths(chosen, optimizers, steps)
     fig, (ax_path, ax_loss) = panels(2)
-    (x_lo, x_hi), (y_lo, y_hi) = surface.window
+    (x_lo, x_hi), (y_lo, y_hi) = chosen.window
     X, Y = np.meshgrid(np.linspace(x_lo, x_hi, 300), np.linspace(y_lo, y_hi, 300))
-    gap = surface.f(X, Y) - surface.minimum_value
+    gap = chosen.f(X, Y) - chosen.minimum_value
     ax_path.contour(
         X,
         Y,
@@ -141,17 +172,17 @@ def optimizer_paths(surface="quadratic", optimizers=None, steps=None):
     for label, (path, values) in runs.items():
         (line,) = ax_path.plot(path[:, 0], path[:, 1], lw=1.3, label=label)
         ax_loss.plot(
-            np.maximum(values - surface.minimum_value, 1e-16),
+            np.maximum(values - chosen.minimum_value, 1e-16),
             color=line.get_color(),
             lw=1.3,
             label=label,
         )
-    ax_path.plot(*surface.start, "ko", ms=5, label="start")
-    for i, (mx, my) in enumerate(surface.minima):
+    ax_path.plot(*chosen.start, "ko", ms=5, label="start")
+    for i, (mx, my) in enumerate(chosen.minima):
         ax_path.plot(mx, my, "r*", ms=13, label="minimum" if i == 0 else None)
     ax_path.set_xlim(x_lo, x_hi)
     ax_path.set_ylim(y_lo, y_hi)
-    tidy(ax_path, "x", "y", surface.title, legend=False)
+    tidy(ax_path, "x", "y", chosen.title, legend=False)
     fig.legend(*ax_path.get_legend_handles_labels(), loc="outside right center", fontsize="small")
     ax_loss.set_yscale("log")
     tidy(ax_loss, "step", "f(x) − f*", "distance to the minimum's value", legend=False)

@@ -1,16 +1,28 @@
 """The gallery: every lecture figure by name, as `pycvnn figures` writes them (NAME.png) and
 the README shows them. Each entry is the call that draws it, as text and as a function."""
 
+from __future__ import annotations
+
 import functools
 import os
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, Tuple
 
 from .. import MLP, datasets
 from .._atomic import write_atomically
+from .._types import FloatArray, IntArray, PathLike
+from ..model import Sequential
+from ..training import History
 from . import curves, descent, masks, models
 from ._mpl import plt
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def _digits_run():
+# The digits run: (model, history, held-out X, held-out y).
+DigitsRun = Tuple[Sequential, History, FloatArray, IntArray]
+
+
+def _digits_run() -> DigitsRun:
     """An MLP trained on the digits' fixed 80/20 split, logging every batch:
     (model, history, held-out X, held-out y)."""
     X, y = datasets.digits()
@@ -29,7 +41,7 @@ def _digits_run():
 
 
 # name -> (the call, as the README shows it; what draws it, given the digits run)
-FIGURES = {
+FIGURES: Dict[str, Tuple[str, Callable[[Callable[[], DigitsRun]], Figure]]] = {
     "losses": ("plot.losses()", lambda run: curves.losses()),
     "activations": ("plot.activations()", lambda run: curves.activations()),
     "gd_variants": ("plot.gd_variants()", lambda run: descent.gd_variants()),
@@ -58,7 +70,7 @@ FIGURES = {
 }
 
 
-def write(out, names=None, dpi=100):
+def write(out: PathLike, names: Iterable[str] | None = None, dpi: float = 100) -> list[str]:
     """Write the figures called `names` (default: all) as out/NAME.png, each atomically;
     returns their paths. The digits model is trained once, if a figure needs it."""
     names = list(FIGURES) if names is None else list(names)
@@ -66,9 +78,9 @@ def write(out, names=None, dpi=100):
         if name not in FIGURES:
             raise ValueError(f"names: expected figures among {list(FIGURES)}, got {name!r}")
     os.makedirs(out, exist_ok=True)
-    cache = []
+    cache: list[DigitsRun] = []
 
-    def run():
+    def run() -> DigitsRun:
         if not cache:
             cache.append(_digits_run())
         return cache[0]

@@ -1,12 +1,21 @@
 """The Dice coefficient on two small binary masks, its loss from pycvnn.losses.dice."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
 import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
 from .. import _validate as v
 from .. import losses as L
+from .._types import ArrayLike, NDArray
 from ._mpl import panels
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 # The lecture's example: a prediction of 6 pixels and a ground truth of 5, overlapping in 4.
 PREDICTION = np.array([[0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]])
@@ -16,7 +25,7 @@ GROUND_TRUTH = np.array([[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 1], [0, 0, 0, 0]]
 _OVERLAP = ("white", "#9ecae1", "#fdae6b", "#2ca02c")
 
 
-def _mask(value, name):
+def _mask(value: ArrayLike, name: str) -> NDArray[np.int_]:
     mask = v.numeric(value, name)
     if mask.ndim != 2 or mask.size == 0:
         raise ValueError(f"{name}: expected a 2-D mask, got shape {mask.shape}")
@@ -27,7 +36,7 @@ def _mask(value, name):
     return mask.astype(int)
 
 
-def _image(ax, image, colors, title):
+def _image(ax: Axes, image: NDArray[np.int_], colors: Sequence[str], title: str) -> None:
     ax.imshow(image, cmap=ListedColormap(colors), vmin=0, vmax=len(colors) - 1)
     rows, cols = image.shape
     # Pixel borders as lines: minor-tick grids vanish on an image's inverted y axis.
@@ -38,7 +47,9 @@ def _image(ax, image, colors, title):
     ax.set_title(title)
 
 
-def dice_masks(prediction=PREDICTION, ground_truth=GROUND_TRUTH):
+def dice_masks(
+    prediction: ArrayLike = PREDICTION, ground_truth: ArrayLike = GROUND_TRUTH
+) -> Figure:
     """Prediction A, ground truth B and their overlap (A∩B highlighted), with |A|, |B|, |A∩B|,
     Dice = 2|A∩B| / (|A| + |B|) and the Dice loss of pycvnn.losses.dice written on it."""
     a, b = _mask(prediction, "prediction"), _mask(ground_truth, "ground_truth")

@@ -1,17 +1,26 @@
 """Figures of a model and its training: the curves of a History, the decision regions of a
 2-D classifier and the confusion matrix."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, Sequence, overload
+
 import numpy as np
 from matplotlib.colors import LinearSegmentedColormap, ListedColormap, Normalize, to_rgb
 from matplotlib.ticker import MaxNLocator
 
 from .. import _validate as v
 from .. import metrics
+from .._types import ArrayLike, FloatArray, IntArray, NDArray
 from ..model import Sequential
-from ..training import History
+from ..training import History, Log
 from ._mpl import panels, plt, tidy
 
-CURVES = ("loss", "accuracy")
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
+
+CURVES: tuple[Literal["loss"], Literal["accuracy"]] = ("loss", "accuracy")
 # More classes than this get neither numbers in the cells nor a tick per class: they would
 # not fit in a panel.
 MAX_WRITTEN = 20
@@ -20,7 +29,17 @@ REGION_ALPHA = 0.6
 MAX_RESOLUTION = 2000
 
 
-def history(h, ax=None, columns=CURVES):
+@overload
+def history(
+    h: History, ax: None = ..., columns: Sequence[Literal["loss", "accuracy"]] = ...
+) -> Figure: ...
+@overload
+def history(
+    h: History, ax: Axes | None = ..., columns: Sequence[Literal["loss", "accuracy"]] = ...
+) -> Figure | SubFigure: ...
+def history(
+    h: History, ax: Axes | None = None, columns: Sequence[Literal["loss", "accuracy"]] = CURVES
+) -> Figure | SubFigure:
     """The training curves of a History: a panel per logged column of `columns` ("loss",
     "accuracy"), training and held-out, against the epoch counted from 1; the per-batch losses
     of fit(log_every="batch") are drawn faintly under the epoch loss."""
@@ -51,7 +70,7 @@ def history(h, ax=None, columns=CURVES):
     return fig
 
 
-def _batch_losses(ax, batches):
+def _batch_losses(ax: Axes, batches: Log | None) -> None:
     """Batch b of e's n batches sits at x = e + (b + 1) / n, so an epoch's last batch lines up
     with that epoch's point (epochs counted from 1)."""
     if batches is None or not len(batches) or not len(batches["loss"]):
@@ -63,28 +82,54 @@ def _batch_losses(ax, batches):
     ax.plot(x, batches["loss"], lw=0.7, alpha=0.35, color="C0", label="training loss per batch")
 
 
-def _model(model):
+def _model(model: Sequential) -> int:
     if not isinstance(model, Sequential):
         raise TypeError(f"model: expected a pycvnn model (MLP, Sequential), got {model!r}")
-    return max(model.out_features, 2)  # one output is a 0/1 decision
+    n_classes: int = max(model.out_features, 2)  # one output is a 0/1 decision
+    return n_classes
 
 
-def _targets(y, n, n_classes):
-    y = metrics._labels(y, "y")
-    if y.shape != (n,):
-        raise ValueError(f"y: expected shape ({n},) (one class per row of X), got {y.shape}")
-    if y.max() >= n_classes:
+def _targets(y: ArrayLike, n: int, n_classes: int) -> IntArray:
+    ids: IntArray = metrics._labels(y, "y")
+    if ids.shape != (n,):
+        raise ValueError(f"y: expected shape ({n},) (one class per row of X), got {ids.shape}")
+    if ids.max() >= n_classes:
         raise ValueError(
-            f"y: expected class ids in [0, {n_classes}) (the model's classes), got {y.max()}"
+            f"y: expected class ids in [0, {n_classes}) (the model's classes), got {ids.max()}"
         )
-    return y
+    return ids
 
 
-def _colors(n_classes):
+def _colors(n_classes: int) -> NDArray[np.float64]:
     return plt.get_cmap("tab10" if n_classes <= 10 else "tab20")(np.arange(n_classes) % 20)
 
 
-def decision_boundary(model, X, y, ax=None, resolution=200, margin=0.1):
+@overload
+def decision_boundary(
+    model: Sequential,
+    X: ArrayLike,
+    y: ArrayLike,
+    ax: None = ...,
+    resolution: int = ...,
+    margin: float = ...,
+) -> Figure: ...
+@overload
+def decision_boundary(
+    model: Sequential,
+    X: ArrayLike,
+    y: ArrayLike,
+    ax: Axes | None = ...,
+    resolution: int = ...,
+    margin: float = ...,
+) -> Figure | SubFigure: ...
+def decision_boundary(
+    model: Sequential,
+    X: ArrayLike,
+    y: ArrayLike,
+    ax: Axes | None = None,
+    resolution: int = 200,
+    margin: float = 0.1,
+) -> Figure | SubFigure:
     """The decision regions of a model of 2 inputs over the box around X (widened by `margin`
     of its size on each side), `resolution` points a side, with the points of X coloured by
     their class y. For two classes the shading is the model's confidence: P(class 1) for a
@@ -132,12 +177,21 @@ def decision_boundary(model, X, y, ax=None, resolution=200, margin=0.1):
         # Blending a class colour with white at alpha a is the colour a of the way from white
         # to it: this scale is exactly the colours drawn.
         ends = [REGION_ALPHA * np.array(to_rgb(c)) + (1 - REGION_ALPHA) for c in colors[:2, :3]]
-        scale = LinearSegmentedColormap.from_list("confidence", [ends[0], "white", ends[1]])
+        stops = np.array([ends[0], to_rgb("white"), ends[1]])
+        scale = LinearSegmentedColormap.from_list("confidence", stops)
         fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=scale), ax=ax, label=label)
     for k in range(n_classes):
         mine = X[y == k]
         if len(mine):
-            ax.scatter(*mine.T, s=16, color=colors[k], edgecolors="k", lw=0.4, label=f"class {k}")
+            ax.scatter(
+                mine[:, 0],
+                mine[:, 1],
+                s=16,
+                color=colors[k],
+                edgecolors="k",
+                lw=0.4,
+                label=f"class {k}",
+            )
     accuracy = float(np.mean(model.predict_classes(X) == y))
     tidy(ax, "$x_1$", "$x_2$", f"decision regions, accuracy {accuracy:.3f}", legend=False)
     # Below the axes, where it covers no point whatever the data.
@@ -147,7 +201,7 @@ def decision_boundary(model, X, y, ax=None, resolution=200, margin=0.1):
     return fig
 
 
-def _confidence(model, grid):
+def _confidence(model: Sequential, grid: FloatArray) -> tuple[FloatArray, str, Normalize]:
     """(values, their name, the norm putting the decision threshold at 0.5) for two classes."""
     out = model.predict(grid).astype(np.float64)
     # Only these outputs are P(class 1); any other pair decides by its larger value.
@@ -159,7 +213,29 @@ def _confidence(model, grid):
     return value, "score (class 1 where > 0)", Normalize(-top, top)
 
 
-def confusion_matrix(model, X, y, ax=None, normalize=None):
+@overload
+def confusion_matrix(
+    model: Sequential,
+    X: ArrayLike,
+    y: ArrayLike,
+    ax: None = ...,
+    normalize: Literal["true"] | None = ...,
+) -> Figure: ...
+@overload
+def confusion_matrix(
+    model: Sequential,
+    X: ArrayLike,
+    y: ArrayLike,
+    ax: Axes | None = ...,
+    normalize: Literal["true"] | None = ...,
+) -> Figure | SubFigure: ...
+def confusion_matrix(
+    model: Sequential,
+    X: ArrayLike,
+    y: ArrayLike,
+    ax: Axes | None = None,
+    normalize: Literal["true"] | None = None,
+) -> Figure | SubFigure:
     """The confusion matrix of the model's decisions on X against the classes y: rows true,
     columns predicted, counts in the cells; normalize="true" shows each row as fractions of
     its true class."""

@@ -5,16 +5,22 @@ Wi (out_i, in_i) row-major. The first n_decay entries are the weights, the only 
 weight decay touches. grads and optimizer state buffers have the arena's size and dtype.
 """
 
+from __future__ import annotations
+
 import threading
+from typing import Any, Callable, Iterable, Literal, Tuple
 
 import numpy as np
 
+from .._types import Array, ArrayLike, DTypeLike, FloatArray, IntArray, NDArray
 from . import activations as A
 from . import dense as D
 from . import losses as L
 from . import optimizers as O
 
 OP_KINDS = ("dense", "act")
+# One op as Network takes it: (kind, in, out, activation, alpha).
+OpTuple = Tuple[str, int, int, str, float]
 ACTIVATIONS = D.ACTIVATIONS
 # The training core's update rules (name, state buffers kept) and losses (name, the option it
 # takes), as pycvnn._core lists them.
@@ -41,17 +47,17 @@ class UpdateRule:
 
     def __init__(
         self,
-        rule,
-        beta=0.9,
-        form="ema",
-        nesterov=False,
-        rho=0.9,
-        beta1=0.9,
-        beta2=0.999,
-        eps=1e-8,
-        weight_decay=0.0,
-        clip_norm=0.0,
-    ):
+        rule: str,
+        beta: float = 0.9,
+        form: str = "ema",
+        nesterov: bool = False,
+        rho: float = 0.9,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        clip_norm: float = 0.0,
+    ) -> None:
         if rule not in dict(RULES):
             raise ValueError(f"rule: expected one of {tuple(dict(RULES))}, got {rule!r}")
         if form not in O.MOMENTUM_FORMS:
@@ -67,7 +73,16 @@ class UpdateRule:
         self.rho, self.beta1, self.beta2, self.eps = rho, beta1, beta2, eps
         self.weight_decay, self.clip_norm = weight_decay, clip_norm
 
-    def step(self, params, grads, state1, state2, n_decay, lr, t):
+    def step(
+        self,
+        params: FloatArray,
+        grads: FloatArray,
+        state1: FloatArray,
+        state2: FloatArray,
+        n_decay: int,
+        lr: float,
+        t: int,
+    ) -> None:
         """One update of params in place; t >= 1 is this step's number."""
         if params.size == 0:
             return
@@ -104,52 +119,62 @@ class UpdateRule:
 class ThreadSession:
     """`with ThreadSession():` as the core's; the twin has no threads of its own to pin."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         pass
 
-    def __enter__(self):
+    def __enter__(self) -> ThreadSession:
         return self
 
-    def __exit__(self, exc_type, exc_value, traceback):
+    def __exit__(self, exc_type: object, exc_value: object, traceback: object) -> Literal[False]:
         return False
 
 
 class LossSpec:
     """A loss by name with its options; value and gradient with reduction "mean"."""
 
-    def __init__(self, name, delta=1.0, smooth=1e-6, from_logits=True):
+    def __init__(
+        self, name: str, delta: float = 1.0, smooth: float = 1e-6, from_logits: bool = True
+    ) -> None:
         if name not in dict(LOSSES):
             raise ValueError(f"name: expected one of {tuple(dict(LOSSES))}, got {name!r}")
         self.name, self.delta, self.smooth, self.from_logits = name, delta, smooth, from_logits
 
-    def _options(self):
+    def _options(self) -> dict[str, Any]:
         option = dict(LOSSES)[self.name]
         return {option: getattr(self, option)} if option else {}
 
-    def value(self, pred, target):
-        return getattr(L, f"{self.name}_forward")(pred, target, **self._options())
+    def value(self, pred: FloatArray, target: Array) -> float:
+        # With reduction "mean", the default, a loss's forward gives a float.
+        forward: Callable[..., float] = getattr(L, f"{self.name}_forward")
+        return forward(pred, target, **self._options())
 
-    def grad(self, pred, target):
-        return getattr(L, f"{self.name}_backward")(pred, target, **self._options())
+    def grad(self, pred: FloatArray, target: Array) -> FloatArray:
+        backward: Callable[..., FloatArray] = getattr(L, f"{self.name}_backward")
+        return backward(pred, target, **self._options())
 
-    def weighted_value_and_grad(self, pred, target, w):
+    def weighted_value_and_grad(
+        self, pred: FloatArray, target: Array, w: FloatArray
+    ) -> tuple[float, FloatArray | None]:
         """sum_i w_i l_i / (sum_i w_i k) and its gradient, l_i row i's sum of its k unreduced
         values (k = C for the elementwise losses, else 1): unit weights give the mean. A batch
         of no weight has a zero loss and a zero gradient."""
         n = pred.shape[0]
-        rows = getattr(L, f"{self.name}_forward")(pred, target, **self._options(), reduction="none")
-        rows = np.asarray(rows, dtype=np.float64).reshape(n, -1)
+        forward: Callable[..., float | Array] = getattr(L, f"{self.name}_forward")
+        per = forward(pred, target, **self._options(), reduction="none")
+        rows = np.asarray(per, dtype=np.float64).reshape(n, -1)
         k, w_sum = rows.shape[1], float(np.sum(w, dtype=np.float64))
         norm = 1.0 / (w_sum * k) if w_sum > 0 else 0.0
         value = float(np.dot(w.astype(np.float64), rows.sum(axis=1))) * norm
         if not np.isfinite(value):
             return value, None
-        grad = getattr(L, f"{self.name}_backward")(pred, target, **self._options(), reduction="sum")
+        backward: Callable[..., FloatArray] = getattr(L, f"{self.name}_backward")
+        grad = backward(pred, target, **self._options(), reduction="sum")
         scale = (w.astype(np.float64) * norm).astype(pred.dtype)
-        return value, grad * scale.reshape((n,) + (1,) * (grad.ndim - 1))
+        weighted: FloatArray = grad * scale.reshape((n,) + (1,) * (grad.ndim - 1))
+        return value, weighted
 
 
-def _weights(sample_weight, rows, order, dtype):
+def _weights(sample_weight: ArrayLike, rows: int, order: IntArray, dtype: DTypeLike) -> FloatArray:
     """sample_weight checked as the core checks it: (rows,) numbers, finite and >= 0 on the
     rows the order visits; in x's dtype."""
     w = np.asarray(sample_weight)
@@ -170,21 +195,23 @@ def _weights(sample_weight, rows, order, dtype):
     return w
 
 
-def _activation_backward(name, z, dout, alpha):
+def _activation_backward(name: str, z: FloatArray, dout: FloatArray, alpha: float) -> FloatArray:
     if name == "none":
         return dout
     if name == "leaky_relu":
         return A.leaky_relu_backward(z, dout, alpha)
-    return getattr(A, f"{name}_backward")(z, dout)
+    backward: Callable[[FloatArray, FloatArray], FloatArray] = getattr(A, f"{name}_backward")
+    return backward(z, dout)
 
 
 class Network:
     """ops: [(kind, in, out, activation, alpha)]; "dense" is a Dense layer fused with the
     activation after it, "act" a lone activation layer (in == out)."""
 
-    def __init__(self, ops):
-        self.ops, n_w = [], 0
-        width = None
+    def __init__(self, ops: Iterable[OpTuple]) -> None:
+        self.ops: list[OpTuple] = []
+        n_w = 0
+        width: int | None = None
         for i, op in enumerate(ops):
             kind, fin, fout, act, alpha = op
             if kind not in OP_KINDS or act not in ACTIVATIONS:
@@ -203,27 +230,30 @@ class Network:
         if not self.ops:
             raise ValueError("ops: expected at least one op, got none")
         # Offsets: all weights first, then all biases.
-        self._w_offsets, self._b_offsets, off_w, off_b = [], [], 0, n_w
+        self._w_offsets: list[int] = []
+        self._b_offsets: list[int] = []
+        off_w, off_b = 0, n_w
         for kind, fin, fout, _, _ in self.ops:
             self._w_offsets.append(off_w if kind == "dense" else -1)
             self._b_offsets.append(off_b if kind == "dense" else -1)
             if kind == "dense":
                 off_w, off_b = off_w + fin * fout, off_b + fout
         self.n_decay, self.n_params = n_w, off_b
+        assert width is not None  # the ops are not empty
         self.in_features, self.out_features = self.ops[0][1], width
         # Per thread, per op: (input, output) of the thread's last kept forward, so concurrent
         # calls never share one and a backward differentiates its own thread's pass.
         self._local = threading.local()
 
-    def _views(self, buf, i):
+    def _views(self, buf: FloatArray, i: int) -> tuple[FloatArray, FloatArray]:
         _, fin, fout, _, _ = self.ops[i]
         w, b = self._w_offsets[i], self._b_offsets[i]
         return buf[w : w + fout * fin].reshape(fout, fin), buf[b : b + fout]
 
-    def forward(self, params, x, keep=True):
+    def forward(self, params: FloatArray, x: FloatArray, keep: bool = True) -> FloatArray:
         """x (N, in) -> the last op's output (N, out); with keep, this thread's next backward
         differentiates this pass."""
-        cache = []
+        cache: list[tuple[FloatArray, FloatArray, FloatArray]] = []
         for i, (kind, _, _, act, alpha) in enumerate(self.ops):
             if kind == "dense":
                 w, b = self._views(params, i)
@@ -237,7 +267,7 @@ class Network:
             self._local.cache = cache
         return x
 
-    def backward(self, params, grads, dout):
+    def backward(self, params: FloatArray, grads: FloatArray, dout: FloatArray) -> FloatArray:
         """dout = d loss / d output (N, out); writes every op's gradients into grads, returns dx."""
         cache = getattr(self._local, "cache", None)
         if cache is None:
@@ -257,20 +287,20 @@ class Network:
 
     def train_epoch(
         self,
-        params,
-        grads,
-        state1,
-        state2,
-        x,
-        y,
-        order,
-        batch_size,
-        lr,
-        t,
-        loss,
-        rule,
-        sample_weight=None,
-    ):
+        params: FloatArray,
+        grads: FloatArray,
+        state1: FloatArray,
+        state2: FloatArray,
+        x: FloatArray,
+        y: Array,
+        order: IntArray,
+        batch_size: int,
+        lr: float,
+        t: int | IntArray,
+        loss: LossSpec,
+        rule: UpdateRule,
+        sample_weight: ArrayLike | None = None,
+    ) -> NDArray[np.float64]:
         """One epoch over the rows of x, y in `order`, in batches of batch_size (the last
         partial batch used): forward, mean loss and its gradient, backward, rule.step with
         step number t + batch + 1. t is the number of steps taken: an int, or an int64 array
@@ -293,7 +323,9 @@ class Network:
             losses.append(value)
             if not np.isfinite(value):
                 break
-            self.backward(params, grads, loss.grad(pred, yb) if sample_weight is None else dpred)
+            dout = loss.grad(pred, yb) if sample_weight is None else dpred
+            assert dout is not None  # a finite weighted loss comes with its gradient
+            self.backward(params, grads, dout)
             rule.step(params, grads, state1, state2, self.n_decay, lr, t + k + 1)
             if counter is not None:
                 counter[0] = t + k + 1

@@ -1,9 +1,12 @@
 """What the classifier and the regressor share: parameter checks, the network and optimizer
 they build, and the epoch loop with scikit-learn's stopping rule."""
 
+from __future__ import annotations
+
 import contextlib
 import numbers
 import warnings
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -14,10 +17,18 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from .. import optim
 from .._backend import using_backend
+from .._types import Array, ArrayLike, DTypeLike, FloatArray
 from ..activations import REGISTRY as ACTIVATIONS
 from ..layers import Dense
 from ..model import Sequential
 from ._checks import check_choice, check_flag, check_int, check_real
+
+if TYPE_CHECKING:
+    from sklearn.utils import Tags
+    from typing_extensions import Self
+
+# Rows, targets and sample weights (None for none) of a training or validation part.
+Part = Tuple[FloatArray, Array, Optional[FloatArray]]
 
 # scikit-learn's activation names and the pycvnn activation each stands for ("identity" is a
 # Dense layer without one).
@@ -29,20 +40,86 @@ SOLVERS = ("sgd", "adam", "gd", "momentum", "rmsprop", "adamw")
 class BaseMLP(BaseEstimator):
     """The shared machinery; the subclasses say how targets become outputs and a score."""
 
-    LOSSES = ()  # the loss names a subclass accepts, its default first
+    LOSSES: tuple[str, ...] = ()  # the loss names a subclass accepts, its default first
+    _y_numeric: bool  # whether validate_data is to convert y to numbers
+
+    # The parameters, which the subclasses' __init__ sets (see _estimators._init).
+    hidden_layer_sizes: Union[int, Sequence[int]]
+    activation: str
+    solver: str
+    alpha: float
+    batch_size: Union[int, str]
+    learning_rate: str
+    learning_rate_init: float
+    power_t: float
+    max_iter: int
+    shuffle: bool
+    random_state: Union[int, np.random.RandomState, None]
+    tol: float
+    verbose: bool
+    warm_start: bool
+    momentum: float
+    nesterovs_momentum: bool
+    early_stopping: bool
+    validation_fraction: float
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    n_iter_no_change: int
+    loss: str
+    schedule: Optional[Callable[[int], float]]
+    momentum_form: str
+    backend: Optional[str]
+    dtype: Optional[DTypeLike]
+
+    # What fit sets.
+    model_: Sequential
+    n_outputs_: int
+    n_layers_: int
+    out_activation_: str
+    loss_: float
+    loss_curve_: list[float]
+    t_: int
+    n_iter_: int
+    best_loss_: Optional[float]
+    validation_scores_: Optional[list[float]]
+    best_validation_score_: Optional[float]
+    _rng: np.random.Generator
+    _hidden: tuple[int, ...]
+    _optimizer: optim.Optimizer
+    _optimizer_made_for: tuple[Any, ...]
+    _no_improvement_count: int
+    _best_params: Optional[FloatArray]
+    _adaptive: list[float]
+
+    if TYPE_CHECKING:
+        # What each subclass defines: how targets become outputs, weights and a score.
+        def _targets(self, y: Array, first: bool, classes: Optional[ArrayLike]) -> Array: ...
+
+        def _weights(
+            self, targets: Array, weights: Optional[FloatArray]
+        ) -> Optional[FloatArray]: ...
+
+        def _fit_loss(self) -> str: ...
+
+        def _stratify(self) -> bool: ...
+
+        def _score_on(
+            self, X: FloatArray, targets: Array, weights: Optional[FloatArray]
+        ) -> float: ...
 
     # ---- parameters -----------------------------------------------------------------------
-    def _checked_params(self):
+    def _checked_params(self) -> tuple[int, ...]:
         """Every parameter checked before any work starts (scikit-learn's estimators must not
         check in __init__ or set_params)."""
-        hidden = self.hidden_layer_sizes
+        hidden: Any = self.hidden_layer_sizes  # whatever the user set: checked here
         if isinstance(hidden, numbers.Integral) and not isinstance(hidden, (bool, np.bool_)):
             hidden = (hidden,)
         if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
             raise TypeError(
                 f"hidden_layer_sizes: expected a tuple of layer sizes, got {self.hidden_layer_sizes!r}"
             )
-        hidden = tuple(
+        sizes = tuple(
             check_int(h, f"hidden_layer_sizes[{i}]", 1) for i, h in enumerate(list(hidden))
         )
         check_choice(self.activation, "activation", HIDDEN_ACTIVATIONS)
@@ -80,17 +157,19 @@ class BaseMLP(BaseEstimator):
             check_choice(self.backend, "backend", ("cpp", "numpy"))
         if self.dtype is not None:
             check_choice(np.dtype(self.dtype).name, "dtype", ("float32", "float64"))
-        return hidden
+        return sizes
 
-    def _backend(self):
+    def _backend(self) -> ContextManager[None]:
         return contextlib.nullcontext() if self.backend is None else using_backend(self.backend)
 
     # ---- the network and its optimizer ----------------------------------------------------
-    def _out_activation(self):
+    def _out_activation(self) -> Optional[str]:
         """The pycvnn activation after the last Dense (None for none); set per subclass."""
         raise NotImplementedError
 
-    def _new_model(self, hidden, n_in, dtype, seed):
+    def _new_model(
+        self, hidden: Sequence[int], n_in: int, dtype: DTypeLike, seed: int
+    ) -> Sequential:
         act = SKLEARN_ACTIVATIONS.get(self.activation, self.activation)
         init = ACTIVATIONS[act].init if act else "xavier"
         sizes = [n_in, *hidden, self.n_outputs_]
@@ -101,27 +180,27 @@ class BaseMLP(BaseEstimator):
         ]
         return Sequential(layers, seed=seed, dtype=dtype)
 
-    def _gradient_scale(self):
+    def _gradient_scale(self) -> float:
         """pycvnn's gradient of the loss over scikit-learn's (2 / n_outputs for the l2 loss,
         whose pycvnn form is the mean over outputs of the squared error, not half its sum)."""
         return 2.0 / self.n_outputs_ if self.loss in ("l2", "mse") else 1.0
 
-    def _weight_decay(self, batch, mean_weight):
+    def _weight_decay(self, batch: int, mean_weight: float) -> float:
         """pycvnn's coupled weight decay standing for scikit-learn's alpha (see the class
         docstring): alpha / (the batch's weight) times the gradient scale."""
         return self._gradient_scale() * self.alpha / (batch * mean_weight)
 
-    def _lr(self, lr):
+    def _lr(self, lr: float) -> float:
         """The pycvnn lr giving scikit-learn's step: the plain-gradient solvers take the
         gradient scale out; Adam, RMSProp and AdamW do not see a gradient's scale."""
         plain = self.solver in ("sgd", "gd", "momentum")
         return lr / self._gradient_scale() if plain else lr
 
-    def _optimizer_config(self):
+    def _optimizer_config(self) -> tuple[Any, ...]:
         names = ("solver", "momentum", "nesterovs_momentum", "momentum_form", "beta_1", "beta_2")
         return tuple(getattr(self, name) for name in names) + (self.epsilon,)
 
-    def _new_optimizer(self):
+    def _new_optimizer(self) -> optim.Optimizer:
         lr = self.learning_rate_init
         if self.solver == "adam":
             return optim.Adam(lr, beta1=self.beta_1, beta2=self.beta_2, eps=self.epsilon)
@@ -135,12 +214,23 @@ class BaseMLP(BaseEstimator):
         return optim.AdamW(lr, beta1=self.beta_1, beta2=self.beta_2, eps=self.epsilon)
 
     # ---- fitting --------------------------------------------------------------------------
-    def _validate_X(self, X, reset):
+    def _validate_X(self, X: ArrayLike, reset: bool) -> FloatArray:
         dtype = (np.float64, np.float32) if self.dtype is None else np.dtype(self.dtype)
-        return validate_data(self, X, reset=reset, dtype=dtype)
+        checked: FloatArray = validate_data(self, X, reset=reset, dtype=dtype)
+        return checked
 
-    def _fit(self, X, y, sample_weight, incremental, classes=None):
+    def _fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        sample_weight: Optional[ArrayLike],
+        incremental: bool,
+        classes: Optional[ArrayLike] = None,
+    ) -> Self:
         hidden = self._checked_params()
+        if incremental and self.early_stopping:
+            # An epoch at a time has no held-out part to stop on, as in scikit-learn.
+            raise ValueError("early_stopping: partial_fit does not support early_stopping=True")
         first = not hasattr(self, "model_") or not (incremental or self.warm_start)
         if not first and tuple(self._hidden) != hidden:
             raise ValueError(
@@ -148,23 +238,24 @@ class BaseMLP(BaseEstimator):
                 f"with warm_start or partial_fit, got {hidden}"
             )
         dtype = (np.float64, np.float32) if self.dtype is None else np.dtype(self.dtype)
-        X, y = validate_data(
+        checked: tuple[FloatArray, Array] = validate_data(
             self, X, y, reset=first, dtype=dtype, multi_output=True, y_numeric=self._y_numeric
         )
-        targets = self._targets(y, first, classes)
-        weights = None
+        rows, labels = checked
+        targets = self._targets(labels, first, classes)
+        weights: Optional[FloatArray] = None
         if sample_weight is not None:
-            weights = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+            weights = _check_sample_weight(sample_weight, rows, ensure_non_negative=True)
         weights = self._weights(targets, weights)
         if weights is not None and not weights.sum() > 0:
             raise ValueError("sample_weight: expected a positive total weight, got all zeros")
         if first:
-            self._initialize(hidden, X.shape[1], X.dtype)
+            self._initialize(hidden, rows.shape[1], rows.dtype)
         with self._backend():
-            self._epochs(X, targets, weights, incremental)
+            self._epochs(rows, targets, weights, incremental)
         return self
 
-    def _initialize(self, hidden, n_in, x_dtype):
+    def _initialize(self, hidden: tuple[int, ...], n_in: int, x_dtype: DTypeLike) -> None:
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         self._rng = np.random.default_rng(seed)
         dtype = self.dtype if self.dtype is not None else x_dtype
@@ -183,7 +274,9 @@ class BaseMLP(BaseEstimator):
         self.validation_scores_ = [] if self.early_stopping else None
         self.best_validation_score_ = -np.inf if self.early_stopping else None
 
-    def _split(self, X, targets, weights, incremental):
+    def _split(
+        self, X: FloatArray, targets: Array, weights: Optional[FloatArray], incremental: bool
+    ) -> tuple[Part, Optional[Part]]:
         """(train, validation) parts; the validation part is None without early stopping."""
         if not self.early_stopping or incremental:
             return (X, targets, weights), None
@@ -205,7 +298,9 @@ class BaseMLP(BaseEstimator):
             train, val = train + [None], val + [None]
         return tuple(train), tuple(val)
 
-    def _epochs(self, X, targets, weights, incremental):
+    def _epochs(
+        self, X: FloatArray, targets: Array, weights: Optional[FloatArray], incremental: bool
+    ) -> None:
         (X, targets, weights), val = self._split(X, targets, weights, incremental)
         n = X.shape[0]
         batch = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)
@@ -252,8 +347,10 @@ class BaseMLP(BaseEstimator):
             if self.verbose:
                 print(f"Iteration {len(self.loss_curve_)}, loss = {self.loss_:.8f}")
             score = None if val is None else self._score_on(*val)
-            if hasattr(self.schedule, "step"):
-                self.schedule.step(self.loss_ if score is None else -score)
+            # A ReduceOnPlateau-like schedule also takes the metric: a method no type names.
+            schedule: Any = self.schedule
+            if hasattr(schedule, "step"):
+                schedule.step(self.loss_ if score is None else -score)
             if self._no_improvement(score) and not self._lowered_lr():
                 if self.verbose:
                     what = "Validation score" if val is not None else "Training loss"
@@ -273,7 +370,7 @@ class BaseMLP(BaseEstimator):
         if val is not None and self._best_params is not None:
             model._params[...] = self._best_params
 
-    def _epoch_lr(self):
+    def _epoch_lr(self) -> float:
         """The coming epoch's lr: the schedule's, else scikit-learn's learning_rate rule
         (for sgd; the other solvers keep learning_rate_init)."""
         if self.schedule is not None:
@@ -281,10 +378,12 @@ class BaseMLP(BaseEstimator):
         if self.solver != "sgd" or self.learning_rate == "constant":
             return self.learning_rate_init
         if self.learning_rate == "invscaling":
-            return self.learning_rate_init / (self.t_ + 1) ** self.power_t
+            # int ** float is Any to a type checker (its sign decides between float and complex).
+            decayed: float = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+            return decayed
         return self._adaptive[1]
 
-    def _lowered_lr(self):
+    def _lowered_lr(self) -> bool:
         """scikit-learn's "adaptive" sgd: instead of stopping, divide the lr by 5 (until it
         is at most 1e-6) and count afresh. True if it did."""
         adaptive = self.solver == "sgd" and self.learning_rate == "adaptive"
@@ -296,16 +395,20 @@ class BaseMLP(BaseEstimator):
             print(f"Setting learning rate to {self._adaptive[1]:f}")
         return True
 
-    def _no_improvement(self, score):
+    def _no_improvement(self, score: Optional[float]) -> bool:
         """scikit-learn's rule: count epochs whose loss fell (or validation score rose) by
         less than tol; True once that count passes n_iter_no_change."""
         if score is None:
+            # Without early_stopping (partial_fit refuses it) best_loss_ is a float.
+            assert self.best_loss_ is not None
             if self.loss_ > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
             else:
                 self._no_improvement_count = 0
             self.best_loss_ = min(self.best_loss_, self.loss_)
         else:
+            # A score exists only with early_stopping, which set both to a list and a float.
+            assert self.validation_scores_ is not None and self.best_validation_score_ is not None
             self.validation_scores_.append(score)
             if score < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
@@ -316,11 +419,11 @@ class BaseMLP(BaseEstimator):
                 self._best_params = self.model_.params.copy()
         return self._no_improvement_count > self.n_iter_no_change
 
-    def _loss_scale(self):
+    def _loss_scale(self) -> float:
         """pycvnn's l2 is the mean squared error; scikit-learn reports half of it."""
         return 0.5 if self.loss in ("l2", "mse") else 1.0
 
-    def _output(self, X):
+    def _output(self, X: ArrayLike) -> FloatArray:
         """The network's output for X (N, n_outputs_) after the checks scikit-learn asks for."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
@@ -329,16 +432,16 @@ class BaseMLP(BaseEstimator):
 
     # ---- scikit-learn's (in, out) view of the weights -------------------------------------
     @property
-    def coefs_(self):
+    def coefs_(self) -> list[FloatArray]:
         check_is_fitted(self)
         return [W.T.copy() for W in self.model_.get_weights()[0::2]]
 
     @property
-    def intercepts_(self):
+    def intercepts_(self) -> list[FloatArray]:
         check_is_fitted(self)
         return self.model_.get_weights()[1::2]
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = False
         return tags

@@ -1,6 +1,9 @@
 """MLPClassifier and MLPRegressor: scikit-learn's estimators, trained by pycvnn."""
 
+from __future__ import annotations
+
 import inspect
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
@@ -8,20 +11,49 @@ from sklearn.metrics import r2_score
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import column_or_1d
 
+from .._types import Array, ArrayLike, DTypeLike, FloatArray, IntArray
 from ._base import BaseMLP
 
+if TYPE_CHECKING:
+    from sklearn.utils import Tags
+    from typing_extensions import Self
 
-def _init(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=1e-4,
-          batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
-          max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
-          warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
-          validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
-          loss="l2", schedule=None, momentum_form="heavy_ball", backend=None,
-          dtype=None):  # fmt: skip
+
+def _init(
+    self: BaseMLP,
+    hidden_layer_sizes: Union[int, Sequence[int]] = (100,),
+    activation: str = "relu",
+    *,
+    solver: str = "adam",
+    alpha: float = 1e-4,
+    batch_size: Union[int, str] = "auto",
+    learning_rate: str = "constant",
+    learning_rate_init: float = 0.001,
+    power_t: float = 0.5,
+    max_iter: int = 200,
+    shuffle: bool = True,
+    random_state: Union[int, np.random.RandomState, None] = None,
+    tol: float = 1e-4,
+    verbose: bool = False,
+    warm_start: bool = False,
+    momentum: float = 0.9,
+    nesterovs_momentum: bool = True,
+    early_stopping: bool = False,
+    validation_fraction: float = 0.1,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    epsilon: float = 1e-8,
+    n_iter_no_change: int = 10,
+    loss: str = "l2",
+    schedule: Optional[Callable[[int], float]] = None,
+    momentum_form: str = "heavy_ball",
+    backend: Optional[str] = None,
+    dtype: Optional[DTypeLike] = None,
+) -> None:
     """The parameters both estimators take: a signature for _estimator_init, never called."""
 
 
-def _estimator_init(defaults, **extra):
+def _estimator_init(defaults: Mapping[str, Any], **extra: Any) -> Callable[..., None]:
     """An __init__ taking _init's parameters with `defaults` changed and the keyword
     parameters `extra` (name=default) added: scikit-learn reads an estimator's parameters
     from its __init__ signature, and the two estimators share all but these."""
@@ -32,13 +64,14 @@ def _estimator_init(defaults, **extra):
     ]
     sig = sig.replace(parameters=params)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self: BaseMLP, *args: Any, **kwargs: Any) -> None:
         bound = sig.bind(self, *args, **kwargs)
         bound.apply_defaults()
         for name, value in list(bound.arguments.items())[1:]:
             setattr(self, name, value)
 
-    __init__.__signature__ = sig
+    # inspect.signature reads __signature__, which typeshed's function type does not declare.
+    __init__.__signature__ = sig  # type: ignore[attr-defined]
     return __init__
 
 
@@ -91,21 +124,33 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     does (He for relu, Xavier otherwise), not with scikit-learn's Glorot rule.
     """
 
-    __init__ = _estimator_init({"loss": "cross_entropy"}, class_weight=None)
+    if TYPE_CHECKING:
+        # A type checker sees no parameters in an assigned __init__ (the class would be Any).
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+    else:
+        __init__ = _estimator_init({"loss": "cross_entropy"}, class_weight=None)
+    class_weight: Union[None, str, dict[Any, float]]
+    classes_: Array
     LOSSES = ("cross_entropy", "l2", "mse")
     _y_numeric = False
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None) -> Self:
         """Train on X (N, features) and labels y (N,) of any type; returns self."""
         return self._fit(X, y, sample_weight, incremental=False)
 
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
+    def partial_fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        classes: Optional[ArrayLike] = None,
+        sample_weight: Optional[ArrayLike] = None,
+    ) -> Self:
         """One epoch over X, y; `classes` (every label) is needed on the first call."""
         if not hasattr(self, "model_") and classes is None:
             raise ValueError("classes: expected every class label on the first partial_fit call")
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
-    def _targets(self, y, first, classes):
+    def _targets(self, y: Array, first: bool, classes: Optional[ArrayLike]) -> Array:
         check_classification_targets(y)
         if type_of_target(y) == "multilabel-indicator":
             raise ValueError(
@@ -135,12 +180,12 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return np.eye(self.n_outputs_)[ids] if self.loss != "cross_entropy" else ids
 
     @staticmethod
-    def _ids(targets):
+    def _ids(targets: Array) -> IntArray:
         if targets.ndim == 1:
             return targets
         return targets.argmax(axis=1) if targets.shape[1] > 1 else targets[:, 0].astype(np.int64)
 
-    def _weights(self, targets, weights):
+    def _weights(self, targets: Array, weights: Optional[FloatArray]) -> Optional[FloatArray]:
         """sample_weight times the class weights."""
         cw = self.class_weight
         if cw is None:
@@ -162,37 +207,38 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             raise ValueError(
                 f"class_weight: expected None, 'balanced' or a dict {{label: weight}}, got {cw!r}"
             )
-        return (1.0 if weights is None else weights) * per_class[ids]
+        weighted: FloatArray = (1.0 if weights is None else weights) * per_class[ids]
+        return weighted
 
-    def _out_activation(self):
+    def _out_activation(self) -> str:
         return "sigmoid" if self.n_outputs_ == 1 else "softmax"
 
-    def _fit_loss(self):
+    def _fit_loss(self) -> str:
         if self.n_outputs_ == 1 and self.loss == "cross_entropy":
             return "binary_cross_entropy"
         return self.loss
 
-    def _stratify(self):
+    def _stratify(self) -> bool:
         return True
 
-    def _score_on(self, X, targets, weights):
+    def _score_on(self, X: FloatArray, targets: Array, weights: Optional[FloatArray]) -> float:
         hits = self._decide(self.model_.predict(X)) == self._ids(targets)
         return float(np.average(hits, weights=weights))
 
-    def _decide(self, out):
+    def _decide(self, out: FloatArray) -> IntArray:
         return (out[:, 0] > 0.5).astype(np.int64) if out.shape[1] == 1 else out.argmax(axis=1)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> Array:
         """The predicted label per row of X."""
         out = self._output(X)  # checks the fit first
         return self.classes_[self._decide(out)]
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> FloatArray:
         """(N, n_classes) class probabilities, columns in classes_ order."""
         out = self._output(X)
         return np.hstack([1 - out, out]) if out.shape[1] == 1 else out
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> FloatArray:
         """The log of predict_proba."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
@@ -207,19 +253,25 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     or (N, n_outputs). With early_stopping the validation score is R2.
     """
 
-    __init__ = _estimator_init({})
+    if TYPE_CHECKING:
+        # A type checker sees no parameters in an assigned __init__ (the class would be Any).
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+    else:
+        __init__ = _estimator_init({})
     LOSSES = ("l2", "mse", "l1", "huber")
     _y_numeric = True
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None) -> Self:
         """Train on X (N, features) and targets y (N,) or (N, n_outputs); returns self."""
         return self._fit(X, y, sample_weight, incremental=False)
 
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None
+    ) -> Self:
         """One epoch over X, y (the first call builds the network)."""
         return self._fit(X, y, sample_weight, incremental=True)
 
-    def _targets(self, y, first, classes):
+    def _targets(self, y: Array, first: bool, classes: Optional[ArrayLike]) -> Array:
         y = np.asarray(y, dtype=np.float64)
         y = y.reshape(-1, 1) if y.ndim == 1 else y
         if first:
@@ -230,27 +282,27 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             )
         return y
 
-    def _weights(self, targets, weights):
+    def _weights(self, targets: Array, weights: Optional[FloatArray]) -> Optional[FloatArray]:
         return weights
 
-    def _out_activation(self):
+    def _out_activation(self) -> None:
         return None
 
-    def _fit_loss(self):
+    def _fit_loss(self) -> str:
         return self.loss
 
-    def _stratify(self):
+    def _stratify(self) -> bool:
         return False
 
-    def _score_on(self, X, targets, weights):
+    def _score_on(self, X: FloatArray, targets: Array, weights: Optional[FloatArray]) -> float:
         return float(r2_score(targets, self.model_.predict(X), sample_weight=weights))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> FloatArray:
         """(N,) predictions, or (N, n_outputs) for several outputs."""
         out = self._output(X)
         return out.ravel() if self.n_outputs_ == 1 else out
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
