@@ -7,6 +7,7 @@ import importlib.resources
 import os
 import pathlib
 import re
+import site
 import subprocess
 import sys
 import textwrap
@@ -121,17 +122,25 @@ def mypy_output(tmp_path_factory):
         "[mypy]\nstrict = True\nhide_error_codes = True\n"
         "[mypy-pycvnn,pycvnn.*]\nfollow_imports = silent\n"
     )
-    # An editable install is found through an import hook that mypy does not follow.
-    package_parent = pathlib.Path(pycvnn.__file__).parent.parent
+    # An editable install is found through an import hook that mypy does not follow, so its
+    # source folder goes on MYPYPATH; an installed one mypy finds itself (and refuses
+    # site-packages on MYPYPATH).
+    package_parent = pathlib.Path(pycvnn.__file__).resolve().parent.parent
+    installed = {pathlib.Path(p).resolve() for p in site.getsitepackages()}
+    env = dict(os.environ)
+    if package_parent not in installed:
+        env["MYPYPATH"] = str(package_parent)
     run = subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", str(config)]
         + ["--cache-dir", str(root / "cache"), "--no-color-output", "--no-error-summary", *files],
         capture_output=True,
         text=True,
         cwd=root,
-        env={**os.environ, "MYPYPATH": str(package_parent)},
+        env=env,
     )
-    assert run.returncode in (0, 1), run.stderr  # 2 would be a crash or a usage error
+    # 1: the misuses were found; 2 would be a crash or a usage error, and anything on stderr
+    # (such as a refused MYPYPATH) means the snippets were not checked.
+    assert run.returncode == 1 and not run.stderr.strip(), run.stdout + run.stderr
     found = {}
     for line in run.stdout.splitlines():
         m = LINE.match(line)
