@@ -14,6 +14,9 @@ import pytest
 import pycvnn
 from pycvnn import _atomic as atomic
 from pycvnn import cli, walkthrough
+from pycvnn.cli import train as train_command
+from pycvnn.cli import walkthrough as walkthrough_command
+from pycvnn.cli.args import DATASETS, MAX_BATCH, MAX_EPOCHS, MAX_HIDDEN, MAX_ITERATIONS
 
 
 @pytest.fixture
@@ -63,7 +66,7 @@ BAD_TRAIN = [
     (["--hidden", "-8"], "--hidden", "bad size '-8'"),
     (["--hidden", "2.5"], "--hidden", "bad size '2.5'"),
     (["--hidden", str(10**9)], "--hidden", f"bad size '{10**9}'"),
-    (["--hidden", str(cli.MAX_HIDDEN + 1)], "--hidden", "from 1 to 100,000"),
+    (["--hidden", str(MAX_HIDDEN + 1)], "--hidden", "from 1 to 100,000"),
     (["--hidden", "20000,20000"], "--hidden", "parameters on digits; the limit is 100,000,000"),
     (["--lr", "-0.1"], "--lr", "got '-0.1'"),
     (["--lr=-1e-9"], "--lr", "got '-1e-9'"),
@@ -75,10 +78,10 @@ BAD_TRAIN = [
     (["--seed", "1.5"], "--seed", "got '1.5'"),
     (["--epochs", "0"], "--epochs", "from 1 to 100,000, got '0'"),
     (["--epochs", "-3"], "--epochs", "got '-3'"),
-    (["--epochs", str(cli.MAX_EPOCHS + 1)], "--epochs", "from 1 to 100,000"),
+    (["--epochs", str(MAX_EPOCHS + 1)], "--epochs", "from 1 to 100,000"),
     (["--epochs", "1e3"], "--epochs", "got '1e3'"),
     (["--batch-size", "-4"], "--batch-size", "got '-4'"),
-    (["--batch-size", str(cli.MAX_BATCH + 1)], "--batch-size", "from 1 to 1,000,000 or 'full'"),
+    (["--batch-size", str(MAX_BATCH + 1)], "--batch-size", "from 1 to 1,000,000 or 'full'"),
     (["--batch-size", "9" * 30], "--batch-size", "9" * 30),
     (["--batch-size", "\u00b2"], "--batch-size", "got '\u00b2'"),  # '²'.isdigit() is True
     (["--plot", "{tmp}/missing/curves.png"], "--plot", "does not exist"),
@@ -121,7 +124,7 @@ def test_an_unwritable_folder_is_refused_before_training(
 
 def test_the_model_size_bound_uses_the_real_data_shapes():
     X, y = pycvnn.datasets.digits()
-    assert cli.DATASETS["digits"] == (X.shape[1], int(y.max()) + 1)
+    assert DATASETS["digits"] == (X.shape[1], int(y.max()) + 1)
 
 
 # ---- values at the bounds are accepted --------------------------------------------------------
@@ -131,8 +134,8 @@ def test_the_model_size_bound_uses_the_real_data_shapes():
 def parsed(monkeypatch):
     """main() with the subcommand replaced by one that records its arguments."""
     seen = []
-    monkeypatch.setattr(cli, "cmd_train", seen.append)
-    monkeypatch.setattr(cli, "cmd_walkthrough", seen.append)
+    monkeypatch.setattr(train_command, "cmd_train", seen.append)
+    monkeypatch.setattr(walkthrough_command, "cmd_walkthrough", seen.append)
 
     def parse(*argv):
         assert cli.main(list(argv)) == 0
@@ -145,11 +148,11 @@ def test_good_values_at_the_bounds_parse(parsed, tmp_path):
     args = parsed(
         "train",
         "--hidden",
-        f" {cli.MAX_HIDDEN} ",
+        f" {MAX_HIDDEN} ",
         "--epochs",
-        str(cli.MAX_EPOCHS),
+        str(MAX_EPOCHS),
         "--batch-size",
-        str(cli.MAX_BATCH),
+        str(MAX_BATCH),
         "--lr",
         "0",
         "--seed",
@@ -157,10 +160,10 @@ def test_good_values_at_the_bounds_parse(parsed, tmp_path):
         "--save",
         str(tmp_path / "m.npz"),
     )
-    assert args.hidden == [cli.MAX_HIDDEN]
+    assert args.hidden == [MAX_HIDDEN]
     assert (args.epochs, args.batch_size, args.lr, args.seed) == (
-        cli.MAX_EPOCHS,
-        cli.MAX_BATCH,
+        MAX_EPOCHS,
+        MAX_BATCH,
         0.0,
         2**70,
     )
@@ -176,8 +179,8 @@ def test_good_values_at_the_bounds_parse(parsed, tmp_path):
         30,
         0,
     )
-    args = parsed("walkthrough", "--iterations", str(cli.MAX_ITERATIONS), "--lr", "0", "--w0=-3")
-    assert (args.iterations, args.lr, args.w0) == (cli.MAX_ITERATIONS, 0.0, -3.0)
+    args = parsed("walkthrough", "--iterations", str(MAX_ITERATIONS), "--lr", "0", "--w0=-3")
+    assert (args.iterations, args.lr, args.w0) == (MAX_ITERATIONS, 0.0, -3.0)
 
 
 def test_plot_extensions_are_matplotlibs(parsed, tmp_path):
@@ -195,7 +198,7 @@ BAD_WALKTHROUGH = [
     (["--iterations", "-2"], "--iterations", "got '-2'"),
     (["--iterations", "1e8"], "--iterations", "got '1e8'"),
     (["--iterations", str(10**8)], "--iterations", "from 0 to 10,000"),
-    (["--iterations", str(cli.MAX_ITERATIONS + 1)], "--iterations", "from 0 to 10,000"),
+    (["--iterations", str(MAX_ITERATIONS + 1)], "--iterations", "from 0 to 10,000"),
     (["--iterations", "2.5"], "--iterations", "got '2.5'"),
     (["--lr", "nan"], "--lr", "finite"),
     (["--lr", "-0.1"], "--lr", ">= 0, got '-0.1'"),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from pycvnn import cli
+from pycvnn.cli.figures import FIGURE_NAMES
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -33,7 +34,7 @@ def test_all_ten_figures_are_written(capsys, tmp_path):
     rc, out, err = run(capsys, "--out", str(out_dir), "--dpi", "50")
     assert rc == 0, err
     written = sorted(p.name for p in out_dir.iterdir())
-    assert written == sorted(f"{name}.png" for name in cli.FIGURE_NAMES)
+    assert written == sorted(f"{name}.png" for name in FIGURE_NAMES)
     assert len(written) == 10
     for path in out_dir.iterdir():
         assert path.read_bytes()[:8] == PNG
@@ -46,7 +47,7 @@ def test_the_gallery_and_the_cli_list_the_same_figures():
     pytest.importorskip("matplotlib")
     from pycvnn.plot import gallery
 
-    assert tuple(gallery.FIGURES) == cli.FIGURE_NAMES
+    assert tuple(gallery.FIGURES) == FIGURE_NAMES
 
 
 def test_only_writes_the_named_figures(capsys, tmp_path):

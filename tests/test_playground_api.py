@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 
 import pycvnn
 from pycvnn import cli
+from pycvnn.cli.playground import listen
 from pycvnn.playground.app import create_app
 from pycvnn.playground.config import DEFAULTS
 
@@ -536,7 +537,7 @@ def test_the_listener_is_a_tcp_socket_so_connections_get_nodelay():
     # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP; a listener made
     # with proto 0 gave keep-alive clients a 40 ms wait on every small response.
     for host in ("127.0.0.1", "localhost"):
-        with cli.listen(host, 0) as sock:
+        with listen(host, 0) as sock:
             assert sock.proto == socket.IPPROTO_TCP
             assert sock.type == socket.SOCK_STREAM
 

@@ -2,6 +2,7 @@
 
 import pathlib
 import re
+import sys
 
 import pytest
 
@@ -15,3 +16,6 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the tour saves a model file
     for i, block in enumerate(blocks):
         exec(compile(block, f"README block {i}", "exec"), {})
+    # The tour draws figures a reader would look at; later tests count the open ones.
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")

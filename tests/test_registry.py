@@ -8,6 +8,7 @@ import pytest
 import pycvnn
 from pycvnn import _core, activations, cli, layers
 from pycvnn import reference as R
+from pycvnn.cli.train import LOSSES, SCHEDULES
 
 NAMES = activations.names()
 
@@ -139,7 +140,7 @@ def test_loss_functions_take_their_option_by_position_and_by_name(name):
 def test_cli_losses_are_those_a_multiclass_model_trains_on():
     kinds = {info.targets for info in pycvnn.losses.REGISTRY.values()}
     assert kinds == {"classes", "values", "binary", "masks"}
-    assert set(cli.LOSSES) == set(pycvnn.losses.names(("classes", "values"))) | {"mse"}
+    assert set(LOSSES) == set(pycvnn.losses.names(("classes", "values"))) | {"mse"}
 
 
 @pytest.mark.parametrize("name", pycvnn.optim.OPTIMIZERS.names())
@@ -158,7 +159,7 @@ def test_each_schedule_has_a_run_default_and_the_cli_offers_it(name):
     schedule = pycvnn.schedules.REGISTRY[name].for_run(0.1, 20)
     lrs = [schedule(e) for e in range(20)]
     assert all(0 <= lr <= 0.1 for lr in lrs) and lrs[0] > 0
-    assert name in cli.SCHEDULES
+    assert name in SCHEDULES
     assert type(pycvnn.schedules.get(name, **_schedule_options(name))) is type(schedule)
 
 

@@ -13,6 +13,7 @@ from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 
 import pycvnn
 from pycvnn import cli, sweep
+from pycvnn.cli.args import DataSpec
 from pycvnn.sklearn import MLPClassifier
 
 QUIET = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -163,7 +164,7 @@ def test_spec_values(tmp_path):
         7,
         240,
     )
-    assert spec.data == cli.DataSpec("digits")
+    assert spec.data == DataSpec("digits")
     assert spec.fixed == {"max_iter": 8, "batch_size": 32}
     assert spec.grid == {
         "hidden_layer_sizes": ((16,), (24, 12)),

@@ -38,7 +38,7 @@ from ._types import Array, FloatArray, IntArray, PathLike
 if TYPE_CHECKING:
     from distributed import Client
 
-    from .cli import DataSpec
+    from .cli.args import DataSpec
     from .sklearn import MLPClassifier, MLPRegressor
 
     Estimator = Union[MLPClassifier, MLPRegressor]
@@ -240,7 +240,7 @@ def check_spec(raw: dict[str, Any], path: str = "<spec>") -> Spec:
 def _data_spec(text: str, path: str, fail: Fail) -> DataSpec:
     import argparse
 
-    from .cli import data_arg
+    from .cli.args import data_arg
 
     try:
         return data_arg(text)
@@ -358,7 +358,7 @@ def load_dataset(spec: Spec) -> Dataset:
 
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    from .cli import load_data
+    from .cli.train import load_data
 
     args = Namespace(data=spec.data, image_size=(28, 28), rgb=False)
     X, y, _, classes, _ = load_data(args)

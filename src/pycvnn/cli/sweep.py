@@ -11,34 +11,31 @@ import sys
 import time
 from typing import TYPE_CHECKING, Iterator, Optional
 
+from ._report import fail, reason
+from .args import float_in, folder_for, int_in, save_path
+
 if TYPE_CHECKING:
     from distributed import Client
 
-    from .cli import Parser
-    from .sweep import Result
+    from ..sweep import Result
+    from . import Parser
 
 RESULT_SUFFIXES = (".csv", ".json")
 
 
 def workers_arg(text: str) -> int:
-    from .cli import _int_in
-
-    return _int_in(text, 0, 1024, "a number of worker processes from 0 (serial) to 1024")
+    return int_in(text, 0, 1024, "a number of worker processes from 0 (serial) to 1024")
 
 
 def timeout_arg(text: str) -> float:
-    from .cli import _float
-
-    value = _float(text, "a number of seconds > 0", minimum=0)
+    value = float_in(text, "a number of seconds > 0", minimum=0)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
     return value
 
 
 def results_path(text: str) -> str:
-    from .cli import _folder_for
-
-    _folder_for(text, "results")
+    folder_for(text, "results")
     if os.path.splitext(text)[1].lower() not in RESULT_SUFFIXES:
         raise argparse.ArgumentTypeError(
             f"expected a file name ending in .csv or .json, got {text!r}"
@@ -47,8 +44,6 @@ def results_path(text: str) -> str:
 
 
 def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
-    from .cli import save_path
-
     p = sub.add_parser(
         "sweep",
         help="grid or random search over an estimator's parameters, on Dask",
@@ -89,7 +84,7 @@ def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
 
 def check_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Everything that can be checked before a cluster starts: the flags and the spec."""
-    from .sweep import SpecError, load_spec
+    from ..sweep import SpecError, load_spec
 
     if args.scheduler is not None and (args.serial or args.workers is not None):
         parser.error("argument --scheduler: not allowed with --workers or --serial")
@@ -151,8 +146,7 @@ def _where(args: argparse.Namespace, client: Optional[Client]) -> str:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from . import sweep
-    from .cli import _fail, _reason
+    from .. import sweep
 
     spec = args.sweep
     trials = sweep.plan(spec)
@@ -180,7 +174,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             results = sweep.run(spec, trials, data, client, on_result=report)
             seconds = time.perf_counter() - start
     except KeyboardInterrupt:
-        _fail("interrupted; the cluster it started is shut down", "sweep")
+        fail("interrupted; the cluster it started is shut down", "sweep")
         return 130
     failed = sum(r.error is not None for r in results)
     status = 0
@@ -189,12 +183,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             sweep.write_results(spec, results, args.out)
             print(f"wrote {len(results)} trial(s) to {args.out}")
         except OSError as err:
-            _fail(f"could not write {args.out}: {_reason(err)}", "sweep")
+            fail(f"could not write {args.out}: {reason(err)}", "sweep")
             status = 1
     top = sweep.best(results)
     print(f"{total} trial(s) in {seconds:.2f} s, {failed} failed")
     if top is None:
-        _fail(f"every trial failed; the first error: {results[0].error}", "sweep")
+        fail(f"every trial failed; the first error: {results[0].error}", "sweep")
         return 1
     print(sweep.table(results))
     print(f"best: trial {top.index}, mean {top.mean_score:.4f} +/- {top.std_score:.4f}")
@@ -204,6 +198,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             model.save(args.best)
             print(f"saved the best trial, refit on all {len(data.X)} rows, to {args.best}")
         except OSError as err:
-            _fail(f"could not save the model to {args.best}: {_reason(err)}", "sweep")
+            fail(f"could not save the model to {args.best}: {reason(err)}", "sweep")
             status = 1
     return status
