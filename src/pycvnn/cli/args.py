@@ -34,12 +34,22 @@ def int_in(text: str, lo: float, hi: float, what: str) -> int:
     return value
 
 
-def float_in(text: str, what: str, minimum: Optional[float] = None) -> float:
+def float_in(
+    text: str,
+    what: str,
+    minimum: Optional[float] = None,
+    maximum: Optional[float] = None,
+    exclusive: bool = False,
+) -> float:
+    """A finite float within [minimum, maximum] (either bound may be None), or within
+    (minimum, maximum) with exclusive=True."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if not math.isfinite(value) or (minimum is not None and value < minimum):
+    below = minimum is not None and (value <= minimum if exclusive else value < minimum)
+    above = maximum is not None and (value >= maximum if exclusive else value > maximum)
+    if not math.isfinite(value) or below or above:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value + 0.0  # -0.0 -> 0.0
 
@@ -109,12 +119,7 @@ def data_arg(text: str) -> DataSpec:
 
 
 def fraction_arg(text: str) -> float:
-    value = float_in(text, "a fraction between 0 and 1 (both excluded)")
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected a fraction between 0 and 1 (both excluded), got {text!r}"
-        )
-    return value
+    return float_in(text, "a fraction between 0 and 1 (both excluded)", 0, 1, exclusive=True)
 
 
 def image_size_arg(text: str) -> tuple[int, int]:

@@ -28,10 +28,7 @@ def workers_arg(text: str) -> int:
 
 
 def timeout_arg(text: str) -> float:
-    value = float_in(text, "a number of seconds > 0", minimum=0)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return value
+    return float_in(text, "a number of seconds > 0", minimum=0, exclusive=True)
 
 
 def results_path(text: str) -> str:
