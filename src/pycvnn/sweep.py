@@ -142,12 +142,13 @@ def estimator_class(kind: str) -> type[MLPClassifier] | type[MLPRegressor]:
 def load_spec(path: PathLike) -> Spec:
     """Read and check the spec at `path`; SpecError naming the file and key on any problem."""
     path = os.fspath(path)
+    toml = _toml()
     try:
         with open(path, "rb") as f:
-            raw = _toml().load(f)
+            raw = toml.load(f)
     except OSError as err:
         raise SpecError(f"{path}: cannot read the spec: {err.strerror or err}") from None
-    except _toml().TOMLDecodeError as err:
+    except toml.TOMLDecodeError as err:
         raise SpecError(f"{path}: not valid TOML: {err}") from None
     return check_spec(raw, path)
 
